@@ -1,0 +1,19 @@
+//! What the XDP programs and user space share: 802.1Q constants, the layout of
+//! the pinned maps, and the frame logic itself.
+//!
+//! The frame logic is written once, against the [`Frame`] trait: the eBPF crate
+//! implements it over `xdp_md`, and [`BufFrame`] implements it over a byte
+//! buffer so that the same code is unit-tested, property-tested and fuzzed on
+//! the host.
+#![no_std]
+
+pub mod drop_reason;
+pub mod forward;
+pub mod frame;
+pub mod maps;
+pub mod vlan;
+
+pub use drop_reason::DropReason;
+pub use forward::{RouterMode, physical, router};
+pub use frame::{BufFrame, Frame};
+pub use vlan::Vid;

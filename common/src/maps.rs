@@ -1,0 +1,28 @@
+//! Names and layouts of the maps and load-time globals both sides use.
+
+/// DEVMAP, 1 entry, key 0 → the router interface. Name, type and pin path are
+/// those of the original, so its tools keep working.
+pub const ROUTER_IFACE: &str = "router_iface";
+pub const ROUTER_IFACE_ENTRIES: u32 = 1;
+/// The only key of `router_iface`.
+pub const ROUTER_IFACE_KEY: u32 = 0;
+
+/// DEVMAP, key VID → the interface attached as physical with that VID. The
+/// managed router redirects through it, so it can only reach those ports.
+pub const VLAN_PORTS: &str = "fwd_vlan_ports";
+/// One slot per 12-bit VID (0 and 4095 stay empty).
+pub const VLAN_PORTS_ENTRIES: u32 = 4096;
+
+/// Read-only global: 1 when our CLI loaded the object (managed mode), 0 when a
+/// foreign loader did (drop-in mode, the original's behaviour).
+pub const GLOBAL_MANAGED: &str = "MANAGED";
+/// Read-only global of the physical program in managed mode: its port's VID.
+pub const GLOBAL_PORT_VID: &str = "PORT_VID";
+
+/// The kernel ORs this into every DEVMAP's flags (programs may not write to
+/// it); ignore it when comparing a pinned map with what we expect.
+pub const BPF_F_RDONLY_PROG: u32 = 1 << 7;
+
+/// The program (ELF section `xdp`) and object names, as in the original.
+pub const PROG_PHYSICAL: &str = "physical";
+pub const PROG_ROUTER: &str = "router";

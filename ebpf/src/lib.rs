@@ -1,0 +1,33 @@
+//! Shared pieces of the two XDP programs: the pinned maps, the load-time
+//! globals and the [`Frame`] implementation over `xdp_md`. The programs
+//! themselves are the thin entry points in `src/bin/`.
+#![no_std]
+
+pub mod maps;
+pub mod xdp_frame;
+
+pub use xdp_frame::XdpFrame;
+
+/// Set to 1 by our loader (managed mode); stays 0 under a foreign loader, which
+/// gives the original's drop-in behaviour.
+#[unsafe(no_mangle)]
+static MANAGED: u8 = 0;
+
+/// Managed physical program: the VID of the port it is attached to.
+#[unsafe(no_mangle)]
+static PORT_VID: u32 = 0;
+
+/// Whether our own loader loaded this program.
+#[inline(always)]
+pub fn managed() -> bool {
+    // SAFETY: reading a plain global; volatile so that the compiler keeps the
+    // load (the loader sets the value, the verifier then prunes dead branches).
+    unsafe { core::ptr::read_volatile(&MANAGED) != 0 }
+}
+
+/// The VID a managed physical program was loaded with.
+#[inline(always)]
+pub fn port_vid() -> u32 {
+    // SAFETY: as in `managed`.
+    unsafe { core::ptr::read_volatile(&PORT_VID) }
+}

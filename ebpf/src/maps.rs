@@ -1,0 +1,84 @@
+//! BTF map definitions, laid out as libbpf expects them in `.maps`.
+//!
+//! aya-ebpf's own BTF maps have no `pinning` member; without it
+//! `xdp-loader -p DIR` would not pin `router_iface` by name, and exported
+//! objects would not share it as the original's did.
+
+use core::{ffi::c_void, ptr};
+
+use aya_ebpf::{bindings::xdp_action, helpers::bpf_redirect_map};
+
+/// `LIBBPF_PIN_NONE` / `LIBBPF_PIN_BY_NAME`.
+pub const PIN_NONE: usize = 0;
+pub const PIN_BY_NAME: usize = 1;
+
+/// `BPF_F_RDONLY_PROG`: the kernel ORs it into every DEVMAP's flags.
+pub const RDONLY_PROG: usize = 1 << 7;
+
+/// A DEVMAP with 4-byte keys and values (as the original declares it).
+/// Every member is a pointer whose pointee type carries the value in BTF.
+#[repr(C)]
+pub struct DevMap<const MAX_ENTRIES: usize, const PINNING: usize, const FLAGS: usize> {
+    r#type: *const [i32; 14], // BPF_MAP_TYPE_DEVMAP
+    key: *const u32,
+    value: *const u32,
+    max_entries: *const [i32; MAX_ENTRIES],
+    map_flags: *const [i32; FLAGS],
+    pinning: *const [i32; PINNING],
+}
+
+// SAFETY: the members are never dereferenced; the loader replaces the whole
+// definition with a map reference.
+unsafe impl<const M: usize, const P: usize, const F: usize> Sync for DevMap<M, P, F> {}
+
+impl<const M: usize, const P: usize, const F: usize> DevMap<M, P, F> {
+    pub const fn new() -> Self {
+        Self {
+            r#type: ptr::null(),
+            key: ptr::null(),
+            value: ptr::null(),
+            max_entries: ptr::null(),
+            map_flags: ptr::null(),
+            pinning: ptr::null(),
+        }
+    }
+
+    /// Redirects to the device in slot `key`; an empty slot gives `Err`
+    /// (a clean drop rather than the XDP_ABORTED of flags 0).
+    #[inline(always)]
+    pub fn redirect(&self, key: u32) -> Result<u32, ()> {
+        let map = ptr::from_ref(self).cast_mut().cast::<c_void>();
+        // SAFETY: `map` is a map reference after relocation; the low bits of
+        // flags are the action to return when the slot is empty.
+        let ret = unsafe { bpf_redirect_map(map, key.into(), u64::from(xdp_action::XDP_DROP)) };
+        if ret == i64::from(xdp_action::XDP_REDIRECT) {
+            Ok(xdp_action::XDP_REDIRECT)
+        } else {
+            Err(())
+        }
+    }
+}
+
+impl<const M: usize, const P: usize, const F: usize> Default for DevMap<M, P, F> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The router interface, in slot 0 (name, type and pinning as the original).
+///
+/// Declared with the flags the kernel reports for it: libbpf before 1.3
+/// compares them strictly when it reuses the pin (and refuses a DEVMAP pinned
+/// by anyone), 1.3 and later add `BPF_F_RDONLY_PROG` before comparing; both
+/// accept this definition. No libbpf can *create* the map from it (the kernel
+/// refuses the flag at creation), so our tools always pin it first; aya never
+/// creates it either, it only opens the pin.
+#[unsafe(link_section = ".maps")]
+#[unsafe(export_name = "router_iface")]
+pub static ROUTER_IFACE: DevMap<1, PIN_BY_NAME, RDONLY_PROG> = DevMap::new();
+
+/// VID → physical port, for the managed router. Pinned by our loader at a path
+/// of its choosing, so a foreign loader leaves it private and unused.
+#[unsafe(link_section = ".maps")]
+#[unsafe(export_name = "fwd_vlan_ports")]
+pub static VLAN_PORTS: DevMap<4096, PIN_NONE, 0> = DevMap::new();

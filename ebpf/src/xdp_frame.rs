@@ -1,0 +1,30 @@
+//! [`Frame`] over the XDP context.
+
+use aya_ebpf::{helpers::bpf_xdp_adjust_head, programs::XdpContext};
+use xdp_forwarder_common::Frame;
+
+pub struct XdpFrame(pub XdpContext);
+
+impl Frame for XdpFrame {
+    #[inline(always)]
+    fn adjust_head(&mut self, delta: i32) -> Result<(), ()> {
+        // SAFETY: the helper only needs the program's own context; it
+        // invalidates earlier packet pointers, and `head` always reloads them.
+        match unsafe { bpf_xdp_adjust_head(self.0.ctx, delta) } {
+            0 => Ok(()),
+            _ => Err(()),
+        }
+    }
+
+    #[inline(always)]
+    fn head<const N: usize>(&mut self) -> Option<&mut [u8; N]> {
+        let start = self.0.data();
+        if start + N > self.0.data_end() {
+            return None;
+        }
+        // SAFETY: the check above (which the verifier sees too) proves that
+        // the N bytes from `start` lie inside the packet, and nothing else
+        // refers to them while the reference lives.
+        Some(unsafe { &mut *(start as *mut [u8; N]) })
+    }
+}

@@ -1,0 +1,566 @@
+//! Attaching and detaching ports, and pointing `router_iface`: each operation
+//! either completes or leaves nothing behind.
+
+use std::{
+    collections::BTreeMap,
+    os::fd::AsFd as _,
+    path::{Path, PathBuf},
+};
+
+use aya::{
+    EbpfLoader,
+    programs::{Xdp, XdpMode, links::FdLink},
+};
+use tracing::{debug, info, warn};
+use xdp_forwarder_common::{
+    Vid,
+    maps::{GLOBAL_MANAGED, GLOBAL_PORT_VID, ROUTER_IFACE, ROUTER_IFACE_KEY, VLAN_PORTS},
+};
+
+use crate::{
+    Error, Mode, ModeChoice, Result, Role,
+    netdev::{Link, Netdev},
+    objects,
+    pins::{self, MapSpec, PinDir, Pinned},
+    ports::{FLAG_SET_PROMISC, PortRecord, Ports},
+    privileges, sys,
+};
+
+/// What `attach` is asked to do.
+#[derive(Clone, Debug)]
+pub struct AttachRequest {
+    pub iface: String,
+    pub role: Role,
+    pub mode: ModeChoice,
+    pub vid: Option<u32>,
+    pub replace: bool,
+}
+
+/// What `attach` did.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Attached {
+    pub iface: String,
+    pub ifindex: u32,
+    pub role: Role,
+    pub mode: Mode,
+    /// The port's VID (physical only).
+    pub vid: Option<u16>,
+    /// `true` when it was already attached like this and nothing changed.
+    pub unchanged: bool,
+}
+
+/// The data plane of one pin dir, in the current network namespace.
+pub struct Forwarder {
+    pins: PinDir,
+    net: Netdev,
+}
+
+impl Forwarder {
+    /// Checks privileges and the pin dir; needs a tokio runtime (netlink).
+    pub fn open(pin_dir: &Path) -> Result<Self> {
+        privileges::require("xdp-forwarder")?;
+        Ok(Self {
+            pins: PinDir::open(pin_dir)?,
+            net: Netdev::connect()?,
+        })
+    }
+
+    pub fn pins(&self) -> &PinDir {
+        &self.pins
+    }
+
+    pub fn netdev(&self) -> &Netdev {
+        &self.net
+    }
+
+    /// Attaches `req.role` to `req.iface`: loads the program, pins its link
+    /// and fills the maps. Idempotent for the same role.
+    pub async fn attach(&self, req: &AttachRequest) -> Result<Attached> {
+        let link = self.net.by_name(&req.iface).await?;
+        if link.loopback {
+            return Err(Error::Refused {
+                iface: link.name,
+                why: "the loopback interface never carries forwarded traffic".into(),
+            });
+        }
+        let mut undo = Undo::default();
+        let mut ports = Ports::open_or_create(&self.pins)?;
+        if ports.created {
+            undo.remove_pin(ports.pinned_path.clone());
+        }
+        self.prune_gone(&mut ports).await?;
+
+        if let Some(rec) = ports.get(link.index)? {
+            if self.pins.link(link.index).exists() {
+                if let Some(done) = already_attached(req, &link, &rec)? {
+                    undo.commit();
+                    return Ok(done);
+                }
+                info!(iface = %link.name, from = %rec.role(), to = %req.role, "replacing");
+            }
+            self.release(&mut ports, link.index, &rec, Some(&link))
+                .await?;
+        } else if let Some((prog_id, _)) = link.xdp {
+            return Err(Error::ForeignProgram {
+                iface: link.name,
+                prog_id,
+            });
+        }
+
+        let router_iface = pins::open_or_create(&self.pins.router_iface(), MapSpec::ROUTER_IFACE)?;
+        let vlan_ports = pins::open_or_create(&self.pins.vlan_ports(), MapSpec::VLAN_PORTS)?;
+        for pinned in [&router_iface, &vlan_ports] {
+            if pinned.created {
+                undo.remove_pin(pinned.path.clone());
+            }
+        }
+        let current_router =
+            sys::lookup(router_iface.map.fd().as_fd(), ROUTER_IFACE_KEY).map_err(|e| {
+                Error::kernel(format!("cannot read {}", router_iface.path.display()), e)
+            })?;
+        let all = ports.all()?;
+        let vid = match req.role {
+            Role::Physical => {
+                if current_router == Some(link.index) {
+                    return Err(Error::Refused {
+                        iface: link.name,
+                        why: "it is the router interface (router_iface); a port cannot send to itself".into(),
+                    });
+                }
+                Some(self.choose_vid(req.vid, link.index, &all).await?)
+            }
+            Role::Router => {
+                if let Some((other, _)) = all
+                    .iter()
+                    .find(|(i, r)| r.role() == Role::Router && *i != link.index)
+                {
+                    let other = self.name_of(*other).await;
+                    return Err(Error::Refused {
+                        iface: link.name,
+                        why: format!("{other} is already the router interface; detach it first"),
+                    });
+                }
+                None
+            }
+        };
+
+        let mode = self.load_and_pin(req, &link, vid, &mut undo)?;
+
+        if let Some(vid) = vid {
+            sys::update(vlan_ports.map.fd().as_fd(), u32::from(vid), link.index)
+                .map_err(|e| Error::kernel(format!("cannot map VID {vid} to {}", link.name), e))?;
+            undo.restore_slot(&vlan_ports, u32::from(vid), None);
+        } else {
+            sys::update(router_iface.map.fd().as_fd(), ROUTER_IFACE_KEY, link.index).map_err(
+                |e| Error::kernel(format!("cannot point {ROUTER_IFACE} at {}", link.name), e),
+            )?;
+            undo.restore_slot(&router_iface, ROUTER_IFACE_KEY, current_router);
+        }
+
+        self.net.set_up(&link).await?;
+        let mut flags = 0;
+        if req.role == Role::Router && !link.promisc {
+            self.net.set_promisc(&link, true).await?;
+            flags |= FLAG_SET_PROMISC;
+        }
+        ports.insert(
+            link.index,
+            PortRecord::new(req.role, mode, vid.unwrap_or(0), flags),
+        )?;
+        undo.commit();
+        info!(iface = %link.name, role = %req.role, %mode, ?vid, "attached");
+        Ok(Attached {
+            iface: link.name,
+            ifindex: link.index,
+            role: req.role,
+            mode,
+            vid,
+            unchanged: false,
+        })
+    }
+
+    /// Loads the role's program in managed mode, attaches it and pins the link.
+    fn load_and_pin(
+        &self,
+        req: &AttachRequest,
+        link: &Link,
+        vid: Option<u16>,
+        undo: &mut Undo,
+    ) -> Result<Mode> {
+        let router_iface = self.pins.router_iface();
+        let vlan_ports = self.pins.vlan_ports();
+        let managed: u8 = 1;
+        let port_vid = u32::from(vid.unwrap_or(0));
+        let mut loader = EbpfLoader::new();
+        loader
+            .override_global(GLOBAL_MANAGED, &managed, true)
+            .override_global(GLOBAL_PORT_VID, &port_vid, req.role == Role::Physical)
+            .map_pin_path(ROUTER_IFACE, router_iface.as_path())
+            .map_pin_path(VLAN_PORTS, vlan_ports.as_path());
+        let mut ebpf = loader
+            .load(objects::object(req.role))
+            .map_err(|e| Error::kernel(format!("cannot load the {} object", req.role), e))?;
+        let name = objects::program_name(req.role);
+        let prog: &mut Xdp = ebpf
+            .program_mut(name)
+            .ok_or_else(|| Error::kernel("corrupt embedded object", format!("no program {name}")))?
+            .try_into()
+            .map_err(|e| Error::kernel("corrupt embedded object", e))?;
+        prog.load()
+            .map_err(|e| Error::kernel(format!("the kernel refused the {name} program"), e))?;
+
+        let candidates: &[Mode] = match req.mode {
+            ModeChoice::Auto => &[Mode::Native, Mode::Skb],
+            ModeChoice::Native => &[Mode::Native],
+            ModeChoice::Skb => &[Mode::Skb],
+        };
+        let mut last_err = None;
+        for &mode in candidates {
+            let xdp_mode = match mode {
+                Mode::Native => XdpMode::Driver,
+                Mode::Skb => XdpMode::Skb,
+            };
+            let link_id = match prog.attach_to_if_index(link.index, xdp_mode) {
+                Ok(id) => id,
+                Err(e) => {
+                    debug!(iface = %link.name, %mode, error = %e, "attach failed");
+                    last_err = Some(Error::kernel(
+                        format!("cannot attach {name} to {} in {mode} mode", link.name),
+                        e,
+                    ));
+                    continue;
+                }
+            };
+            let xdp_link = prog
+                .take_link(link_id)
+                .map_err(|e| Error::kernel("cannot take the XDP link", e))?;
+            let fd_link = FdLink::try_from(xdp_link).map_err(|e| {
+                Error::kernel(
+                    format!(
+                        "{}: this kernel attached XDP without a bpf_link, which cannot be pinned",
+                        link.name
+                    ),
+                    e,
+                )
+            })?;
+            let path = self.pins.link(link.index);
+            std::fs::create_dir_all(self.pins.state_dir()).map_err(|e| {
+                Error::kernel(
+                    format!("cannot create {}", self.pins.state_dir().display()),
+                    e,
+                )
+            })?;
+            fd_link.pin(&path).map_err(|e| {
+                Error::kernel(
+                    format!("cannot pin the link of {} at {}", link.name, path.display()),
+                    e,
+                )
+            })?;
+            undo.remove_pin(path);
+            if req.mode == ModeChoice::Auto && mode == Mode::Skb {
+                warn!(iface = %link.name, "native XDP unavailable, using skb (generic) mode");
+            }
+            return Ok(mode);
+        }
+        Err(last_err.unwrap_or_else(|| Error::kernel("attach", "no mode to try")))
+    }
+
+    async fn choose_vid(
+        &self,
+        requested: Option<u32>,
+        ifindex: u32,
+        ports: &[(u32, PortRecord)],
+    ) -> Result<u16> {
+        let used: BTreeMap<u16, u32> = ports
+            .iter()
+            .filter(|(i, r)| r.role() == Role::Physical && *i != ifindex)
+            .map(|(i, r)| (r.vid, *i))
+            .collect();
+        if let Some(requested) = requested {
+            let vid = Vid::new(requested)
+                .ok_or(Error::InvalidVid(requested))?
+                .get();
+            return match used.get(&vid) {
+                Some(owner) => Err(Error::VidInUse {
+                    vid,
+                    owner: self.name_of(*owner).await,
+                }),
+                None => Ok(vid),
+            };
+        }
+        if let Some(vid) = Vid::new(ifindex).map(Vid::get)
+            && !used.contains_key(&vid)
+        {
+            return Ok(vid);
+        }
+        (Vid::MIN..=Vid::MAX)
+            .find(|v| !used.contains_key(v))
+            .ok_or(Error::NoFreeVid)
+    }
+
+    async fn name_of(&self, ifindex: u32) -> String {
+        match self.net.by_index(ifindex).await {
+            Ok(Some(link)) => link.name,
+            _ => format!("ifindex {ifindex}"),
+        }
+    }
+
+    /// Forgets ports whose interface has disappeared (their links died with
+    /// them): frees their VIDs and pins.
+    async fn prune_gone(&self, ports: &mut Ports) -> Result<()> {
+        for (ifindex, rec) in ports.all()? {
+            if self.net.by_index(ifindex).await?.is_none() {
+                info!(ifindex, role = %rec.role(), vid = rec.vid, "forgetting a port whose interface is gone");
+                self.release(ports, ifindex, &rec, None).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Undoes everything `attach` did for one port.
+    async fn release(
+        &self,
+        ports: &mut Ports,
+        ifindex: u32,
+        rec: &PortRecord,
+        link: Option<&Link>,
+    ) -> Result<()> {
+        remove_pin(&self.pins.link(ifindex))?;
+        let (path, spec, key) = match rec.role() {
+            Role::Physical => (
+                self.pins.vlan_ports(),
+                MapSpec::VLAN_PORTS,
+                u32::from(rec.vid),
+            ),
+            Role::Router => (
+                self.pins.router_iface(),
+                MapSpec::ROUTER_IFACE,
+                ROUTER_IFACE_KEY,
+            ),
+        };
+        if let Some(map) = pins::open_existing(&path, spec)? {
+            let fd = map.fd().as_fd();
+            let slot = sys::lookup(fd, key)
+                .map_err(|e| Error::kernel(format!("cannot read {}", path.display()), e))?;
+            if slot == Some(ifindex) {
+                sys::delete(fd, key)
+                    .map_err(|e| Error::kernel(format!("cannot update {}", path.display()), e))?;
+            }
+        }
+        if let Some(link) = link
+            && rec.flags & FLAG_SET_PROMISC != 0
+        {
+            self.net.set_promisc(link, false).await?;
+        }
+        ports.remove(ifindex)
+    }
+
+    /// Detaches `iface`, returning what it was.
+    pub async fn detach(&self, iface: &str) -> Result<Attached> {
+        let link = self.net.by_name(iface).await?;
+        let not_attached = || Error::NotAttached {
+            iface: iface.to_owned(),
+        };
+        let mut ports = Ports::open(&self.pins)?.ok_or_else(not_attached)?;
+        let rec = ports.get(link.index)?.ok_or_else(not_attached)?;
+        self.release(&mut ports, link.index, &rec, Some(&link))
+            .await?;
+        self.drop_state_if_empty(&ports)?;
+        info!(iface, role = %rec.role(), "detached");
+        Ok(attached_from(&link.name, link.index, &rec))
+    }
+
+    /// Detaches every port of this pin dir, including those whose interface
+    /// is gone.
+    pub async fn detach_all(&self) -> Result<Vec<Attached>> {
+        let Some(mut ports) = Ports::open(&self.pins)? else {
+            return Ok(Vec::new());
+        };
+        let mut done = Vec::new();
+        for (ifindex, rec) in ports.all()? {
+            let link = self.net.by_index(ifindex).await?;
+            self.release(&mut ports, ifindex, &rec, link.as_ref())
+                .await?;
+            let name = link.map_or_else(|| format!("(gone, ifindex {ifindex})"), |l| l.name);
+            done.push(attached_from(&name, ifindex, &rec));
+        }
+        self.drop_state_if_empty(&ports)?;
+        Ok(done)
+    }
+
+    /// With no port left, our private pins go; `router_iface` stays, as the
+    /// original's did (foreign programs may share it).
+    fn drop_state_if_empty(&self, ports: &Ports) -> Result<()> {
+        if !ports.all()?.is_empty() {
+            return Ok(());
+        }
+        remove_pin(&self.pins.vlan_ports())?;
+        remove_pin(&self.pins.ports())?;
+        match std::fs::remove_dir(self.pins.state_dir()) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::kernel(
+                format!("cannot remove {}", self.pins.state_dir().display()),
+                e,
+            )),
+        }
+    }
+
+    /// Points `router_iface` at `iface`, creating the pinned map if needed.
+    /// Returns the ifindex it pointed at before.
+    pub async fn set_router_iface(&self, iface: &str) -> Result<(u32, Option<u32>)> {
+        let link = self.net.by_name(iface).await?;
+        if link.loopback {
+            return Err(Error::Refused {
+                iface: link.name,
+                why: "the loopback interface cannot be the router interface".into(),
+            });
+        }
+        if let Some(ports) = Ports::open(&self.pins)?
+            && let Some(rec) = ports.get(link.index)?
+            && rec.role() == Role::Physical
+        {
+            return Err(Error::Refused {
+                iface: link.name,
+                why: "it is attached as a physical port; frames would loop back into it (detach it first)".into(),
+            });
+        }
+        let pinned = pins::open_or_create(&self.pins.router_iface(), MapSpec::ROUTER_IFACE)?;
+        let fd = pinned.map.fd().as_fd();
+        let before = sys::lookup(fd, ROUTER_IFACE_KEY)
+            .map_err(|e| Error::kernel(format!("cannot read {}", pinned.path.display()), e))?;
+        sys::update(fd, ROUTER_IFACE_KEY, link.index)
+            .map_err(|e| Error::kernel(format!("cannot update {}", pinned.path.display()), e))?;
+        info!(iface, ifindex = link.index, ?before, "router_iface set");
+        Ok((link.index, before))
+    }
+}
+
+/// Pins `router_iface` in `pin_dir` if nothing is pinned there, so that
+/// objects loaded by a foreign loader can share it. Returns its path.
+pub fn prepare_router_iface(pin_dir: &Path) -> Result<PathBuf> {
+    privileges::require("pinning router_iface")?;
+    let pins = PinDir::open(pin_dir)?;
+    Ok(pins::open_or_create(&pins.router_iface(), MapSpec::ROUTER_IFACE)?.path)
+}
+
+/// `Some` when `iface` already is what `req` asks for; an error when it is
+/// attached differently and `--replace` was not given; `None` to re-attach.
+fn already_attached(
+    req: &AttachRequest,
+    link: &Link,
+    rec: &PortRecord,
+) -> Result<Option<Attached>> {
+    if req.replace {
+        return Ok(None);
+    }
+    if rec.role() != req.role {
+        return Err(Error::RoleConflict {
+            iface: link.name.clone(),
+            current: rec.role(),
+        });
+    }
+    if let Some(vid) = req.vid
+        && req.role == Role::Physical
+        && vid != u32::from(rec.vid)
+    {
+        return Err(Error::VidConflict {
+            iface: link.name.clone(),
+            current: rec.vid,
+        });
+    }
+    let mode_ok = match req.mode {
+        ModeChoice::Auto => true,
+        ModeChoice::Native => rec.mode() == Mode::Native,
+        ModeChoice::Skb => rec.mode() == Mode::Skb,
+    };
+    if !mode_ok {
+        return Err(Error::Refused {
+            iface: link.name.clone(),
+            why: format!(
+                "it is attached in {} mode; add --replace to change the mode",
+                rec.mode()
+            ),
+        });
+    }
+    let mut done = attached_from(&link.name, link.index, rec);
+    done.unchanged = true;
+    Ok(Some(done))
+}
+
+fn attached_from(name: &str, ifindex: u32, rec: &PortRecord) -> Attached {
+    Attached {
+        iface: name.to_owned(),
+        ifindex,
+        role: rec.role(),
+        mode: rec.mode(),
+        vid: (rec.role() == Role::Physical).then_some(rec.vid),
+        unchanged: false,
+    }
+}
+
+fn remove_pin(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::kernel(
+            format!("cannot remove {}", path.display()),
+            e,
+        )),
+    }
+}
+
+/// Steps to take back, newest first, unless the operation commits.
+#[derive(Default)]
+struct Undo {
+    steps: Vec<UndoStep>,
+}
+
+enum UndoStep {
+    RemovePin(PathBuf),
+    RestoreSlot {
+        map: aya::maps::MapData,
+        key: u32,
+        value: Option<u32>,
+    },
+}
+
+impl Undo {
+    fn remove_pin(&mut self, path: PathBuf) {
+        self.steps.push(UndoStep::RemovePin(path));
+    }
+
+    fn restore_slot(&mut self, pinned: &Pinned, key: u32, value: Option<u32>) {
+        match aya::maps::MapData::from_pin(&pinned.path) {
+            Ok(map) => self.steps.push(UndoStep::RestoreSlot { map, key, value }),
+            Err(e) => {
+                warn!(path = %pinned.path.display(), error = %e, "cannot reopen map for rollback")
+            }
+        }
+    }
+
+    fn commit(mut self) {
+        self.steps.clear();
+    }
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        while let Some(step) = self.steps.pop() {
+            let result = match &step {
+                UndoStep::RemovePin(path) => remove_pin(path).map_err(|e| e.to_string()),
+                UndoStep::RestoreSlot { map, key, value } => {
+                    let fd = map.fd().as_fd();
+                    match value {
+                        Some(v) => sys::update(fd, *key, *v),
+                        None => sys::delete(fd, *key),
+                    }
+                    .map_err(|e| e.to_string())
+                }
+            };
+            if let Err(error) = result {
+                warn!(%error, "rollback step failed");
+            }
+        }
+    }
+}

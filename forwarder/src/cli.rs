@@ -1,0 +1,214 @@
+//! Command line of `xdp-forwarder` and `set-router-iface`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::{
+    ModeChoice, Result, Role,
+    attach::{AttachRequest, Forwarder},
+    objects,
+    pins::DEFAULT_PIN_DIR,
+};
+
+/// XDP data plane: physical NICs ↔ one router interface, multiplexed by
+/// 802.1Q VLAN tags.
+#[derive(Debug, Parser)]
+#[command(name = "xdp-forwarder", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PinDirArg {
+    /// bpffs directory holding router_iface and the xdp-forwarder state.
+    #[arg(long, default_value = DEFAULT_PIN_DIR, value_name = "DIR")]
+    pub pin_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Attach the physical or router program to an interface; the attachment
+    /// is pinned and outlives this command.
+    Attach {
+        /// The interface.
+        iface: String,
+        /// What the interface is.
+        #[arg(long)]
+        role: Role,
+        /// Native (driver) or skb (generic) XDP; auto tries native first.
+        #[arg(long, value_enum, default_value_t = ModeChoice::Auto)]
+        mode: ModeChoice,
+        /// Physical only: the VID (1..=4094) for this NIC; default: its ifindex
+        /// when free and in range, else the lowest free VID.
+        #[arg(long, value_name = "N")]
+        vid: Option<u32>,
+        /// Re-attach even if the interface is already attached (other role,
+        /// VID or mode).
+        #[arg(long)]
+        replace: bool,
+        #[command(flatten)]
+        pins: PinDirArg,
+    },
+    /// Remove an attachment, its pins and its map entries.
+    Detach {
+        /// The interface (omit with --all).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        iface: Option<String>,
+        /// Detach every port of the pin dir, including ports whose interface is gone.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        pins: PinDirArg,
+    },
+    /// Point router_iface (entry 0) at IFACE, as the original set_router_iface.
+    SetRouterIface {
+        iface: String,
+        #[command(flatten)]
+        pins: PinDirArg,
+    },
+    /// Show what is attached where.
+    Status {
+        /// Machine-readable output (schema documented in the README).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        pins: PinDirArg,
+    },
+    /// Write prog_physical.o and prog_router.o, loadable with
+    /// `xdp-loader load IFACE DIR/prog_physical.o -m skb -p /sys/fs/bpf`.
+    ExportObjects {
+        /// Where to write them (created if needed).
+        dir: PathBuf,
+        /// Also pin router_iface there if it is missing: the objects reuse the
+        /// pin but cannot create it (see the README). Skipped, with a note,
+        /// when the directory is not a bpffs mount or we are not root.
+        #[command(flatten)]
+        pins: PinDirArg,
+    },
+}
+
+/// Runs one command, printing its outcome.
+pub async fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Attach {
+            iface,
+            role,
+            mode,
+            vid,
+            replace,
+            pins,
+        } => {
+            if vid.is_some() && role == Role::Router {
+                return Err(crate::Error::Refused {
+                    iface,
+                    why: "--vid only applies to --role physical".into(),
+                });
+            }
+            let fwd = Forwarder::open(&pins.pin_dir)?;
+            let done = fwd
+                .attach(&AttachRequest {
+                    iface,
+                    role,
+                    mode,
+                    vid,
+                    replace,
+                })
+                .await?;
+            let vid = done.vid.map(|v| format!(", VID {v}")).unwrap_or_default();
+            let what = if done.unchanged {
+                "already attached"
+            } else {
+                "attached"
+            };
+            println!(
+                "{}: {what} as {} ({} mode{vid})",
+                done.iface, done.role, done.mode
+            );
+        }
+        Command::Detach { iface, all, pins } => {
+            let fwd = Forwarder::open(&pins.pin_dir)?;
+            let done = match iface {
+                Some(iface) if !all => vec![fwd.detach(&iface).await?],
+                _ => fwd.detach_all().await?,
+            };
+            if done.is_empty() {
+                println!("nothing attached");
+            }
+            for d in done {
+                println!("{}: detached ({})", d.iface, d.role);
+            }
+        }
+        Command::SetRouterIface { iface, pins } => {
+            let fwd = Forwarder::open(&pins.pin_dir)?;
+            let (ifindex, _) = fwd.set_router_iface(&iface).await?;
+            println!("router_iface → {iface} (ifindex {ifindex})");
+        }
+        Command::Status { json, pins } => {
+            let fwd = Forwarder::open(&pins.pin_dir)?;
+            let status = fwd.status().await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&status)
+                        .map_err(|e| crate::Error::kernel("json", e))?
+                );
+            } else {
+                print!("{status}");
+            }
+        }
+        Command::ExportObjects { dir, pins } => {
+            for path in
+                objects::export(&dir).map_err(|e| crate::Error::kernel("export-objects", e))?
+            {
+                println!("{}", path.display());
+            }
+            match crate::attach::prepare_router_iface(&pins.pin_dir) {
+                Ok(path) => println!("{} is pinned: xdp-loader can share it", path.display()),
+                Err(e) => eprintln!(
+                    "note: router_iface is not pinned ({e}); run `xdp-forwarder set-router-iface IFACE` \
+                     (or this command again) as root before `xdp-loader load ... -p {}`",
+                    pins.pin_dir.display()
+                ),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Logs to stderr; `RUST_LOG` overrides the default level (warn).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Runs `command` on a single-threaded runtime and turns an error into a
+/// message and exit code 1.
+pub fn main_with(command: Command) -> std::process::ExitCode {
+    // SAFETY: restoring the default disposition before any thread starts, so
+    // that `xdp-forwarder status | head` ends quietly instead of panicking.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(command)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

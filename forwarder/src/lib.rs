@@ -1,0 +1,72 @@
+//! User space of xdp-forwarder: loads the XDP programs, attaches them to
+//! interfaces with pinned links (so they outlive this process), and keeps the
+//! pinned maps that tie physical ports and the router together.
+//!
+//! - [`attach`]: attach / detach / set-router-iface, all-or-nothing.
+//! - [`status`]: what runs where.
+//! - [`pins`], [`ports`]: the pinned state; [`netdev`]: interfaces via rtnetlink.
+//! - [`objects`]: the embedded eBPF objects and their export.
+
+pub mod attach;
+pub mod cli;
+pub mod error;
+pub mod netdev;
+pub mod objects;
+pub mod pins;
+pub mod ports;
+pub mod privileges;
+pub mod status;
+mod sys;
+
+pub use error::{Error, Result};
+
+/// What a port does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+#[repr(u8)]
+pub enum Role {
+    /// A NIC: frames get its VID and go to the router interface.
+    Physical = 0,
+    /// The router-facing interface: frames lose their tag and go to the NIC
+    /// the VID names.
+    Router = 1,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Physical => "physical",
+            Role::Router => "router",
+        })
+    }
+}
+
+/// How an XDP program runs on an interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+#[repr(u8)]
+pub enum Mode {
+    /// In the driver (XDP_FLAGS_DRV_MODE).
+    Native = 0,
+    /// Generic XDP on the skb (XDP_FLAGS_SKB_MODE).
+    Skb = 1,
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Native => "native",
+            Mode::Skb => "skb",
+        })
+    }
+}
+
+/// The mode asked for on the command line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeChoice {
+    /// Native if the driver supports it, else skb.
+    #[default]
+    Auto,
+    Native,
+    Skb,
+}

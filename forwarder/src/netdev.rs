@@ -1,0 +1,154 @@
+//! Network interfaces over rtnetlink: look-ups, link up, promiscuous mode,
+//! and which XDP program runs where.
+
+use futures::TryStreamExt as _;
+use rtnetlink::{
+    Handle, LinkUnspec,
+    packet_route::link::{LinkAttribute, LinkFlags, LinkMessage, LinkXdp, XdpAttached},
+};
+
+use crate::{Error, Mode, Result};
+
+/// What we need to know about one interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    pub index: u32,
+    pub name: String,
+    pub mac: Option<[u8; 6]>,
+    pub mtu: Option<u32>,
+    pub up: bool,
+    pub promisc: bool,
+    pub loopback: bool,
+    /// The XDP program attached, if any, and in which mode.
+    pub xdp: Option<(u32, Option<Mode>)>,
+}
+
+impl Link {
+    fn from_message(msg: LinkMessage) -> Self {
+        let flags = msg.header.flags;
+        let mut link = Link {
+            index: msg.header.index,
+            name: String::new(),
+            mac: None,
+            mtu: None,
+            up: flags.contains(LinkFlags::Up),
+            promisc: flags.contains(LinkFlags::Promisc),
+            loopback: flags.contains(LinkFlags::Loopback),
+            xdp: None,
+        };
+        for attr in msg.attributes {
+            match attr {
+                LinkAttribute::IfName(name) => link.name = name,
+                LinkAttribute::Address(addr) => link.mac = addr.try_into().ok(),
+                LinkAttribute::Mtu(mtu) => link.mtu = Some(mtu),
+                LinkAttribute::Xdp(xdp) => link.xdp = xdp_state(&xdp),
+                _ => {}
+            }
+        }
+        link
+    }
+
+    pub fn mac_string(&self) -> String {
+        self.mac.map_or_else(String::new, |m| {
+            m.iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":")
+        })
+    }
+}
+
+fn xdp_state(attrs: &[LinkXdp]) -> Option<(u32, Option<Mode>)> {
+    let mut mode = None;
+    let mut prog = None;
+    for attr in attrs {
+        match attr {
+            LinkXdp::Attached(XdpAttached::Driver) => mode = Some(Mode::Native),
+            LinkXdp::Attached(XdpAttached::SocketBuffer) => mode = Some(Mode::Skb),
+            LinkXdp::ProgId(id) if *id != 0 => prog = Some(*id),
+            _ => {}
+        }
+    }
+    prog.map(|id| (id, mode))
+}
+
+/// An rtnetlink session in the current network namespace.
+pub struct Netdev {
+    handle: Handle,
+}
+
+impl Netdev {
+    /// Must be called inside a tokio runtime: the connection runs as a task.
+    pub fn connect() -> Result<Self> {
+        let (connection, handle, _) =
+            rtnetlink::new_connection().map_err(|e| Error::kernel("cannot open rtnetlink", e))?;
+        tokio::spawn(connection);
+        Ok(Self { handle })
+    }
+
+    /// The interface called `name`.
+    pub async fn by_name(&self, name: &str) -> Result<Link> {
+        let unknown = || Error::UnknownInterface(name.to_owned());
+        if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains('/') {
+            return Err(unknown());
+        }
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_owned())
+            .execute();
+        match links.try_next().await {
+            Ok(Some(msg)) => Ok(Link::from_message(msg)),
+            Ok(None) => Err(unknown()),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => {
+                Err(unknown())
+            }
+            Err(e) => Err(Error::kernel(format!("cannot look up interface {name}"), e)),
+        }
+    }
+
+    /// The interface with `index`, `None` when there is none.
+    pub async fn by_index(&self, index: u32) -> Result<Option<Link>> {
+        let mut links = self.handle.link().get().match_index(index).execute();
+        match links.try_next().await {
+            Ok(msg) => Ok(msg.map(Link::from_message)),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
+            Err(e) => Err(Error::kernel(format!("cannot look up ifindex {index}"), e)),
+        }
+    }
+
+    /// Every interface in the namespace.
+    pub async fn all(&self) -> Result<Vec<Link>> {
+        self.handle
+            .link()
+            .get()
+            .execute()
+            .map_ok(Link::from_message)
+            .try_collect()
+            .await
+            .map_err(|e| Error::kernel("cannot list interfaces", e))
+    }
+
+    pub async fn set_up(&self, link: &Link) -> Result<()> {
+        self.handle
+            .link()
+            .set(LinkUnspec::new_with_index(link.index).up().build())
+            .execute()
+            .await
+            .map_err(|e| Error::kernel(format!("cannot bring {} up", link.name), e))
+    }
+
+    pub async fn set_promisc(&self, link: &Link, on: bool) -> Result<()> {
+        self.handle
+            .link()
+            .set(
+                LinkUnspec::new_with_index(link.index)
+                    .promiscuous(on)
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(|e| Error::kernel(format!("cannot set promiscuous mode on {}", link.name), e))
+    }
+}

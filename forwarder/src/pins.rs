@@ -1,0 +1,202 @@
+//! Where things are pinned, and the pinned maps themselves: found and
+//! checked when present, created when not.
+//!
+//! Layout under the pin dir (default `/sys/fs/bpf`):
+//! - `router_iface`: the original's DEVMAP (1 entry, key 0 → router).
+//! - `xdp-forwarder/fwd_vlan_ports`: DEVMAP VID → physical port.
+//! - `xdp-forwarder/ports`: HASH ifindex → [`PortRecord`](crate::ports::PortRecord).
+//! - `xdp-forwarder/link-IFINDEX`: the pinned XDP attachment of a port.
+
+use std::{
+    ffi::CString,
+    os::unix::ffi::OsStrExt as _,
+    path::{Path, PathBuf},
+};
+
+use aya::maps::{MapData, MapType};
+use xdp_forwarder_common::maps::{
+    BPF_F_RDONLY_PROG, ROUTER_IFACE, ROUTER_IFACE_ENTRIES, VLAN_PORTS, VLAN_PORTS_ENTRIES,
+};
+
+use crate::{
+    Error, Result,
+    ports::{PORTS_MAX, PortRecord},
+};
+
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf";
+const STATE_DIR: &str = "xdp-forwarder";
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+
+/// A checked pin directory on bpffs.
+#[derive(Clone, Debug)]
+pub struct PinDir {
+    root: PathBuf,
+}
+
+impl PinDir {
+    /// Opens `root`, which must be (inside) a bpffs mount.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        if !is_bpffs(&root) {
+            return Err(Error::NotBpffs { path: root });
+        }
+        Ok(Self { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn router_iface(&self) -> PathBuf {
+        self.root.join(ROUTER_IFACE)
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join(STATE_DIR)
+    }
+
+    pub fn vlan_ports(&self) -> PathBuf {
+        self.state_dir().join(VLAN_PORTS)
+    }
+
+    pub fn ports(&self) -> PathBuf {
+        self.state_dir().join("ports")
+    }
+
+    pub fn link(&self, ifindex: u32) -> PathBuf {
+        self.state_dir().join(format!("link-{ifindex}"))
+    }
+}
+
+fn is_bpffs(path: &Path) -> bool {
+    let Ok(c_path) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: an all-zero statfs is a valid out-parameter.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c_path` is NUL-terminated and `st` is a valid out-pointer.
+    let ret = unsafe { libc::statfs(c_path.as_ptr(), &mut st) };
+    ret == 0 && st.f_type as i64 == BPF_FS_MAGIC
+}
+
+/// What a pinned map must look like for us to share it.
+#[derive(Clone, Copy, Debug)]
+pub struct MapSpec {
+    pub name: &'static str,
+    /// Its discriminant is the kernel's `BPF_MAP_TYPE_*`.
+    pub kind: MapType,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+}
+
+impl MapSpec {
+    pub const ROUTER_IFACE: MapSpec = MapSpec::devmap(ROUTER_IFACE, ROUTER_IFACE_ENTRIES);
+    pub const VLAN_PORTS: MapSpec = MapSpec::devmap(VLAN_PORTS, VLAN_PORTS_ENTRIES);
+
+    pub const PORTS: MapSpec = MapSpec {
+        name: "fwd_ports",
+        kind: MapType::Hash,
+        key_size: 4,
+        value_size: size_of::<PortRecord>() as u32,
+        max_entries: PORTS_MAX,
+    };
+
+    const fn devmap(name: &'static str, max_entries: u32) -> Self {
+        MapSpec {
+            name,
+            kind: MapType::DevMap,
+            key_size: 4,
+            value_size: 4,
+            max_entries,
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "map {} (type {:?}, key {} B, value {} B, {} entries)",
+            self.name, self.kind, self.key_size, self.value_size, self.max_entries
+        )
+    }
+}
+
+/// A pinned map we opened or created. `created` says whether this call
+/// pinned it, so that a failed operation can take it back.
+#[derive(Debug)]
+pub struct Pinned {
+    pub map: MapData,
+    pub path: PathBuf,
+    pub created: bool,
+}
+
+/// Opens the map pinned at `path` if it matches `spec` (ignoring the
+/// `BPF_F_RDONLY_PROG` the kernel adds to DEVMAPs), or creates and pins it.
+pub fn open_or_create(path: &Path, spec: MapSpec) -> Result<Pinned> {
+    if let Some(map) = open_existing(path, spec)? {
+        return Ok(Pinned {
+            map,
+            path: path.to_owned(),
+            created: false,
+        });
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::kernel(format!("cannot create {}", dir.display()), e))?;
+    }
+    let obj = aya_obj::Map::new_from_params(
+        spec.kind as u32,
+        spec.key_size,
+        spec.value_size,
+        spec.max_entries,
+        0,
+    );
+    let map = MapData::create(obj, spec.name, None)
+        .map_err(|e| Error::kernel(format!("cannot create map {}", spec.name), e))?;
+    map.pin(path).map_err(|e| {
+        Error::kernel(
+            format!("cannot pin map {} at {}", spec.name, path.display()),
+            e,
+        )
+    })?;
+    Ok(Pinned {
+        map,
+        path: path.to_owned(),
+        created: true,
+    })
+}
+
+/// The map pinned at `path`, checked against `spec`; `None` when nothing is
+/// pinned there.
+pub fn open_existing(path: &Path, spec: MapSpec) -> Result<Option<MapData>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let incompatible = |found: String| Error::IncompatiblePin {
+        path: path.to_owned(),
+        found,
+        expected: spec.describe(),
+    };
+    let map =
+        MapData::from_pin(path).map_err(|_| incompatible("an object that is not a map".into()))?;
+    let info = map
+        .info()
+        .map_err(|e| Error::kernel(format!("cannot inspect {}", path.display()), e))?;
+    let type_ok = info.map_type().is_ok_and(|t| t == spec.kind);
+    if !type_ok
+        || info.key_size() != spec.key_size
+        || info.value_size() != spec.value_size
+        || info.max_entries() != spec.max_entries
+        || info.map_flags() & !BPF_F_RDONLY_PROG != 0
+    {
+        return Err(incompatible(format!(
+            "map {:?} (type {:?}, key {} B, value {} B, {} entries, flags {:#x})",
+            info.name_as_str().unwrap_or("?"),
+            info.map_type(),
+            info.key_size(),
+            info.value_size(),
+            info.max_entries(),
+            info.map_flags()
+        )));
+    }
+    Ok(Some(map))
+}

@@ -1,0 +1,124 @@
+//! The port registry: which interface we attached, in which role, mode and
+//! VID. Pinned as a BPF HASH map, so it lives exactly as long as the pins and
+//! needs no file outside bpffs.
+
+use aya::maps::{HashMap, Map, MapData, MapError};
+
+use crate::{
+    Error, Mode, Result, Role,
+    pins::{self, MapSpec, PinDir, Pinned},
+};
+
+/// At most this many ports per pin dir (one per usable VID, plus routers).
+pub const PORTS_MAX: u32 = 4096;
+
+/// We turned promiscuous mode on, so detaching turns it off again.
+pub const FLAG_SET_PROMISC: u8 = 1;
+
+/// One attached port, keyed by ifindex.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortRecord {
+    /// The port's VID (physical); 0 for the router.
+    pub vid: u16,
+    role: u8,
+    mode: u8,
+    pub flags: u8,
+    _pad: [u8; 3],
+}
+
+// SAFETY: plain `repr(C)` integers with explicit padding; any bit pattern is valid.
+unsafe impl aya::Pod for PortRecord {}
+
+impl PortRecord {
+    pub fn new(role: Role, mode: Mode, vid: u16, flags: u8) -> Self {
+        Self {
+            vid,
+            role: role as u8,
+            mode: mode as u8,
+            flags,
+            _pad: [0; 3],
+        }
+    }
+
+    pub fn role(&self) -> Role {
+        if self.role == Role::Router as u8 {
+            Role::Router
+        } else {
+            Role::Physical
+        }
+    }
+
+    pub fn mode(&self) -> Mode {
+        if self.mode == Mode::Native as u8 {
+            Mode::Native
+        } else {
+            Mode::Skb
+        }
+    }
+}
+
+pub struct Ports {
+    map: HashMap<MapData, u32, PortRecord>,
+    pub pinned_path: std::path::PathBuf,
+    pub created: bool,
+}
+
+impl Ports {
+    /// The registry of `pins`, created when absent.
+    pub fn open_or_create(pins: &PinDir) -> Result<Self> {
+        let Pinned { map, path, created } = pins::open_or_create(&pins.ports(), MapSpec::PORTS)?;
+        Self::wrap(map, path, created)
+    }
+
+    /// The registry of `pins`, `None` when nothing was ever attached there.
+    pub fn open(pins: &PinDir) -> Result<Option<Self>> {
+        let path = pins.ports();
+        match pins::open_existing(&path, MapSpec::PORTS)? {
+            Some(map) => Self::wrap(map, path, false).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn wrap(map: MapData, pinned_path: std::path::PathBuf, created: bool) -> Result<Self> {
+        let map = HashMap::try_from(Map::HashMap(map))
+            .map_err(|e| Error::kernel(format!("cannot use {}", pinned_path.display()), e))?;
+        Ok(Self {
+            map,
+            pinned_path,
+            created,
+        })
+    }
+
+    pub fn get(&self, ifindex: u32) -> Result<Option<PortRecord>> {
+        match self.map.get(&ifindex, 0) {
+            Ok(rec) => Ok(Some(rec)),
+            Err(MapError::KeyNotFound) => Ok(None),
+            Err(e) => Err(Error::kernel("cannot read the port registry", e)),
+        }
+    }
+
+    /// Every port, by ifindex.
+    pub fn all(&self) -> Result<Vec<(u32, PortRecord)>> {
+        let mut ports = self
+            .map
+            .iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::kernel("cannot read the port registry", e))?;
+        ports.sort_by_key(|(ifindex, _)| *ifindex);
+        Ok(ports)
+    }
+
+    pub fn insert(&mut self, ifindex: u32, rec: PortRecord) -> Result<()> {
+        self.map
+            .insert(ifindex, rec, 0)
+            .map_err(|e| Error::kernel("cannot update the port registry", e))
+    }
+
+    pub fn remove(&mut self, ifindex: u32) -> Result<()> {
+        match self.map.remove(&ifindex) {
+            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+            Err(e) => Err(Error::kernel("cannot update the port registry", e)),
+        }
+    }
+}
