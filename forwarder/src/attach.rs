@@ -7,20 +7,17 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use aya::{
-    EbpfLoader,
-    programs::{Xdp, XdpMode, links::FdLink},
-};
+use aya::programs::{XdpMode, links::FdLink};
 use tracing::{debug, info, warn};
 use xdp_forwarder_common::{
     Vid,
-    maps::{GLOBAL_MANAGED, GLOBAL_PORT_VID, ROUTER_IFACE, ROUTER_IFACE_KEY, VLAN_PORTS},
+    maps::{ROUTER_IFACE, ROUTER_IFACE_KEY},
 };
 
 use crate::{
     Error, Mode, ModeChoice, Result, Role,
     netdev::{Link, Netdev},
-    objects,
+    objects::{self, Setting},
     pins::{self, MapSpec, PinDir, Pinned},
     ports::{FLAG_SET_PROMISC, PortRecord, Ports},
     privileges, sys,
@@ -187,28 +184,9 @@ impl Forwarder {
         vid: Option<u16>,
         undo: &mut Undo,
     ) -> Result<Mode> {
-        let router_iface = self.pins.router_iface();
-        let vlan_ports = self.pins.vlan_ports();
-        let managed: u8 = 1;
-        let port_vid = u32::from(vid.unwrap_or(0));
-        let mut loader = EbpfLoader::new();
-        loader
-            .override_global(GLOBAL_MANAGED, &managed, true)
-            .override_global(GLOBAL_PORT_VID, &port_vid, req.role == Role::Physical)
-            .map_pin_path(ROUTER_IFACE, router_iface.as_path())
-            .map_pin_path(VLAN_PORTS, vlan_ports.as_path());
-        let mut ebpf = loader
-            .load(objects::object(req.role))
-            .map_err(|e| Error::kernel(format!("cannot load the {} object", req.role), e))?;
+        let mut ebpf = objects::load(req.role, Setting::Managed { vid }, &self.pins)?;
         let name = objects::program_name(req.role);
-        let prog: &mut Xdp = ebpf
-            .program_mut(name)
-            .ok_or_else(|| Error::kernel("corrupt embedded object", format!("no program {name}")))?
-            .try_into()
-            .map_err(|e| Error::kernel("corrupt embedded object", e))?;
-        prog.load()
-            .map_err(|e| Error::kernel(format!("the kernel refused the {name} program"), e))?;
-
+        let prog = objects::xdp(&mut ebpf, req.role)?;
         let candidates: &[Mode] = match req.mode {
             ModeChoice::Auto => &[Mode::Native, Mode::Skb],
             ModeChoice::Native => &[Mode::Native],

@@ -3,10 +3,12 @@
 use std::{fs, path::Path};
 
 use anyhow::Context as _;
-use aya::include_bytes_aligned;
-use xdp_forwarder_common::maps::{PROG_PHYSICAL, PROG_ROUTER};
+use aya::{Ebpf, EbpfLoader, include_bytes_aligned, programs::Xdp};
+use xdp_forwarder_common::maps::{
+    GLOBAL_MANAGED, GLOBAL_PORT_VID, PROG_PHYSICAL, PROG_ROUTER, ROUTER_IFACE, VLAN_PORTS,
+};
 
-use crate::Role;
+use crate::{Error, Result, Role, pins::PinDir};
 
 static PHYSICAL: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/prog_physical"));
 static ROUTER: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/prog_router"));
@@ -45,4 +47,50 @@ pub fn export(dir: &Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
             Ok(path)
         })
         .collect()
+}
+
+/// How a program is loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Setting {
+    /// By our CLI: physical gets its port's VID, the router only reaches
+    /// ports in the VLAN port map.
+    Managed { vid: Option<u16> },
+    /// As a foreign loader would: the original's VID = ifindex convention.
+    DropIn,
+}
+
+/// Loads `role`'s program into the kernel with its maps taken from `pins`
+/// (which must already hold `router_iface` and, for managed use, the VLAN
+/// port map: aya opens pins, it never creates `router_iface`).
+pub fn load(role: Role, setting: Setting, pins: &PinDir) -> Result<Ebpf> {
+    let router_iface = pins.router_iface();
+    let vlan_ports = pins.vlan_ports();
+    let (managed, vid): (u8, u32) = match setting {
+        Setting::Managed { vid } => (1, u32::from(vid.unwrap_or(0))),
+        Setting::DropIn => (0, 0),
+    };
+    let mut loader = EbpfLoader::new();
+    loader
+        .override_global(GLOBAL_MANAGED, &managed, true)
+        .override_global(GLOBAL_PORT_VID, &vid, role == Role::Physical)
+        .map_pin_path(ROUTER_IFACE, router_iface.as_path());
+    if matches!(setting, Setting::Managed { .. }) {
+        loader.map_pin_path(VLAN_PORTS, vlan_ports.as_path());
+    }
+    let mut ebpf = loader
+        .load(object(role))
+        .map_err(|e| Error::kernel(format!("cannot load the {role} object"), e))?;
+    xdp(&mut ebpf, role)?
+        .load()
+        .map_err(|e| Error::kernel(format!("the kernel refused the {role} program"), e))?;
+    Ok(ebpf)
+}
+
+/// The XDP program of `role` inside a loaded object.
+pub fn xdp(ebpf: &mut Ebpf, role: Role) -> Result<&mut Xdp> {
+    let name = program_name(role);
+    ebpf.program_mut(name)
+        .ok_or_else(|| Error::kernel("corrupt embedded object", format!("no program {name}")))?
+        .try_into()
+        .map_err(|e| Error::kernel("corrupt embedded object", e))
 }

@@ -1,0 +1,151 @@
+//! Test support: root check, a fresh network namespace per test, private
+//! bpffs mounts, and raw frames over AF_PACKET. Everything a test creates is
+//! removed when its guard drops, also when the test fails.
+#![allow(dead_code, reason = "each test binary uses a different part")]
+
+pub mod packet;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+/// Fails loudly, never skips: these tests need the real kernel.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        panic!(
+            "this test loads XDP programs and creates network namespaces: it needs root \
+             (run the suite as root, see the README)"
+        );
+    }
+}
+
+/// Runs `f` on a thread of its own, in a new network namespace holding only
+/// `lo`; the namespace and every interface in it vanish with the thread.
+/// Child processes spawned by `f` (`ip`, the CLI) inherit the namespace.
+pub fn in_fresh_netns<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    require_root();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: unshare only affects the calling thread's namespaces.
+            let ret = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+            assert_eq!(
+                ret,
+                0,
+                "unshare(CLONE_NEWNET): {}",
+                std::io::Error::last_os_error()
+            );
+            run("ip", &["link", "set", "lo", "up"]);
+            f()
+        })
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    })
+}
+
+/// Runs a command, panicking with its output when it fails.
+pub fn run(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A veth pair in the current namespace; returns the two ifindexes.
+pub fn veth(name: &str, peer: &str) -> (u32, u32) {
+    run(
+        "ip",
+        &["link", "add", name, "type", "veth", "peer", "name", peer],
+    );
+    run("ip", &["link", "set", name, "up"]);
+    run("ip", &["link", "set", peer, "up"]);
+    (ifindex(name), ifindex(peer))
+}
+
+pub fn ifindex(name: &str) -> u32 {
+    let c = std::ffi::CString::new(name).unwrap();
+    // SAFETY: NUL-terminated name.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    assert_ne!(idx, 0, "no interface {name}");
+    idx
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A private bpffs instance mounted on a fresh directory, unmounted on drop.
+pub struct Bpffs {
+    pub path: PathBuf,
+}
+
+impl Bpffs {
+    pub fn mount(tag: &str) -> Self {
+        require_root();
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("xdpfwd-test-{tag}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&path).unwrap();
+        run("mount", &["-t", "bpf", "bpf", path.to_str().unwrap()]);
+        Self { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn arg(&self) -> &str {
+        self.path.to_str().unwrap()
+    }
+}
+
+impl Drop for Bpffs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+        let _ = std::fs::remove_dir(&self.path);
+    }
+}
+
+/// Runs the `xdp-forwarder` binary (in the calling thread's namespace).
+pub fn cli(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_xdp-forwarder"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run xdp-forwarder")
+}
+
+/// Runs the CLI and asserts success; returns stdout.
+pub fn cli_ok(args: &[&str]) -> String {
+    let out = cli(args);
+    assert!(
+        out.status.success(),
+        "xdp-forwarder {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs the CLI, asserts failure with a non-zero exit code, returns stderr.
+pub fn cli_err(args: &[&str]) -> String {
+    let out = cli(args);
+    assert!(
+        !out.status.success(),
+        "xdp-forwarder {args:?} should have failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !stderr.contains("panicked"),
+        "panic instead of an error: {stderr}"
+    );
+    stderr
+}

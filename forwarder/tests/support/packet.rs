@@ -1,0 +1,199 @@
+//! Raw Ethernet frames over AF_PACKET. On veth the receiving kernel moves the
+//! outer VLAN tag into metadata (PACKET_AUXDATA); `recv` puts it back so that
+//! tests see what was on the wire.
+
+use std::{
+    io,
+    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+    time::{Duration, Instant},
+};
+
+/// Local experimental EtherType: nothing in a namespace answers it.
+pub const ETHERTYPE_TEST: u16 = 0x88b5;
+
+pub struct RawSocket {
+    fd: OwnedFd,
+    ifindex: i32,
+}
+
+impl RawSocket {
+    pub fn bind(iface: &str) -> Self {
+        let ifindex = super::ifindex(iface) as i32;
+        let proto = (libc::ETH_P_ALL as u16).to_be();
+        // SAFETY: plain socket creation.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                i32::from(proto),
+            )
+        };
+        assert!(fd >= 0, "socket: {}", io::Error::last_os_error());
+        // SAFETY: fd is a fresh, owned descriptor.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: zeroed sockaddr_ll is valid; we fill the fields bind needs.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = proto;
+        sll.sll_ifindex = ifindex;
+        // SAFETY: sll is a valid sockaddr_ll of the given size.
+        let ret = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                std::ptr::from_ref(&sll).cast(),
+                size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        assert_eq!(ret, 0, "bind {iface}: {}", io::Error::last_os_error());
+        let one: libc::c_int = 1;
+        // SAFETY: valid option pointer and length.
+        let ret = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_AUXDATA,
+                std::ptr::from_ref(&one).cast(),
+                size_of::<libc::c_int>() as u32,
+            )
+        };
+        assert_eq!(ret, 0, "PACKET_AUXDATA: {}", io::Error::last_os_error());
+        Self { fd, ifindex }
+    }
+
+    pub fn send(&self, frame: &[u8]) {
+        // SAFETY: zeroed sockaddr_ll is valid; filled for sendto.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_ifindex = self.ifindex;
+        sll.sll_halen = 6;
+        sll.sll_addr[..6].copy_from_slice(&frame[..6]);
+        // SAFETY: frame and sll are valid for the call.
+        let ret = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                std::ptr::from_ref(&sll).cast(),
+                size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        assert_eq!(
+            ret,
+            frame.len() as isize,
+            "sendto: {}",
+            io::Error::last_os_error()
+        );
+    }
+
+    /// The next frame received (not sent) on the interface within `timeout`,
+    /// with its outer VLAN tag re-inserted.
+    pub fn recv(&self, timeout: Duration) -> Option<Vec<u8>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let mut pfd = libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis().max(1) as i32) };
+            if n <= 0 {
+                return None;
+            }
+            if let Some(frame) = self.recv_one() {
+                return Some(frame);
+            }
+        }
+    }
+
+    /// Everything that arrives within `window`.
+    pub fn drain(&self, window: Duration) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + window;
+        let mut frames = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.recv(left) {
+                Some(f) => frames.push(f),
+                None => break,
+            }
+        }
+        frames
+    }
+
+    fn recv_one(&self) -> Option<Vec<u8>> {
+        let mut buf = vec![0u8; 65536];
+        let mut cmsg = [0u64; 64];
+        // SAFETY: zeroed sockaddr_ll / msghdr are valid out-parameters.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: as above.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_name = std::ptr::from_mut(&mut sll).cast();
+        msg.msg_namelen = size_of::<libc::sockaddr_ll>() as u32;
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cmsg.as_mut_ptr().cast();
+        msg.msg_controllen = size_of_val(&cmsg);
+        // SAFETY: msg points at live buffers for the call.
+        let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
+        if n < 0 {
+            return None;
+        }
+        if sll.sll_pkttype == libc::PACKET_OUTGOING as u8 {
+            return None;
+        }
+        buf.truncate(n as usize);
+        // SAFETY: walking the control messages the kernel wrote into `msg`.
+        let mut c = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+        while !c.is_null() {
+            // SAFETY: `c` points at a valid cmsghdr inside our buffer.
+            let hdr = unsafe { &*c };
+            if hdr.cmsg_level == libc::SOL_PACKET && hdr.cmsg_type == libc::PACKET_AUXDATA {
+                // SAFETY: the kernel put a tpacket_auxdata there (maybe unaligned).
+                let aux: libc::tpacket_auxdata =
+                    unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(c).cast()) };
+                if aux.tp_status & libc::TP_STATUS_VLAN_VALID != 0 {
+                    let tpid = if aux.tp_status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
+                        aux.tp_vlan_tpid
+                    } else {
+                        0x8100
+                    };
+                    let mut tag = tpid.to_be_bytes().to_vec();
+                    tag.extend_from_slice(&aux.tp_vlan_tci.to_be_bytes());
+                    buf.splice(12..12, tag);
+                }
+            }
+            // SAFETY: advancing within the same control buffer.
+            c = unsafe { libc::CMSG_NXTHDR(&msg, c) };
+        }
+        Some(buf)
+    }
+}
+
+/// An Ethernet frame: `dst`, `src`, then `rest` (EtherType onwards), padded
+/// with a recognisable payload to `len` bytes.
+pub fn frame(dst: [u8; 6], src: [u8; 6], rest: &[u8], len: usize) -> Vec<u8> {
+    let mut f = Vec::with_capacity(len);
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(rest);
+    let mut i = 0u8;
+    while f.len() < len {
+        f.push(i);
+        i = i.wrapping_add(1);
+    }
+    f
+}
+
+/// `frame` with one 802.1Q tag (TCI `tci`) inserted after the MACs.
+pub fn tagged(frame: &[u8], tpid: u16, tci: u16) -> Vec<u8> {
+    let mut f = frame[..12].to_vec();
+    f.extend_from_slice(&tpid.to_be_bytes());
+    f.extend_from_slice(&tci.to_be_bytes());
+    f.extend_from_slice(&frame[12..]);
+    f
+}
