@@ -38,6 +38,13 @@ pub fn in_fresh_netns<T: Send>(f: impl FnOnce() -> T + Send) -> T {
                 std::io::Error::last_os_error()
             );
             run("ip", &["link", "set", "lo", "up"]);
+            // No IPv6 autoconfiguration chatter (ND, MLD) on test links.
+            for knob in ["all", "default"] {
+                run(
+                    "sysctl",
+                    &["-qw", &format!("net.ipv6.conf.{knob}.disable_ipv6=1")],
+                );
+            }
             f()
         })
         .join()

@@ -170,8 +170,16 @@ impl RawSocket {
             // SAFETY: advancing within the same control buffer.
             c = unsafe { libc::CMSG_NXTHDR(&msg, c) };
         }
-        Some(buf)
+        // Only test frames count: whatever else a link emits is not ours.
+        carries_test_ethertype(&buf).then_some(buf)
     }
+}
+
+/// The EtherType after up to two tags is [`ETHERTYPE_TEST`].
+fn carries_test_ethertype(frame: &[u8]) -> bool {
+    [12, 16, 20]
+        .iter()
+        .any(|&at| frame.get(at..at + 2) == Some(&ETHERTYPE_TEST.to_be_bytes()[..]))
 }
 
 /// An Ethernet frame: `dst`, `src`, then `rest` (EtherType onwards), padded

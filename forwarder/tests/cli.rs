@@ -1,0 +1,386 @@
+//! The CLI in a throw-away network namespace with veth pairs: round trips,
+//! persistence after the process exits, and every error case.
+
+mod support;
+
+use support::{Bpffs, cli, cli_err, cli_ok, in_fresh_netns, run, veth};
+
+fn status_json(pins: &Bpffs) -> serde_json::Value {
+    serde_json::from_str(&cli_ok(&["status", "--json", "--pin-dir", pins.arg()])).unwrap()
+}
+
+fn xdp_prog_on(iface: &str) -> Option<String> {
+    let out = run("ip", &["-d", "link", "show", "dev", iface]);
+    out.split_whitespace()
+        .skip_while(|w| *w != "prog/xdp")
+        .nth(2)
+        .map(str::to_owned)
+}
+
+#[test]
+fn attach_status_detach_round_trip() {
+    in_fresh_netns(|| {
+        let pins = Bpffs::mount("cli-roundtrip");
+        let p = pins.arg();
+        let (nic, _) = veth("nic1", "nic1x");
+        run(
+            "ip",
+            &[
+                "link",
+                "add",
+                "rtr1",
+                "address",
+                "02:01:00:00:00:01",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "rtr1x",
+            ],
+        );
+        run("ip", &["link", "set", "nic1", "down"]);
+
+        let out = cli_ok(&["attach", "nic1", "--role", "physical", "--pin-dir", p]);
+        assert!(
+            out.contains(&format!("VID {nic}")),
+            "default VID is the ifindex: {out}"
+        );
+        cli_ok(&[
+            "attach",
+            "rtr1",
+            "--role",
+            "router",
+            "--mode",
+            "skb",
+            "--pin-dir",
+            p,
+        ]);
+
+        // The CLI has exited: the attachments live on in the pinned links.
+        assert!(
+            xdp_prog_on("nic1").is_some(),
+            "physical program gone after exit"
+        );
+        assert!(
+            xdp_prog_on("rtr1").is_some(),
+            "router program gone after exit"
+        );
+        let link = run("ip", &["link", "show", "dev", "rtr1"]);
+        assert!(
+            link.contains("PROMISC") && link.contains(",UP"),
+            "router is promisc and up: {link}"
+        );
+        assert!(
+            run("ip", &["link", "show", "dev", "nic1"]).contains(",UP"),
+            "NIC brought up"
+        );
+
+        let st = status_json(&pins);
+        assert_eq!(st["router_iface"]["name"], "rtr1");
+        let ports = st["ports"].as_array().unwrap();
+        assert_eq!(ports.len(), 2);
+        let nic1 = ports.iter().find(|p| p["name"] == "nic1").unwrap();
+        assert_eq!(
+            (nic1["role"].as_str(), nic1["vid"].as_u64()),
+            (Some("physical"), Some(u64::from(nic)))
+        );
+        let rtr1 = ports.iter().find(|p| p["name"] == "rtr1").unwrap();
+        assert_eq!(
+            (rtr1["role"].as_str(), rtr1["mode"].as_str()),
+            (Some("router"), Some("skb"))
+        );
+        assert!(ports.iter().all(|p| p["attached"] == true));
+        let text = cli_ok(&["status", "--pin-dir", p]);
+        assert!(
+            text.contains("nic1")
+                && text.contains("physical")
+                && text.contains("router_iface: rtr1"),
+            "{text}"
+        );
+
+        // Idempotent: same role again changes nothing.
+        let prog = xdp_prog_on("nic1");
+        let out = cli_ok(&["attach", "nic1", "--role", "physical", "--pin-dir", p]);
+        assert!(out.contains("already attached"), "{out}");
+        assert_eq!(
+            xdp_prog_on("nic1"),
+            prog,
+            "re-attaching the same role must not reload"
+        );
+
+        cli_ok(&["detach", "nic1", "--pin-dir", p]);
+        assert!(xdp_prog_on("nic1").is_none(), "detach removes the program");
+        assert!(
+            !pins
+                .path()
+                .join("xdp-forwarder")
+                .join(format!("link-{nic}"))
+                .exists()
+        );
+        cli_ok(&["detach", "--all", "--pin-dir", p]);
+        assert!(xdp_prog_on("rtr1").is_none());
+        assert!(
+            !run("ip", &["link", "show", "dev", "rtr1"]).contains("PROMISC"),
+            "promisc we set is undone"
+        );
+        assert!(
+            !pins.path().join("xdp-forwarder").exists(),
+            "no private state left"
+        );
+        assert!(status_json(&pins)["ports"].as_array().unwrap().is_empty());
+    });
+}
+
+#[test]
+fn roles_vids_and_replace() {
+    in_fresh_netns(|| {
+        let pins = Bpffs::mount("cli-roles");
+        let p = pins.arg();
+        veth("nic2", "nic2x");
+        veth("nic3", "nic3x");
+        veth("rtr2", "rtr2x");
+        cli_ok(&[
+            "attach",
+            "nic2",
+            "--role",
+            "physical",
+            "--vid",
+            "100",
+            "--pin-dir",
+            p,
+        ]);
+
+        let err = cli_err(&[
+            "attach",
+            "nic3",
+            "--role",
+            "physical",
+            "--vid",
+            "100",
+            "--pin-dir",
+            p,
+        ]);
+        assert!(
+            err.contains("VID 100 is already used by interface nic2"),
+            "{err}"
+        );
+        assert!(
+            xdp_prog_on("nic3").is_none(),
+            "nothing half-attached: {err}"
+        );
+        for bad in ["0", "4095", "70000"] {
+            let err = cli_err(&[
+                "attach",
+                "nic3",
+                "--role",
+                "physical",
+                "--vid",
+                bad,
+                "--pin-dir",
+                p,
+            ]);
+            assert!(err.contains("not a usable VID"), "{err}");
+        }
+        let err = cli_err(&["attach", "nic2", "--role", "router", "--pin-dir", p]);
+        assert!(
+            err.contains("already attached as physical") && err.contains("--replace"),
+            "{err}"
+        );
+        let err = cli_err(&[
+            "attach",
+            "nic2",
+            "--role",
+            "physical",
+            "--vid",
+            "101",
+            "--pin-dir",
+            p,
+        ]);
+        assert!(err.contains("--replace"), "{err}");
+
+        cli_ok(&[
+            "attach",
+            "nic2",
+            "--role",
+            "physical",
+            "--vid",
+            "101",
+            "--replace",
+            "--pin-dir",
+            p,
+        ]);
+        let st = status_json(&pins);
+        assert_eq!(st["ports"][0]["vid"], 101);
+        // VID 100 is free again.
+        cli_ok(&[
+            "attach",
+            "nic3",
+            "--role",
+            "physical",
+            "--vid",
+            "100",
+            "--pin-dir",
+            p,
+        ]);
+
+        cli_ok(&["attach", "rtr2", "--role", "router", "--pin-dir", p]);
+        let err = cli_err(&["attach", "nic3", "--role", "router", "--pin-dir", p]);
+        assert!(err.contains("--replace"), "{err}");
+        let err = cli_err(&["attach", "rtr2x", "--role", "router", "--pin-dir", p]);
+        assert!(
+            err.contains("rtr2 is already the router interface"),
+            "{err}"
+        );
+        assert!(xdp_prog_on("rtr2x").is_none());
+        let err = cli_err(&["set-router-iface", "nic3", "--pin-dir", p]);
+        assert!(err.contains("attached as a physical port"), "{err}");
+
+        cli_ok(&["detach", "--all", "--pin-dir", p]);
+    });
+}
+
+#[test]
+fn errors_name_the_problem_and_leave_nothing_behind() {
+    in_fresh_netns(|| {
+        let pins = Bpffs::mount("cli-errors");
+        let p = pins.arg();
+        veth("nic4", "nic4x");
+
+        let err = cli_err(&["attach", "nosuch0", "--role", "physical", "--pin-dir", p]);
+        assert!(err.contains("\"nosuch0\" does not exist"), "{err}");
+        let err = cli_err(&["attach", "lo", "--role", "physical", "--pin-dir", p]);
+        assert!(err.contains("loopback"), "{err}");
+        let err = cli_err(&["detach", "nic4", "--pin-dir", p]);
+        assert!(err.contains("not attached by xdp-forwarder"), "{err}");
+
+        // bpffs not mounted there.
+        let plain = tempdir("cli-notbpffs");
+        let err = cli_err(&[
+            "attach",
+            "nic4",
+            "--role",
+            "physical",
+            "--pin-dir",
+            plain.to_str().unwrap(),
+        ]);
+        assert!(
+            err.contains("is not a bpffs mount") && err.contains("mount -t bpf bpf"),
+            "{err}"
+        );
+        assert!(xdp_prog_on("nic4").is_none());
+        std::fs::remove_dir(&plain).unwrap();
+
+        // A map pinned under our name by someone else, with another shape.
+        run(
+            "bpftool",
+            &[
+                "map",
+                "create",
+                &format!("{p}/router_iface"),
+                "type",
+                "hash",
+                "key",
+                "4",
+                "value",
+                "8",
+                "entries",
+                "4",
+                "name",
+                "router_iface",
+            ],
+        );
+        let err = cli_err(&["attach", "nic4", "--role", "physical", "--pin-dir", p]);
+        assert!(
+            err.contains("router_iface") && err.contains("not the") && err.contains("rm "),
+            "{err}"
+        );
+        assert!(xdp_prog_on("nic4").is_none(), "nothing half-attached");
+        assert!(
+            !pins
+                .path()
+                .join("xdp-forwarder")
+                .join("fwd_vlan_ports")
+                .exists(),
+            "no new pin left behind"
+        );
+        std::fs::remove_file(pins.path().join("router_iface")).unwrap();
+
+        // An XDP program we did not attach.
+        let objs = tempdir("cli-foreign");
+        cli_ok(&["export-objects", objs.to_str().unwrap(), "--pin-dir", p]);
+        run(
+            "xdp-loader",
+            &[
+                "load",
+                "nic4",
+                objs.join("prog_router.o").to_str().unwrap(),
+                "-m",
+                "skb",
+                "-p",
+                p,
+            ],
+        );
+        let err = cli_err(&["attach", "nic4", "--role", "physical", "--pin-dir", p]);
+        assert!(
+            err.contains("which xdp-forwarder did not attach") && err.contains("xdp off"),
+            "{err}"
+        );
+        run("ip", &["link", "set", "dev", "nic4", "xdpgeneric", "off"]);
+        std::fs::remove_dir_all(&objs).unwrap();
+    });
+}
+
+#[test]
+fn unprivileged_callers_are_told_what_to_do() {
+    in_fresh_netns(|| {
+        let pins = Bpffs::mount("cli-unpriv");
+        veth("nic5", "nic5x");
+        // `setpriv` drops every capability while staying uid 0.
+        let out = std::process::Command::new("setpriv")
+            .args(["--inh-caps=-all", "--bounding-set=-all", "--"])
+            .arg(env!("CARGO_BIN_EXE_xdp-forwarder"))
+            .args([
+                "attach",
+                "nic5",
+                "--role",
+                "physical",
+                "--pin-dir",
+                pins.arg(),
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            err.contains("needs CAP_BPF") && err.contains("root"),
+            "{err}"
+        );
+        assert!(xdp_prog_on("nic5").is_none());
+    });
+}
+
+#[test]
+fn set_router_iface_binary_is_argument_compatible() {
+    in_fresh_netns(|| {
+        let pins = Bpffs::mount("cli-setrouter");
+        let (rtr, _) = veth("rtr6", "rtr6x");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_set-router-iface"))
+            .args(["rtr6", "--pin-dir", pins.arg()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(status_json(&pins)["router_iface"]["ifindex"], rtr);
+        let out = cli(&["set-router-iface", "nosuch1", "--pin-dir", pins.arg()]);
+        assert!(!out.status.success());
+    });
+}
+
+fn tempdir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("xdpfwd-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
