@@ -5,6 +5,7 @@
 
 use crate::{
     DropReason, Frame, Vid,
+    frame::NoRoom,
     vlan::{ETH_HLEN, LOOPBACK_IFINDEX, MACS_LEN, TAGGED_HLEN, TPID_8021Q, VLAN_HLEN},
 };
 
@@ -21,7 +22,7 @@ pub fn physical<F: Frame>(frame: &mut F, vid: Option<Vid>) -> Result<(), DropRea
     let vid = vid.ok_or(DropReason::NoVid)?;
     frame
         .adjust_head(-(VLAN_HLEN as i32))
-        .map_err(|()| DropReason::NoHeadroom)?;
+        .map_err(|NoRoom| DropReason::NoHeadroom)?;
     // Cannot fail after a successful grow of a complete header; the check is
     // what lets the verifier accept the writes below.
     let hdr = frame.head::<TAGGED_HLEN>().ok_or(DropReason::TooShort)?;
@@ -84,7 +85,7 @@ pub fn router<F: Frame>(frame: &mut F, mode: RouterMode) -> Result<Vid, DropReas
     move_macs(hdr, 0, VLAN_HLEN);
     frame
         .adjust_head(VLAN_HLEN as i32)
-        .map_err(|()| DropReason::BadTag)?;
+        .map_err(|NoRoom| DropReason::BadTag)?;
     Ok(vid)
 }
 

@@ -8,11 +8,15 @@
 pub trait Frame {
     /// Moves the start of the frame by `delta` bytes: negative grows the
     /// frame into its headroom, positive shrinks it. `Err` leaves it as it was.
-    fn adjust_head(&mut self, delta: i32) -> Result<(), ()>;
+    fn adjust_head(&mut self, delta: i32) -> Result<(), NoRoom>;
 
     /// The first `N` bytes, or `None` when the frame is shorter than `N`.
     fn head<const N: usize>(&mut self) -> Option<&mut [u8; N]>;
 }
+
+/// `adjust_head` could not move the start of the frame that far.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoRoom;
 
 /// A frame in a byte buffer, with headroom before it: the host's stand-in for
 /// an XDP buffer, for tests and fuzzing.
@@ -47,10 +51,10 @@ impl<'a> BufFrame<'a> {
 }
 
 impl Frame for BufFrame<'_> {
-    fn adjust_head(&mut self, delta: i32) -> Result<(), ()> {
+    fn adjust_head(&mut self, delta: i32) -> Result<(), NoRoom> {
         let start = self.start as i64 + i64::from(delta);
         if start < 0 || start as usize > self.buf.len() {
-            return Err(());
+            return Err(NoRoom);
         }
         self.start = start as usize;
         Ok(())

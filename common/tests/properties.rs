@@ -2,7 +2,7 @@
 
 use proptest::prelude::*;
 use xdp_forwarder_common::{
-    BufFrame, DropReason, Frame, RouterMode, Vid, physical, router,
+    BufFrame, DropReason, RouterMode, Vid, physical, router,
     vlan::{TPID_8021AD, TPID_8021Q},
 };
 

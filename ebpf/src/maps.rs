@@ -43,18 +43,18 @@ impl<const M: usize, const P: usize, const F: usize> DevMap<M, P, F> {
         }
     }
 
-    /// Redirects to the device in slot `key`; an empty slot gives `Err`
-    /// (a clean drop rather than the XDP_ABORTED of flags 0).
+    /// Redirects to the device in slot `key`: `XDP_REDIRECT`, or `XDP_DROP`
+    /// for an empty slot (a clean drop, not the XDP_ABORTED of flags 0).
     #[inline(always)]
-    pub fn redirect(&self, key: u32) -> Result<u32, ()> {
+    pub fn redirect(&self, key: u32) -> u32 {
         let map = ptr::from_ref(self).cast_mut().cast::<c_void>();
         // SAFETY: `map` is a map reference after relocation; the low bits of
         // flags are the action to return when the slot is empty.
         let ret = unsafe { bpf_redirect_map(map, key.into(), u64::from(xdp_action::XDP_DROP)) };
         if ret == i64::from(xdp_action::XDP_REDIRECT) {
-            Ok(xdp_action::XDP_REDIRECT)
+            xdp_action::XDP_REDIRECT
         } else {
-            Err(())
+            xdp_action::XDP_DROP
         }
     }
 }

@@ -1,18 +1,18 @@
 //! [`Frame`] over the XDP context.
 
 use aya_ebpf::{helpers::bpf_xdp_adjust_head, programs::XdpContext};
-use xdp_forwarder_common::Frame;
+use xdp_forwarder_common::{Frame, frame::NoRoom};
 
 pub struct XdpFrame(pub XdpContext);
 
 impl Frame for XdpFrame {
     #[inline(always)]
-    fn adjust_head(&mut self, delta: i32) -> Result<(), ()> {
+    fn adjust_head(&mut self, delta: i32) -> Result<(), NoRoom> {
         // SAFETY: the helper only needs the program's own context; it
         // invalidates earlier packet pointers, and `head` always reloads them.
         match unsafe { bpf_xdp_adjust_head(self.0.ctx, delta) } {
             0 => Ok(()),
-            _ => Err(()),
+            _ => Err(NoRoom),
         }
     }
 

@@ -123,8 +123,8 @@ impl std::fmt::Display for Status {
         }
         writeln!(
             f,
-            "{:<16} {:>7}  {:<8}  {:<6}  {:>4}  {:>5}  {:<4}  {}",
-            "IFACE", "IFINDEX", "ROLE", "MODE", "VID", "MTU", "LINK", "ATTACHED"
+            "{:<16} {:>7}  {:<8}  {:<6}  {:>4}  {:>5}  {:<4}  ATTACHED",
+            "IFACE", "IFINDEX", "ROLE", "MODE", "VID", "MTU", "LINK"
         )?;
         for p in &self.ports {
             writeln!(

@@ -1,1 +1,71 @@
-fn main() {}
+//! Chores: `cargo xtask setup | test | sandbox`.
+
+mod sandbox;
+mod setup;
+
+use std::process::Command;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "xdp-forwarder chores")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what a fresh Debian 12 machine lacks (idempotent, quick when done).
+    Setup,
+    /// Set up, then run fmt, clippy and every test (needs root).
+    Test,
+    /// Set up, build, attach the forwarder in a throw-away namespace, show
+    /// `status`, remove everything (needs root).
+    Sandbox,
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Task::Setup => setup::run(),
+        Task::Test => {
+            setup::run()?;
+            test()
+        }
+        Task::Sandbox => {
+            setup::run()?;
+            sandbox::run()
+        }
+    }
+}
+
+fn test() -> anyhow::Result<()> {
+    if !is_root() {
+        bail!("the test suite loads XDP programs and creates network namespaces: run it as root");
+    }
+    cargo(&["fmt", "--all", "--", "--check"])?;
+    cargo(&["clippy", "--all-targets", "--", "-D", "warnings"])?;
+    cargo(&["test", "--all-targets"])
+}
+
+/// Runs `cargo ARGS` in the workspace, failing on a non-zero exit.
+pub fn cargo(args: &[&str]) -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    status(Command::new(cargo).args(args))
+}
+
+pub fn status(cmd: &mut Command) -> anyhow::Result<()> {
+    let st = cmd.status().with_context(|| format!("cannot run {cmd:?}"))?;
+    if !st.success() {
+        bail!("{cmd:?} failed ({st})");
+    }
+    Ok(())
+}
+
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:")).map(|u| u.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false)
+}

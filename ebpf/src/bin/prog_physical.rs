@@ -17,7 +17,7 @@ pub fn physical(ctx: XdpContext) -> u32 {
     };
     let mut frame = XdpFrame(ctx);
     match push_port_tag(&mut frame, vid) {
-        Ok(()) => ROUTER_IFACE.redirect(0).unwrap_or(xdp_action::XDP_DROP),
+        Ok(()) => ROUTER_IFACE.redirect(0),
         Err(_) => xdp_action::XDP_DROP,
     }
 }

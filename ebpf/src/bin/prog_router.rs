@@ -18,9 +18,7 @@ pub fn router(ctx: XdpContext) -> u32 {
     };
     let mut frame = XdpFrame(ctx);
     match (pop_port_tag(&mut frame, mode), mode) {
-        (Ok(vid), RouterMode::Managed) => VLAN_PORTS
-            .redirect(u32::from(vid.get()))
-            .unwrap_or(xdp_action::XDP_DROP),
+        (Ok(vid), RouterMode::Managed) => VLAN_PORTS.redirect(u32::from(vid.get())),
         // SAFETY: plain helper call; the kernel checks the ifindex.
         (Ok(vid), RouterMode::DropIn { .. }) => unsafe {
             bpf_redirect(u32::from(vid.get()), 0) as u32

@@ -143,7 +143,7 @@ impl RawSocket {
         if n < 0 {
             return None;
         }
-        if sll.sll_pkttype == libc::PACKET_OUTGOING as u8 {
+        if sll.sll_pkttype == libc::PACKET_OUTGOING {
             return None;
         }
         buf.truncate(n as usize);
