@@ -56,7 +56,9 @@ pub fn cargo(args: &[&str]) -> anyhow::Result<()> {
 }
 
 pub fn status(cmd: &mut Command) -> anyhow::Result<()> {
-    let st = cmd.status().with_context(|| format!("cannot run {cmd:?}"))?;
+    let st = cmd
+        .status()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
     if !st.success() {
         bail!("{cmd:?} failed ({st})");
     }
@@ -66,6 +68,10 @@ pub fn status(cmd: &mut Command) -> anyhow::Result<()> {
 pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:")).map(|u| u.split_whitespace().nth(1) == Some("0")))
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .map(|u| u.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false)
 }

@@ -31,12 +31,17 @@ pub fn run() -> anyhow::Result<()> {
     if !crate::is_root() {
         bail!("the sandbox creates a network namespace and loads XDP programs: run it as root");
     }
-    if Command::new("ip").args(["netns", "pids", NS]).output().is_ok_and(|o| o.status.success()) {
+    if Command::new("ip")
+        .args(["netns", "pids", NS])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
         bail!("namespace {NS} exists (a previous sandbox?): remove it with `ip netns del {NS}`");
     }
     cargo(&["build", "--package", "xdp-forwarder"])?;
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let bin = target.join("debug").join("xdp-forwarder");
 
     let pin_dir = std::env::temp_dir().join(format!("{NS}-bpffs"));
@@ -45,7 +50,11 @@ pub fn run() -> anyhow::Result<()> {
     let pins = cleanup.pin_dir.to_str().context("temp dir is not UTF-8")?;
     status(Command::new("mount").args(["-t", "bpf", "bpf", pins]))?;
     ip(&["netns", "add", NS])?;
-    for (iface, mac) in [("eth1", None), ("eth2", None), ("router0", Some("02:01:00:00:00:01"))] {
+    for (iface, mac) in [
+        ("eth1", None),
+        ("eth2", None),
+        ("router0", Some("02:01:00:00:00:01")),
+    ] {
         let peer = format!("{iface}-peer");
         let mut args = vec!["-n", NS, "link", "add", iface];
         if let Some(mac) = mac {

@@ -32,12 +32,18 @@ pub fn run() -> anyhow::Result<()> {
 }
 
 fn apt() -> anyhow::Result<()> {
-    let missing: Vec<&str> = APT.iter().filter(|(_, f)| !Path::new(f).exists()).map(|(p, _)| *p).collect();
+    let missing: Vec<&str> = APT
+        .iter()
+        .filter(|(_, f)| !Path::new(f).exists())
+        .map(|(p, _)| *p)
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
     if !crate::is_root() {
-        bail!("missing Debian packages {missing:?}: run `cargo xtask setup` as root (it uses apt-get)");
+        bail!(
+            "missing Debian packages {missing:?}: run `cargo xtask setup` as root (it uses apt-get)"
+        );
     }
     eprintln!("setup: installing {missing:?}");
     status(Command::new("apt-get").arg("update").arg("-q"))?;
@@ -50,9 +56,14 @@ fn apt() -> anyhow::Result<()> {
 }
 
 fn output(cmd: &mut Command) -> anyhow::Result<String> {
-    let out = cmd.output().with_context(|| format!("cannot run {cmd:?}"))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
     if !out.status.success() {
-        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -85,11 +96,17 @@ fn bpf_linker() -> anyhow::Result<()> {
              xtask/src/setup.rs to a feature bpf-linker offers"
         );
     }
-    let sysroot = PathBuf::from(output(Command::new("rustc").args(["+nightly", "--print", "sysroot"]))?.trim());
+    let sysroot = PathBuf::from(
+        output(Command::new("rustc").args(["+nightly", "--print", "sysroot"]))?.trim(),
+    );
     let libllvm = std::fs::read_dir(sysroot.join("lib"))?
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&format!("libLLVM.so.{LLVM_MAJOR}"))))
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&format!("libLLVM.so.{LLVM_MAJOR}")))
+        })
         .with_context(|| format!("no libLLVM.so.{LLVM_MAJOR}* in {}/lib", sysroot.display()))?;
     // bpf-linker keeps this folder as its run-time library path: it must stay.
     let home = std::env::var_os("CARGO_HOME")
@@ -99,16 +116,27 @@ fn bpf_linker() -> anyhow::Result<()> {
     let prefix = home.join("bpf-linker-llvm");
     let lib = prefix.join("lib");
     std::fs::create_dir_all(&lib)?;
-    for name in [PathBuf::from("libLLVM.so"), PathBuf::from(libllvm.file_name().unwrap())] {
+    for name in [
+        PathBuf::from("libLLVM.so"),
+        PathBuf::from(libllvm.file_name().unwrap()),
+    ] {
         let link = lib.join(name);
         let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(&libllvm, &link).with_context(|| format!("symlink {}", link.display()))?;
+        std::os::unix::fs::symlink(&libllvm, &link)
+            .with_context(|| format!("symlink {}", link.display()))?;
     }
-    eprintln!("setup: building bpf-linker {BPF_LINKER_VERSION} against {} (about a minute)", libllvm.display());
+    eprintln!(
+        "setup: building bpf-linker {BPF_LINKER_VERSION} against {} (about a minute)",
+        libllvm.display()
+    );
     status(
         Command::new("cargo")
             .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION])
-            .args(["--no-default-features", "--features", &format!("llvm-{LLVM_MAJOR}")])
+            .args([
+                "--no-default-features",
+                "--features",
+                &format!("llvm-{LLVM_MAJOR}"),
+            ])
             .env("LLVM_PREFIX", &prefix),
     )
     .context("building bpf-linker failed")
