@@ -3,7 +3,10 @@
 mod sandbox;
 mod setup;
 
-use std::process::Command;
+use std::{
+    io::{BufRead as _, BufReader},
+    process::{Command, Stdio},
+};
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
@@ -46,7 +49,45 @@ fn test() -> anyhow::Result<()> {
     }
     cargo(&["fmt", "--all", "--", "--check"])?;
     cargo(&["clippy", "--all-targets", "--", "-D", "warnings"])?;
-    cargo(&["test", "--all-targets"])
+    cargo_test()
+}
+
+/// `cargo test`, echoing its output and closing with the totals over every
+/// test binary (cargo's own last line is that of whichever binary ran last).
+fn cargo_test() -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut child = Command::new(cargo)
+        .args(["test", "--all-targets"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot run cargo test")?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    for line in BufReader::new(child.stdout.take().context("no stdout")?).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(result) = line.strip_prefix("test result: ") {
+            for part in result.split(';') {
+                let mut words = part.split_whitespace().rev();
+                if let (Some(kind), Some(n)) = (words.next(), words.next()) {
+                    let n = n.parse::<u64>().unwrap_or(0);
+                    match kind {
+                        "passed" => passed += n,
+                        "failed" => failed += n,
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    let st = child.wait()?;
+    println!("{passed} passed, {failed} failed");
+    if !st.success() || failed > 0 {
+        bail!("cargo test failed ({st})");
+    }
+    if passed == 0 {
+        bail!("cargo test ran no test");
+    }
+    Ok(())
 }
 
 /// Runs `cargo ARGS` in the workspace, failing on a non-zero exit.
