@@ -31,3 +31,16 @@ pub fn port_vid() -> u32 {
     // SAFETY: as in `managed`.
     unsafe { core::ptr::read_volatile(&PORT_VID) }
 }
+
+/// The kernel reads the program's license from this section.
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
+
+/// Nothing in the programs can panic (the verifier would refuse the loop);
+/// only the BPF build needs a handler, the host build uses std's.
+#[cfg(target_arch = "bpf")]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
