@@ -87,22 +87,27 @@ impl Forwarder {
         }
         self.prune_gone(&mut ports).await?;
 
-        if let Some(rec) = ports.get(link.index)? {
-            if self.pins.link(link.index).exists() {
+        // What this interface runs now; replaced only once every check passed.
+        let replacing = match ports.get(link.index)? {
+            Some(rec) if self.pins.link(link.index).exists() => {
                 if let Some(done) = already_attached(req, &link, &rec)? {
                     undo.commit();
                     return Ok(done);
                 }
-                info!(iface = %link.name, from = %rec.role(), to = %req.role, "replacing");
+                Some(rec)
             }
-            self.release(&mut ports, link.index, &rec, Some(&link))
-                .await?;
-        } else if let Some((prog_id, _)) = link.xdp {
-            return Err(Error::ForeignProgram {
-                iface: link.name,
-                prog_id,
-            });
-        }
+            // Registered, but its link pin is gone: stale, just forget it.
+            Some(rec) => Some(rec),
+            None => {
+                if let Some((prog_id, _)) = link.xdp {
+                    return Err(Error::ForeignProgram {
+                        iface: link.name,
+                        prog_id,
+                    });
+                }
+                None
+            }
+        };
 
         let router_iface = pins::open_or_create(&self.pins.router_iface(), MapSpec::ROUTER_IFACE)?;
         let vlan_ports = pins::open_or_create(&self.pins.vlan_ports(), MapSpec::VLAN_PORTS)?;
@@ -118,7 +123,8 @@ impl Forwarder {
         let all = ports.all()?;
         let vid = match req.role {
             Role::Physical => {
-                if current_router == Some(link.index) {
+                let replacing_router = replacing.is_some_and(|r| r.role() == Role::Router);
+                if current_router == Some(link.index) && !replacing_router {
                     return Err(Error::Refused {
                         iface: link.name,
                         why: "it is the router interface (router_iface); a port cannot send to itself".into(),
@@ -140,6 +146,16 @@ impl Forwarder {
                 None
             }
         };
+        if let Some(rec) = replacing {
+            info!(iface = %link.name, from = %rec.role(), to = %req.role, "replacing");
+            self.release(&mut ports, link.index, &rec, Some(&link))
+                .await?;
+        }
+        // The router slot as it is now (release may have emptied it), for rollback.
+        let current_router =
+            sys::lookup(router_iface.map.fd().as_fd(), ROUTER_IFACE_KEY).map_err(|e| {
+                Error::kernel(format!("cannot read {}", router_iface.path.display()), e)
+            })?;
 
         let mode = self.load_and_pin(req, &link, vid, &mut undo)?;
 

@@ -223,6 +223,34 @@ fn roles_vids_and_replace() {
             p,
         ]);
 
+        // A failed --replace leaves the old attachment as it was.
+        let prog = xdp_prog_on("nic2");
+        let err = cli_err(&[
+            "attach",
+            "nic2",
+            "--role",
+            "physical",
+            "--vid",
+            "100",
+            "--replace",
+            "--pin-dir",
+            p,
+        ]);
+        assert!(
+            err.contains("VID 100 is already used by interface nic3"),
+            "{err}"
+        );
+        assert_eq!(xdp_prog_on("nic2"), prog, "still attached, same program");
+        assert_eq!(
+            status_json(&pins)["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["name"] == "nic2")
+                .unwrap()["vid"],
+            101
+        );
+
         cli_ok(&["attach", "rtr2", "--role", "router", "--pin-dir", p]);
         let err = cli_err(&["attach", "nic3", "--role", "router", "--pin-dir", p]);
         assert!(err.contains("--replace"), "{err}");
@@ -234,6 +262,19 @@ fn roles_vids_and_replace() {
         assert!(xdp_prog_on("rtr2x").is_none());
         let err = cli_err(&["set-router-iface", "nic3", "--pin-dir", p]);
         assert!(err.contains("attached as a physical port"), "{err}");
+        // The router can become a NIC: router_iface no longer points at it.
+        cli_ok(&[
+            "attach",
+            "rtr2",
+            "--role",
+            "physical",
+            "--replace",
+            "--pin-dir",
+            p,
+        ]);
+        let st = status_json(&pins);
+        assert!(st["router_iface"].is_null(), "{st}");
+        assert_eq!(st["ports"].as_array().unwrap().len(), 3);
 
         cli_ok(&["detach", "--all", "--pin-dir", p]);
     });
