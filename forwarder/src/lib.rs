@@ -16,7 +16,7 @@ pub mod pins;
 pub mod ports;
 pub mod privileges;
 pub mod status;
-mod sys;
+pub mod sys;
 
 pub use error::{Error, Result};
 

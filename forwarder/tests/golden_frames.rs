@@ -15,6 +15,7 @@ use xdp_forwarder::{
     Role,
     objects::{self, Setting},
     pins::{self, MapSpec, PinDir},
+    sys,
 };
 
 const XDP_ABORTED: u32 = 0;
@@ -111,9 +112,7 @@ impl Bench {
 
     fn set(&self, spec: MapSpec, path: std::path::PathBuf, key: u32, value: u32) {
         let map = pins::open_existing(&path, spec).unwrap().unwrap();
-        // Through the same raw update the CLI uses, via bpftool-free syscall:
-        // aya's DevMap wants 8-byte values, ours are the original's 4 bytes.
-        set_u32(map.fd().as_fd(), key, value);
+        sys::update(map.fd().as_fd(), key, value).unwrap();
     }
 
     fn set_router(&self) {
@@ -132,34 +131,6 @@ impl Bench {
     fn load(&self, role: Role, setting: Setting) -> Ebpf {
         objects::load(role, setting, &self.pins).unwrap()
     }
-}
-
-fn set_u32(fd: std::os::fd::BorrowedFd<'_>, key: u32, value: u32) {
-    #[repr(C)]
-    struct Attr {
-        fd: u32,
-        pad: u32,
-        key: u64,
-        value: u64,
-        flags: u64,
-    }
-    let attr = Attr {
-        fd: std::os::fd::AsRawFd::as_raw_fd(&fd) as u32,
-        pad: 0,
-        key: std::ptr::from_ref(&key) as u64,
-        value: std::ptr::from_ref(&value) as u64,
-        flags: 0,
-    };
-    // SAFETY: BPF_MAP_UPDATE_ELEM (2) with a valid attr prefix and live pointers.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            2,
-            std::ptr::from_ref(&attr),
-            size_of::<Attr>() as u32,
-        )
-    };
-    assert_eq!(ret, 0, "map update: {}", std::io::Error::last_os_error());
 }
 
 /// The physical program's expected output: one 802.1Q tag with PCP 0, DEI 0.
