@@ -3,16 +3,12 @@
 
 use std::{
     collections::BTreeMap,
-    os::fd::AsFd as _,
     path::{Path, PathBuf},
 };
 
 use aya::programs::{XdpMode, links::FdLink};
 use tracing::{debug, info, warn};
-use xdp_forwarder_common::{
-    Vid,
-    maps::{ROUTER_IFACE, ROUTER_IFACE_KEY},
-};
+use xdp_forwarder_common::{Vid, maps::ROUTER_IFACE_KEY};
 
 use crate::{
     Error, Mode, ModeChoice, Result, Role,
@@ -20,7 +16,7 @@ use crate::{
     objects::{self, Setting},
     pins::{self, MapSpec, PinDir, Pinned},
     ports::{FLAG_SET_PROMISC, PortRecord, Ports},
-    privileges, sys,
+    privileges,
 };
 
 /// What `attach` is asked to do.
@@ -116,10 +112,7 @@ impl Forwarder {
                 undo.remove_pin(pinned.path.clone());
             }
         }
-        let current_router =
-            sys::lookup(router_iface.map.fd().as_fd(), ROUTER_IFACE_KEY).map_err(|e| {
-                Error::kernel(format!("cannot read {}", router_iface.path.display()), e)
-            })?;
+        let mut current_router = router_iface.get(ROUTER_IFACE_KEY)?;
         let all = ports.all()?;
         let vid = match req.role {
             Role::Physical => {
@@ -150,25 +143,18 @@ impl Forwarder {
             info!(iface = %link.name, from = %rec.role(), to = %req.role, "replacing");
             self.release(&mut ports, link.index, &rec, Some(&link))
                 .await?;
+            // Release may have emptied the router slot; rollback restores this.
+            current_router = router_iface.get(ROUTER_IFACE_KEY)?;
         }
-        // The router slot as it is now (release may have emptied it), for rollback.
-        let current_router =
-            sys::lookup(router_iface.map.fd().as_fd(), ROUTER_IFACE_KEY).map_err(|e| {
-                Error::kernel(format!("cannot read {}", router_iface.path.display()), e)
-            })?;
 
         let mode = self.load_and_pin(req, &link, vid, &mut undo)?;
 
-        if let Some(vid) = vid {
-            sys::update(vlan_ports.map.fd().as_fd(), u32::from(vid), link.index)
-                .map_err(|e| Error::kernel(format!("cannot map VID {vid} to {}", link.name), e))?;
-            undo.restore_slot(&vlan_ports, u32::from(vid), None);
-        } else {
-            sys::update(router_iface.map.fd().as_fd(), ROUTER_IFACE_KEY, link.index).map_err(
-                |e| Error::kernel(format!("cannot point {ROUTER_IFACE} at {}", link.name), e),
-            )?;
-            undo.restore_slot(&router_iface, ROUTER_IFACE_KEY, current_router);
-        }
+        let (slots, key, before) = match vid {
+            Some(vid) => (vlan_ports, u32::from(vid), None),
+            None => (router_iface, ROUTER_IFACE_KEY, current_router),
+        };
+        slots.set(key, link.index)?;
+        undo.restore_slot(slots, key, before);
 
         self.net.set_up(&link).await?;
         let mut flags = 0;
@@ -332,14 +318,10 @@ impl Forwarder {
                 ROUTER_IFACE_KEY,
             ),
         };
-        if let Some(map) = pins::open_existing(&path, spec)? {
-            let fd = map.fd().as_fd();
-            let slot = sys::lookup(fd, key)
-                .map_err(|e| Error::kernel(format!("cannot read {}", path.display()), e))?;
-            if slot == Some(ifindex) {
-                sys::delete(fd, key)
-                    .map_err(|e| Error::kernel(format!("cannot update {}", path.display()), e))?;
-            }
+        if let Some(slots) = pins::open_existing(&path, spec)?
+            && slots.get(key)? == Some(ifindex)
+        {
+            slots.clear(key)?;
         }
         if let Some(link) = link
             && rec.flags & FLAG_SET_PROMISC != 0
@@ -420,11 +402,8 @@ impl Forwarder {
             });
         }
         let pinned = pins::open_or_create(&self.pins.router_iface(), MapSpec::ROUTER_IFACE)?;
-        let fd = pinned.map.fd().as_fd();
-        let before = sys::lookup(fd, ROUTER_IFACE_KEY)
-            .map_err(|e| Error::kernel(format!("cannot read {}", pinned.path.display()), e))?;
-        sys::update(fd, ROUTER_IFACE_KEY, link.index)
-            .map_err(|e| Error::kernel(format!("cannot update {}", pinned.path.display()), e))?;
+        let before = pinned.get(ROUTER_IFACE_KEY)?;
+        pinned.set(ROUTER_IFACE_KEY, link.index)?;
         info!(iface, ifindex = link.index, ?before, "router_iface set");
         Ok((link.index, before))
     }
@@ -512,8 +491,10 @@ struct Undo {
 
 enum UndoStep {
     RemovePin(PathBuf),
+    /// Reopened only if the rollback happens.
     RestoreSlot {
-        map: aya::maps::MapData,
+        path: PathBuf,
+        spec: MapSpec,
         key: u32,
         value: Option<u32>,
     },
@@ -524,13 +505,13 @@ impl Undo {
         self.steps.push(UndoStep::RemovePin(path));
     }
 
-    fn restore_slot(&mut self, pinned: &Pinned, key: u32, value: Option<u32>) {
-        match aya::maps::MapData::from_pin(&pinned.path) {
-            Ok(map) => self.steps.push(UndoStep::RestoreSlot { map, key, value }),
-            Err(e) => {
-                warn!(path = %pinned.path.display(), error = %e, "cannot reopen map for rollback")
-            }
-        }
+    fn restore_slot(&mut self, slots: Pinned, key: u32, value: Option<u32>) {
+        self.steps.push(UndoStep::RestoreSlot {
+            path: slots.path,
+            spec: slots.spec,
+            key,
+            value,
+        });
     }
 
     fn commit(mut self) {
@@ -542,15 +523,14 @@ impl Drop for Undo {
     fn drop(&mut self) {
         while let Some(step) = self.steps.pop() {
             let result = match &step {
-                UndoStep::RemovePin(path) => remove_pin(path).map_err(|e| e.to_string()),
-                UndoStep::RestoreSlot { map, key, value } => {
-                    let fd = map.fd().as_fd();
-                    match value {
-                        Some(v) => sys::update(fd, *key, *v),
-                        None => sys::delete(fd, *key),
-                    }
-                    .map_err(|e| e.to_string())
-                }
+                UndoStep::RemovePin(path) => remove_pin(path),
+                UndoStep::RestoreSlot {
+                    path,
+                    spec,
+                    key,
+                    value,
+                } => pins::open_existing(path, *spec)
+                    .and_then(|slots| slots.map_or(Ok(()), |s| s.restore(*key, *value))),
             };
             if let Err(error) = result {
                 warn!(%error, "rollback step failed");

@@ -16,7 +16,7 @@ pub mod pins;
 pub mod ports;
 pub mod privileges;
 pub mod status;
-pub mod sys;
+mod sys;
 
 pub use error::{Error, Result};
 

@@ -9,6 +9,7 @@
 
 use std::{
     ffi::CString,
+    os::fd::AsFd as _,
     os::unix::ffi::OsStrExt as _,
     path::{Path, PathBuf},
 };
@@ -21,6 +22,7 @@ use xdp_forwarder_common::maps::{
 use crate::{
     Error, Result,
     ports::{PORTS_MAX, PortRecord},
+    sys,
 };
 
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf";
@@ -126,18 +128,44 @@ impl MapSpec {
 pub struct Pinned {
     pub map: MapData,
     pub path: PathBuf,
+    /// What it was checked against (or created as).
+    pub spec: MapSpec,
     pub created: bool,
+}
+
+impl Pinned {
+    /// Slot `key` of a map with 4-byte values; `None` when it is empty.
+    pub fn get(&self, key: u32) -> Result<Option<u32>> {
+        sys::lookup(self.map.fd().as_fd(), key).map_err(|e| self.error("read", e))
+    }
+
+    pub fn set(&self, key: u32, value: u32) -> Result<()> {
+        sys::update(self.map.fd().as_fd(), key, value).map_err(|e| self.error("update", e))
+    }
+
+    /// Empties slot `key` (already empty is fine).
+    pub fn clear(&self, key: u32) -> Result<()> {
+        sys::delete(self.map.fd().as_fd(), key).map_err(|e| self.error("update", e))
+    }
+
+    /// Puts slot `key` back to `value` (`None`: empty).
+    pub fn restore(&self, key: u32, value: Option<u32>) -> Result<()> {
+        match value {
+            Some(v) => self.set(key, v),
+            None => self.clear(key),
+        }
+    }
+
+    fn error(&self, what: &str, e: std::io::Error) -> Error {
+        Error::kernel(format!("cannot {what} {}", self.path.display()), e)
+    }
 }
 
 /// Opens the map pinned at `path` if it matches `spec` (ignoring the
 /// `BPF_F_RDONLY_PROG` the kernel adds to DEVMAPs), or creates and pins it.
 pub fn open_or_create(path: &Path, spec: MapSpec) -> Result<Pinned> {
-    if let Some(map) = open_existing(path, spec)? {
-        return Ok(Pinned {
-            map,
-            path: path.to_owned(),
-            created: false,
-        });
+    if let Some(pinned) = open_existing(path, spec)? {
+        return Ok(pinned);
     }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
@@ -161,13 +189,14 @@ pub fn open_or_create(path: &Path, spec: MapSpec) -> Result<Pinned> {
     Ok(Pinned {
         map,
         path: path.to_owned(),
+        spec,
         created: true,
     })
 }
 
 /// The map pinned at `path`, checked against `spec`; `None` when nothing is
 /// pinned there.
-pub fn open_existing(path: &Path, spec: MapSpec) -> Result<Option<MapData>> {
+pub fn open_existing(path: &Path, spec: MapSpec) -> Result<Option<Pinned>> {
     if !path.exists() {
         return Ok(None);
     }
@@ -198,5 +227,10 @@ pub fn open_existing(path: &Path, spec: MapSpec) -> Result<Option<MapData>> {
             info.map_flags()
         )));
     }
-    Ok(Some(map))
+    Ok(Some(Pinned {
+        map,
+        path: path.to_owned(),
+        spec,
+        created: false,
+    }))
 }

@@ -67,26 +67,23 @@ pub struct Ports {
 impl Ports {
     /// The registry of `pins`, created when absent.
     pub fn open_or_create(pins: &PinDir) -> Result<Self> {
-        let Pinned { map, path, created } = pins::open_or_create(&pins.ports(), MapSpec::PORTS)?;
-        Self::wrap(map, path, created)
+        Self::wrap(pins::open_or_create(&pins.ports(), MapSpec::PORTS)?)
     }
 
     /// The registry of `pins`, `None` when nothing was ever attached there.
     pub fn open(pins: &PinDir) -> Result<Option<Self>> {
-        let path = pins.ports();
-        match pins::open_existing(&path, MapSpec::PORTS)? {
-            Some(map) => Self::wrap(map, path, false).map(Some),
-            None => Ok(None),
-        }
+        pins::open_existing(&pins.ports(), MapSpec::PORTS)?
+            .map(Self::wrap)
+            .transpose()
     }
 
-    fn wrap(map: MapData, pinned_path: std::path::PathBuf, created: bool) -> Result<Self> {
-        let map = HashMap::try_from(Map::HashMap(map))
-            .map_err(|e| Error::kernel(format!("cannot use {}", pinned_path.display()), e))?;
+    fn wrap(pinned: Pinned) -> Result<Self> {
+        let map = HashMap::try_from(Map::HashMap(pinned.map))
+            .map_err(|e| Error::kernel(format!("cannot use {}", pinned.path.display()), e))?;
         Ok(Self {
             map,
-            pinned_path,
-            created,
+            pinned_path: pinned.path,
+            created: pinned.created,
         })
     }
 

@@ -1,7 +1,5 @@
 //! What is attached where, for humans (`status`) and machines (`status --json`).
 
-use std::os::fd::AsFd as _;
-
 use serde::Serialize;
 use xdp_forwarder_common::maps::ROUTER_IFACE_KEY;
 
@@ -10,7 +8,6 @@ use crate::{
     attach::Forwarder,
     pins::{self, MapSpec},
     ports::Ports,
-    sys,
 };
 
 /// `status --json` schema, version 1. Fields are only ever added.
@@ -49,8 +46,7 @@ impl Forwarder {
         let pins = self.pins();
         let net = self.netdev();
         let router_iface = match pins::open_existing(&pins.router_iface(), MapSpec::ROUTER_IFACE)? {
-            Some(map) => sys::lookup(map.fd().as_fd(), ROUTER_IFACE_KEY)
-                .map_err(|e| crate::Error::kernel("cannot read router_iface", e))?,
+            Some(map) => map.get(ROUTER_IFACE_KEY)?,
             None => None,
         };
         let router_link = match router_iface {

@@ -4,8 +4,6 @@
 
 mod support;
 
-use std::os::fd::AsFd as _;
-
 use aya::{
     Ebpf,
     programs::{TestRun as _, TestRunOptions},
@@ -15,7 +13,6 @@ use xdp_forwarder::{
     Role,
     objects::{self, Setting},
     pins::{self, MapSpec, PinDir},
-    sys,
 };
 
 const XDP_ABORTED: u32 = 0;
@@ -111,8 +108,11 @@ impl Bench {
     }
 
     fn set(&self, spec: MapSpec, path: std::path::PathBuf, key: u32, value: u32) {
-        let map = pins::open_existing(&path, spec).unwrap().unwrap();
-        sys::update(map.fd().as_fd(), key, value).unwrap();
+        pins::open_existing(&path, spec)
+            .unwrap()
+            .unwrap()
+            .set(key, value)
+            .unwrap();
     }
 
     fn set_router(&self) {
