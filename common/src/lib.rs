@@ -7,12 +7,14 @@
 //! the host.
 #![no_std]
 
+pub mod counters;
 pub mod drop_reason;
 pub mod forward;
 pub mod frame;
 pub mod maps;
 pub mod vlan;
 
+pub use counters::PortCounters;
 pub use drop_reason::DropReason;
 pub use forward::{RouterMode, physical, router};
 pub use frame::{BufFrame, Frame};

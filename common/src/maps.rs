@@ -13,6 +13,13 @@ pub const VLAN_PORTS: &str = "fwd_vlan_ports";
 /// One slot per 12-bit VID (0 and 4095 stay empty).
 pub const VLAN_PORTS_ENTRIES: u32 = 4096;
 
+/// PERCPU_ARRAY of one [`PortCounters`](crate::PortCounters), private to each
+/// loaded program; our loader pins it beside the port's link.
+pub const COUNTERS: &str = "fwd_counters";
+
+/// Read-only global: 0 turns counting off (the benchmark measures its cost).
+pub const GLOBAL_COUNTING: &str = "COUNTING";
+
 /// Read-only global: 1 when our CLI loaded the object (managed mode), 0 when a
 /// foreign loader did (drop-in mode, the original's behaviour).
 pub const GLOBAL_MANAGED: &str = "MANAGED";

@@ -6,6 +6,8 @@
 pub mod maps;
 pub mod xdp_frame;
 
+use aya_ebpf::bindings::xdp_action;
+use xdp_forwarder_common::DropReason;
 pub use xdp_frame::XdpFrame;
 
 /// Set to 1 by our loader (managed mode); stays 0 under a foreign loader, which
@@ -16,6 +18,10 @@ static MANAGED: u8 = 0;
 /// Managed physical program: the VID of the port it is attached to.
 #[unsafe(no_mangle)]
 static PORT_VID: u32 = 0;
+
+/// 0 turns counting off: the benchmark measures what counting costs.
+#[unsafe(no_mangle)]
+static COUNTING: u8 = 1;
 
 /// Whether our own loader loaded this program.
 #[inline(always)]
@@ -30,6 +36,20 @@ pub fn managed() -> bool {
 pub fn port_vid() -> u32 {
     // SAFETY: as in `managed`.
     unsafe { core::ptr::read_volatile(&PORT_VID) }
+}
+
+/// Counts the frame (`len` bytes as received) and turns the verdict into an
+/// XDP action.
+#[inline(always)]
+pub fn account(len: usize, verdict: Result<(), DropReason>) -> u32 {
+    // SAFETY: as in `managed`.
+    if unsafe { core::ptr::read_volatile(&COUNTING) } != 0 {
+        maps::COUNTERS.update(|c| c.record(len as u64, verdict));
+    }
+    match verdict {
+        Ok(()) => xdp_action::XDP_REDIRECT,
+        Err(_) => xdp_action::XDP_DROP,
+    }
 }
 
 /// The kernel reads the program's license from this section.

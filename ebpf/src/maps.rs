@@ -6,7 +6,11 @@
 
 use core::{ffi::c_void, ptr};
 
-use aya_ebpf::{bindings::xdp_action, helpers::bpf_redirect_map};
+use aya_ebpf::{
+    bindings::xdp_action,
+    helpers::{bpf_map_lookup_elem, bpf_redirect_map},
+};
+use xdp_forwarder_common::PortCounters;
 
 /// `LIBBPF_PIN_NONE` / `LIBBPF_PIN_BY_NAME`.
 pub const PIN_NONE: usize = 0;
@@ -43,19 +47,15 @@ impl<const M: usize, const P: usize, const F: usize> DevMap<M, P, F> {
         }
     }
 
-    /// Redirects to the device in slot `key`: `XDP_REDIRECT`, or `XDP_DROP`
-    /// for an empty slot (a clean drop, not the XDP_ABORTED of flags 0).
+    /// Prepares the redirect to the device in slot `key`; `false` for an
+    /// empty slot (flags `XDP_DROP`: a clean drop, not the XDP_ABORTED of 0).
     #[inline(always)]
-    pub fn redirect(&self, key: u32) -> u32 {
+    pub fn redirect(&self, key: u32) -> bool {
         let map = ptr::from_ref(self).cast_mut().cast::<c_void>();
         // SAFETY: `map` is a map reference after relocation; the low bits of
         // flags are the action to return when the slot is empty.
         let ret = unsafe { bpf_redirect_map(map, key.into(), u64::from(xdp_action::XDP_DROP)) };
-        if ret == i64::from(xdp_action::XDP_REDIRECT) {
-            xdp_action::XDP_REDIRECT
-        } else {
-            xdp_action::XDP_DROP
-        }
+        ret == i64::from(xdp_action::XDP_REDIRECT)
     }
 }
 
@@ -82,3 +82,54 @@ pub static ROUTER_IFACE: DevMap<1, PIN_BY_NAME, RDONLY_PROG> = DevMap::new();
 #[unsafe(link_section = ".maps")]
 #[unsafe(export_name = "fwd_vlan_ports")]
 pub static VLAN_PORTS: DevMap<4096, PIN_NONE, 0> = DevMap::new();
+
+/// A one-entry PERCPU_ARRAY holding `V`.
+#[repr(C)]
+pub struct PerCpuCell<V> {
+    r#type: *const [i32; 6], // BPF_MAP_TYPE_PERCPU_ARRAY
+    key: *const u32,
+    value: *const V,
+    max_entries: *const [i32; 1],
+}
+
+// SAFETY: as for `DevMap`, the members are never dereferenced.
+unsafe impl<V> Sync for PerCpuCell<V> {}
+
+impl<V> PerCpuCell<V> {
+    pub const fn new() -> Self {
+        Self {
+            r#type: ptr::null(),
+            key: ptr::null(),
+            value: ptr::null(),
+            max_entries: ptr::null(),
+        }
+    }
+
+    /// Runs `f` on this CPU's copy (skipped only if the map was not loaded
+    /// as declared). A closure, not a `&mut` out of `&self`: the borrow ends here.
+    #[inline(always)]
+    pub fn update(&self, f: impl FnOnce(&mut V)) {
+        let map = ptr::from_ref(self).cast_mut().cast::<c_void>();
+        let key = 0u32;
+        // SAFETY: `map` is a map reference after relocation and `key` lives
+        // across the call; the helper returns null or this CPU's value.
+        let value = unsafe { bpf_map_lookup_elem(map, ptr::from_ref(&key).cast()) };
+        // SAFETY: a non-null result points at a `V` that only this CPU
+        // touches while the program runs (no preemption inside XDP).
+        if let Some(v) = unsafe { value.cast::<V>().as_mut() } {
+            f(v);
+        }
+    }
+}
+
+impl<V> Default for PerCpuCell<V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// This program instance's counters (private: each load creates its own;
+/// our loader pins it beside the port's link).
+#[unsafe(link_section = ".maps")]
+#[unsafe(export_name = "fwd_counters")]
+pub static COUNTERS: PerCpuCell<PortCounters> = PerCpuCell::new();

@@ -8,7 +8,10 @@ use std::{
 
 use aya::programs::{XdpMode, links::FdLink};
 use tracing::{debug, info, warn};
-use xdp_forwarder_common::{Vid, maps::ROUTER_IFACE_KEY};
+use xdp_forwarder_common::{
+    Vid,
+    maps::{COUNTERS, ROUTER_IFACE_KEY},
+};
 
 use crate::{
     Error, Mode, ModeChoice, Result, Role,
@@ -187,6 +190,7 @@ impl Forwarder {
         undo: &mut Undo,
     ) -> Result<Mode> {
         let mut ebpf = objects::load(req.role, Setting::Managed { vid }, &self.pins)?;
+        self.pin_counters(&ebpf, link, undo)?;
         let name = objects::program_name(req.role);
         let prog = objects::xdp(&mut ebpf, req.role)?;
         let candidates: &[Mode] = match req.mode {
@@ -224,12 +228,6 @@ impl Forwarder {
                 )
             })?;
             let path = self.pins.link(link.index);
-            std::fs::create_dir_all(self.pins.state_dir()).map_err(|e| {
-                Error::kernel(
-                    format!("cannot create {}", self.pins.state_dir().display()),
-                    e,
-                )
-            })?;
             fd_link.pin(&path).map_err(|e| {
                 Error::kernel(
                     format!("cannot pin the link of {} at {}", link.name, path.display()),
@@ -243,6 +241,34 @@ impl Forwarder {
             return Ok(mode);
         }
         Err(last_err.unwrap_or_else(|| Error::kernel("attach", "no mode to try")))
+    }
+
+    /// Pins the new program's counters so that `status` finds them; a
+    /// leftover pin of an earlier program is replaced.
+    fn pin_counters(&self, ebpf: &aya::Ebpf, link: &Link, undo: &mut Undo) -> Result<()> {
+        let path = self.pins.counters(link.index);
+        let map = ebpf
+            .map(COUNTERS)
+            .ok_or_else(|| Error::kernel("corrupt embedded object", "no counters map"))?;
+        std::fs::create_dir_all(self.pins.state_dir()).map_err(|e| {
+            Error::kernel(
+                format!("cannot create {}", self.pins.state_dir().display()),
+                e,
+            )
+        })?;
+        remove_pin(&path)?;
+        map.pin(&path).map_err(|e| {
+            Error::kernel(
+                format!(
+                    "cannot pin the counters of {} at {}",
+                    link.name,
+                    path.display()
+                ),
+                e,
+            )
+        })?;
+        undo.remove_pin(path);
+        Ok(())
     }
 
     async fn choose_vid(
@@ -306,6 +332,7 @@ impl Forwarder {
         link: Option<&Link>,
     ) -> Result<()> {
         remove_pin(&self.pins.link(ifindex))?;
+        remove_pin(&self.pins.counters(ifindex))?;
         let (path, spec, key) = match rec.role() {
             Role::Physical => (
                 self.pins.vlan_ports(),

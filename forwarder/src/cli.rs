@@ -73,6 +73,11 @@ pub enum Command {
         /// Machine-readable output (schema documented in the README).
         #[arg(long)]
         json: bool,
+        /// Refresh every SECONDS (default 1) and show rates; with --json,
+        /// one JSON document per line per refresh.
+        #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "1",
+              value_parser = parse_interval)]
+        watch: Option<std::time::Duration>,
         #[command(flatten)]
         pins: PinDirArg,
     },
@@ -145,17 +150,11 @@ pub async fn run(command: Command) -> Result<()> {
             let (ifindex, _) = fwd.set_router_iface(&iface).await?;
             println!("router_iface → {iface} (ifindex {ifindex})");
         }
-        Command::Status { json, pins } => {
+        Command::Status { json, watch, pins } => {
             let fwd = Forwarder::open(&pins.pin_dir)?;
-            let status = fwd.status().await?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&status)
-                        .map_err(|e| crate::Error::kernel("json", e))?
-                );
-            } else {
-                print!("{status}");
+            match watch {
+                None => print_status(&fwd.status().await?, json, false)?,
+                Some(secs) => watch_status(&fwd, json, secs).await?,
             }
         }
         Command::ExportObjects { dir, pins } => {
@@ -175,6 +174,51 @@ pub async fn run(command: Command) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn print_status(status: &crate::status::Status, json: bool, watching: bool) -> Result<()> {
+    let json_err = |e| crate::Error::kernel("json", e);
+    match (json, watching) {
+        (true, false) => println!(
+            "{}",
+            serde_json::to_string_pretty(status).map_err(json_err)?
+        ),
+        (true, true) => println!("{}", serde_json::to_string(status).map_err(json_err)?),
+        // Home the cursor and clear the screen: the table refreshes in place.
+        (false, true) => print!("\x1b[H\x1b[2J{status}"),
+        (false, false) => print!("{status}"),
+    }
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    Ok(())
+}
+
+/// `--watch SECONDS`: at least 0.1 s, so that rates mean something.
+fn parse_interval(s: &str) -> std::result::Result<std::time::Duration, String> {
+    match s.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && (0.1..=86400.0).contains(&secs) => {
+            Ok(std::time::Duration::from_secs_f64(secs))
+        }
+        _ => Err(format!(
+            "{s:?} is not an interval in seconds between 0.1 and 86400"
+        )),
+    }
+}
+
+/// `status --watch`: a sample every interval, with rates from the previous one,
+/// until interrupted.
+async fn watch_status(fwd: &Forwarder, json: bool, interval: std::time::Duration) -> Result<()> {
+    let mut previous: Option<(crate::status::Status, std::time::Instant)> = None;
+    loop {
+        let mut status = fwd.status().await?;
+        let now = std::time::Instant::now();
+        if let Some((before, at)) = &previous {
+            status.set_rates(before, now - *at);
+        }
+        print_status(&status, json, true)?;
+        previous = Some((status, now));
+        tokio::time::sleep(interval).await;
+    }
 }
 
 /// Logs to stderr; `RUST_LOG` overrides the default level (warn).

@@ -9,6 +9,7 @@
 
 pub mod attach;
 pub mod cli;
+pub mod counters;
 pub mod error;
 pub mod netdev;
 pub mod objects;

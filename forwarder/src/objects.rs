@@ -5,13 +5,18 @@ use std::{fs, path::Path};
 use anyhow::Context as _;
 use aya::{Ebpf, EbpfLoader, include_bytes_aligned, programs::Xdp};
 use xdp_forwarder_common::maps::{
-    GLOBAL_MANAGED, GLOBAL_PORT_VID, PROG_PHYSICAL, PROG_ROUTER, ROUTER_IFACE, VLAN_PORTS,
+    GLOBAL_COUNTING, GLOBAL_MANAGED, GLOBAL_PORT_VID, PROG_PHYSICAL, PROG_ROUTER, ROUTER_IFACE,
+    VLAN_PORTS,
 };
 
 use crate::{Error, Result, Role, pins::PinDir};
 
 static PHYSICAL: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/prog_physical"));
 static ROUTER: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/prog_router"));
+/// The benchmark's floor program (`floor`): redirects through `router_iface`
+/// without touching the frame.
+static FLOOR: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/prog_floor"));
+pub const FLOOR_PROGRAM: &str = "floor";
 
 /// The ELF object holding `role`'s program (and the maps it shares).
 pub fn object(role: Role) -> &'static [u8] {
@@ -63,6 +68,12 @@ pub enum Setting {
 /// (which must already hold `router_iface` and, for managed use, the VLAN
 /// port map: aya opens pins, it never creates `router_iface`).
 pub fn load(role: Role, setting: Setting, pins: &PinDir) -> Result<Ebpf> {
+    load_with(role, setting, pins, true)
+}
+
+/// [`load`], with counting switched off when `counting` is false (the
+/// benchmark measures what counting costs).
+pub fn load_with(role: Role, setting: Setting, pins: &PinDir, counting: bool) -> Result<Ebpf> {
     let router_iface = pins.router_iface();
     let vlan_ports = pins.vlan_ports();
     let (managed, vid): (u8, u32) = match setting {
@@ -70,8 +81,10 @@ pub fn load(role: Role, setting: Setting, pins: &PinDir) -> Result<Ebpf> {
         Setting::DropIn => (0, 0),
     };
     let mut loader = EbpfLoader::new();
+    let counting = u8::from(counting);
     loader
         .override_global(GLOBAL_MANAGED, &managed, true)
+        .override_global(GLOBAL_COUNTING, &counting, true)
         .override_global(GLOBAL_PORT_VID, &vid, role == Role::Physical)
         .map_pin_path(ROUTER_IFACE, router_iface.as_path());
     if matches!(setting, Setting::Managed { .. }) {
@@ -83,6 +96,22 @@ pub fn load(role: Role, setting: Setting, pins: &PinDir) -> Result<Ebpf> {
     xdp(&mut ebpf, role)?
         .load()
         .map_err(|e| Error::kernel(format!("the kernel refused the {role} program"), e))?;
+    Ok(ebpf)
+}
+
+/// Loads the floor program, redirecting through the `router_iface` of `pins`.
+pub fn load_floor(pins: &PinDir) -> Result<Ebpf> {
+    let mut ebpf = EbpfLoader::new()
+        .map_pin_path(ROUTER_IFACE, pins.router_iface().as_path())
+        .load(FLOOR)
+        .map_err(|e| Error::kernel("cannot load the floor object", e))?;
+    let prog: &mut Xdp = ebpf
+        .program_mut(FLOOR_PROGRAM)
+        .ok_or_else(|| Error::kernel("corrupt embedded object", "no program floor"))?
+        .try_into()
+        .map_err(|e| Error::kernel("corrupt embedded object", e))?;
+    prog.load()
+        .map_err(|e| Error::kernel("the kernel refused the floor program", e))?;
     Ok(ebpf)
 }
 

@@ -6,6 +6,7 @@
 //! - `xdp-forwarder/fwd_vlan_ports`: DEVMAP VID → physical port.
 //! - `xdp-forwarder/ports`: HASH ifindex → [`PortRecord`](crate::ports::PortRecord).
 //! - `xdp-forwarder/link-IFINDEX`: the pinned XDP attachment of a port.
+//! - `xdp-forwarder/counters-IFINDEX`: that program's per-CPU counters.
 
 use std::{
     ffi::CString,
@@ -67,6 +68,10 @@ impl PinDir {
 
     pub fn link(&self, ifindex: u32) -> PathBuf {
         self.state_dir().join(format!("link-{ifindex}"))
+    }
+
+    pub fn counters(&self, ifindex: u32) -> PathBuf {
+        self.state_dir().join(format!("counters-{ifindex}"))
     }
 }
 

@@ -1,11 +1,14 @@
 //! What is attached where, for humans (`status`) and machines (`status --json`).
 
+use std::{collections::BTreeMap, time::Duration};
+
 use serde::Serialize;
-use xdp_forwarder_common::maps::ROUTER_IFACE_KEY;
+use xdp_forwarder_common::{DropReason, PortCounters, maps::ROUTER_IFACE_KEY};
 
 use crate::{
     Mode, Result, Role,
     attach::Forwarder,
+    counters,
     pins::{self, MapSpec},
     ports::Ports,
 };
@@ -38,7 +41,78 @@ pub struct Port {
     pub up: bool,
     /// The pinned link exists and the interface runs an XDP program.
     pub attached: bool,
+    /// What the port's program counted since it was attached; `None` when its
+    /// counters are not pinned (attached by hand or by an older version).
+    pub counters: Option<Counters>,
+    /// Per-second rates since the previous sample (`status --watch` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rates: Option<Rates>,
     pub warnings: Vec<String>,
+}
+
+/// A port's counters, summed over the CPUs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Counters {
+    pub forwarded_frames: u64,
+    pub forwarded_bytes: u64,
+    /// Drops by reason; every reason is present (sorted by name).
+    pub dropped: BTreeMap<&'static str, u64>,
+    pub dropped_total: u64,
+}
+
+impl From<PortCounters> for Counters {
+    fn from(c: PortCounters) -> Self {
+        Counters {
+            forwarded_frames: c.forwarded_frames,
+            forwarded_bytes: c.forwarded_bytes,
+            dropped: DropReason::ALL
+                .into_iter()
+                .map(|r| (r.name(), c.drops(r)))
+                .collect(),
+            dropped_total: c.dropped_total(),
+        }
+    }
+}
+
+/// Forwarding and drop rates between two samples.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Rates {
+    pub frames_per_sec: f64,
+    pub bits_per_sec: f64,
+    pub drops_per_sec: f64,
+}
+
+impl Rates {
+    /// The rates from `before` to `now`, `elapsed` apart.
+    pub fn between(before: &Counters, now: &Counters, elapsed: Duration) -> Rates {
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        let per_sec = |a: u64, b: u64| b.wrapping_sub(a) as f64 / secs;
+        Rates {
+            frames_per_sec: per_sec(before.forwarded_frames, now.forwarded_frames),
+            bits_per_sec: 8.0 * per_sec(before.forwarded_bytes, now.forwarded_bytes),
+            drops_per_sec: per_sec(before.dropped_total, now.dropped_total),
+        }
+    }
+}
+
+impl Status {
+    /// Fills in every port's rates from an earlier sample taken `elapsed` ago
+    /// (ports without counters then, or attached since, get none).
+    pub fn set_rates(&mut self, earlier: &Status, elapsed: Duration) {
+        for port in &mut self.ports {
+            let before = earlier
+                .ports
+                .iter()
+                .find(|p| p.ifindex == port.ifindex)
+                .and_then(|p| p.counters.as_ref());
+            port.rates = match (before, &port.counters) {
+                (Some(b), Some(n)) if n.forwarded_frames >= b.forwarded_frames => {
+                    Some(Rates::between(b, n, elapsed))
+                }
+                _ => None,
+            };
+        }
+    }
 }
 
 impl Forwarder {
@@ -88,6 +162,8 @@ impl Forwarder {
                 up: link.as_ref().is_some_and(|l| l.up),
                 attached: link.as_ref().is_some_and(|l| l.xdp.is_some())
                     && pins.link(ifindex).exists(),
+                counters: counters::read_pinned(&pins.counters(ifindex))?.map(Counters::from),
+                rates: None,
                 warnings,
             });
         }
@@ -117,15 +193,30 @@ impl std::fmt::Display for Status {
         if self.ports.is_empty() {
             return writeln!(f, "no port attached");
         }
-        writeln!(
+        let rates = self.ports.iter().any(|p| p.rates.is_some());
+        write!(
             f,
-            "{:<16} {:>7}  {:<8}  {:<6}  {:>4}  {:>5}  {:<4}  ATTACHED",
-            "IFACE", "IFINDEX", "ROLE", "MODE", "VID", "MTU", "LINK"
+            "{:<16} {:>7}  {:<8}  {:<6}  {:>4}  {:>5}  {:<4}  {:<8}  {:>12}  {:>10}",
+            "IFACE",
+            "IFINDEX",
+            "ROLE",
+            "MODE",
+            "VID",
+            "MTU",
+            "LINK",
+            "ATTACHED",
+            "FORWARDED",
+            "DROPPED"
         )?;
+        if rates {
+            write!(f, "  {:>10}  {:>10}", "FRAMES/S", "BITS/S")?;
+        }
+        writeln!(f)?;
         for p in &self.ports {
-            writeln!(
+            let count = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+            write!(
                 f,
-                "{:<16} {:>7}  {:<8}  {:<6}  {:>4}  {:>5}  {:<4}  {}",
+                "{:<16} {:>7}  {:<8}  {:<6}  {:>4}  {:>5}  {:<4}  {:<8}  {:>12}  {:>10}",
                 p.name.as_deref().unwrap_or("<gone>"),
                 p.ifindex,
                 p.role.to_string(),
@@ -134,11 +225,44 @@ impl std::fmt::Display for Status {
                 p.mtu.map_or_else(|| "-".to_owned(), |v| v.to_string()),
                 if p.up { "up" } else { "down" },
                 if p.attached { "yes" } else { "NO" },
+                count(p.counters.as_ref().map(|c| c.forwarded_frames)),
+                count(p.counters.as_ref().map(|c| c.dropped_total)),
             )?;
+            if rates {
+                match &p.rates {
+                    Some(r) => write!(
+                        f,
+                        "  {:>10}  {:>10}",
+                        si(r.frames_per_sec),
+                        si(r.bits_per_sec)
+                    )?,
+                    None => write!(f, "  {:>10}  {:>10}", "-", "-")?,
+                }
+            }
+            writeln!(f)?;
+            if let Some(c) = p.counters.as_ref().filter(|c| c.dropped_total > 0) {
+                let reasons: Vec<String> = c
+                    .dropped
+                    .iter()
+                    .filter(|(_, n)| **n > 0)
+                    .map(|(r, n)| format!("{r} {n}"))
+                    .collect();
+                writeln!(f, "  dropped: {}", reasons.join(", "))?;
+            }
             for w in &p.warnings {
                 writeln!(f, "  warning: {w}")?;
             }
         }
         Ok(())
+    }
+}
+
+/// `1234567.0` → `1.23M`: rates at a glance.
+fn si(v: f64) -> String {
+    match v {
+        v if v >= 1e9 => format!("{:.2}G", v / 1e9),
+        v if v >= 1e6 => format!("{:.2}M", v / 1e6),
+        v if v >= 1e3 => format!("{:.2}k", v / 1e3),
+        v => format!("{v:.0}"),
     }
 }

@@ -90,6 +90,36 @@ fn attach_status_detach_round_trip() {
             (Some("router"), Some("skb"))
         );
         assert!(ports.iter().all(|p| p["attached"] == true));
+        for port in ports {
+            let c = &port["counters"];
+            assert_eq!(c["forwarded_frames"], 0, "{port}");
+            assert_eq!(c["dropped_total"], 0, "{port}");
+            assert_eq!(
+                c["dropped"].as_object().map(|d| d.len()),
+                Some(8),
+                "every drop reason is listed: {port}"
+            );
+        }
+        // --watch: one JSON line per refresh, rates from the second on.
+        let mut watch = std::process::Command::new(env!("CARGO_BIN_EXE_xdp-forwarder"))
+            .args(["status", "--json", "--watch", "0.2", "--pin-dir", p])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines =
+            std::io::BufRead::lines(std::io::BufReader::new(watch.stdout.take().unwrap()));
+        let first: serde_json::Value =
+            serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+        let second: serde_json::Value =
+            serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+        watch.kill().unwrap();
+        watch.wait().unwrap();
+        assert!(first["ports"][0].get("rates").is_none());
+        assert_eq!(second["ports"][0]["rates"]["frames_per_sec"], 0.0);
+        assert!(
+            cli_err(&["status", "--watch", "0", "--pin-dir", p]).contains("between 0.1"),
+            "a zero interval is refused"
+        );
         let text = cli_ok(&["status", "--pin-dir", p]);
         assert!(
             text.contains("nic1")

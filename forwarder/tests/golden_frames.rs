@@ -10,10 +10,11 @@ use aya::{
 };
 use support::{Bpffs, in_fresh_netns, packet::tagged, veth};
 use xdp_forwarder::{
-    Role,
+    Role, counters,
     objects::{self, Setting},
     pins::{self, MapSpec, PinDir},
 };
+use xdp_forwarder_common::{DropReason, PortCounters, maps::COUNTERS};
 
 const XDP_ABORTED: u32 = 0;
 const XDP_DROP: u32 = 1;
@@ -131,6 +132,11 @@ impl Bench {
     fn load(&self, role: Role, setting: Setting) -> Ebpf {
         objects::load(role, setting, &self.pins).unwrap()
     }
+}
+
+/// What `ebpf`'s program has counted so far.
+fn counted(ebpf: &Ebpf) -> PortCounters {
+    counters::sum(ebpf.map(COUNTERS).expect("counters map")).unwrap()
 }
 
 /// The physical program's expected output: one 802.1Q tag with PCP 0, DEI 0.
@@ -349,5 +355,60 @@ fn router_drop_in_uses_vid_as_ifindex_but_never_lo_or_itself() {
             (XDP_REDIRECT, tagged(&inner, 0x8100, 7)),
             "exactly one tag is popped"
         );
+    });
+}
+
+#[test]
+fn counters_account_for_every_frame_by_reason() {
+    in_fresh_netns(|| {
+        let bench = Bench::new("counters");
+        let frame = eth(UNICAST, 0x88b5, 60);
+        let big = eth(UNICAST, 0x88b5, 1514);
+
+        let mut phys = bench.load(Role::Physical, Setting::Managed { vid: Some(5) });
+        let run = test_run(&mut phys, Role::Physical, &frame, bench.nic).unwrap();
+        assert_eq!(run.verdict, XDP_DROP);
+        bench.set_router();
+        for f in [&frame, &big] {
+            let run = test_run(&mut phys, Role::Physical, f, bench.nic).unwrap();
+            assert_eq!(run.verdict, XDP_REDIRECT);
+        }
+        let c = counted(&phys);
+        assert_eq!((c.forwarded_frames, c.forwarded_bytes), (2, 60 + 1514));
+        assert_eq!(c.drops(DropReason::NoRouter), 1);
+        assert_eq!(c.dropped_total(), 1);
+
+        bench.map_vid(5, bench.nic);
+        let mut router = bench.load(Role::Router, Setting::Managed { vid: None });
+        let cases = [
+            (tagged(&frame, 0x8100, 5), XDP_REDIRECT),
+            (frame.clone(), XDP_DROP),
+            (tagged(&frame, 0x88a8, 5), XDP_DROP),
+            (tagged(&frame, 0x8100, 0), XDP_DROP),
+            (tagged(&frame, 0x8100, 4095), XDP_DROP),
+            (tagged(&frame, 0x8100, 43), XDP_DROP),
+        ];
+        for (f, verdict) in &cases {
+            let run = test_run(&mut router, Role::Router, f, bench.router).unwrap();
+            assert_eq!(run.verdict, *verdict);
+        }
+        let c = counted(&router);
+        assert_eq!((c.forwarded_frames, c.forwarded_bytes), (1, 64));
+        assert_eq!(c.drops(DropReason::BadTag), 2);
+        assert_eq!(c.drops(DropReason::ReservedVid), 2);
+        assert_eq!(c.drops(DropReason::UnknownVid), 1);
+        assert_eq!(c.dropped_total(), 5);
+
+        // The benchmark's "without counters" build really counts nothing.
+        let mut quiet = objects::load_with(
+            Role::Physical,
+            Setting::Managed { vid: Some(5) },
+            &bench.pins,
+            false,
+        )
+        .unwrap();
+        let run = test_run(&mut quiet, Role::Physical, &frame, bench.nic).unwrap();
+        assert_eq!(run.verdict, XDP_REDIRECT);
+        assert_eq!(counted(&quiet), PortCounters::default());
     });
 }

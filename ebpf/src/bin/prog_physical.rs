@@ -3,12 +3,13 @@
 #![no_std]
 #![no_main]
 
-use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-use xdp_forwarder_common::{Vid, physical as push_port_tag};
-use xdp_forwarder_ebpf::{XdpFrame, managed, maps::ROUTER_IFACE, port_vid};
+use aya_ebpf::{macros::xdp, programs::XdpContext};
+use xdp_forwarder_common::{DropReason, Vid, physical as push_port_tag};
+use xdp_forwarder_ebpf::{XdpFrame, account, managed, maps::ROUTER_IFACE, port_vid};
 
 #[xdp]
 pub fn physical(ctx: XdpContext) -> u32 {
+    let len = ctx.data_end() - ctx.data();
     let vid = if managed() {
         Vid::new(port_vid())
     } else {
@@ -16,8 +17,11 @@ pub fn physical(ctx: XdpContext) -> u32 {
         Vid::new(ctx.ingress_ifindex() as u32)
     };
     let mut frame = XdpFrame(ctx);
-    match push_port_tag(&mut frame, vid) {
-        Ok(()) => ROUTER_IFACE.redirect(0),
-        Err(_) => xdp_action::XDP_DROP,
-    }
+    let verdict = push_port_tag(&mut frame, vid).and_then(|()| {
+        ROUTER_IFACE
+            .redirect(0)
+            .then_some(())
+            .ok_or(DropReason::NoRouter)
+    });
+    account(len, verdict)
 }

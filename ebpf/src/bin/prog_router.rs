@@ -4,11 +4,12 @@
 #![no_main]
 
 use aya_ebpf::{bindings::xdp_action, helpers::bpf_redirect, macros::xdp, programs::XdpContext};
-use xdp_forwarder_common::{RouterMode, router as pop_port_tag};
-use xdp_forwarder_ebpf::{XdpFrame, managed, maps::VLAN_PORTS};
+use xdp_forwarder_common::{DropReason, RouterMode, router as pop_port_tag};
+use xdp_forwarder_ebpf::{XdpFrame, account, managed, maps::VLAN_PORTS};
 
 #[xdp]
 pub fn router(ctx: XdpContext) -> u32 {
+    let len = ctx.data_end() - ctx.data();
     let mode = if managed() {
         RouterMode::Managed
     } else {
@@ -17,12 +18,21 @@ pub fn router(ctx: XdpContext) -> u32 {
         }
     };
     let mut frame = XdpFrame(ctx);
-    match (pop_port_tag(&mut frame, mode), mode) {
-        (Ok(vid), RouterMode::Managed) => VLAN_PORTS.redirect(u32::from(vid.get())),
-        // SAFETY: plain helper call; the kernel checks the ifindex.
-        (Ok(vid), RouterMode::DropIn { .. }) => unsafe {
-            bpf_redirect(u32::from(vid.get()), 0) as u32
-        },
-        (Err(_), _) => xdp_action::XDP_DROP,
-    }
+    let verdict = pop_port_tag(&mut frame, mode).and_then(|vid| {
+        let vid = u32::from(vid.get());
+        match mode {
+            // An empty slot: no port owns this VID.
+            RouterMode::Managed => VLAN_PORTS
+                .redirect(vid)
+                .then_some(())
+                .ok_or(DropReason::UnknownVid),
+            // SAFETY: plain helper call; the kernel checks the ifindex (after
+            // the program returns, so a bad one is not observable here).
+            RouterMode::DropIn { .. } => match unsafe { bpf_redirect(vid, 0) } as u32 {
+                xdp_action::XDP_REDIRECT => Ok(()),
+                _ => Err(DropReason::RedirectFailed),
+            },
+        }
+    });
+    account(len, verdict)
 }

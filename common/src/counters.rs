@@ -1,0 +1,87 @@
+//! Per-port counters, one copy per CPU in a `PERCPU_ARRAY` of one entry that
+//! each loaded program owns. The programs record; user space sums the CPUs.
+
+use crate::DropReason;
+
+/// Counter slots in [`PortCounters::dropped`], one per [`DropReason`].
+pub const DROP_REASONS: usize = DropReason::ALL.len();
+
+/// What one program instance did, on one CPU (or summed over all of them).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortCounters {
+    /// Frames handed to the kernel for redirect.
+    pub forwarded_frames: u64,
+    /// Their bytes as received (before the tag was pushed or popped).
+    pub forwarded_bytes: u64,
+    /// Dropped frames, indexed by `DropReason as usize`.
+    pub dropped: [u64; DROP_REASONS],
+}
+
+impl PortCounters {
+    /// Accounts one frame of `len` received bytes.
+    #[inline(always)]
+    pub fn record(&mut self, len: u64, verdict: Result<(), DropReason>) {
+        match verdict {
+            Ok(()) => {
+                self.forwarded_frames += 1;
+                self.forwarded_bytes += len;
+            }
+            Err(reason) => {
+                if let Some(slot) = self.dropped.get_mut(reason as usize) {
+                    *slot += 1;
+                }
+            }
+        }
+    }
+
+    /// Adds another CPU's counters (wrapping, as the kernel's would).
+    pub fn add(&mut self, other: &PortCounters) {
+        self.forwarded_frames = self.forwarded_frames.wrapping_add(other.forwarded_frames);
+        self.forwarded_bytes = self.forwarded_bytes.wrapping_add(other.forwarded_bytes);
+        for (mine, theirs) in self.dropped.iter_mut().zip(other.dropped) {
+            *mine = mine.wrapping_add(theirs);
+        }
+    }
+
+    /// Drops of one reason.
+    pub fn drops(&self, reason: DropReason) -> u64 {
+        self.dropped[reason as usize]
+    }
+
+    /// Drops of every reason.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.iter().fold(0, |a, d| a.wrapping_add(*d))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_index_their_own_slot() {
+        for (i, reason) in DropReason::ALL.into_iter().enumerate() {
+            assert_eq!(reason as usize, i);
+            let mut c = PortCounters::default();
+            c.record(60, Err(reason));
+            assert_eq!(c.drops(reason), 1);
+            assert_eq!(c.dropped_total(), 1);
+            assert_eq!(c.forwarded_frames, 0);
+        }
+    }
+
+    #[test]
+    fn forwarded_counts_frames_and_bytes_and_sums_across_cpus() {
+        let mut a = PortCounters::default();
+        a.record(60, Ok(()));
+        a.record(1514, Ok(()));
+        let mut b = PortCounters::default();
+        b.record(100, Ok(()));
+        b.record(14, Err(DropReason::NoRouter));
+        a.add(&b);
+        assert_eq!(a.forwarded_frames, 3);
+        assert_eq!(a.forwarded_bytes, 1674);
+        assert_eq!(a.drops(DropReason::NoRouter), 1);
+    }
+}

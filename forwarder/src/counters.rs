@@ -1,0 +1,42 @@
+//! Reading the programs' per-CPU counters.
+
+use std::path::Path;
+
+use aya::maps::{Map, MapData, PerCpuArray};
+use xdp_forwarder_common::PortCounters;
+
+use crate::{Error, Result};
+
+/// [`PortCounters`] as aya reads it from the map.
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+struct Raw(PortCounters);
+
+// SAFETY: `PortCounters` is `repr(C)` u64s only: no padding, any bit pattern valid.
+unsafe impl aya::Pod for Raw {}
+
+/// The counters of one program instance (its `fwd_counters` map), summed over the CPUs.
+pub fn sum(map: &Map) -> Result<PortCounters> {
+    let array = PerCpuArray::<_, Raw>::try_from(map)
+        .map_err(|e| Error::kernel("the counters map has an unexpected shape", e))?;
+    let per_cpu = array
+        .get(&0, 0)
+        .map_err(|e| Error::kernel("cannot read the counters", e))?;
+    Ok(per_cpu
+        .iter()
+        .fold(PortCounters::default(), |mut total, cpu| {
+            total.add(&cpu.0);
+            total
+        }))
+}
+
+/// The counters pinned at `path`; `None` when nothing is pinned there (a port
+/// attached by an older version, or the pin was removed by hand).
+pub fn read_pinned(path: &Path) -> Result<Option<PortCounters>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let map = MapData::from_pin(path)
+        .map_err(|e| Error::kernel(format!("cannot open {}", path.display()), e))?;
+    sum(&Map::PerCpuArray(map)).map(Some)
+}
