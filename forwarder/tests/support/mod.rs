@@ -3,6 +3,7 @@
 //! removed when its guard drops, also when the test fails.
 #![allow(dead_code, reason = "each test binary uses a different part")]
 
+pub mod netns;
 pub mod packet;
 
 use std::{

@@ -108,6 +108,24 @@ impl RawSocket {
         }
     }
 
+    /// A receive buffer big enough for bulk tests (the default holds a few
+    /// hundred frames).
+    pub fn with_big_buffer(self) -> Self {
+        let size: libc::c_int = 64 << 20;
+        // SAFETY: valid option pointer and length.
+        let ret = unsafe {
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                std::ptr::from_ref(&size).cast(),
+                size_of::<libc::c_int>() as u32,
+            )
+        };
+        assert_eq!(ret, 0, "SO_RCVBUFFORCE: {}", io::Error::last_os_error());
+        self
+    }
+
     /// Everything that arrives within `window`.
     pub fn drain(&self, window: Duration) -> Vec<Vec<u8>> {
         let deadline = Instant::now() + window;
