@@ -333,7 +333,7 @@ fn every_vid(mode: &'static str) {
             }
             sent += 1;
             // Pace: the veth rings hold a few hundred frames.
-            if sent % 64 == 0 {
+            if sent.is_multiple_of(64) {
                 std::thread::sleep(Duration::from_millis(1));
             }
         };
