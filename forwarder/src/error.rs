@@ -57,6 +57,12 @@ pub enum Error {
     #[error("{iface} is not attached by xdp-forwarder (see `xdp-forwarder status`)")]
     NotAttached { iface: String },
 
+    #[error("the demo failed: {0}")]
+    Demo(String),
+
+    #[error("a demo check failed (see FAIL above)")]
+    DemoFailed,
+
     #[error("refusing to use {iface}: {why}")]
     Refused { iface: String, why: String },
 

@@ -6,10 +6,12 @@
 //! - [`status`]: what runs where.
 //! - [`pins`], [`ports`]: the pinned state; [`netdev`]: interfaces via rtnetlink.
 //! - [`objects`]: the embedded eBPF objects and their export.
+//! - [`demo`]: the sandbox demo (namespaces, traffic, report).
 
 pub mod attach;
 pub mod cli;
 pub mod counters;
+pub mod demo;
 pub mod error;
 pub mod netdev;
 pub mod objects;

@@ -1,6 +1,6 @@
-//! Chores: `cargo xtask setup | test | sandbox`.
+//! Chores: `cargo xtask setup | test | demo | bench`.
 
-mod sandbox;
+mod demo;
 mod setup;
 
 use std::{
@@ -24,9 +24,13 @@ enum Task {
     Setup,
     /// Set up, then run fmt, clippy and every test (needs root).
     Test,
-    /// Set up, build, attach the forwarder in a throw-away namespace, show
-    /// `status`, remove everything (needs root).
-    Sandbox,
+    /// Set up, build, and run `xdp-forwarder demo` (needs root): a net-vm and
+    /// a router VM in throw-away namespaces, real traffic, a report.
+    Demo {
+        /// Passed on to `xdp-forwarder demo` (e.g. `--nics 4`, `--keep`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,9 +40,9 @@ fn main() -> anyhow::Result<()> {
             setup::run()?;
             test()
         }
-        Task::Sandbox => {
+        Task::Demo { args } => {
             setup::run()?;
-            sandbox::run()
+            demo::run(&args)
         }
     }
 }

@@ -20,6 +20,8 @@ const APT: &[(&str, &str)] = &[
     ("xdp-tools", "/usr/sbin/xdp-loader"),
     ("util-linux", "/usr/bin/setpriv"),
     ("procps", "/usr/sbin/sysctl"),
+    // The demo pings across the forwarder.
+    ("iputils-ping", "/usr/bin/ping"),
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 /// The LLVM major bpf-linker is built for; nightly's must match.

@@ -1,0 +1,397 @@
+//! `xdp-forwarder demo`: a net-vm and a router VM as network namespaces, real
+//! traffic through both, a readable account, and everything removed again.
+//!
+//! The router VM demultiplexes with this same forwarder in mirror image: its
+//! uplink gets the router role and each per-network veth the physical role
+//! with that network's VID, so the tool runs on both ends of the wire (and no
+//! 8021q module is needed).
+
+mod checks;
+mod netns;
+mod topology;
+
+use std::{
+    path::PathBuf,
+    sync::atomic::{AtomicBool, Ordering},
+};
+
+use anyhow::{Context as _, bail};
+use serde_json::Value;
+
+use crate::ModeChoice;
+use checks::Check;
+use topology::{EXT_ADDR, LAN_ADDR, Names};
+
+pub use topology::{DEFAULT_PREFIX, MAX_NICS};
+
+pub struct Options {
+    pub nics: usize,
+    pub mode: ModeChoice,
+    pub keep: bool,
+    /// Starts every name the demo creates (namespaces, state dir).
+    pub prefix: String,
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::Relaxed);
+}
+
+/// Fails once Ctrl-C (or SIGTERM) arrived, so that the caller cleans up.
+fn step() -> anyhow::Result<()> {
+    if INTERRUPTED.load(Ordering::Relaxed) {
+        bail!("interrupted");
+    }
+    Ok(())
+}
+
+/// Removes the topology when dropped, unless kept.
+struct Teardown<'a> {
+    names: &'a Names,
+    keep: bool,
+}
+
+impl Drop for Teardown<'_> {
+    fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
+        match self.names.clean() {
+            Ok(removed) => println!("\nremoved: {}", summarize(&removed)),
+            Err(e) => eprintln!(
+                "\nerror while removing the demo: {e:#}; retry with `xdp-forwarder demo --clean`"
+            ),
+        }
+    }
+}
+
+fn summarize(removed: &[String]) -> String {
+    let ns = removed
+        .iter()
+        .filter(|r| r.starts_with("namespace"))
+        .count();
+    let mounts = removed.len() - ns;
+    format!("{ns} namespaces (with their veths and attachments), {mounts} bpffs mounts")
+}
+
+/// `demo --clean`.
+pub fn clean(prefix: &str) -> anyhow::Result<()> {
+    crate::privileges::require("the demo")?;
+    let names = Names::new(prefix)?;
+    let removed = names.clean()?;
+    if removed.is_empty() {
+        println!(
+            "nothing to clean: no demo topology is recorded in {}",
+            names.state_dir().display()
+        );
+    } else {
+        for r in &removed {
+            println!("removed {r}");
+        }
+    }
+    Ok(())
+}
+
+/// Runs the demo; `Ok(false)` when a check failed.
+pub fn run(opts: &Options) -> anyhow::Result<bool> {
+    if !(1..=MAX_NICS).contains(&opts.nics) {
+        bail!("--nics {}: choose 1..={MAX_NICS}", opts.nics);
+    }
+    crate::privileges::require("the demo")?;
+    checks::require_tools()?;
+    let names = Names::new(&opts.prefix)?;
+    names.check_clean_slate()?;
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic (async-signal-safe).
+        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+    }
+    let exe = std::env::current_exe().context("cannot find our own binary")?;
+    let mut teardown = Teardown {
+        names: &names,
+        keep: false,
+    };
+    let demo = Demo {
+        names: &names,
+        net_vm: names.net_vm(),
+        router: names.router(),
+        exe,
+        nics: opts.nics,
+        mode: match opts.mode {
+            ModeChoice::Auto => "auto",
+            ModeChoice::Native => "native",
+            ModeChoice::Skb => "skb",
+        },
+    };
+    let outcome = demo.run();
+    teardown.keep = opts.keep && !INTERRUPTED.load(Ordering::Relaxed);
+    if teardown.keep {
+        demo.print_explore();
+    }
+    outcome
+}
+
+struct Demo<'a> {
+    names: &'a Names,
+    net_vm: String,
+    router: String,
+    exe: PathBuf,
+    nics: usize,
+    mode: &'static str,
+}
+
+impl Demo<'_> {
+    fn networks(&self) -> impl Iterator<Item = usize> + use<> {
+        1..=self.nics
+    }
+
+    /// `xdp-forwarder ARGS --pin-dir ...` inside `ns`.
+    fn fwd(&self, ns: &str, args: &[&str]) -> anyhow::Result<String> {
+        let pins = self.names.pin_dir(ns);
+        let mut all = vec![self.exe.to_str().context("binary path is not UTF-8")?];
+        all.extend_from_slice(args);
+        all.extend([
+            "--pin-dir",
+            pins.to_str().context("state dir is not UTF-8")?,
+        ]);
+        netns::exec(ns, all[0], &all[1..])
+    }
+
+    fn status(&self, ns: &str) -> anyhow::Result<Value> {
+        serde_json::from_str(&self.fwd(ns, &["status", "--json"])?).context("status --json")
+    }
+
+    fn run(&self) -> anyhow::Result<bool> {
+        println!(
+            "xdp-forwarder demo: {} outside networks through a net-vm and a router VM (namespaces)\n",
+            self.nics
+        );
+        self.build()?;
+        let vids = self.attach()?;
+        self.print_topology(&vids)?;
+        let checks = self.check()?;
+        self.print_counters()?;
+        let passed = checks.iter().filter(|c| c.passed).count();
+        let ok = passed == checks.len();
+        println!(
+            "\nresult: {} ({passed}/{} checks passed)",
+            if ok { "PASS" } else { "FAIL" },
+            checks.len()
+        );
+        Ok(ok)
+    }
+
+    fn build(&self) -> anyhow::Result<()> {
+        let (net_vm, router) = (&self.net_vm, &self.router);
+        self.names.prepare_state()?;
+        for ns in [net_vm, router] {
+            self.names.add_ns(ns)?;
+        }
+        for k in self.networks() {
+            step()?;
+            let (ext, lan) = (self.names.ext(k), self.names.lan(k));
+            self.names.add_ns(&ext)?;
+            self.names.add_ns(&lan)?;
+            topology::veth(net_vm, &format!("nic{k}"), None, &ext, "eth0")?;
+            topology::veth(router, &format!("vlan{k}"), None, &lan, "eth0")?;
+            topology::host(&ext, EXT_ADDR)?;
+            topology::host(&lan, LAN_ADDR)?;
+        }
+        topology::veth(
+            net_vm,
+            "router0",
+            Some(topology::ROUTER_MAC),
+            router,
+            "uplink",
+        )?;
+        Ok(())
+    }
+
+    /// Attaches both forwarders; returns each network's VID.
+    fn attach(&self) -> anyhow::Result<Vec<u16>> {
+        let (net_vm, router) = (&self.net_vm, &self.router);
+        let mode = self.mode;
+        for k in self.networks() {
+            step()?;
+            self.fwd(
+                net_vm,
+                &[
+                    "attach",
+                    &format!("nic{k}"),
+                    "--role",
+                    "physical",
+                    "--mode",
+                    mode,
+                ],
+            )?;
+        }
+        self.fwd(
+            net_vm,
+            &["attach", "router0", "--role", "router", "--mode", mode],
+        )?;
+        let status = self.status(net_vm)?;
+        let mut vids = Vec::new();
+        for k in self.networks() {
+            let vid = port(&status, &format!("nic{k}"))
+                .and_then(|p| p["vid"].as_u64())
+                .with_context(|| format!("nic{k} has no VID in `status`"))?;
+            vids.push(vid as u16);
+        }
+        // The router VM, in mirror image: same VIDs, opposite roles.
+        self.fwd(
+            router,
+            &["attach", "uplink", "--role", "router", "--mode", mode],
+        )?;
+        for (k, vid) in self.networks().zip(&vids) {
+            step()?;
+            let vid = vid.to_string();
+            self.fwd(
+                router,
+                &[
+                    "attach",
+                    &format!("vlan{k}"),
+                    "--role",
+                    "physical",
+                    "--vid",
+                    &vid,
+                    "--mode",
+                    mode,
+                ],
+            )?;
+        }
+        Ok(vids)
+    }
+
+    fn print_topology(&self, vids: &[u16]) -> anyhow::Result<()> {
+        let (net_vm, router) = (&self.net_vm, &self.router);
+        println!("topology: every network uses the same addresses, only the VLANs keep them apart");
+        for (k, vid) in self.networks().zip(vids) {
+            println!(
+                "  {} {EXT_ADDR} ── nic{k} ─[+VID {vid}]─ router0 ══ uplink ─[-VID {vid}]─ vlan{k} ── {LAN_ADDR} {}",
+                self.names.ext(k),
+                self.names.lan(k)
+            );
+        }
+        println!(
+            "  nicK, router0 (MAC {}): the net-vm, {net_vm}",
+            topology::ROUTER_MAC
+        );
+        println!("  uplink, vlanK: the router VM, {router} (the forwarder in mirror image)");
+        println!("\nattached");
+        for ns in [net_vm, router] {
+            let status = self.status(ns)?;
+            for p in status["ports"].as_array().into_iter().flatten() {
+                println!(
+                    "  {ns:<11} {:<8} {:<8} {:<9} {} mode",
+                    p["name"].as_str().unwrap_or("?"),
+                    p["role"].as_str().unwrap_or("?"),
+                    p["vid"]
+                        .as_u64()
+                        .map(|v| format!("VID {v}"))
+                        .unwrap_or_default(),
+                    p["mode"].as_str().unwrap_or("?"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn check(&self) -> anyhow::Result<Vec<Check>> {
+        println!("\nchecks");
+        let mut all = Vec::new();
+        let mut report = |c: Check| {
+            println!(
+                "  {}  {:<22} {}",
+                if c.passed { "PASS" } else { "FAIL" },
+                c.name,
+                c.detail
+            );
+            all.push(c);
+        };
+        for k in self.networks() {
+            step()?;
+            report(checks::ping(
+                &self.names.ext(k),
+                LAN_ADDR,
+                format!("ping ext{k} → lan{k}"),
+            ));
+            report(checks::ping(
+                &self.names.lan(k),
+                EXT_ADDR,
+                format!("ping lan{k} → ext{k}"),
+            ));
+        }
+        let lans: Vec<(usize, String)> = self.networks().map(|k| (k, self.names.lan(k))).collect();
+        let exts: Vec<(usize, String)> = self.networks().map(|k| (k, self.names.ext(k))).collect();
+        for (direction, senders, receivers, to) in [
+            ("ext → lan", &exts, &lans, checks::TO_LAN),
+            ("lan → ext", &lans, &exts, checks::TO_EXT),
+        ] {
+            step()?;
+            let rx = checks::Receivers::bind(receivers)?;
+            for (k, ns) in senders {
+                checks::burst(ns, *k, to)?;
+            }
+            for c in checks::judge(direction, &rx.collect(self.nics)) {
+                report(c);
+            }
+        }
+        Ok(all)
+    }
+
+    fn print_counters(&self) -> anyhow::Result<()> {
+        let (net_vm, router) = (&self.net_vm, &self.router);
+        println!("\ncounters (from the programs' per-CPU maps)");
+        for ns in [net_vm, router] {
+            let status = self.status(ns)?;
+            for p in status["ports"].as_array().into_iter().flatten() {
+                let c = &p["counters"];
+                let drops: Vec<String> = c["dropped"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter(|(_, n)| n.as_u64().unwrap_or(0) > 0)
+                    .map(|(r, n)| format!("{r} {n}"))
+                    .collect();
+                println!(
+                    "  {ns:<11} {:<8} forwarded {:>6} frames {:>9} bytes, dropped {}{}",
+                    p["name"].as_str().unwrap_or("?"),
+                    c["forwarded_frames"],
+                    c["forwarded_bytes"],
+                    c["dropped_total"],
+                    if drops.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", drops.join(", "))
+                    }
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn print_explore(&self) {
+        let (net_vm, router) = (&self.net_vm, &self.router);
+        let bin = self.exe.display();
+        println!("\nthe topology is kept. Explore it:");
+        println!(
+            "  ip netns exec {net_vm} {bin} status --pin-dir {}",
+            self.names.pin_dir(net_vm).display()
+        );
+        println!(
+            "  ip netns exec {router} {bin} status --watch --pin-dir {}",
+            self.names.pin_dir(router).display()
+        );
+        println!("  ip netns exec {} ping {LAN_ADDR}", self.names.ext(1));
+        println!("  ip netns exec {} tcpdump -eni eth0", self.names.lan(1));
+        println!("tear it down:\n  {bin} demo --clean");
+    }
+}
+
+/// The port named `name` in a `status --json` document.
+fn port<'a>(status: &'a Value, name: &str) -> Option<&'a Value> {
+    status["ports"]
+        .as_array()?
+        .iter()
+        .find(|p| p["name"] == name)
+}

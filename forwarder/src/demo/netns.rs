@@ -1,0 +1,64 @@
+//! Running things in the demo's named network namespaces (`ip netns`).
+
+use std::{fs::File, os::fd::AsRawFd as _, process::Command};
+
+use anyhow::{Context as _, bail};
+
+/// Runs a command and returns its stdout; an error carries its stderr.
+pub fn run(cmd: &str, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .with_context(|| format!("cannot run {cmd} (is it installed?)"))?;
+    if !out.status.success() {
+        bail!(
+            "`{cmd} {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `ip ARGS`.
+pub fn ip(args: &[&str]) -> anyhow::Result<String> {
+    run("ip", args)
+}
+
+/// `ip netns exec NS CMD ARGS`.
+pub fn exec(ns: &str, cmd: &str, args: &[&str]) -> anyhow::Result<String> {
+    let mut all = vec!["netns", "exec", ns, cmd];
+    all.extend_from_slice(args);
+    run("ip", &all)
+}
+
+/// The namespaces `ip netns` knows.
+pub fn list() -> anyhow::Result<Vec<String>> {
+    Ok(ip(&["netns", "list"])?
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect())
+}
+
+/// Runs `f` on a thread of its own inside namespace `ns`: sockets `f` opens
+/// belong to `ns` for their whole life, wherever they are used later.
+pub fn within<T: Send>(
+    ns: &str,
+    f: impl FnOnce() -> anyhow::Result<T> + Send,
+) -> anyhow::Result<T> {
+    let path = format!("/run/netns/{ns}");
+    let target = File::open(&path).with_context(|| format!("cannot open {path}"))?;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: setns on this (scoped, short-lived) thread only, with
+            // a valid namespace fd.
+            if unsafe { libc::setns(target.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                bail!("cannot enter {ns}: {}", std::io::Error::last_os_error());
+            }
+            f()
+        })
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    })
+}

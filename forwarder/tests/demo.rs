@@ -1,0 +1,111 @@
+//! The sandbox demo, run as a user would (with its own name prefix, so that
+//! it never meets a demo of yours): it passes, reports, and leaves nothing.
+
+mod support;
+
+use support::{cli, cli_err, cli_ok, require_root, run};
+
+/// A name prefix of this test run (the demo allows 8 characters).
+fn prefix(tag: char) -> String {
+    format!("{tag}{}", std::process::id() % 10_000_000)
+}
+
+fn namespaces_of(prefix: &str) -> Vec<String> {
+    run("ip", &["netns", "list"])
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(&format!("{prefix}-")))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn state_dir(prefix: &str) -> std::path::PathBuf {
+    format!("/run/xdp-forwarder-demo-{prefix}").into()
+}
+
+/// Removes whatever a failed test left (the demo's own clean-up is under test).
+struct Leftovers(String);
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        let _ = cli(&["demo", "--clean", "--name-prefix", &self.0]);
+        for ns in namespaces_of(&self.0) {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", &ns])
+                .status();
+        }
+    }
+}
+
+#[test]
+fn demo_passes_and_removes_everything() {
+    require_root();
+    let p = prefix('a');
+    let _guard = Leftovers(p.clone());
+    let out = cli_ok(&["demo", "--nics", "3", "--name-prefix", &p]);
+    for expected in [
+        "VID",
+        "ping ext1 → lan1",
+        "ping lan3 → ext3",
+        "isolation ext → lan",
+        "forwarded",
+        "result: PASS",
+        "removed: 8 namespaces",
+    ] {
+        assert!(out.contains(expected), "{expected:?} missing from:\n{out}");
+    }
+    assert!(!out.contains("FAIL"), "{out}");
+    assert!(namespaces_of(&p).is_empty(), "namespaces left behind");
+    assert!(!state_dir(&p).exists(), "state dir left behind");
+}
+
+#[test]
+fn demo_refuses_leftovers_and_cleans_only_its_own() {
+    require_root();
+    let p = prefix('b');
+    let _guard = Leftovers(p.clone());
+    let out = cli_ok(&[
+        "demo",
+        "--nics",
+        "1",
+        "--keep",
+        "--mode",
+        "skb",
+        "--name-prefix",
+        &p,
+    ]);
+    assert!(
+        out.contains("demo --clean"),
+        "--keep says how to tear down: {out}"
+    );
+    assert_eq!(
+        namespaces_of(&p).len(),
+        4,
+        "kept: net-vm, router, ext1, lan1"
+    );
+
+    let err = cli_err(&["demo", "--name-prefix", &p]);
+    assert!(err.contains("demo --clean"), "{err}");
+    assert_eq!(
+        namespaces_of(&p).len(),
+        4,
+        "a refused start touches nothing"
+    );
+
+    let out = cli_ok(&["demo", "--clean", "--name-prefix", &p]);
+    assert!(
+        out.contains(&format!("removed namespace {p}-net-vm")),
+        "{out}"
+    );
+    assert!(namespaces_of(&p).is_empty());
+    assert!(!state_dir(&p).exists());
+
+    // A namespace with a demo name that no demo created is never touched.
+    let foreign = format!("{p}-ext2");
+    run("ip", &["netns", "add", &foreign]);
+    let err = cli_err(&["demo", "--nics", "2", "--name-prefix", &p]);
+    assert!(err.contains("no demo recorded creating them"), "{err}");
+    assert!(cli_ok(&["demo", "--clean", "--name-prefix", &p]).contains("nothing to clean"));
+    assert_eq!(namespaces_of(&p), [foreign.as_str()]);
+    run("ip", &["netns", "del", &foreign]);
+}
