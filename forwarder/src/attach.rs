@@ -170,7 +170,7 @@ impl Forwarder {
             PortRecord::new(req.role, mode, vid.unwrap_or(0), flags),
         )?;
         undo.commit();
-        info!(iface = %link.name, role = %req.role, %mode, ?vid, "attached");
+        debug!(iface = %link.name, role = %req.role, %mode, ?vid, "attached");
         Ok(Attached {
             iface: link.name,
             ifindex: link.index,
@@ -369,7 +369,7 @@ impl Forwarder {
         self.release(&mut ports, link.index, &rec, Some(&link))
             .await?;
         self.drop_state_if_empty(&ports)?;
-        info!(iface, role = %rec.role(), "detached");
+        debug!(iface, role = %rec.role(), "detached");
         Ok(attached_from(&link.name, link.index, &rec))
     }
 
@@ -386,6 +386,24 @@ impl Forwarder {
                 .await?;
             let name = link.map_or_else(|| format!("(gone, ifindex {ifindex})"), |l| l.name);
             done.push(attached_from(&name, ifindex, &rec));
+        }
+        self.drop_state_if_empty(&ports)?;
+        Ok(done)
+    }
+
+    /// Forgets the ports whose interface is gone (`detach --gone`, and the
+    /// daemon when an interface is removed): map entries, VID and pins.
+    pub async fn forget_gone(&self) -> Result<Vec<Attached>> {
+        let Some(mut ports) = Ports::open(&self.pins)? else {
+            return Ok(Vec::new());
+        };
+        let mut done = Vec::new();
+        for (ifindex, rec) in ports.all()? {
+            if self.net.by_index(ifindex).await?.is_none() {
+                self.release(&mut ports, ifindex, &rec, None).await?;
+                let name = format!("(gone, ifindex {ifindex})");
+                done.push(attached_from(&name, ifindex, &rec));
+            }
         }
         self.drop_state_if_empty(&ports)?;
         Ok(done)

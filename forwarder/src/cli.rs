@@ -53,12 +53,44 @@ pub enum Command {
     },
     /// Remove an attachment, its pins and its map entries.
     Detach {
-        /// The interface (omit with --all).
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        /// The interface (omit with --all or --gone).
+        #[arg(required_unless_present_any = ["all", "gone"], conflicts_with_all = ["all", "gone"])]
         iface: Option<String>,
         /// Detach every port of the pin dir, including ports whose interface is gone.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "gone")]
         all: bool,
+        /// Only forget the ports whose interface is gone (an mdev `remove`).
+        #[arg(long)]
+        gone: bool,
+        #[command(flatten)]
+        pins: PinDirArg,
+    },
+    /// The hot-plug daemon: attach every interface by the net-vm's rules
+    /// (router MAC prefix → router, `lo` and --ignore left alone, the rest
+    /// physical) and follow interfaces as they come and go.
+    Run {
+        /// Fail if the pin dir is not a bpffs mount instead of mounting one.
+        #[arg(long)]
+        no_mount: bool,
+        /// MAC prefix of the router interface.
+        #[arg(long, default_value = "02:01:", value_name = "PREFIX")]
+        router_mac_prefix: String,
+        /// Leave interfaces matching PATTERN alone (`*`, `?`; repeatable).
+        #[arg(long, value_name = "PATTERN")]
+        ignore: Vec<String>,
+        /// A second router-prefix interface while one is active: keep the
+        /// first (and warn), or move the role to the latest.
+        #[arg(long, value_enum, default_value_t)]
+        router_policy: crate::daemon::RouterPolicy,
+        /// Attach mode; auto tries native first.
+        #[arg(long, value_enum, default_value_t = ModeChoice::Auto)]
+        mode: ModeChoice,
+        /// Detach everything on SIGTERM/SIGINT (default: leave the data plane running).
+        #[arg(long)]
+        detach_on_exit: bool,
+        /// Log lines as text or as JSON objects.
+        #[arg(long, value_enum, default_value_t)]
+        log_format: LogFormat,
         #[command(flatten)]
         pins: PinDirArg,
     },
@@ -101,6 +133,20 @@ pub enum Command {
         /// lets the test suite run a demo beside yours.
         #[arg(long, default_value = crate::demo::DEFAULT_PREFIX, hide = true)]
         name_prefix: String,
+    },
+    /// Measure the programs against a redirect-only floor (ns per frame under
+    /// BPF_PROG_TEST_RUN, Mpps over veth); in a private network namespace.
+    Bench {
+        /// Runs per measurement (min / median / max over them).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Small counts: checks that the bench works; rough figures.
+        #[arg(long)]
+        quick: bool,
+        /// Also write the tables into this Markdown file (between its
+        /// bench markers) and the chart beside it (.svg).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Write prog_physical.o and prog_router.o, loadable with
     /// `xdp-loader load IFACE DIR/prog_physical.o -m skb -p /sys/fs/bpf`.
@@ -153,10 +199,16 @@ pub async fn run(command: Command) -> Result<()> {
                 done.iface, done.role, done.mode
             );
         }
-        Command::Detach { iface, all, pins } => {
+        Command::Detach {
+            iface,
+            all,
+            gone,
+            pins,
+        } => {
             let fwd = Forwarder::open(&pins.pin_dir)?;
             let done = match iface {
-                Some(iface) if !all => vec![fwd.detach(&iface).await?],
+                Some(iface) if !all && !gone => vec![fwd.detach(&iface).await?],
+                _ if gone => fwd.forget_gone().await?,
                 _ => fwd.detach_all().await?,
             };
             if done.is_empty() {
@@ -165,6 +217,29 @@ pub async fn run(command: Command) -> Result<()> {
             for d in done {
                 println!("{}: detached ({})", d.iface, d.role);
             }
+        }
+        Command::Run {
+            no_mount,
+            router_mac_prefix,
+            ignore,
+            router_policy,
+            mode,
+            detach_on_exit,
+            log_format: _,
+            pins,
+        } => {
+            crate::daemon::run(crate::daemon::Options {
+                pin_dir: pins.pin_dir,
+                no_mount,
+                rules: crate::daemon::Rules {
+                    router_mac_prefix,
+                    ignore,
+                },
+                router_policy,
+                mode,
+                detach_on_exit,
+            })
+            .await?;
         }
         Command::SetRouterIface { iface, pins } => {
             let fwd = Forwarder::open(&pins.pin_dir)?;
@@ -200,6 +275,10 @@ pub async fn run(command: Command) -> Result<()> {
                 Ok(false) => return Err(crate::Error::DemoFailed),
                 Err(e) => return Err(crate::Error::Demo(format!("{e:#}"))),
             }
+        }
+        Command::Bench { runs, quick, out } => {
+            crate::bench::run(&crate::bench::Options { runs, quick, out })
+                .map_err(|e| crate::Error::Bench(format!("{e:#}")))?;
         }
         Command::ExportObjects { dir, pins } => {
             for path in
@@ -265,14 +344,32 @@ async fn watch_status(fwd: &Forwarder, json: bool, interval: std::time::Duration
     }
 }
 
-/// Logs to stderr; `RUST_LOG` overrides the default level (warn).
-pub fn init_logging() {
+/// How `run` logs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Logs to stderr; `RUST_LOG` overrides the default level (warn; info for
+/// the daemon, one line per event).
+pub fn init_logging(command: &Command) {
+    let (level, format) = match command {
+        Command::Run { log_format, .. } => ("info", *log_format),
+        _ => ("warn", LogFormat::Text),
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    use std::io::IsTerminal as _;
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
 }
 
 /// Runs `command` on a single-threaded runtime and turns an error into a
@@ -281,7 +378,7 @@ pub fn main_with(command: Command) -> std::process::ExitCode {
     // SAFETY: restoring the default disposition before any thread starts, so
     // that `xdp-forwarder status | head` ends quietly instead of panicking.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    init_logging();
+    init_logging(&command);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

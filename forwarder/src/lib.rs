@@ -6,11 +6,15 @@
 //! - [`status`]: what runs where.
 //! - [`pins`], [`ports`]: the pinned state; [`netdev`]: interfaces via rtnetlink.
 //! - [`objects`]: the embedded eBPF objects and their export.
-//! - [`demo`]: the sandbox demo (namespaces, traffic, report).
+//! - [`daemon`]: `run`, the hot-plug daemon.
+//! - [`demo`]: the sandbox demo (namespaces, traffic, report); [`bench`]: the benchmark.
 
 pub mod attach;
+pub mod bench;
 pub mod cli;
+mod cmd;
 pub mod counters;
+pub mod daemon;
 pub mod demo;
 pub mod error;
 pub mod netdev;

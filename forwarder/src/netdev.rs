@@ -1,10 +1,16 @@
 //! Network interfaces over rtnetlink: look-ups, link up, promiscuous mode,
 //! and which XDP program runs where.
 
-use futures::TryStreamExt as _;
+use futures::{Stream, StreamExt as _, TryStreamExt as _};
 use rtnetlink::{
     Handle, LinkUnspec,
-    packet_route::link::{LinkAttribute, LinkFlags, LinkMessage, LinkXdp, XdpAttached},
+    constants::RTMGRP_LINK,
+    packet_core::NetlinkPayload,
+    packet_route::{
+        RouteNetlinkMessage,
+        link::{LinkAttribute, LinkFlags, LinkMessage, LinkXdp, XdpAttached},
+    },
+    sys::{AsyncSocket as _, SocketAddr},
 };
 
 use crate::{Error, Mode, Result};
@@ -151,4 +157,39 @@ impl Netdev {
             .await
             .map_err(|e| Error::kernel(format!("cannot set promiscuous mode on {}", link.name), e))
     }
+}
+
+/// A change to an interface, by ifindex (what changed is read afresh).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkEvent {
+    Changed(u32),
+    Removed(u32),
+    /// The kernel dropped events (the socket buffer overran): resynchronise.
+    Overrun,
+}
+
+/// Subscribes to link events in the current network namespace. The stream
+/// ends if the subscription breaks; every other message is skipped.
+pub fn link_events() -> Result<impl Stream<Item = LinkEvent> + Unpin> {
+    let (mut connection, _, messages) =
+        rtnetlink::new_connection().map_err(|e| Error::kernel("cannot open rtnetlink", e))?;
+    let socket = connection.socket_mut().socket_mut();
+    // Room for bursts (hot-plug storms): an overrun loses events.
+    let _ = socket.set_rx_buf_sz(8 << 20);
+    socket
+        .bind(&SocketAddr::new(0, RTMGRP_LINK))
+        .map_err(|e| Error::kernel("cannot subscribe to link events", e))?;
+    tokio::spawn(connection);
+    Ok(messages.filter_map(|(msg, _)| {
+        std::future::ready(match msg.payload {
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) => {
+                Some(LinkEvent::Changed(l.header.index))
+            }
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(l)) => {
+                Some(LinkEvent::Removed(l.header.index))
+            }
+            NetlinkPayload::Overrun(_) => Some(LinkEvent::Overrun),
+            _ => None,
+        })
+    }))
 }

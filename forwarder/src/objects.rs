@@ -13,10 +13,17 @@ use crate::{Error, Result, Role, pins::PinDir};
 
 static PHYSICAL: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/prog_physical"));
 static ROUTER: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/prog_router"));
-/// The benchmark's floor program (`floor`): redirects through `router_iface`
-/// without touching the frame.
+/// The benchmark's floor programs: `floor` redirects through `router_iface`
+/// without touching the frame, `floor_push` does the same after moving the
+/// frame start by -4 bytes.
 static FLOOR: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/prog_floor"));
 pub const FLOOR_PROGRAM: &str = "floor";
+pub const FLOOR_PUSH_PROGRAM: &str = "floor_push";
+/// The benchmark's generator (`bench_tx`: XDP_TX) and sink (`bench_sink`:
+/// count in `fwd_counters`, drop).
+static BENCH: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/prog_bench"));
+pub const BENCH_TX: &str = "bench_tx";
+pub const BENCH_SINK: &str = "bench_sink";
 
 /// The ELF object holding `role`'s program (and the maps it shares).
 pub fn object(role: Role) -> &'static [u8] {
@@ -99,19 +106,36 @@ pub fn load_with(role: Role, setting: Setting, pins: &PinDir, counting: bool) ->
     Ok(ebpf)
 }
 
-/// Loads the floor program, redirecting through the `router_iface` of `pins`.
+/// Loads the floor programs, redirecting through the `router_iface` of `pins`.
 pub fn load_floor(pins: &PinDir) -> Result<Ebpf> {
-    let mut ebpf = EbpfLoader::new()
-        .map_pin_path(ROUTER_IFACE, pins.router_iface().as_path())
-        .load(FLOOR)
-        .map_err(|e| Error::kernel("cannot load the floor object", e))?;
-    let prog: &mut Xdp = ebpf
-        .program_mut(FLOOR_PROGRAM)
-        .ok_or_else(|| Error::kernel("corrupt embedded object", "no program floor"))?
-        .try_into()
-        .map_err(|e| Error::kernel("corrupt embedded object", e))?;
-    prog.load()
-        .map_err(|e| Error::kernel("the kernel refused the floor program", e))?;
+    let router_iface = pins.router_iface();
+    let mut loader = EbpfLoader::new();
+    loader.map_pin_path(ROUTER_IFACE, router_iface.as_path());
+    load_programs(&mut loader, FLOOR, &[FLOOR_PROGRAM, FLOOR_PUSH_PROGRAM])
+}
+
+/// Loads the benchmark's generator and sink (the object carries the shared
+/// map definitions too: `router_iface` is taken from `pins`).
+pub fn load_bench(pins: &PinDir) -> Result<Ebpf> {
+    let router_iface = pins.router_iface();
+    let mut loader = EbpfLoader::new();
+    loader.map_pin_path(ROUTER_IFACE, router_iface.as_path());
+    load_programs(&mut loader, BENCH, &[BENCH_TX, BENCH_SINK])
+}
+
+fn load_programs(loader: &mut EbpfLoader<'_>, object: &[u8], names: &[&str]) -> Result<Ebpf> {
+    let mut ebpf = loader
+        .load(object)
+        .map_err(|e| Error::kernel("cannot load an embedded object", e))?;
+    for name in names {
+        let prog: &mut Xdp = ebpf
+            .program_mut(name)
+            .ok_or_else(|| Error::kernel("corrupt embedded object", format!("no program {name}")))?
+            .try_into()
+            .map_err(|e| Error::kernel("corrupt embedded object", e))?;
+        prog.load()
+            .map_err(|e| Error::kernel(format!("the kernel refused {name}"), e))?;
+    }
     Ok(ebpf)
 }
 

@@ -1,6 +1,6 @@
 //! Chores: `cargo xtask setup | test | demo | bench`.
 
-mod demo;
+mod run_cli;
 mod setup;
 
 use std::{
@@ -31,6 +31,14 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Set up, build, and run `xdp-forwarder bench` (needs root; a few
+    /// minutes): results into docs/benchmarks.md (between its markers) and
+    /// docs/benchmarks.svg.
+    Bench {
+        /// Passed on to `xdp-forwarder bench` (e.g. `--runs 7`, `--quick`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,7 +50,16 @@ fn main() -> anyhow::Result<()> {
         }
         Task::Demo { args } => {
             setup::run()?;
-            demo::run(&args)
+            run_cli::run("demo", &args)
+        }
+        Task::Bench { mut args } => {
+            setup::run()?;
+            let doc = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../docs/benchmarks.md")
+                .display()
+                .to_string();
+            args.extend(["--out".into(), doc]);
+            run_cli::run("bench", &args)
         }
     }
 }

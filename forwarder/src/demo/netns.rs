@@ -1,24 +1,10 @@
 //! Running things in the demo's named network namespaces (`ip netns`).
 
-use std::{fs::File, os::fd::AsRawFd as _, process::Command};
+use std::{fs::File, os::fd::AsRawFd as _};
 
 use anyhow::{Context as _, bail};
 
-/// Runs a command and returns its stdout; an error carries its stderr.
-pub fn run(cmd: &str, args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .with_context(|| format!("cannot run {cmd} (is it installed?)"))?;
-    if !out.status.success() {
-        bail!(
-            "`{cmd} {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
+pub use crate::cmd::run;
 
 /// `ip ARGS`.
 pub fn ip(args: &[&str]) -> anyhow::Result<String> {

@@ -1,5 +1,6 @@
-//! `cargo xtask demo`: builds the CLI and runs `xdp-forwarder demo`, which
-//! builds its own throw-away namespaces, sends traffic, reports and cleans up.
+//! `cargo xtask demo` and `cargo xtask bench`: build the CLI and run its
+//! `demo` (throw-away namespaces, traffic, report, clean-up) or `bench`
+//! (results into docs/benchmarks.md and docs/benchmarks.svg).
 
 use std::{path::PathBuf, process::Command};
 
@@ -7,9 +8,10 @@ use anyhow::bail;
 
 use crate::{cargo, status};
 
-pub fn run(args: &[String]) -> anyhow::Result<()> {
+/// `xdp-forwarder SUBCOMMAND ARGS`, freshly built.
+pub fn run(subcommand: &str, args: &[String]) -> anyhow::Result<()> {
     if !crate::is_root() {
-        bail!("the demo creates network namespaces and loads XDP programs: run it as root");
+        bail!("`{subcommand}` creates network namespaces and loads XDP programs: run it as root");
     }
     cargo(&["build", "--package", "xdp-forwarder"])?;
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -17,7 +19,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     status(
         Command::new(target.join("debug").join("xdp-forwarder"))
-            .arg("demo")
+            .arg(subcommand)
             .args(args),
     )
 }

@@ -1,0 +1,221 @@
+//! The bench's private world: its own network namespace (entered by the
+//! calling thread), its own bpffs mount, two veth pairs and spare veths.
+//!
+//! ```text
+//! nic0x ── nic0 [physical]   router_iface → rtr0 ── rtr0x
+//! (generator / sink)                                 (sink / generator)
+//! ```
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use aya::{
+    Ebpf,
+    programs::{Xdp, XdpMode},
+};
+use xdp_forwarder_common::{
+    PortCounters,
+    maps::{COUNTERS, PROG_PHYSICAL, PROG_ROUTER, ROUTER_IFACE_KEY},
+};
+
+use crate::{
+    Role,
+    cmd::run,
+    counters,
+    objects::{self, FLOOR_PROGRAM, FLOOR_PUSH_PROGRAM, Setting},
+    pins::{self, MapSpec, PinDir},
+};
+
+/// The VID the bench's NIC gets.
+pub const VID: u16 = 100;
+
+/// What is measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subject {
+    Physical {
+        counting: bool,
+    },
+    Router {
+        counting: bool,
+    },
+    Floor,
+    /// The floor after `bpf_xdp_adjust_head(-4)`.
+    FloorPush,
+}
+
+impl Subject {
+    pub fn name(self) -> &'static str {
+        match self {
+            Subject::Physical { counting: true } => "physical",
+            Subject::Physical { counting: false } => "physical, no counters",
+            Subject::Router { counting: true } => "router",
+            Subject::Router { counting: false } => "router, no counters",
+            Subject::Floor => "floor",
+            Subject::FloorPush => "floor + adjust_head",
+        }
+    }
+
+    fn program(self) -> &'static str {
+        match self {
+            Subject::Physical { .. } => PROG_PHYSICAL,
+            Subject::Router { .. } => PROG_ROUTER,
+            Subject::Floor => FLOOR_PROGRAM,
+            Subject::FloorPush => FLOOR_PUSH_PROGRAM,
+        }
+    }
+
+    pub fn counts(self) -> bool {
+        matches!(
+            self,
+            Subject::Physical { counting: true } | Subject::Router { counting: true }
+        )
+    }
+}
+
+/// A loaded subject (its object keeps the program and its counters alive).
+pub struct Loaded {
+    pub subject: Subject,
+    pub ebpf: Ebpf,
+}
+
+impl Loaded {
+    pub fn prog(&mut self) -> &mut Xdp {
+        prog(&mut self.ebpf, self.subject.program())
+    }
+
+    pub fn counters(&self) -> anyhow::Result<PortCounters> {
+        counted(&self.ebpf)
+    }
+}
+
+/// The XDP program `name` of a loaded object.
+pub fn prog<'a>(ebpf: &'a mut Ebpf, name: &str) -> &'a mut Xdp {
+    ebpf.program_mut(name)
+        .and_then(|p| p.try_into().ok())
+        .unwrap_or_else(|| unreachable!("embedded objects hold {name}"))
+}
+
+/// What the `fwd_counters` map of `ebpf` holds.
+pub fn counted(ebpf: &Ebpf) -> anyhow::Result<PortCounters> {
+    let map = ebpf.map(COUNTERS).context("no counters map")?;
+    Ok(counters::sum(map)?)
+}
+
+pub struct Lab {
+    pub pins: PinDir,
+    mount: PathBuf,
+    pub nic: u32,
+    pub rtr: u32,
+    pub nicx: u32,
+    pub rtrx: u32,
+    spares: usize,
+}
+
+/// Enters a new network namespace on the calling thread (a thread of its
+/// own: the rest of the process stays where it was).
+pub fn enter_private_netns() -> anyhow::Result<()> {
+    // SAFETY: unshare only changes the calling thread's network namespace.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        bail!("unshare(CLONE_NEWNET): {}", std::io::Error::last_os_error());
+    }
+    run("ip", &["link", "set", "lo", "up"])?;
+    // No IPv6 autoconfiguration chatter on the bench's links.
+    for knob in ["all", "default"] {
+        run(
+            "sysctl",
+            &["-qw", &format!("net.ipv6.conf.{knob}.disable_ipv6=1")],
+        )?;
+    }
+    Ok(())
+}
+
+impl Lab {
+    /// Builds the lab in the current (private) namespace.
+    pub fn new() -> anyhow::Result<Self> {
+        let mount = PathBuf::from(format!("/run/xdp-forwarder-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&mount)
+            .with_context(|| format!("cannot create {}", mount.display()))?;
+        let m = mount.to_str().context("not UTF-8")?;
+        run("mount", &["-t", "bpf", "bpf", m])?;
+        let mut lab = Lab {
+            pins: PinDir::open(&mount)?,
+            mount,
+            nic: 0,
+            rtr: 0,
+            nicx: 0,
+            rtrx: 0,
+            spares: 0,
+        };
+        (lab.nic, lab.nicx) = veth("nic0", "nic0x")?;
+        (lab.rtr, lab.rtrx) = veth("rtr0", "rtr0x")?;
+        pins::open_or_create(&lab.pins.router_iface(), MapSpec::ROUTER_IFACE)?;
+        let ports = pins::open_or_create(&lab.pins.vlan_ports(), MapSpec::VLAN_PORTS)?;
+        ports.set(u32::from(VID), lab.nic)?;
+        lab.point_router_iface(lab.rtr)?;
+        Ok(lab)
+    }
+
+    /// `router_iface` → `ifindex` (the floor redirects through it in both
+    /// directions).
+    pub fn point_router_iface(&self, ifindex: u32) -> anyhow::Result<()> {
+        pins::open_existing(&self.pins.router_iface(), MapSpec::ROUTER_IFACE)?
+            .context("router_iface is gone")?
+            .set(ROUTER_IFACE_KEY, ifindex)?;
+        Ok(())
+    }
+
+    pub fn load(&self, subject: Subject) -> anyhow::Result<Loaded> {
+        let ebpf = match subject {
+            Subject::Physical { counting } => objects::load_with(
+                Role::Physical,
+                Setting::Managed { vid: Some(VID) },
+                &self.pins,
+                counting,
+            )?,
+            Subject::Router { counting } => objects::load_with(
+                Role::Router,
+                Setting::Managed { vid: None },
+                &self.pins,
+                counting,
+            )?,
+            Subject::Floor | Subject::FloorPush => objects::load_floor(&self.pins)?,
+        };
+        Ok(Loaded { subject, ebpf })
+    }
+
+    /// A new veth pair used only to hold an attachment; returns its name.
+    pub fn spare(&mut self) -> anyhow::Result<String> {
+        self.spares += 1;
+        let name = format!("spare{}", self.spares);
+        veth(&name, &format!("{name}x"))?;
+        Ok(name)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        // The namespace (and its veths) dies with the thread; the mount does not.
+        let _ = std::process::Command::new("umount")
+            .arg(&self.mount)
+            .status();
+        let _ = std::fs::remove_dir(&self.mount);
+    }
+}
+
+fn veth(name: &str, peer: &str) -> anyhow::Result<(u32, u32)> {
+    run(
+        "ip",
+        &["link", "add", name, "type", "veth", "peer", "name", peer],
+    )?;
+    for dev in [name, peer] {
+        run("ip", &["link", "set", dev, "up"])?;
+    }
+    Ok((crate::cmd::ifindex(name)?, crate::cmd::ifindex(peer)?))
+}
+
+/// Attaches `prog` to `iface` in `mode`.
+pub fn attach(prog: &mut Xdp, iface: &str, mode: XdpMode) -> anyhow::Result<()> {
+    prog.attach(iface, mode)
+        .with_context(|| format!("cannot attach to {iface} ({mode:?})"))?;
+    Ok(())
+}

@@ -1,0 +1,270 @@
+//! The bench's results as Markdown tables (with the goals checked) and an
+//! SVG bar chart.
+
+use std::fmt::Write as _;
+
+use super::{
+    lab::Subject,
+    live::{self, Direction},
+    test_run,
+};
+use crate::Mode;
+
+pub struct Results {
+    pub machine: String,
+    pub kernel: String,
+    pub command: String,
+    pub runs: usize,
+    pub calls: u32,
+    pub frames_per_run: u32,
+    pub ns: Vec<test_run::Sample>,
+    pub mpps: Vec<live::Sample>,
+}
+
+/// The program a direction's forwarder runs.
+fn forwarder(direction: Direction, counting: bool) -> Subject {
+    match direction {
+        Direction::ToRouter => Subject::Physical { counting },
+        Direction::FromRouter => Subject::Router { counting },
+    }
+}
+
+fn mark(ok: bool) -> &'static str {
+    if ok { "✅" } else { "❌" }
+}
+
+impl Results {
+    fn ns(&self, subject: Subject, len: usize) -> Option<f64> {
+        self.ns
+            .iter()
+            .find(|s| s.subject == subject && s.frame_len == len)
+            .map(|s| s.ns.median)
+    }
+
+    fn mpps(&self, subject: Subject, mode: Mode, dir: Direction, len: usize) -> Option<f64> {
+        self.mpps
+            .iter()
+            .find(|s| {
+                s.subject == subject && s.mode == mode && s.direction == dir && s.frame_len == len
+            })
+            .map(|s| s.mpps.median)
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        let w = &mut md;
+        let _ = writeln!(w, "Produced by `{}`.\n", self.command);
+        let _ = writeln!(w, "Machine: {}. Kernel: {}.\n", self.machine, self.kernel);
+        let _ = writeln!(
+            w,
+            "### ns per frame (BPF_PROG_TEST_RUN, {} repeats per call, {} calls per run, {} runs)\n",
+            test_run::REPEAT,
+            self.calls,
+            self.runs
+        );
+        let _ = writeln!(
+            w,
+            "| program | frame | min | median | max | ratio to floor | goal ≤ 1.15 |"
+        );
+        let _ = writeln!(w, "|---|---|---|---|---|---|---|");
+        for s in &self.ns {
+            let floor = self.ns(Subject::Floor, s.frame_len);
+            let ratio = floor.map(|f| s.ns.median / f);
+            let goal = match (s.subject, ratio) {
+                (Subject::Floor | Subject::FloorPush, _) | (_, None) => "",
+                (_, Some(r)) => mark(r <= 1.15),
+            };
+            let _ = writeln!(
+                w,
+                "| {} | {} B | {:.1} | {:.1} | {:.1} | {} | {goal} |",
+                s.subject.name(),
+                s.frame_len,
+                s.ns.min,
+                s.ns.median,
+                s.ns.max,
+                ratio.map_or("-".into(), |r| format!("{r:.2}×")),
+            );
+        }
+        let _ = writeln!(
+            w,
+            "\n### Throughput over veth (live-frames generator → program → XDP sink; {} frames per run, {} runs)\n",
+            self.frames_per_run, self.runs
+        );
+        let _ = writeln!(
+            w,
+            "| mode | direction | frame | program | Mpps min | median | max | delivered | ratio to floor | goal |"
+        );
+        let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|");
+        for s in &self.mpps {
+            let floor = self.mpps(Subject::Floor, s.mode, s.direction, s.frame_len);
+            let ratio = floor.map(|f| s.mpps.median / f);
+            let want = if s.mode == Mode::Native { 0.97 } else { 0.95 };
+            let goal = match (s.subject, ratio) {
+                (Subject::Floor | Subject::FloorPush, _) | (_, None) => String::new(),
+                (_, Some(r)) => format!("≥ {want} {}", mark(r >= want)),
+            };
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} B | {} | {:.2} | {:.2} | {:.2} | {:.0}% | {} | {goal} |",
+                s.mode,
+                s.direction.name(),
+                s.frame_len,
+                s.subject.name(),
+                s.mpps.min,
+                s.mpps.median,
+                s.mpps.max,
+                s.delivered * 100.0,
+                ratio.map_or("-".into(), |r| format!("{r:.2}×")),
+            );
+        }
+        let _ = writeln!(
+            w,
+            "\n### Native vs skb (forwarder, median Mpps; goal ≥ 3×)\n"
+        );
+        let _ = writeln!(w, "| direction | frame | native | skb | native / skb |");
+        let _ = writeln!(w, "|---|---|---|---|---|");
+        for dir in [Direction::ToRouter, Direction::FromRouter] {
+            for len in self.sizes() {
+                let f = forwarder(dir, true);
+                if let (Some(n), Some(s)) = (
+                    self.mpps(f, Mode::Native, dir, len),
+                    self.mpps(f, Mode::Skb, dir, len),
+                ) {
+                    let _ = writeln!(
+                        w,
+                        "| {} | {len} B | {n:.2} | {s:.2} | {:.1}× {} |",
+                        dir.name(),
+                        n / s,
+                        mark(n / s >= 3.0)
+                    );
+                }
+            }
+        }
+        let _ = writeln!(
+            w,
+            "\n### What counting costs (median, with vs without counters)\n"
+        );
+        let _ = writeln!(w, "| program | measure | with | without | cost |");
+        let _ = writeln!(w, "|---|---|---|---|---|");
+        for dir in [Direction::ToRouter, Direction::FromRouter] {
+            let (with, without) = (forwarder(dir, true), forwarder(dir, false));
+            for len in self.sizes() {
+                if let (Some(a), Some(b)) = (self.ns(with, len), self.ns(without, len)) {
+                    let _ = writeln!(
+                        w,
+                        "| {} | ns/frame, {len} B | {a:.1} | {b:.1} | {:+.1}% |",
+                        with.name(),
+                        (a / b - 1.0) * 100.0
+                    );
+                }
+                for mode in [Mode::Native, Mode::Skb] {
+                    if let (Some(a), Some(b)) = (
+                        self.mpps(with, mode, dir, len),
+                        self.mpps(without, mode, dir, len),
+                    ) {
+                        let _ = writeln!(
+                            w,
+                            "| {} | Mpps {mode}, {len} B | {a:.2} | {b:.2} | {:+.1}% |",
+                            with.name(),
+                            (1.0 - a / b) * 100.0
+                        );
+                    }
+                }
+            }
+        }
+        md
+    }
+
+    fn sizes(&self) -> Vec<usize> {
+        let mut v: Vec<usize> = self.mpps.iter().map(|s| s.frame_len).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// Grouped bars: median Mpps of forwarder, forwarder without counters
+    /// and floor, per mode, direction and frame size.
+    pub fn svg(&self) -> String {
+        let mut groups = Vec::new();
+        for mode in [Mode::Native, Mode::Skb] {
+            for dir in [Direction::ToRouter, Direction::FromRouter] {
+                for len in self.sizes() {
+                    let bars = [forwarder(dir, true), forwarder(dir, false), Subject::Floor]
+                        .map(|s| self.mpps(s, mode, dir, len).unwrap_or(0.0));
+                    let arrow = match dir {
+                        Direction::ToRouter => "NIC &#8594; router",
+                        Direction::FromRouter => "router &#8594; NIC",
+                    };
+                    groups.push(((format!("{mode}, {len} B"), arrow), bars));
+                }
+            }
+        }
+        let top = groups
+            .iter()
+            .flat_map(|(_, b)| b.iter().copied())
+            .fold(0.0f64, f64::max)
+            .max(0.1)
+            * 1.1;
+        let (width, height, left, bottom, plot_h) =
+            (60 + groups.len() * 110, 360, 50.0, 300.0, 260.0);
+        let colors = ["#1f77b4", "#aec7e8", "#7f7f7f"];
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="11">"#
+        );
+        let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+        let _ = writeln!(
+            s,
+            r#"<text x="{left}" y="16" font-size="13">Mpps over veth, median of the runs (docs/benchmarks.md)</text>"#
+        );
+        for tick in 0..=4 {
+            let v = top * f64::from(tick) / 4.0;
+            let y = bottom - plot_h * v / top;
+            let _ = writeln!(
+                s,
+                r##"<line x1="{left}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{v:.1}</text>"##,
+                width - 10,
+                left - 4.0,
+                y + 4.0
+            );
+        }
+        for (g, (label, bars)) in groups.iter().enumerate() {
+            let x0 = left + 10.0 + g as f64 * 110.0;
+            for (b, v) in bars.iter().enumerate() {
+                let h = plot_h * v / top;
+                let _ = writeln!(
+                    s,
+                    r#"<rect x="{:.1}" y="{:.1}" width="28" height="{h:.1}" fill="{}"><title>{v:.2} Mpps</title></rect>"#,
+                    x0 + b as f64 * 30.0,
+                    bottom - h,
+                    colors[b]
+                );
+            }
+            let (line1, line2) = label;
+            let _ = writeln!(
+                s,
+                r#"<text x="{x:.1}" y="{}" text-anchor="middle" font-size="10">{line1}</text><text x="{x:.1}" y="{}" text-anchor="middle" font-size="10">{line2}</text>"#,
+                bottom + 14.0,
+                bottom + 27.0,
+                x = x0 + 45.0,
+            );
+        }
+        for (i, name) in ["forwarder", "without counters", "floor"]
+            .iter()
+            .enumerate()
+        {
+            let x = left + 10.0 + i as f64 * 140.0;
+            let _ = writeln!(
+                s,
+                r#"<rect x="{x:.1}" y="{}" width="12" height="12" fill="{}"/><text x="{:.1}" y="{}">{name}</text>"#,
+                bottom + 42.0,
+                colors[i],
+                x + 16.0,
+                bottom + 52.0
+            );
+        }
+        let _ = writeln!(s, "</svg>");
+        s
+    }
+}

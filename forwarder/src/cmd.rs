@@ -1,0 +1,32 @@
+//! Running the system's tools (`ip`, `mount`, `ethtool`, ...) for the demo
+//! and the bench, with their stderr in the error.
+
+use std::process::Command;
+
+use anyhow::{Context as _, bail};
+
+/// Runs a command and returns its stdout; an error carries its stderr.
+pub fn run(cmd: &str, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .with_context(|| format!("cannot run {cmd} (is it installed?)"))?;
+    if !out.status.success() {
+        bail!(
+            "`{cmd} {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The ifindex of `name` in the calling thread's namespace.
+pub fn ifindex(name: &str) -> anyhow::Result<u32> {
+    let c = std::ffi::CString::new(name).context("interface name with NUL")?;
+    // SAFETY: NUL-terminated name.
+    match unsafe { libc::if_nametoindex(c.as_ptr()) } {
+        0 => bail!("no interface {name}"),
+        i => Ok(i),
+    }
+}

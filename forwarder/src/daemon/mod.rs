@@ -1,0 +1,298 @@
+//! `xdp-forwarder run`: the net-vm's hot-plug daemon. It adopts what is
+//! already pinned, attaches every interface by the net-vm's rules, then
+//! follows rtnetlink link events; attachments outlive it (pinned links).
+
+mod classify;
+
+use std::{
+    cell::RefCell,
+    collections::HashSet,
+    fs::File,
+    os::fd::AsRawFd as _,
+    path::{Path, PathBuf},
+};
+
+use futures::StreamExt as _;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{debug, error, info, warn};
+
+pub use classify::{Decision, Rules};
+
+use crate::{
+    Error, ModeChoice, Result, Role,
+    attach::{AttachRequest, Attached, Forwarder},
+    netdev::{self, Link, LinkEvent},
+    pins,
+};
+
+/// When a second router-prefix interface appears while one is active.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum RouterPolicy {
+    /// Keep the active one; log a warning about the newcomer.
+    #[default]
+    First,
+    /// Move the router role to the newcomer.
+    Latest,
+}
+
+pub struct Options {
+    pub pin_dir: PathBuf,
+    /// Fail instead of mounting bpffs at the pin dir.
+    pub no_mount: bool,
+    pub rules: Rules,
+    pub router_policy: RouterPolicy,
+    pub mode: ModeChoice,
+    pub detach_on_exit: bool,
+}
+
+pub async fn run(opts: Options) -> Result<()> {
+    crate::privileges::require("xdp-forwarder run")?;
+    ensure_bpffs(&opts.pin_dir, opts.no_mount)?;
+    let _lock = lock(&opts.pin_dir)?;
+    let fwd = Forwarder::open(&opts.pin_dir)?;
+    let signal_err = |e| Error::kernel("cannot install signal handlers", e);
+    let mut term = signal(SignalKind::terminate()).map_err(signal_err)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(signal_err)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(signal_err)?;
+    // Subscribe before the first scan, so that no change slips in between.
+    let mut events = netdev::link_events()?;
+    let daemon = Daemon {
+        fwd,
+        opts,
+        standby: RefCell::default(),
+    };
+    info!(pin_dir = %daemon.opts.pin_dir.display(), "started");
+    daemon.scan().await;
+    loop {
+        tokio::select! {
+            event = events.next() => match event {
+                Some(LinkEvent::Changed(index)) => daemon.changed(index).await,
+                Some(LinkEvent::Removed(index)) => daemon.removed(index).await,
+                Some(LinkEvent::Overrun) => {
+                    warn!("link events were lost (burst too large); rescanning");
+                    daemon.scan().await;
+                }
+                // Lost (e.g. the kernel dropped events under load): start over.
+                None => {
+                    warn!("link events stopped; subscribing again and rescanning");
+                    events = netdev::link_events()?;
+                    daemon.scan().await;
+                }
+            },
+            _ = hup.recv() => {
+                info!("SIGHUP: rescanning");
+                daemon.scan().await;
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    if daemon.opts.detach_on_exit {
+        for d in daemon.fwd.detach_all().await? {
+            info!(iface = %d.iface, role = %d.role, result = "detached", "exiting");
+        }
+    } else {
+        info!("exiting; the attachments stay in place and keep forwarding");
+    }
+    Ok(())
+}
+
+struct Daemon {
+    fwd: Forwarder,
+    opts: Options,
+    /// Router-prefix interfaces that do not hold the role (kept aside by the
+    /// policy): left alone on their link events while another router is
+    /// active, adopted when it goes.
+    standby: RefCell<HashSet<u32>>,
+}
+
+/// A VID for the log line: the number, or `-`.
+fn vid(v: Option<u16>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
+impl Daemon {
+    /// Forgets ports whose interface is gone, then handles every interface.
+    async fn scan(&self) {
+        self.forget_gone().await;
+        match self.fwd.netdev().all().await {
+            Ok(links) => {
+                for link in links {
+                    self.handle(link).await;
+                }
+            }
+            Err(e) => error!(error = %e, "cannot list interfaces"),
+        }
+    }
+
+    async fn changed(&self, index: u32) {
+        match self.fwd.netdev().by_index(index).await {
+            Ok(Some(link)) => self.handle(link).await,
+            Ok(None) => self.removed(index).await,
+            Err(e) => error!(ifindex = index, error = %e, "cannot look the interface up"),
+        }
+    }
+
+    async fn removed(&self, index: u32) {
+        debug!(ifindex = index, "interface removed");
+        self.standby.borrow_mut().remove(&index);
+        if self
+            .forget_gone()
+            .await
+            .iter()
+            .any(|d| d.role == Role::Router)
+        {
+            // A standby router interface may be waiting.
+            Box::pin(self.scan()).await;
+        }
+    }
+
+    async fn forget_gone(&self) -> Vec<Attached> {
+        match self.fwd.forget_gone().await {
+            Ok(gone) => {
+                for d in &gone {
+                    info!(iface = %d.iface, ifindex = d.ifindex, role = %d.role, vid = %vid(d.vid),
+                          result = "released", "interface gone");
+                }
+                gone
+            }
+            Err(e) => {
+                error!(error = %e, "cannot release the ports of removed interfaces");
+                Vec::new()
+            }
+        }
+    }
+
+    async fn handle(&self, link: Link) {
+        match self.opts.rules.decide(&link) {
+            Decision::LeaveAlone => debug!(iface = %link.name, "left alone"),
+            Decision::Attach(Role::Router) => {
+                if self.may_be_router(&link).await {
+                    self.attach(&link, Role::Router).await;
+                }
+            }
+            Decision::Attach(Role::Physical) => self.attach(&link, Role::Physical).await,
+        }
+    }
+
+    /// Applies the router policy when another router interface is active.
+    async fn may_be_router(&self, link: &Link) -> bool {
+        let status = match self.fwd.status().await {
+            Ok(s) => s,
+            Err(e) => {
+                error!(iface = %link.name, error = %e, "cannot read the current state");
+                return false;
+            }
+        };
+        let Some(other) = status
+            .ports
+            .iter()
+            .find(|p| p.role == Role::Router && p.ifindex != link.index && p.name.is_some())
+        else {
+            self.standby.borrow_mut().remove(&link.index);
+            return true;
+        };
+        if self.standby.borrow().contains(&link.index) {
+            return false;
+        }
+        let other_name = other.name.clone().unwrap_or_default();
+        match self.opts.router_policy {
+            RouterPolicy::First => {
+                self.standby.borrow_mut().insert(link.index);
+                warn!(iface = %link.name, active = %other_name, result = "standby",
+                      "a second router interface; keeping the active one (--router-policy latest switches)");
+                false
+            }
+            RouterPolicy::Latest => match self.fwd.detach(&other_name).await {
+                Ok(_) => {
+                    self.standby.borrow_mut().insert(other.ifindex);
+                    info!(iface = %other_name, role = "router", result = "standby",
+                          "the router role moves to {}", link.name);
+                    true
+                }
+                Err(e) => {
+                    error!(iface = %other_name, error = %e, "cannot hand the router role over");
+                    false
+                }
+            },
+        }
+    }
+
+    async fn attach(&self, link: &Link, role: Role) {
+        let mut req = AttachRequest {
+            iface: link.name.clone(),
+            role,
+            mode: self.opts.mode,
+            vid: None,
+            replace: false,
+        };
+        let mut outcome = self.fwd.attach(&req).await;
+        if let Err(Error::RoleConflict { .. }) = outcome {
+            // Its MAC changed sides: the rules win.
+            req.replace = true;
+            outcome = self.fwd.attach(&req).await;
+        }
+        match outcome {
+            Ok(d) if d.unchanged => debug!(iface = %d.iface, role = %d.role, "already attached"),
+            Ok(d) => info!(iface = %d.iface, role = %d.role, mode = %d.mode, vid = %vid(d.vid),
+                           result = "attached", "interface"),
+            // One bad interface never stops the daemon.
+            Err(e) => {
+                error!(iface = %link.name, role = %role, error = %e, result = "failed", "interface")
+            }
+        }
+    }
+}
+
+/// Mounts bpffs at `dir` unless it is one already (or fails with `no_mount`).
+fn ensure_bpffs(dir: &Path, no_mount: bool) -> Result<()> {
+    if pins::is_bpffs(dir) {
+        return Ok(());
+    }
+    if no_mount {
+        return Err(Error::NotBpffs {
+            path: dir.to_owned(),
+        });
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::kernel(format!("cannot create {}", dir.display()), e))?;
+    let target = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
+        .map_err(|e| Error::kernel("pin dir", e))?;
+    // SAFETY: NUL-terminated strings that outlive the call; no data argument.
+    let ret = unsafe {
+        libc::mount(
+            c"bpf".as_ptr(),
+            target.as_ptr(),
+            c"bpf".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if ret != 0 {
+        return Err(Error::kernel(
+            format!("cannot mount bpffs at {}", dir.display()),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    info!(path = %dir.display(), "mounted bpffs");
+    Ok(())
+}
+
+/// One daemon per pin dir: an exclusive lock held for the daemon's life.
+fn lock(pin_dir: &Path) -> Result<File> {
+    let name = pin_dir.display().to_string().replace('/', "_");
+    let path = PathBuf::from(format!("/run/xdp-forwarder-run{name}.lock"));
+    let file = File::create(&path)
+        .map_err(|e| Error::kernel(format!("cannot create {}", path.display()), e))?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(Error::Refused {
+            iface: pin_dir.display().to_string(),
+            why: format!(
+                "another `xdp-forwarder run` manages this pin dir (it holds {})",
+                path.display()
+            ),
+        });
+    }
+    Ok(file)
+}

@@ -1,0 +1,602 @@
+//! `xdp-forwarder run`, the hot-plug daemon, in a network namespace of its
+//! own (the test thread's, playing the net-vm); the NICs' and router's veth
+//! peers live outside, in a named namespace, where frames are injected and
+//! captured. Native mode (the daemon's `auto` on veth): the outside peers get
+//! GRO on, which a native redirect into a veth needs.
+
+mod support;
+
+use std::{
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use support::{
+    Bpffs, cli_ok, in_fresh_netns,
+    netns::NamedNetns,
+    packet::{ETHERTYPE_TEST, RawSocket, frame, tagged},
+    run,
+};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// The daemon, killed when dropped (attachments are pinned: they stay).
+struct Daemon {
+    child: Child,
+}
+
+impl Daemon {
+    fn start(pins: &Bpffs, extra: &[&str]) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_xdp-forwarder"))
+            .args(["run", "--pin-dir", pins.arg()])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the daemon");
+        Self { child }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory, kB.
+    fn rss_kb(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap()
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+/// The net-vm side of one test: pins, the outside namespace, helpers.
+struct World {
+    pins: Bpffs,
+    outside: NamedNetns,
+}
+
+impl World {
+    fn new(tag: &str) -> Self {
+        Self {
+            pins: Bpffs::mount(tag),
+            outside: NamedNetns::add(tag),
+        }
+    }
+
+    /// A veth `name` here (with `mac`), its peer `{name}x` outside, GRO on there.
+    fn plug(&self, name: &str, mac: Option<&str>) {
+        let peer = format!("{name}x");
+        let mut args = vec!["link", "add", name];
+        if let Some(mac) = mac {
+            args.extend(["address", mac]);
+        }
+        args.extend([
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &peer,
+            "netns",
+            &self.outside.name,
+        ]);
+        run("ip", &args);
+        self.outside.ip(&["link", "set", &peer, "up"]);
+        self.outside.exec("ethtool", &["-K", &peer, "gro", "on"]);
+    }
+
+    fn unplug(&self, name: &str) {
+        run("ip", &["link", "del", name]);
+    }
+
+    fn status(&self) -> serde_json::Value {
+        serde_json::from_str(&cli_ok(&["status", "--json", "--pin-dir", self.pins.arg()])).unwrap()
+    }
+
+    /// Waits until `ports` (name, role) are exactly the attached ports, all
+    /// attached, and `router` is router_iface; returns each port's VID.
+    fn wait_for(&self, ports: &[(&str, &str)], router: Option<&str>) -> Vec<Option<u16>> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let st = self.status();
+            let got: Vec<(String, String, bool)> = st["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    (
+                        p["name"].as_str().unwrap_or("").to_owned(),
+                        p["role"].as_str().unwrap().to_owned(),
+                        p["attached"] == true,
+                    )
+                })
+                .collect();
+            let mut want: Vec<(String, String, bool)> = ports
+                .iter()
+                .map(|(n, r)| (n.to_string(), r.to_string(), true))
+                .collect();
+            let mut sorted = got.clone();
+            sorted.sort();
+            want.sort();
+            if sorted == want && st["router_iface"]["name"].as_str() == router {
+                return ports
+                    .iter()
+                    .map(|(n, _)| {
+                        st["ports"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .find(|p| p["name"] == *n)
+                            .and_then(|p| p["vid"].as_u64())
+                            .map(|v| v as u16)
+                    })
+                    .collect();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not reach {ports:?} / router {router:?}: {st}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn socket(&self, peer: &str) -> RawSocket {
+        self.outside.enter(|| RawSocket::bind(peer))
+    }
+
+    /// A frame crosses NIC → router with `vid`, and back.
+    fn assert_forwards(&self, nic: &str, router: &str, vid: u16) {
+        let (n, r) = (
+            self.socket(&format!("{nic}x")),
+            self.socket(&format!("{router}x")),
+        );
+        let f = frame(
+            [0x02, 0, 0, 0, 0, 0xbb],
+            [0x02, 0, 0, 0, 0, 0xaa],
+            &ETHERTYPE_TEST.to_be_bytes(),
+            80,
+        );
+        n.send(&f);
+        assert_eq!(
+            r.recv(WAIT),
+            Some(tagged(&f, 0x8100, vid)),
+            "{nic} → {router}"
+        );
+        r.send(&tagged(&f, 0x8100, vid));
+        assert_eq!(n.recv(WAIT), Some(f), "{router} → {nic}");
+    }
+}
+
+/// The XDP program id on `iface` (in this namespace), if any.
+fn prog_id(iface: &str) -> Option<u64> {
+    let out = run("ip", &["-j", "link", "show", "dev", iface]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v[0]["xdp"]["prog"]["id"].as_u64()
+}
+
+const ROUTER_MAC: &str = "02:01:00:00:00:01";
+const ROUTER_MAC_2: &str = "02:01:00:00:00:02";
+
+#[test]
+fn hot_plug_in_every_order() {
+    // NICs first, then the router.
+    in_fresh_netns(|| {
+        let w = World::new("plug-nics-first");
+        let _d = Daemon::start(&w.pins, &[]);
+        w.plug("nic1", None);
+        w.plug("nic2", None);
+        w.wait_for(&[("nic1", "physical"), ("nic2", "physical")], None);
+        w.plug("rtr", Some(ROUTER_MAC));
+        let vids = w.wait_for(
+            &[
+                ("nic1", "physical"),
+                ("nic2", "physical"),
+                ("rtr", "router"),
+            ],
+            Some("rtr"),
+        );
+        w.assert_forwards("nic1", "rtr", vids[0].unwrap());
+        w.assert_forwards("nic2", "rtr", vids[1].unwrap());
+    });
+    // Router first; then a second router-prefix interface is kept aside
+    // until the first goes, and the router is replaced.
+    in_fresh_netns(|| {
+        let w = World::new("plug-router-first");
+        let _d = Daemon::start(&w.pins, &[]);
+        w.plug("rtr", Some(ROUTER_MAC));
+        w.wait_for(&[("rtr", "router")], Some("rtr"));
+        w.plug("nic1", None);
+        let vids = w.wait_for(&[("rtr", "router"), ("nic1", "physical")], Some("rtr"));
+        w.assert_forwards("nic1", "rtr", vids[1].unwrap());
+        w.plug("rtr2", Some(ROUTER_MAC_2));
+        std::thread::sleep(Duration::from_millis(300));
+        w.wait_for(&[("rtr", "router"), ("nic1", "physical")], Some("rtr"));
+        assert_eq!(prog_id("rtr2"), None, "the standby router is left alone");
+        w.unplug("rtr");
+        let vids = w.wait_for(&[("rtr2", "router"), ("nic1", "physical")], Some("rtr2"));
+        w.assert_forwards("nic1", "rtr2", vids[1].unwrap());
+    });
+    // --router-policy latest: the newcomer takes over at once.
+    in_fresh_netns(|| {
+        let w = World::new("plug-latest");
+        let _d = Daemon::start(&w.pins, &["--router-policy", "latest"]);
+        w.plug("nic1", None);
+        w.plug("rtr", Some(ROUTER_MAC));
+        w.wait_for(&[("nic1", "physical"), ("rtr", "router")], Some("rtr"));
+        w.plug("rtr2", Some(ROUTER_MAC_2));
+        let vids = w.wait_for(&[("nic1", "physical"), ("rtr2", "router")], Some("rtr2"));
+        assert_eq!(prog_id("rtr"), None, "the old router is detached");
+        w.assert_forwards("nic1", "rtr2", vids[0].unwrap());
+    });
+}
+
+#[test]
+fn start_up_errors_are_clear() {
+    in_fresh_netns(|| {
+        let dir = std::env::temp_dir().join(format!("xfwt-nobpffs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let err = support::cli_err(&["run", "--no-mount", "--pin-dir", dir.to_str().unwrap()]);
+        assert!(err.contains("is not a bpffs mount"), "{err}");
+        std::fs::remove_dir(&dir).unwrap();
+        // One daemon per pin dir.
+        let pins = Bpffs::mount("twice");
+        let _d = Daemon::start(&pins, &[]);
+        std::thread::sleep(Duration::from_millis(300));
+        let err = support::cli_err(&["run", "--pin-dir", pins.arg()]);
+        assert!(err.contains("another `xdp-forwarder run`"), "{err}");
+    });
+}
+
+/// 1,000 add/remove cycles of a NIC while frames flow on another: every
+/// program of the churned NIC is gone afterwards, the pins are those of the
+/// two live ports, and the daemon's memory stays flat.
+#[test]
+fn churn_leaks_nothing() {
+    in_fresh_netns(|| {
+        const CYCLES: usize = 1000;
+        let w = World::new("churn");
+        let d = Daemon::start(&w.pins, &[]);
+        w.plug("nicA", None);
+        w.plug("rtr", Some(ROUTER_MAC));
+        let vids = w.wait_for(&[("nicA", "physical"), ("rtr", "router")], Some("rtr"));
+        let vid = vids[0].unwrap();
+
+        // Traffic on nicA during the whole churn, counted at the router peer.
+        let stop = Arc::new(AtomicBool::new(false));
+        let (sent, got) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let tx = w.socket("nicAx");
+        let rx = w.socket("rtrx").with_big_buffer();
+        let receiver = {
+            let (stop, got) = (stop.clone(), got.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if let Some(f) = rx.recv(Duration::from_millis(50))
+                        && f[14..16] == vid.to_be_bytes()
+                    {
+                        got.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        };
+        let f = frame(
+            [0x02, 0, 0, 0, 0, 0xbb],
+            [0x02, 0, 0, 0, 0, 0xaa],
+            &ETHERTYPE_TEST.to_be_bytes(),
+            64,
+        );
+
+        let mut progs = Vec::new();
+        let mut rss_early = 0;
+        for cycle in 0..CYCLES {
+            w.plug("nicB", None);
+            let deadline = Instant::now() + WAIT;
+            let id = loop {
+                if let Some(id) = prog_id("nicB") {
+                    break id;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "cycle {cycle}: nicB never attached"
+                );
+                std::thread::sleep(Duration::from_millis(2));
+            };
+            progs.push(id);
+            tx.send(&f);
+            sent.fetch_add(1, Ordering::Relaxed);
+            w.unplug("nicB");
+            if cycle == 100 {
+                rss_early = d.rss_kb();
+            }
+        }
+        w.wait_for(&[("nicA", "physical"), ("rtr", "router")], Some("rtr"));
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, Ordering::Relaxed);
+        receiver.join().unwrap();
+        assert_eq!(
+            got.load(Ordering::Relaxed),
+            sent.load(Ordering::Relaxed),
+            "frames of the stable NIC were lost during the churn"
+        );
+
+        let mut pins: Vec<String> = std::fs::read_dir(w.pins.path().join("xdp-forwarder"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        pins.sort();
+        let (a, r) = (support::ifindex("nicA"), support::ifindex("rtr"));
+        let mut want = vec![
+            format!("counters-{a}"),
+            format!("counters-{r}"),
+            "fwd_vlan_ports".to_owned(),
+            format!("link-{a}"),
+            format!("link-{r}"),
+            "ports".to_owned(),
+        ];
+        want.sort();
+        assert_eq!(pins, want, "leaked pins");
+        // The kernel frees a program once nothing holds it: every churned one
+        // must be gone (a slow release can lag a little).
+        std::thread::sleep(Duration::from_millis(500));
+        let alive: Vec<u64> = progs
+            .iter()
+            .copied()
+            .filter(|id| {
+                Command::new("bpftool")
+                    .args(["prog", "show", "id", &id.to_string()])
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            })
+            .collect();
+        assert!(
+            alive.is_empty(),
+            "{} of {CYCLES} programs leaked: {alive:?}",
+            alive.len()
+        );
+        let rss_late = d.rss_kb();
+        assert!(
+            rss_late < rss_early + 4096,
+            "daemon memory grew from {rss_early} kB to {rss_late} kB over {CYCLES} cycles"
+        );
+    });
+}
+
+/// The namespace's ifindex counter pushed past 4095 (interfaces created and
+/// deleted, ignored by the daemon): a new NIC still gets a VID and forwards.
+#[test]
+fn nic_with_ifindex_beyond_4094_gets_a_vid() {
+    in_fresh_netns(|| {
+        let w = World::new("bigindex");
+        let _d = Daemon::start(&w.pins, &["--ignore", "pad*"]);
+        w.plug("rtr", Some(ROUTER_MAC));
+        w.wait_for(&[("rtr", "router")], Some("rtr"));
+        let batch = std::env::temp_dir().join(format!("xfwt-pad-{}", std::process::id()));
+        let lines: String = (0..2050)
+            .map(|i| format!("link add pad{i} group 7 type veth peer name padx{i} group 7\n"))
+            .collect();
+        std::fs::write(&batch, lines).unwrap();
+        run("ip", &["-batch", batch.to_str().unwrap()]);
+        run("ip", &["link", "del", "group", "7"]);
+        std::fs::remove_file(&batch).unwrap();
+        w.plug("nic1", None);
+        assert!(support::ifindex("nic1") > 4095);
+        let vids = w.wait_for(&[("rtr", "router"), ("nic1", "physical")], Some("rtr"));
+        let vid = vids[1].unwrap();
+        assert!((1..=4094).contains(&vid), "VID {vid}");
+        w.assert_forwards("nic1", "rtr", vid);
+    });
+}
+
+/// `kill -9` during a stream and a restart: not one frame lost, and the
+/// restarted daemon adopts what runs instead of attaching it again.
+#[test]
+fn restart_after_kill_loses_nothing() {
+    in_fresh_netns(|| {
+        let w = World::new("restart");
+        let d = Daemon::start(&w.pins, &[]);
+        w.plug("nic1", None);
+        w.plug("rtr", Some(ROUTER_MAC));
+        let vids = w.wait_for(&[("nic1", "physical"), ("rtr", "router")], Some("rtr"));
+        let before = (prog_id("nic1"), prog_id("rtr"));
+
+        let tx = w.socket("nic1x");
+        let rx = w.socket("rtrx").with_big_buffer();
+        let f = frame(
+            [0x02, 0, 0, 0, 0, 0xbb],
+            [0x02, 0, 0, 0, 0, 0xaa],
+            &ETHERTYPE_TEST.to_be_bytes(),
+            64,
+        );
+        let stream = std::thread::scope(|s| {
+            let sender = s.spawn(|| {
+                let mut n = 0u64;
+                let end = Instant::now() + Duration::from_secs(3);
+                while Instant::now() < end {
+                    tx.send(&f);
+                    n += 1;
+                    std::thread::sleep(Duration::from_micros(500));
+                }
+                n
+            });
+            std::thread::sleep(Duration::from_secs(1));
+            d.kill9();
+            std::thread::sleep(Duration::from_millis(200));
+            let d2 = Daemon::start(&w.pins, &[]);
+            let sent = sender.join().unwrap();
+            (sent, d2)
+        });
+        let (sent, _d2) = stream;
+        let got = rx.drain(Duration::from_millis(500));
+        assert_eq!(got.len() as u64, sent, "frames lost across the restart");
+        assert!(
+            got.iter()
+                .all(|g| g[14..16] == vids[0].unwrap().to_be_bytes())
+        );
+        w.wait_for(&[("nic1", "physical"), ("rtr", "router")], Some("rtr"));
+        assert_eq!(
+            (prog_id("nic1"), prog_id("rtr")),
+            before,
+            "the restarted daemon re-attached instead of adopting"
+        );
+    });
+}
+
+/// contrib/mdev/iface, called as mdev would (INTERFACE and ACTION in the
+/// environment, once per interface), ends where the daemon ends.
+#[test]
+fn mdev_hook_matches_the_daemon() {
+    require_hook();
+    let hook = concat!(env!("CARGO_MANIFEST_DIR"), "/../contrib/mdev/iface");
+    let bin = env!("CARGO_BIN_EXE_xdp-forwarder");
+    let build = |ns: &NamedNetns, outside: &NamedNetns| {
+        for (name, mac) in [("nic1", None), ("rtr", Some(ROUTER_MAC)), ("nic2", None)] {
+            let peer = format!("{name}x");
+            let mut args = vec!["link", "add", name];
+            if let Some(mac) = mac {
+                args.extend(["address", mac]);
+            }
+            args.extend([
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &peer,
+                "netns",
+                &outside.name,
+            ]);
+            ns.ip(&args);
+        }
+    };
+    let summary = |ns: &NamedNetns, pins: &Bpffs| {
+        let st: serde_json::Value =
+            serde_json::from_str(&ns.exec(bin, &["status", "--json", "--pin-dir", pins.arg()]))
+                .unwrap();
+        let mut ports: Vec<String> = st["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} {} {} {} {}",
+                    p["name"], p["role"], p["vid"], p["up"], p["attached"]
+                )
+            })
+            .collect();
+        ports.sort();
+        (st["router_iface"]["name"].clone(), ports)
+    };
+
+    // The daemon's net-vm.
+    let (dns, dout, dpins) = (
+        NamedNetns::add("hookd"),
+        NamedNetns::add("hookdo"),
+        Bpffs::mount("hookd"),
+    );
+    let mut daemon = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &dns.name,
+            bin,
+            "run",
+            "--pin-dir",
+            dpins.arg(),
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    build(&dns, &dout);
+    // The hook's net-vm: mdev calls it for every interface, lo included.
+    let (hns, hout, hpins) = (
+        NamedNetns::add("hookh"),
+        NamedNetns::add("hookho"),
+        Bpffs::mount("hookh"),
+    );
+    build(&hns, &hout);
+    let call = |iface: &str, action: &str| {
+        hns.exec(
+            "env",
+            &[
+                &format!("INTERFACE={iface}"),
+                &format!("ACTION={action}"),
+                &format!("XDP_FORWARDER={bin}"),
+                &format!("PIN_DIR={}", hpins.arg()),
+                "sh",
+                hook,
+            ],
+        )
+    };
+    for iface in ["lo", "nic1", "rtr", "nic2"] {
+        call(iface, "add");
+    }
+    let deadline = Instant::now() + WAIT;
+    while summary(&dns, &dpins) != summary(&hns, &hpins) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (router, ports) = summary(&hns, &hpins);
+    assert_eq!(router, "rtr");
+    assert_eq!(ports.len(), 3, "{ports:?}");
+    assert_eq!(
+        summary(&dns, &dpins),
+        (router, ports),
+        "hook and daemon differ"
+    );
+    let promisc = hns.ip(&["link", "show", "dev", "rtr"]);
+    assert!(
+        promisc.contains("PROMISC") && promisc.contains(",UP"),
+        "{promisc}"
+    );
+
+    // Removal.
+    dns.ip(&["link", "del", "nic2"]);
+    hns.ip(&["link", "del", "nic2"]);
+    call("nic2", "remove");
+    let deadline = Instant::now() + WAIT;
+    while summary(&dns, &dpins) != summary(&hns, &hpins) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(summary(&hns, &hpins).1.len(), 2);
+    assert_eq!(
+        summary(&dns, &dpins),
+        summary(&hns, &hpins),
+        "after removal"
+    );
+
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    daemon.wait().unwrap();
+    for (ns, pins) in [(&dns, &dpins), (&hns, &hpins)] {
+        ns.exec(bin, &["detach", "--all", "--pin-dir", pins.arg()]);
+    }
+}
+
+fn require_hook() {
+    support::require_root();
+    assert!(
+        std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../contrib/mdev/iface"
+        ))
+        .exists(),
+        "contrib/mdev/iface is missing"
+    );
+}
