@@ -600,3 +600,59 @@ fn require_hook() {
         "contrib/mdev/iface is missing"
     );
 }
+
+/// SIGTERM leaves the data plane running (or takes it down with
+/// `--detach-on-exit`); `--log-format json` gives one JSON object per event;
+/// no capabilities → a clear error and a non-zero exit.
+#[test]
+fn signals_logs_and_privileges() {
+    in_fresh_netns(|| {
+        let w = World::new("signals");
+        let bin = env!("CARGO_BIN_EXE_xdp-forwarder");
+        let mut d = Command::new(bin)
+            .args(["run", "--log-format", "json", "--pin-dir", w.pins.arg()])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        w.plug("nic1", None);
+        w.wait_for(&[("nic1", "physical")], None);
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(d.id() as i32, libc::SIGTERM) };
+        let out = d.wait_with_output().unwrap();
+        assert!(out.status.success(), "SIGTERM is a clean exit");
+        assert!(
+            prog_id("nic1").is_some(),
+            "SIGTERM must leave the attachment"
+        );
+        let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect();
+        assert!(
+            events.iter().any(|e| e["fields"]["iface"] == "nic1"
+                && e["fields"]["result"] == "attached"
+                && e["fields"]["role"] == "physical"),
+            "{events:?}"
+        );
+
+        let d = Daemon::start(&w.pins, &["--detach-on-exit"]);
+        w.wait_for(&[("nic1", "physical")], None);
+        drop(d); // SIGTERM
+        assert_eq!(
+            prog_id("nic1"),
+            None,
+            "--detach-on-exit takes the data plane down"
+        );
+
+        let out = Command::new("setpriv")
+            .args(["--inh-caps=-all", "--bounding-set=-all", "--", bin, "run"])
+            .args(["--pin-dir", w.pins.arg()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("needs CAP_BPF"),
+            "{err}"
+        );
+    });
+}
