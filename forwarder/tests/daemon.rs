@@ -609,7 +609,7 @@ fn signals_logs_and_privileges() {
     in_fresh_netns(|| {
         let w = World::new("signals");
         let bin = env!("CARGO_BIN_EXE_xdp-forwarder");
-        let mut d = Command::new(bin)
+        let d = Command::new(bin)
             .args(["run", "--log-format", "json", "--pin-dir", w.pins.arg()])
             .stderr(Stdio::piped())
             .spawn()
