@@ -33,6 +33,72 @@ pub fn physical<F: Frame>(frame: &mut F, vid: Option<Vid>) -> Result<(), DropRea
     Ok(())
 }
 
+/// Frames up to this many bytes after the MACs are tagged by
+/// [`physical_at_tail`] (longer ones by [`physical`]): moving the bytes
+/// costs ~1 ns per 4-byte word here, the copy it avoids ~200 ns whatever
+/// the size (see docs/benchmarks.md), so shifting wins below ~700 bytes.
+pub const TAIL_SHIFT_MAX: usize = 500;
+
+/// Physical program in generic (skb) mode: the same frame as [`physical`]
+/// makes, built by growing the frame at its tail and moving everything after
+/// the MACs 4 bytes up, so that the frame start, and the headroom before it,
+/// stay where they are. Generic XDP hands over frames with exactly the 256
+/// bytes of headroom XDP needs; a push at the head leaves 252, and an XDP
+/// program on the receiving side (a veth peer) then copies the frame into a
+/// new page. For short frames moving their bytes costs less than that copy;
+/// longer frames, and frames without tailroom, get [`physical`].
+#[inline(always)]
+pub fn physical_at_tail<F: Frame>(frame: &mut F, vid: Option<Vid>) -> Result<(), DropReason> {
+    if frame.head::<ETH_HLEN>().is_none() {
+        return Err(DropReason::TooShort);
+    }
+    let Some(vid) = vid else {
+        return Err(DropReason::NoVid);
+    };
+    let len = frame.size();
+    if len > MACS_LEN + TAIL_SHIFT_MAX || frame.adjust_tail(VLAN_HLEN as i32).is_err() {
+        return physical(frame, Some(vid));
+    }
+    // Word i (bytes 12 + 4i ..) moves to word i + 1; word 0's place gets
+    // the tag. A carry keeps each word until its place is free.
+    // Saturating: the verifier must see that this cannot go negative.
+    let body = len.saturating_sub(MACS_LEN);
+    let (words, rest) = (body / 4, body % 4);
+    let mut carry = [0u8; 4];
+    for i in 0..TAIL_SHIFT_MAX / 4 {
+        if i >= words {
+            break;
+        }
+        let word = frame
+            .at::<4>(MACS_LEN + 4 * i)
+            .ok_or(DropReason::TooShort)?;
+        let old = *word;
+        if i > 0 {
+            *word = carry;
+        }
+        carry = old;
+    }
+    // The last `rest` (0..=3) old bytes follow the carry: read the 4 bytes
+    // from `end` (the tail grew by 4, so they are in the frame) before the
+    // carry lands there, then write the frame's last 4 bytes as the carry's
+    // last `4 - rest` bytes and those `rest` bytes. Only whole words: the
+    // verifier follows 4-byte bounds checks, not 1-byte ones as LLVM
+    // rewrites them. With no whole word (14 or 15 bytes), both writes only
+    // touch the tag's place, which is written last.
+    let end = MACS_LEN + 4 * words;
+    let last = *frame.at::<4>(end).ok_or(DropReason::TooShort)?;
+    *frame.at::<4>(end).ok_or(DropReason::TooShort)? = carry;
+    let joined = u64::from_le_bytes([
+        carry[0], carry[1], carry[2], carry[3], last[0], last[1], last[2], last[3],
+    ]);
+    let window = ((joined >> (8 * rest)) as u32).to_le_bytes();
+    *frame.at::<4>(len).ok_or(DropReason::TooShort)? = window;
+    let hdr = frame.head::<TAGGED_HLEN>().ok_or(DropReason::TooShort)?;
+    hdr[MACS_LEN..MACS_LEN + 2].copy_from_slice(&TPID_8021Q.to_be_bytes());
+    hdr[MACS_LEN + 2..MACS_LEN + 4].copy_from_slice(&vid.tci().to_be_bytes());
+    Ok(())
+}
+
 /// Moves the MAC addresses within the header, as three 32-bit words that are
 /// all loaded before any is stored (the ranges overlap). Not `copy_within`, nor
 /// a copy through a local array: LLVM turns both into a `memmove` call, which
@@ -109,6 +175,36 @@ mod tests {
         b[14..14 + payload.len()].copy_from_slice(payload);
         let len = 14 + payload.len();
         (frame(&b[..len]), len)
+    }
+
+    #[test]
+    fn physical_at_tail_makes_the_same_frame_without_touching_the_headroom() {
+        for len in [14usize, 15, 16, 17, 18, 60, 64, 511, 512, 513, 700, 1514] {
+            let mut original = [0u8; 2048];
+            for (i, b) in original.iter_mut().enumerate() {
+                *b = (i * 7 + 3) as u8;
+            }
+            let mut a = original;
+            let mut b = original;
+            let mut head = BufFrame::with_tailroom(&mut a, HEADROOM, HEADROOM + len);
+            physical(&mut head, Vid::new(42)).unwrap();
+            let mut tail = BufFrame::with_tailroom(&mut b, HEADROOM, HEADROOM + len);
+            physical_at_tail(&mut tail, Vid::new(42)).unwrap();
+            assert_eq!(tail.bytes(), head.bytes(), "len {len}");
+            if len <= MACS_LEN + TAIL_SHIFT_MAX {
+                let untouched = b[..HEADROOM] == original[..HEADROOM];
+                assert!(untouched, "headroom used, len {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn physical_at_tail_falls_back_to_the_head_without_tailroom() {
+        let (mut buf, len) = eth([0x08, 0x00], b"abcd");
+        let mut f = BufFrame::new(&mut buf[..HEADROOM + len], HEADROOM);
+        physical_at_tail(&mut f, Vid::new(42)).unwrap();
+        assert_eq!(&f.bytes()[12..16], &[0x81, 0x00, 0x00, 42]);
+        assert_eq!(f.len(), len + 4);
     }
 
     #[test]

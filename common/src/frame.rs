@@ -2,16 +2,27 @@
 //! start can move, and bounds-checked access to its first bytes.
 
 /// A frame being processed, seen from its first byte.
-///
-/// There is deliberately no `len()`: in XDP, subtracting the packet pointers
-/// is something the verifier refuses; ask for the bytes you need instead.
 pub trait Frame {
     /// Moves the start of the frame by `delta` bytes: negative grows the
     /// frame into its headroom, positive shrinks it. `Err` leaves it as it was.
     fn adjust_head(&mut self, delta: i32) -> Result<(), NoRoom>;
 
+    /// Moves the end of the frame by `delta` bytes: positive grows the frame
+    /// into its tailroom, negative shrinks it. `Err` leaves it as it was.
+    fn adjust_tail(&mut self, delta: i32) -> Result<(), NoRoom>;
+
+    /// The frame's length in bytes.
+    fn size(&mut self) -> usize;
+
+    /// The `N` bytes at `offset`, or `None` when the frame ends before.
+    /// (`offset` must be bounded where the verifier can see it.)
+    fn at<const N: usize>(&mut self, offset: usize) -> Option<&mut [u8; N]>;
+
     /// The first `N` bytes, or `None` when the frame is shorter than `N`.
-    fn head<const N: usize>(&mut self) -> Option<&mut [u8; N]>;
+    #[inline(always)]
+    fn head<const N: usize>(&mut self) -> Option<&mut [u8; N]> {
+        self.at::<N>(0)
+    }
 }
 
 /// `adjust_head` could not move the start of the frame that far.
@@ -24,44 +35,73 @@ pub struct NoRoom;
 pub struct BufFrame<'a> {
     buf: &'a mut [u8],
     start: usize,
+    end: usize,
 }
 
 impl<'a> BufFrame<'a> {
-    /// The frame is `buf[headroom..]`; the bytes before it are headroom.
+    /// The frame is `buf[headroom..]`; the bytes before it are headroom, and
+    /// there is no tailroom.
     pub fn new(buf: &'a mut [u8], headroom: usize) -> Self {
-        assert!(headroom <= buf.len(), "headroom beyond the buffer");
+        let end = buf.len();
+        Self::with_tailroom(buf, headroom, end)
+    }
+
+    /// The frame is `buf[headroom..end]`: headroom before, tailroom after.
+    pub fn with_tailroom(buf: &'a mut [u8], headroom: usize, end: usize) -> Self {
+        assert!(
+            headroom <= end && end <= buf.len(),
+            "frame beyond the buffer"
+        );
         Self {
             buf,
             start: headroom,
+            end,
         }
     }
 
     /// The frame as it is now.
     pub fn bytes(&self) -> &[u8] {
-        &self.buf[self.start..]
+        &self.buf[self.start..self.end]
     }
 
     pub fn len(&self) -> usize {
-        self.buf.len() - self.start
+        self.end - self.start
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.start == self.end
     }
 }
 
 impl Frame for BufFrame<'_> {
     fn adjust_head(&mut self, delta: i32) -> Result<(), NoRoom> {
         let start = self.start as i64 + i64::from(delta);
-        if start < 0 || start as usize > self.buf.len() {
+        if start < 0 || start as usize > self.end {
             return Err(NoRoom);
         }
         self.start = start as usize;
         Ok(())
     }
 
-    fn head<const N: usize>(&mut self) -> Option<&mut [u8; N]> {
-        let end = self.start.checked_add(N)?;
-        self.buf.get_mut(self.start..end)?.try_into().ok()
+    fn adjust_tail(&mut self, delta: i32) -> Result<(), NoRoom> {
+        let end = self.end as i64 + i64::from(delta);
+        if end < self.start as i64 || end as usize > self.buf.len() {
+            return Err(NoRoom);
+        }
+        self.end = end as usize;
+        Ok(())
+    }
+
+    fn size(&mut self) -> usize {
+        self.end - self.start
+    }
+
+    fn at<const N: usize>(&mut self, offset: usize) -> Option<&mut [u8; N]> {
+        let from = self.start.checked_add(offset)?;
+        let to = from.checked_add(N)?;
+        if to > self.end {
+            return None;
+        }
+        self.buf.get_mut(from..to)?.try_into().ok()
     }
 }

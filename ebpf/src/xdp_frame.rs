@@ -1,6 +1,9 @@
 //! [`Frame`] over the XDP context.
 
-use aya_ebpf::{helpers::bpf_xdp_adjust_head, programs::XdpContext};
+use aya_ebpf::{
+    helpers::{bpf_xdp_adjust_head, bpf_xdp_adjust_tail},
+    programs::XdpContext,
+};
 use xdp_forwarder_common::{Frame, frame::NoRoom};
 
 pub struct XdpFrame(pub XdpContext);
@@ -17,8 +20,22 @@ impl Frame for XdpFrame {
     }
 
     #[inline(always)]
-    fn head<const N: usize>(&mut self) -> Option<&mut [u8; N]> {
-        let start = self.0.data();
+    fn adjust_tail(&mut self, delta: i32) -> Result<(), NoRoom> {
+        // SAFETY: as for `adjust_head`.
+        match unsafe { bpf_xdp_adjust_tail(self.0.ctx, delta) } {
+            0 => Ok(()),
+            _ => Err(NoRoom),
+        }
+    }
+
+    #[inline(always)]
+    fn size(&mut self) -> usize {
+        self.0.data_end() - self.0.data()
+    }
+
+    #[inline(always)]
+    fn at<const N: usize>(&mut self, offset: usize) -> Option<&mut [u8; N]> {
+        let start = self.0.data() + offset;
         if start + N > self.0.data_end() {
             return None;
         }

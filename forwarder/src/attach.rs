@@ -189,10 +189,7 @@ impl Forwarder {
         vid: Option<u16>,
         undo: &mut Undo,
     ) -> Result<Mode> {
-        let mut ebpf = objects::load(req.role, Setting::Managed { vid }, &self.pins)?;
-        self.pin_counters(&ebpf, link, undo)?;
         let name = objects::program_name(req.role);
-        let prog = objects::xdp(&mut ebpf, req.role)?;
         let candidates: &[Mode] = match req.mode {
             ModeChoice::Auto => &[Mode::Native, Mode::Skb],
             ModeChoice::Native => &[Mode::Native],
@@ -200,6 +197,14 @@ impl Forwarder {
         };
         let mut last_err = None;
         for &mode in candidates {
+            // Loaded per mode: the physical program is built differently for skb.
+            let tuning = objects::Tuning {
+                skb_mode: mode == Mode::Skb,
+                ..objects::Tuning::default()
+            };
+            let mut ebpf =
+                objects::load_with(req.role, Setting::Managed { vid }, &self.pins, tuning)?;
+            let prog = objects::xdp(&mut ebpf, req.role)?;
             let xdp_mode = match mode {
                 Mode::Native => XdpMode::Driver,
                 Mode::Skb => XdpMode::Skb,
@@ -235,6 +240,7 @@ impl Forwarder {
                 )
             })?;
             undo.remove_pin(path);
+            self.pin_counters(&ebpf, link, undo)?;
             if req.mode == ModeChoice::Auto && mode == Mode::Skb {
                 warn!(iface = %link.name, "native XDP unavailable, using skb (generic) mode");
             }

@@ -147,6 +147,10 @@ pub enum Command {
         /// bench markers) and the chart beside it (.svg).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Only the throughput measurements whose "mode, direction, size,
+        /// program" contains TEXT (e.g. "skb, NIC → router, 64 B").
+        #[arg(long, value_name = "TEXT")]
+        only: Option<String>,
     },
     /// Write prog_physical.o and prog_router.o, loadable with
     /// `xdp-loader load IFACE DIR/prog_physical.o -m skb -p /sys/fs/bpf`.
@@ -276,9 +280,19 @@ pub async fn run(command: Command) -> Result<()> {
                 Err(e) => return Err(crate::Error::Demo(format!("{e:#}"))),
             }
         }
-        Command::Bench { runs, quick, out } => {
-            crate::bench::run(&crate::bench::Options { runs, quick, out })
-                .map_err(|e| crate::Error::Bench(format!("{e:#}")))?;
+        Command::Bench {
+            runs,
+            quick,
+            out,
+            only,
+        } => {
+            crate::bench::run(&crate::bench::Options {
+                runs,
+                quick,
+                out,
+                only,
+            })
+            .map_err(|e| crate::Error::Bench(format!("{e:#}")))?;
         }
         Command::ExportObjects { dir, pins } => {
             for path in

@@ -80,6 +80,18 @@ pub enum Error {
 impl Error {
     /// A failed kernel/netlink operation, with what we were doing; EPERM and
     /// EACCES become the privilege error, which says what to do.
+    /// The verifier refused a program: EACCES there means "invalid
+    /// program", never missing privileges (checked before loading).
+    pub fn verifier(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::Kernel {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+
     pub fn kernel(
         context: impl Into<String>,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,

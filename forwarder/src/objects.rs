@@ -5,8 +5,8 @@ use std::{fs, path::Path};
 use anyhow::Context as _;
 use aya::{Ebpf, EbpfLoader, include_bytes_aligned, programs::Xdp};
 use xdp_forwarder_common::maps::{
-    GLOBAL_COUNTING, GLOBAL_MANAGED, GLOBAL_PORT_VID, PROG_PHYSICAL, PROG_ROUTER, ROUTER_IFACE,
-    VLAN_PORTS,
+    GLOBAL_COUNTING, GLOBAL_MANAGED, GLOBAL_PORT_VID, GLOBAL_SKB_MODE, PROG_PHYSICAL, PROG_ROUTER,
+    ROUTER_IFACE, VLAN_PORTS,
 };
 
 use crate::{Error, Result, Role, pins::PinDir};
@@ -75,12 +75,30 @@ pub enum Setting {
 /// (which must already hold `router_iface` and, for managed use, the VLAN
 /// port map: aya opens pins, it never creates `router_iface`).
 pub fn load(role: Role, setting: Setting, pins: &PinDir) -> Result<Ebpf> {
-    load_with(role, setting, pins, true)
+    load_with(role, setting, pins, Tuning::default())
 }
 
-/// [`load`], with counting switched off when `counting` is false (the
-/// benchmark measures what counting costs).
-pub fn load_with(role: Role, setting: Setting, pins: &PinDir, counting: bool) -> Result<Ebpf> {
+/// How a loaded program is built beyond its role and setting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tuning {
+    /// Count frames (the benchmark turns it off to measure its cost).
+    pub counting: bool,
+    /// It will run in generic (skb) mode: the physical program then pushes
+    /// its tag at the tail, which keeps the headroom XDP needs downstream.
+    pub skb_mode: bool,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self {
+            counting: true,
+            skb_mode: false,
+        }
+    }
+}
+
+/// [`load`], tuned.
+pub fn load_with(role: Role, setting: Setting, pins: &PinDir, tuning: Tuning) -> Result<Ebpf> {
     let router_iface = pins.router_iface();
     let vlan_ports = pins.vlan_ports();
     let (managed, vid): (u8, u32) = match setting {
@@ -88,10 +106,12 @@ pub fn load_with(role: Role, setting: Setting, pins: &PinDir, counting: bool) ->
         Setting::DropIn => (0, 0),
     };
     let mut loader = EbpfLoader::new();
-    let counting = u8::from(counting);
+    let counting = u8::from(tuning.counting);
+    let skb_mode = u8::from(tuning.skb_mode);
     loader
         .override_global(GLOBAL_MANAGED, &managed, true)
         .override_global(GLOBAL_COUNTING, &counting, true)
+        .override_global(GLOBAL_SKB_MODE, &skb_mode, role == Role::Physical)
         .override_global(GLOBAL_PORT_VID, &vid, role == Role::Physical)
         .map_pin_path(ROUTER_IFACE, router_iface.as_path());
     if matches!(setting, Setting::Managed { .. }) {
@@ -102,7 +122,7 @@ pub fn load_with(role: Role, setting: Setting, pins: &PinDir, counting: bool) ->
         .map_err(|e| Error::kernel(format!("cannot load the {role} object"), e))?;
     xdp(&mut ebpf, role)?
         .load()
-        .map_err(|e| Error::kernel(format!("the kernel refused the {role} program"), e))?;
+        .map_err(|e| Error::verifier(format!("the kernel refused the {role} program"), e))?;
     Ok(ebpf)
 }
 
@@ -134,7 +154,7 @@ fn load_programs(loader: &mut EbpfLoader<'_>, object: &[u8], names: &[&str]) -> 
             .try_into()
             .map_err(|e| Error::kernel("corrupt embedded object", e))?;
         prog.load()
-            .map_err(|e| Error::kernel(format!("the kernel refused {name}"), e))?;
+            .map_err(|e| Error::verifier(format!("the kernel refused {name}"), e))?;
     }
     Ok(ebpf)
 }

@@ -25,20 +25,37 @@ use support::{
 const WAIT: Duration = Duration::from_secs(5);
 
 /// The daemon, killed when dropped (attachments are pinned: they stay).
+/// Its log goes to a file, printed when the test fails.
 struct Daemon {
     child: Child,
+    log: std::path::PathBuf,
 }
 
 impl Daemon {
     fn start(pins: &Bpffs, extra: &[&str]) -> Self {
+        static STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = STARTS.fetch_add(1, Ordering::Relaxed);
+        let log = std::path::PathBuf::from(format!("{}.daemon-{n}.log", pins.arg()));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_xdp-forwarder"))
             .args(["run", "--pin-dir", pins.arg()])
             .args(extra)
             .env("RUST_LOG", "info")
-            .stderr(Stdio::null())
+            .stderr(file)
             .spawn()
             .expect("start the daemon");
-        Self { child }
+        let daemon = Self { child, log };
+        // Ready once it logged "started": signals are handled from then on.
+        let deadline = Instant::now() + WAIT;
+        while !std::fs::read_to_string(&daemon.log).is_ok_and(|l| l.contains("started")) {
+            assert!(Instant::now() < deadline, "the daemon did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        daemon
     }
 
     fn pid(&self) -> u32 {
@@ -55,9 +72,9 @@ impl Daemon {
             .unwrap()
     }
 
-    fn kill9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
+    fn kill9(self) {
+        // SAFETY: signalling our own child (dropping then reaps it).
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
     }
 }
 
@@ -66,6 +83,16 @@ impl Drop for Daemon {
         // SAFETY: signalling our own child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.child.wait();
+        if std::thread::panicking()
+            && let Ok(log) = std::fs::read_to_string(&self.log)
+        {
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("daemon log (last lines):");
+            for line in tail.iter().rev() {
+                eprintln!("  {line}");
+            }
+        }
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
@@ -102,6 +129,26 @@ impl World {
         run("ip", &args);
         self.outside.ip(&["link", "set", &peer, "up"]);
         self.outside.exec("ethtool", &["-K", &peer, "gro", "on"]);
+    }
+
+    /// A veth `name` here, its peer outside and down: enough for the daemon.
+    fn plug_bare(&self, name: &str) {
+        let peer = format!("{name}x");
+        run(
+            "ip",
+            &[
+                "link",
+                "add",
+                name,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &peer,
+                "netns",
+                &self.outside.name,
+            ],
+        );
     }
 
     fn unplug(&self, name: &str) {
@@ -307,8 +354,9 @@ fn churn_leaks_nothing() {
         let mut progs = Vec::new();
         let mut rss_early = 0;
         for cycle in 0..CYCLES {
-            w.plug("nicB", None);
-            let deadline = Instant::now() + WAIT;
+            w.plug_bare("nicB");
+            // Generous: other tests may load the machine meanwhile.
+            let deadline = Instant::now() + 6 * WAIT;
             let id = loop {
                 if let Some(id) = prog_id("nicB") {
                     break id;
@@ -654,5 +702,48 @@ fn signals_logs_and_privileges() {
             !out.status.success() && err.contains("needs CAP_BPF"),
             "{err}"
         );
+    });
+}
+
+/// An interface the daemon cannot take (another tool's XDP program runs
+/// there) is retried: once that program is gone, it is attached without any
+/// link event to prompt it.
+#[test]
+fn a_failed_interface_is_retried() {
+    in_fresh_netns(|| {
+        let w = World::new("retry");
+        let objs = std::env::temp_dir().join(format!("xfwt-retry-objs-{}", std::process::id()));
+        cli_ok(&[
+            "export-objects",
+            objs.to_str().unwrap(),
+            "--pin-dir",
+            w.pins.arg(),
+        ]);
+        w.plug("nicF", None);
+        let obj = objs.join("prog_physical.o");
+        run(
+            "xdp-loader",
+            &[
+                "load",
+                "nicF",
+                obj.to_str().unwrap(),
+                "-m",
+                "skb",
+                "-p",
+                w.pins.arg(),
+            ],
+        );
+        let foreign = prog_id("nicF");
+        let _d = Daemon::start(&w.pins, &[]);
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(
+            prog_id("nicF"),
+            foreign,
+            "the foreign program is left alone"
+        );
+        assert!(w.status()["ports"].as_array().unwrap().is_empty());
+        run("xdp-loader", &["unload", "nicF", "--all"]);
+        w.wait_for(&[("nicF", "physical")], None);
+        std::fs::remove_dir_all(&objs).unwrap();
     });
 }

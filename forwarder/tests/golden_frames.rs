@@ -400,11 +400,15 @@ fn counters_account_for_every_frame_by_reason() {
         assert_eq!(c.dropped_total(), 5);
 
         // The benchmark's "without counters" build really counts nothing.
+        let quiet_tuning = objects::Tuning {
+            counting: false,
+            ..objects::Tuning::default()
+        };
         let mut quiet = objects::load_with(
             Role::Physical,
             Setting::Managed { vid: Some(5) },
             &bench.pins,
-            false,
+            quiet_tuning,
         )
         .unwrap();
         let run = test_run(&mut quiet, Role::Physical, &frame, bench.nic).unwrap();

@@ -4,8 +4,8 @@
 #![no_main]
 
 use aya_ebpf::{macros::xdp, programs::XdpContext};
-use xdp_forwarder_common::{DropReason, Vid, physical as push_port_tag};
-use xdp_forwarder_ebpf::{XdpFrame, account, managed, maps::ROUTER_IFACE, port_vid};
+use xdp_forwarder_common::{DropReason, Vid, physical as push_port_tag, physical_at_tail};
+use xdp_forwarder_ebpf::{XdpFrame, account, managed, maps::ROUTER_IFACE, port_vid, skb_mode};
 
 #[xdp]
 pub fn physical(ctx: XdpContext) -> u32 {
@@ -17,7 +17,12 @@ pub fn physical(ctx: XdpContext) -> u32 {
         Vid::new(ctx.ingress_ifindex() as u32)
     };
     let mut frame = XdpFrame(ctx);
-    let verdict = push_port_tag(&mut frame, vid).and_then(|()| {
+    let pushed = if skb_mode() {
+        physical_at_tail(&mut frame, vid)
+    } else {
+        push_port_tag(&mut frame, vid)
+    };
+    let verdict = pushed.and_then(|()| {
         ROUTER_IFACE
             .redirect(0)
             .then_some(())

@@ -19,10 +19,10 @@ use xdp_forwarder_common::{
 };
 
 use crate::{
-    Role,
+    Mode, Role,
     cmd::run,
     counters,
-    objects::{self, FLOOR_PROGRAM, FLOOR_PUSH_PROGRAM, Setting},
+    objects::{self, FLOOR_PROGRAM, FLOOR_PUSH_PROGRAM, Setting, Tuning},
     pins::{self, MapSpec, PinDir},
 };
 
@@ -164,19 +164,24 @@ impl Lab {
         Ok(())
     }
 
-    pub fn load(&self, subject: Subject) -> anyhow::Result<Loaded> {
+    /// Loads `subject` as `attach` would for `mode`.
+    pub fn load(&self, subject: Subject, mode: Mode) -> anyhow::Result<Loaded> {
+        let tuning = |counting| Tuning {
+            counting,
+            skb_mode: mode == Mode::Skb,
+        };
         let ebpf = match subject {
             Subject::Physical { counting } => objects::load_with(
                 Role::Physical,
                 Setting::Managed { vid: Some(VID) },
                 &self.pins,
-                counting,
+                tuning(counting),
             )?,
             Subject::Router { counting } => objects::load_with(
                 Role::Router,
                 Setting::Managed { vid: None },
                 &self.pins,
-                counting,
+                tuning(counting),
             )?,
             Subject::Floor | Subject::FloorPush => objects::load_floor(&self.pins)?,
         };

@@ -119,7 +119,7 @@ pub fn measure(
         Direction::ToRouter => lab.rtr,
         Direction::FromRouter => lab.nic,
     })?;
-    let mut loaded = lab.load(subject)?;
+    let mut loaded = lab.load(subject, mode)?;
     let xdp_mode = match mode {
         Mode::Native => XdpMode::Driver,
         Mode::Skb => XdpMode::Skb,

@@ -5,11 +5,12 @@
 mod classify;
 
 use std::{
-    cell::RefCell,
+    cell::{Cell, RefCell},
     collections::HashSet,
     fs::File,
     os::fd::AsRawFd as _,
     path::{Path, PathBuf},
+    time::{Duration, Instant},
 };
 
 use futures::StreamExt as _;
@@ -60,11 +61,31 @@ pub async fn run(opts: Options) -> Result<()> {
         fwd,
         opts,
         standby: RefCell::default(),
+        dirty: Cell::new(false),
     };
     info!(pin_dir = %daemon.opts.pin_dir.display(), "started");
     daemon.scan().await;
+    // Events are edge-triggered: after a failure nothing may come again for
+    // that interface, so a failure schedules a full rescan, 1 s later, then
+    // backing off up to a minute while it keeps failing.
+    let mut retry = tokio::time::interval(Duration::from_secs(1));
+    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut backoff, mut next_retry) = (Duration::from_secs(1), Instant::now());
     loop {
         tokio::select! {
+            _ = retry.tick() => {
+                if daemon.dirty.get() && Instant::now() >= next_retry {
+                    daemon.dirty.set(false);
+                    info!("rescanning after an error");
+                    daemon.scan().await;
+                    backoff = if daemon.dirty.get() {
+                        (backoff * 2).min(Duration::from_secs(64))
+                    } else {
+                        Duration::from_secs(1)
+                    };
+                    next_retry = Instant::now() + backoff;
+                }
+            }
             event = events.next() => match event {
                 Some(LinkEvent::Changed(index)) => daemon.changed(index).await,
                 Some(LinkEvent::Removed(index)) => daemon.removed(index).await,
@@ -104,6 +125,8 @@ struct Daemon {
     /// policy): left alone on their link events while another router is
     /// active, adopted when it goes.
     standby: RefCell<HashSet<u32>>,
+    /// Something failed since the last scan: rescan on the next tick.
+    dirty: Cell<bool>,
 }
 
 /// A VID for the log line: the number, or `-`.
@@ -121,7 +144,10 @@ impl Daemon {
                     self.handle(link).await;
                 }
             }
-            Err(e) => error!(error = %e, "cannot list interfaces"),
+            Err(e) => {
+                error!(error = %e, "cannot list interfaces");
+                self.dirty.set(true);
+            }
         }
     }
 
@@ -129,7 +155,10 @@ impl Daemon {
         match self.fwd.netdev().by_index(index).await {
             Ok(Some(link)) => self.handle(link).await,
             Ok(None) => self.removed(index).await,
-            Err(e) => error!(ifindex = index, error = %e, "cannot look the interface up"),
+            Err(e) => {
+                error!(ifindex = index, error = %e, "cannot look the interface up");
+                self.dirty.set(true);
+            }
         }
     }
 
@@ -158,6 +187,7 @@ impl Daemon {
             }
             Err(e) => {
                 error!(error = %e, "cannot release the ports of removed interfaces");
+                self.dirty.set(true);
                 Vec::new()
             }
         }
@@ -181,6 +211,7 @@ impl Daemon {
             Ok(s) => s,
             Err(e) => {
                 error!(iface = %link.name, error = %e, "cannot read the current state");
+                self.dirty.set(true);
                 return false;
             }
         };
@@ -212,6 +243,7 @@ impl Daemon {
                 }
                 Err(e) => {
                     error!(iface = %other_name, error = %e, "cannot hand the router role over");
+                    self.dirty.set(true);
                     false
                 }
             },
@@ -236,9 +268,10 @@ impl Daemon {
             Ok(d) if d.unchanged => debug!(iface = %d.iface, role = %d.role, "already attached"),
             Ok(d) => info!(iface = %d.iface, role = %d.role, mode = %d.mode, vid = %vid(d.vid),
                            result = "attached", "interface"),
-            // One bad interface never stops the daemon.
+            // One bad interface never stops the daemon; it is retried.
             Err(e) => {
-                error!(iface = %link.name, role = %role, error = %e, result = "failed", "interface")
+                error!(iface = %link.name, role = %role, error = %e, result = "failed", "interface");
+                self.dirty.set(true);
             }
         }
     }
