@@ -683,6 +683,15 @@ fn signals_logs_and_privileges() {
             "{events:?}"
         );
 
+        // SIGHUP rescans: a port detached behind the daemon's back comes back.
+        let d = Daemon::start(&w.pins, &[]);
+        w.wait_for(&[("nic1", "physical")], None);
+        cli_ok(&["detach", "nic1", "--pin-dir", w.pins.arg()]);
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(d.pid() as i32, libc::SIGHUP) };
+        w.wait_for(&[("nic1", "physical")], None);
+        drop(d);
+
         let d = Daemon::start(&w.pins, &["--detach-on-exit"]);
         w.wait_for(&[("nic1", "physical")], None);
         drop(d); // SIGTERM
