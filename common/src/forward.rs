@@ -81,9 +81,7 @@ pub fn physical_at_tail<F: Frame>(frame: &mut F, vid: Option<Vid>) -> Result<(),
     let mut end = MACS_LEN + 8 * blocks;
     if rest >= 4 {
         let word = frame.at::<4>(end).ok_or(DropReason::TooShort)?;
-        let old = *word;
-        *word = carry;
-        carry = old;
+        core::mem::swap(word, &mut carry);
         end += 4;
         rest -= 4;
     }

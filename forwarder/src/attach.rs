@@ -397,6 +397,14 @@ impl Forwarder {
         Ok(done)
     }
 
+    /// Whether `ifindex` is a registered port of this pin dir.
+    pub fn is_port(&self, ifindex: u32) -> Result<bool> {
+        Ok(match Ports::open(&self.pins)? {
+            Some(ports) => ports.get(ifindex)?.is_some(),
+            None => false,
+        })
+    }
+
     /// Forgets the ports whose interface is gone (`detach --gone`, and the
     /// daemon when an interface is removed): map entries, VID and pins.
     pub async fn forget_gone(&self) -> Result<Vec<Attached>> {

@@ -159,10 +159,11 @@ impl Netdev {
     }
 }
 
-/// A change to an interface, by ifindex (what changed is read afresh).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A change to an interface: its state as the event reported it, or the
+/// ifindex of one that was removed.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LinkEvent {
-    Changed(u32),
+    Changed(Link),
     Removed(u32),
     /// The kernel dropped events (the socket buffer overran): resynchronise.
     Overrun,
@@ -174,8 +175,22 @@ pub fn link_events() -> Result<impl Stream<Item = LinkEvent> + Unpin> {
     let (mut connection, _, messages) =
         rtnetlink::new_connection().map_err(|e| Error::kernel("cannot open rtnetlink", e))?;
     let socket = connection.socket_mut().socket_mut();
-    // Room for bursts (hot-plug storms): an overrun loses events.
-    let _ = socket.set_rx_buf_sz(8 << 20);
+    // Room for bursts (hot-plug storms): an overrun loses events (and costs
+    // a rescan). FORCE: the plain option is capped by net.core.rmem_max.
+    let size: libc::c_int = 16 << 20;
+    // SAFETY: a valid socket, option pointer and length.
+    let forced = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(socket),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            std::ptr::from_ref(&size).cast(),
+            size_of::<libc::c_int>() as u32,
+        )
+    } == 0;
+    if !forced {
+        let _ = socket.set_rx_buf_sz(size as usize);
+    }
     socket
         .bind(&SocketAddr::new(0, RTMGRP_LINK))
         .map_err(|e| Error::kernel("cannot subscribe to link events", e))?;
@@ -183,7 +198,7 @@ pub fn link_events() -> Result<impl Stream<Item = LinkEvent> + Unpin> {
     Ok(messages.filter_map(|(msg, _)| {
         std::future::ready(match msg.payload {
             NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) => {
-                Some(LinkEvent::Changed(l.header.index))
+                Some(LinkEvent::Changed(Link::from_message(l)))
             }
             NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(l)) => {
                 Some(LinkEvent::Removed(l.header.index))

@@ -87,7 +87,7 @@ pub async fn run(opts: Options) -> Result<()> {
                 }
             }
             event = events.next() => match event {
-                Some(LinkEvent::Changed(index)) => daemon.changed(index).await,
+                Some(LinkEvent::Changed(link)) => daemon.changed(link).await,
                 Some(LinkEvent::Removed(index)) => daemon.removed(index).await,
                 Some(LinkEvent::Overrun) => {
                     warn!("link events were lost (burst too large); rescanning");
@@ -151,12 +151,18 @@ impl Daemon {
         }
     }
 
-    async fn changed(&self, index: u32) {
-        match self.fwd.netdev().by_index(index).await {
+    /// `link` as its event reported it: interfaces the rules leave alone are
+    /// decided on that alone (no query: bursts of them stay cheap).
+    async fn changed(&self, link: Link) {
+        if self.opts.rules.decide(&link) == Decision::LeaveAlone {
+            debug!(iface = %link.name, "left alone");
+            return;
+        }
+        match self.fwd.netdev().by_index(link.index).await {
             Ok(Some(link)) => self.handle(link).await,
-            Ok(None) => self.removed(index).await,
+            Ok(None) => self.removed(link.index).await,
             Err(e) => {
-                error!(ifindex = index, error = %e, "cannot look the interface up");
+                error!(ifindex = link.index, error = %e, "cannot look the interface up");
                 self.dirty.set(true);
             }
         }
@@ -165,6 +171,16 @@ impl Daemon {
     async fn removed(&self, index: u32) {
         debug!(ifindex = index, "interface removed");
         self.standby.borrow_mut().remove(&index);
+        // Only ports need releasing: skip the rest (bursts of them stay cheap).
+        match self.fwd.is_port(index) {
+            Ok(false) => return,
+            Ok(true) => {}
+            Err(e) => {
+                error!(ifindex = index, error = %e, "cannot read the port registry");
+                self.dirty.set(true);
+                return;
+            }
+        }
         if self
             .forget_gone()
             .await
