@@ -6,7 +6,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use aya::programs::{XdpMode, links::FdLink};
+use aya::programs::links::FdLink;
 use tracing::{debug, info, warn};
 use xdp_forwarder_common::{
     Vid,
@@ -205,11 +205,7 @@ impl Forwarder {
             let mut ebpf =
                 objects::load_with(req.role, Setting::Managed { vid }, &self.pins, tuning)?;
             let prog = objects::xdp(&mut ebpf, req.role)?;
-            let xdp_mode = match mode {
-                Mode::Native => XdpMode::Driver,
-                Mode::Skb => XdpMode::Skb,
-            };
-            let link_id = match prog.attach_to_if_index(link.index, xdp_mode) {
+            let link_id = match prog.attach_to_if_index(link.index, mode.xdp_mode()) {
                 Ok(id) => id,
                 Err(e) => {
                     debug!(iface = %link.name, %mode, error = %e, "attach failed");

@@ -59,6 +59,16 @@ pub enum Mode {
     Skb = 1,
 }
 
+impl Mode {
+    /// The attach flags aya wants for this mode.
+    pub fn xdp_mode(self) -> aya::programs::XdpMode {
+        match self {
+            Mode::Native => aya::programs::XdpMode::Driver,
+            Mode::Skb => aya::programs::XdpMode::Skb,
+        }
+    }
+}
+
 impl std::fmt::Display for Mode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

@@ -80,12 +80,21 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        let early = self.child.try_wait().ok().flatten();
         // SAFETY: signalling our own child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.child.wait();
         if std::thread::panicking()
             && let Ok(log) = std::fs::read_to_string(&self.log)
         {
+            eprintln!("daemon had already exited before the end of the test: {early:?}");
+            eprintln!("daemon log (errors and warnings):");
+            for line in log
+                .lines()
+                .filter(|l| l.contains("ERROR") || l.contains("WARN"))
+            {
+                eprintln!("  {line}");
+            }
             let tail: Vec<&str> = log.lines().rev().take(40).collect();
             eprintln!("daemon log (last lines):");
             for line in tail.iter().rev() {
@@ -113,20 +122,7 @@ impl World {
     /// A veth `name` here (with `mac`), its peer `{name}x` outside, GRO on there.
     fn plug(&self, name: &str, mac: Option<&str>) {
         let peer = format!("{name}x");
-        let mut args = vec!["link", "add", name];
-        if let Some(mac) = mac {
-            args.extend(["address", mac]);
-        }
-        args.extend([
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &peer,
-            "netns",
-            &self.outside.name,
-        ]);
-        run("ip", &args);
+        run("ip", &self.outside.veth_args(name, &peer, mac));
         self.outside.ip(&["link", "set", &peer, "up"]);
         self.outside.exec("ethtool", &["-K", &peer, "gro", "on"]);
     }
@@ -134,21 +130,7 @@ impl World {
     /// A veth `name` here, its peer outside and down: enough for the daemon.
     fn plug_bare(&self, name: &str) {
         let peer = format!("{name}x");
-        run(
-            "ip",
-            &[
-                "link",
-                "add",
-                name,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &peer,
-                "netns",
-                &self.outside.name,
-            ],
-        );
+        run("ip", &self.outside.veth_args(name, &peer, None));
     }
 
     fn unplug(&self, name: &str) {
@@ -518,20 +500,7 @@ fn mdev_hook_matches_the_daemon() {
     let build = |ns: &NamedNetns, outside: &NamedNetns| {
         for (name, mac) in [("nic1", None), ("rtr", Some(ROUTER_MAC)), ("nic2", None)] {
             let peer = format!("{name}x");
-            let mut args = vec!["link", "add", name];
-            if let Some(mac) = mac {
-                args.extend(["address", mac]);
-            }
-            args.extend([
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &peer,
-                "netns",
-                &outside.name,
-            ]);
-            ns.ip(&args);
+            ns.ip(&outside.veth_args(name, &peer, mac));
         }
     };
     let summary = |ns: &NamedNetns, pins: &Bpffs| {

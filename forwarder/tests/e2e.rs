@@ -100,20 +100,7 @@ impl NetVm {
     /// A veth `name` here, its peer `{name}x` outside, both up.
     fn add_veth(&self, name: &str, mac: Option<&str>, mtu: Option<u32>) {
         let peer = format!("{name}x");
-        let mut args = vec!["link", "add", name];
-        if let Some(mac) = mac {
-            args.extend(["address", mac]);
-        }
-        args.extend([
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &peer,
-            "netns",
-            &self.outside.name,
-        ]);
-        run("ip", &args);
+        run("ip", &self.outside.veth_args(name, &peer, mac));
         if let Some(mtu) = mtu {
             let mtu = mtu.to_string();
             run("ip", &["link", "set", name, "mtu", &mtu]);

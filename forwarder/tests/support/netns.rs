@@ -29,6 +29,22 @@ impl NamedNetns {
         ns
     }
 
+    /// The `ip` arguments that add a veth `name` (with `mac`) in the
+    /// namespace `ip` runs in, its peer `peer` in this one.
+    pub fn veth_args<'a>(
+        &'a self,
+        name: &'a str,
+        peer: &'a str,
+        mac: Option<&'a str>,
+    ) -> Vec<&'a str> {
+        let mut args = vec!["link", "add", name];
+        if let Some(mac) = mac {
+            args.extend(["address", mac]);
+        }
+        args.extend(["type", "veth", "peer", "name", peer, "netns", &self.name]);
+        args
+    }
+
     /// `ip -n NAME ARGS`.
     pub fn ip(&self, args: &[&str]) -> String {
         let mut all = vec!["-n", &self.name];
