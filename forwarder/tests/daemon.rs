@@ -119,10 +119,17 @@ impl World {
         }
     }
 
-    /// A veth `name` here (with `mac`), its peer `{name}x` outside, GRO on there.
+    /// A veth `name` here (with `mac`, else a NIC's), its peer `{name}x`
+    /// outside, GRO on there.
     fn plug(&self, name: &str, mac: Option<&str>) {
         let peer = format!("{name}x");
-        run("ip", &self.outside.veth_args(name, &peer, mac));
+        let nic = nic_mac();
+        run(
+            "ip",
+            &self
+                .outside
+                .veth_args(name, &peer, Some(mac.unwrap_or(&nic))),
+        );
         self.outside.ip(&["link", "set", &peer, "up"]);
         self.outside.exec("ethtool", &["-K", &peer, "gro", "on"]);
     }
@@ -130,7 +137,7 @@ impl World {
     /// A veth `name` here, its peer outside and down: enough for the daemon.
     fn plug_bare(&self, name: &str) {
         let peer = format!("{name}x");
-        run("ip", &self.outside.veth_args(name, &peer, None));
+        run("ip", &self.outside.veth_args(name, &peer, Some(&nic_mac())));
     }
 
     fn unplug(&self, name: &str) {
@@ -223,6 +230,20 @@ fn prog_id(iface: &str) -> Option<u64> {
 }
 
 const ROUTER_MAC: &str = "02:01:00:00:00:01";
+
+/// A MAC for a NIC, never under the router prefix. (A veth's random MAC
+/// starts with `02:01:` once in 16,384: the daemon then rightly takes it for
+/// a router interface.)
+fn nic_mac() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "52:54:00:{:02x}:{:02x}:{:02x}",
+        n >> 16 & 0xff,
+        n >> 8 & 0xff,
+        n & 0xff
+    )
+}
 const ROUTER_MAC_2: &str = "02:01:00:00:00:02";
 
 #[test]
@@ -500,7 +521,8 @@ fn mdev_hook_matches_the_daemon() {
     let build = |ns: &NamedNetns, outside: &NamedNetns| {
         for (name, mac) in [("nic1", None), ("rtr", Some(ROUTER_MAC)), ("nic2", None)] {
             let peer = format!("{name}x");
-            ns.ip(&outside.veth_args(name, &peer, mac));
+            let nic = nic_mac();
+            ns.ip(&outside.veth_args(name, &peer, Some(mac.unwrap_or(&nic))));
         }
     };
     let summary = |ns: &NamedNetns, pins: &Bpffs| {
