@@ -393,6 +393,21 @@ impl Forwarder {
         Ok(done)
     }
 
+    /// The interface attached as router, if it still exists.
+    pub async fn active_router(&self) -> Result<Option<Link>> {
+        let Some(ports) = Ports::open(&self.pins)? else {
+            return Ok(None);
+        };
+        for (ifindex, rec) in ports.all()? {
+            if rec.role() == Role::Router
+                && let Some(link) = self.net.by_index(ifindex).await?
+            {
+                return Ok(Some(link));
+            }
+        }
+        Ok(None)
+    }
+
     /// Whether `ifindex` is a registered port of this pin dir.
     pub fn is_port(&self, ifindex: u32) -> Result<bool> {
         Ok(match Ports::open(&self.pins)? {

@@ -128,23 +128,20 @@ pub fn load_with(role: Role, setting: Setting, pins: &PinDir, tuning: Tuning) ->
 
 /// Loads the floor programs, redirecting through the `router_iface` of `pins`.
 pub fn load_floor(pins: &PinDir) -> Result<Ebpf> {
-    let router_iface = pins.router_iface();
-    let mut loader = EbpfLoader::new();
-    loader.map_pin_path(ROUTER_IFACE, router_iface.as_path());
-    load_programs(&mut loader, FLOOR, &[FLOOR_PROGRAM, FLOOR_PUSH_PROGRAM])
+    load_programs(pins, FLOOR, &[FLOOR_PROGRAM, FLOOR_PUSH_PROGRAM])
 }
 
-/// Loads the benchmark's generator and sink (the object carries the shared
-/// map definitions too: `router_iface` is taken from `pins`).
+/// Loads the benchmark's generator and sink.
 pub fn load_bench(pins: &PinDir) -> Result<Ebpf> {
-    let router_iface = pins.router_iface();
-    let mut loader = EbpfLoader::new();
-    loader.map_pin_path(ROUTER_IFACE, router_iface.as_path());
-    load_programs(&mut loader, BENCH, &[BENCH_TX, BENCH_SINK])
+    load_programs(pins, BENCH, &[BENCH_TX, BENCH_SINK])
 }
 
-fn load_programs(loader: &mut EbpfLoader<'_>, object: &[u8], names: &[&str]) -> Result<Ebpf> {
-    let mut ebpf = loader
+/// Loads `names` from `object`; its `router_iface` (every object carries
+/// the shared map definitions) is the one pinned in `pins`.
+fn load_programs(pins: &PinDir, object: &[u8], names: &[&str]) -> Result<Ebpf> {
+    let router_iface = pins.router_iface();
+    let mut ebpf = EbpfLoader::new()
+        .map_pin_path(ROUTER_IFACE, router_iface.as_path())
         .load(object)
         .map_err(|e| Error::kernel("cannot load an embedded object", e))?;
     for name in names {

@@ -223,26 +223,22 @@ impl Daemon {
 
     /// Applies the router policy when another router interface is active.
     async fn may_be_router(&self, link: &Link) -> bool {
-        let status = match self.fwd.status().await {
-            Ok(s) => s,
+        let other = match self.fwd.active_router().await {
+            Ok(other) => other,
             Err(e) => {
                 error!(iface = %link.name, error = %e, "cannot read the current state");
                 self.dirty.set(true);
                 return false;
             }
         };
-        let Some(other) = status
-            .ports
-            .iter()
-            .find(|p| p.role == Role::Router && p.ifindex != link.index && p.name.is_some())
-        else {
+        let Some(other) = other.filter(|o| o.index != link.index) else {
             self.standby.borrow_mut().remove(&link.index);
             return true;
         };
         if self.standby.borrow().contains(&link.index) {
             return false;
         }
-        let other_name = other.name.clone().unwrap_or_default();
+        let other_name = other.name;
         match self.opts.router_policy {
             RouterPolicy::First => {
                 self.standby.borrow_mut().insert(link.index);
@@ -252,7 +248,7 @@ impl Daemon {
             }
             RouterPolicy::Latest => match self.fwd.detach(&other_name).await {
                 Ok(_) => {
-                    self.standby.borrow_mut().insert(other.ifindex);
+                    self.standby.borrow_mut().insert(other.index);
                     info!(iface = %other_name, role = "router", result = "standby",
                           "the router role moves to {}", link.name);
                     true
