@@ -85,23 +85,35 @@ pub fn physical_at_tail<F: Frame>(frame: &mut F, vid: Option<Vid>) -> Result<(),
         end += 4;
         rest -= 4;
     }
-    // The last `rest` (0..=3) old bytes follow the carry: read the 4 bytes
-    // from `end` (the tail grew by 4, so they are in the frame) before the
-    // carry lands there, then write the frame's last 4 bytes as the carry's
-    // last `4 - rest` bytes and those `rest` bytes. Only whole words: the
-    // verifier follows 4-byte bounds checks, not 1-byte ones as LLVM
-    // rewrites them. With no whole word (14 or 15 bytes), both writes only
-    // touch the tag's place, which is written last.
-    let last = *frame.at::<4>(end).ok_or(DropReason::TooShort)?;
-    *frame.at::<4>(end).ok_or(DropReason::TooShort)? = carry;
-    let joined = u64::from_le_bytes([
-        carry[0], carry[1], carry[2], carry[3], last[0], last[1], last[2], last[3],
-    ]);
-    let window = ((joined >> (8 * rest)) as u32).to_le_bytes();
-    *frame.at::<4>(len).ok_or(DropReason::TooShort)? = window;
+    // The frame now ends `rest + 4` bytes after `end`: the carry, then the
+    // last `rest` (0..=3) old bytes. Each case is a window of constant size
+    // at `end`, never an offset derived from `len` again: Linux 6.1 does not
+    // keep the bound of an unbounded scalar spilled to the stack, so a
+    // reloaded `len` is "unbounded" there however it was checked before.
+    match rest {
+        0 => *frame.at::<4>(end).ok_or(DropReason::TooShort)? = carry,
+        1 => carry_then_rest::<5, _>(frame, end, carry)?,
+        2 => carry_then_rest::<6, _>(frame, end, carry)?,
+        _ => carry_then_rest::<7, _>(frame, end, carry)?,
+    }
     let hdr = frame.head::<TAGGED_HLEN>().ok_or(DropReason::TooShort)?;
     hdr[MACS_LEN..MACS_LEN + 2].copy_from_slice(&TPID_8021Q.to_be_bytes());
     hdr[MACS_LEN + 2..MACS_LEN + 4].copy_from_slice(&vid.tci().to_be_bytes());
+    Ok(())
+}
+
+/// Writes the `N` bytes at `end` as `carry` followed by their own first
+/// `N - 4` bytes (the frame's last old bytes, moved 4 up).
+#[inline(always)]
+fn carry_then_rest<const N: usize, F: Frame>(
+    frame: &mut F,
+    end: usize,
+    carry: [u8; 4],
+) -> Result<(), DropReason> {
+    let window = frame.at::<N>(end).ok_or(DropReason::TooShort)?;
+    let old = *window;
+    window[..4].copy_from_slice(&carry);
+    window[4..].copy_from_slice(&old[..N - 4]);
     Ok(())
 }
 

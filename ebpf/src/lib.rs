@@ -1,9 +1,10 @@
 //! Shared pieces of the two XDP programs: the pinned maps, the load-time
-//! globals and the [`Frame`] implementation over `xdp_md`. The programs
-//! themselves are the thin entry points in `src/bin/`.
+//! globals, the [`Frame`] implementation over `xdp_md` and the programs'
+//! bodies ([`programs`]); the objects are the thin entry points in `src/bin/`.
 #![no_std]
 
 pub mod maps;
+pub mod programs;
 pub mod xdp_frame;
 
 use aya_ebpf::bindings::xdp_action;

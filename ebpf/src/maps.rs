@@ -65,17 +65,35 @@ impl<const M: usize, const P: usize, const F: usize> Default for DevMap<M, P, F>
     }
 }
 
-/// The router interface, in slot 0 (name, type and pinning as the original).
-///
-/// Declared with the flags the kernel reports for it: libbpf before 1.3
-/// compares them strictly when it reuses the pin (and refuses a DEVMAP pinned
-/// by anyone), 1.3 and later add `BPF_F_RDONLY_PROG` before comparing; both
-/// accept this definition. No libbpf can *create* the map from it (the kernel
-/// refuses the flag at creation), so our tools always pin it first; aya never
-/// creates it either, it only opens the pin.
-#[unsafe(link_section = ".maps")]
-#[unsafe(export_name = "router_iface")]
-pub static ROUTER_IFACE: DevMap<1, PIN_BY_NAME, RDONLY_PROG> = DevMap::new();
+/// `router_iface`: the router interface in slot 0 (name, type, pinning as
+/// the original's), with the map flags the object declares.
+pub type RouterIface<const FLAGS: usize> = DevMap<1, PIN_BY_NAME, FLAGS>;
+
+/// Flags of the objects we embed and export by default: none, as the
+/// original. Every loader can create the map from them on a fresh bpffs,
+/// and libbpf 1.3 and later reuse a pinned one (they add the
+/// `BPF_F_RDONLY_PROG` the kernel reports before comparing).
+pub const ROUTER_IFACE_FLAGS: usize = 0;
+
+/// Flags of the objects exported for libbpf 1.1 (Debian 12): the ones the
+/// kernel reports, because that libbpf compares them strictly when it
+/// reuses the pin. No loader can create the map from them (the kernel
+/// refuses the flag at creation), so the pin must exist first.
+pub const ROUTER_IFACE_FLAGS_LIBBPF_1_1: usize = RDONLY_PROG;
+
+/// Declares `ROUTER_IFACE`, the `router_iface` map, in a program's object.
+/// Each object declares it (an object's maps are what a loader pins), and
+/// the two export variants differ only in its flags, so it lives in the
+/// entry points rather than in this library.
+#[macro_export]
+macro_rules! router_iface {
+    ($flags:expr) => {
+        #[unsafe(link_section = ".maps")]
+        #[unsafe(export_name = "router_iface")]
+        pub static ROUTER_IFACE: $crate::maps::RouterIface<{ $flags }> =
+            $crate::maps::DevMap::new();
+    };
+}
 
 /// VID → physical port, for the managed router. Pinned by our loader at a path
 /// of its choosing, so a foreign loader leaves it private and unused.

@@ -43,6 +43,9 @@ pub struct Attached {
     pub vid: Option<u16>,
     /// `true` when it was already attached like this and nothing changed.
     pub unchanged: bool,
+    /// With `--mode auto`: which mode it picked and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode_reason: Option<String>,
 }
 
 /// The data plane of one pin dir, in the current network namespace.
@@ -150,7 +153,7 @@ impl Forwarder {
             current_router = router_iface.get(ROUTER_IFACE_KEY)?;
         }
 
-        let mode = self.load_and_pin(req, &link, vid, &mut undo)?;
+        let (mode, mode_reason) = self.load_and_pin(req, &link, vid, &mut undo)?;
 
         let (slots, key, before) = match vid {
             Some(vid) => (vlan_ports, u32::from(vid), None),
@@ -160,8 +163,11 @@ impl Forwarder {
         undo.restore_slot(slots, key, before);
 
         self.net.set_up(&link).await?;
+        // Both roles: a NIC's traffic is addressed to the VMs behind the
+        // router (and often tagged), which its MAC and VLAN receive filters
+        // drop before XDP runs; the router's carries every NIC's MACs.
         let mut flags = 0;
-        if req.role == Role::Router && !link.promisc {
+        if !link.promisc {
             self.net.set_promisc(&link, true).await?;
             flags |= FLAG_SET_PROMISC;
         }
@@ -178,24 +184,26 @@ impl Forwarder {
             mode,
             vid,
             unchanged: false,
+            mode_reason,
         })
     }
 
-    /// Loads the role's program in managed mode, attaches it and pins the link.
+    /// Loads the role's program in managed mode, attaches it and pins the
+    /// link. Returns the mode and, for `--mode auto`, why that one.
     fn load_and_pin(
         &self,
         req: &AttachRequest,
         link: &Link,
         vid: Option<u16>,
         undo: &mut Undo,
-    ) -> Result<Mode> {
+    ) -> Result<(Mode, Option<String>)> {
         let name = objects::program_name(req.role);
         let candidates: &[Mode] = match req.mode {
             ModeChoice::Auto => &[Mode::Native, Mode::Skb],
             ModeChoice::Native => &[Mode::Native],
             ModeChoice::Skb => &[Mode::Skb],
         };
-        let mut last_err = None;
+        let mut last_err: Option<Error> = None;
         for &mode in candidates {
             // Loaded per mode: the physical program is built differently for skb.
             let tuning = objects::Tuning {
@@ -237,10 +245,19 @@ impl Forwarder {
             })?;
             undo.remove_pin(path);
             self.pin_counters(&ebpf, link, undo)?;
-            if req.mode == ModeChoice::Auto && mode == Mode::Skb {
-                warn!(iface = %link.name, "native XDP unavailable, using skb (generic) mode");
-            }
-            return Ok(mode);
+            let reason = match (req.mode, &last_err) {
+                (ModeChoice::Auto, None) => {
+                    Some("--mode auto: the driver runs XDP natively".into())
+                }
+                (ModeChoice::Auto, Some(native)) => {
+                    warn!(iface = %link.name, error = %native, "native XDP unavailable, using skb (generic) mode");
+                    Some(format!(
+                        "--mode auto: native XDP failed ({native}), so skb (generic) mode"
+                    ))
+                }
+                _ => None,
+            };
+            return Ok((mode, reason));
         }
         Err(last_err.unwrap_or_else(|| Error::kernel("attach", "no mode to try")))
     }
@@ -539,6 +556,7 @@ fn attached_from(name: &str, ifindex: u32, rec: &PortRecord) -> Attached {
         mode: rec.mode(),
         vid: (rec.role() == Role::Physical).then_some(rec.vid),
         unchanged: false,
+        mode_reason: None,
     }
 }
 

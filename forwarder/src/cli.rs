@@ -153,13 +153,18 @@ pub enum Command {
         only: Option<String>,
     },
     /// Write prog_physical.o and prog_router.o, loadable with
-    /// `xdp-loader load IFACE DIR/prog_physical.o -m skb -p /sys/fs/bpf`.
+    /// `xdp-loader load IFACE DIR/prog_physical.o -m skb -p /sys/fs/bpf`
+    /// (libbpf 1.3 or later, as the original's; see --libbpf-1.1).
     ExportObjects {
         /// Where to write them (created if needed).
         dir: PathBuf,
-        /// Also pin router_iface there if it is missing: the objects reuse the
-        /// pin but cannot create it (see the README). Skipped, with a note,
-        /// when the directory is not a bpffs mount or we are not root.
+        /// For a loader built on libbpf 1.1 (Debian 12's xdp-loader), which
+        /// can only reuse a pinned router_iface if the objects declare the
+        /// flags the kernel reports, and then cannot create it: the objects
+        /// declare them, and router_iface is pinned in --pin-dir if missing.
+        #[arg(long = "libbpf-1.1")]
+        libbpf_1_1: bool,
+        /// Where router_iface is pinned for --libbpf-1.1.
         #[command(flatten)]
         pins: PinDirArg,
     },
@@ -198,8 +203,12 @@ pub async fn run(command: Command) -> Result<()> {
             } else {
                 "attached"
             };
+            let why = done
+                .mode_reason
+                .map(|r| format!("; {r}"))
+                .unwrap_or_default();
             println!(
-                "{}: {what} as {} ({} mode{vid})",
+                "{}: {what} as {} ({} mode{vid}){why}",
                 done.iface, done.role, done.mode
             );
         }
@@ -294,11 +303,23 @@ pub async fn run(command: Command) -> Result<()> {
             })
             .map_err(|e| crate::Error::Bench(format!("{e:#}")))?;
         }
-        Command::ExportObjects { dir, pins } => {
-            for path in
-                objects::export(&dir).map_err(|e| crate::Error::kernel("export-objects", e))?
+        Command::ExportObjects {
+            dir,
+            libbpf_1_1,
+            pins,
+        } => {
+            let target = if libbpf_1_1 {
+                objects::ExportFor::Libbpf1_1
+            } else {
+                objects::ExportFor::Libbpf
+            };
+            for path in objects::export(&dir, target)
+                .map_err(|e| crate::Error::kernel("export-objects", e))?
             {
                 println!("{}", path.display());
+            }
+            if !libbpf_1_1 {
+                return Ok(());
             }
             match crate::attach::prepare_router_iface(&pins.pin_dir) {
                 Ok(path) => println!("{} is pinned: xdp-loader can share it", path.display()),

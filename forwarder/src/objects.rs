@@ -13,6 +13,11 @@ use crate::{Error, Result, Role, pins::PinDir};
 
 static PHYSICAL: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/prog_physical"));
 static ROUTER: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/prog_router"));
+/// The same programs, `router_iface` declared for libbpf 1.1 (export only).
+static PHYSICAL_LIBBPF_1_1: &[u8] =
+    include_bytes_aligned!(concat!(env!("OUT_DIR"), "/prog_physical_libbpf11"));
+static ROUTER_LIBBPF_1_1: &[u8] =
+    include_bytes_aligned!(concat!(env!("OUT_DIR"), "/prog_router_libbpf11"));
 /// The benchmark's floor programs: `floor` redirects through `router_iface`
 /// without touching the frame, `floor_push` does the same after moving the
 /// frame start by -4 bytes.
@@ -46,16 +51,35 @@ pub fn file_name(role: Role) -> String {
     format!("prog_{}.o", program_name(role))
 }
 
+/// Which loader the exported objects are for: they differ only in the map
+/// flags `router_iface` is declared with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExportFor {
+    /// libbpf 1.3 and later (what the original needs): the objects create
+    /// `router_iface` on a fresh bpffs and reuse it once pinned, as the
+    /// original's do.
+    #[default]
+    Libbpf,
+    /// libbpf 1.1 (Debian 12), which compares a pinned DEVMAP's flags
+    /// strictly: the objects declare the flag the kernel reports, so they
+    /// reuse the pin but cannot create it; it must be pinned first.
+    Libbpf1_1,
+}
+
 /// Writes `prog_physical.o` and `prog_router.o` into `dir` (created if
 /// needed), loadable by `xdp-loader load IFACE DIR/prog_X.o -m skb -p /sys/fs/bpf`.
-pub fn export(dir: &Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
+pub fn export(dir: &Path, target: ExportFor) -> anyhow::Result<Vec<std::path::PathBuf>> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     [Role::Physical, Role::Router]
         .into_iter()
         .map(|role| {
+            let bytes = match (target, role) {
+                (ExportFor::Libbpf, _) => object(role),
+                (ExportFor::Libbpf1_1, Role::Physical) => PHYSICAL_LIBBPF_1_1,
+                (ExportFor::Libbpf1_1, Role::Router) => ROUTER_LIBBPF_1_1,
+            };
             let path = dir.join(file_name(role));
-            fs::write(&path, object(role))
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
             Ok(path)
         })
         .collect()

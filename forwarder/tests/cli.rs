@@ -70,9 +70,10 @@ fn attach_status_detach_round_trip() {
             link.contains("PROMISC") && link.contains(",UP"),
             "router is promisc and up: {link}"
         );
+        let nic_link = run("ip", &["link", "show", "dev", "nic1"]);
         assert!(
-            run("ip", &["link", "show", "dev", "nic1"]).contains(",UP"),
-            "NIC brought up"
+            nic_link.contains(",UP") && nic_link.contains("PROMISC"),
+            "NIC brought up and promiscuous (its frames are for the VMs behind the router): {nic_link}"
         );
 
         let st = status_json(&pins);
@@ -140,6 +141,18 @@ fn attach_status_detach_round_trip() {
 
         cli_ok(&["detach", "nic1", "--pin-dir", p]);
         assert!(xdp_prog_on("nic1").is_none(), "detach removes the program");
+        assert!(
+            !run("ip", &["link", "show", "dev", "nic1"]).contains("PROMISC"),
+            "promisc we set on the NIC is undone"
+        );
+        // Promiscuous mode someone else turned on stays on.
+        run("ip", &["link", "set", "nic1", "promisc", "on"]);
+        cli_ok(&["attach", "nic1", "--role", "physical", "--pin-dir", p]);
+        cli_ok(&["detach", "nic1", "--pin-dir", p]);
+        assert!(
+            run("ip", &["link", "show", "dev", "nic1"]).contains("PROMISC"),
+            "promisc we did not set is left alone"
+        );
         assert!(
             !pins
                 .path()

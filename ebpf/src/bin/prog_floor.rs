@@ -9,7 +9,9 @@
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use xdp_forwarder_common::{Frame as _, vlan::VLAN_HLEN};
-use xdp_forwarder_ebpf::{XdpFrame, maps::ROUTER_IFACE};
+use xdp_forwarder_ebpf::{XdpFrame, maps::ROUTER_IFACE_FLAGS, router_iface};
+
+router_iface!(ROUTER_IFACE_FLAGS);
 
 #[xdp]
 pub fn floor(_ctx: XdpContext) -> u32 {

@@ -20,8 +20,8 @@ pub struct Check {
     pub detail: String,
 }
 
-const PINGS: u32 = 3;
-const UDP_PORT: u16 = 7777;
+pub const PINGS: u32 = 3;
+pub const UDP_PORT: u16 = 7777;
 pub const DATAGRAMS: u32 = 1000;
 
 /// `ping` from namespace `from` to `to`: every echo answered exactly once.
@@ -46,7 +46,7 @@ pub fn ping(from: &str, to: &str, name: String) -> Check {
 
 /// Reads ping's summary: "3 packets transmitted, 3 received, +1 duplicates, ..."
 /// and "rtt min/avg/max/mdev = 0.040/0.052/0.070/0.012 ms".
-fn summarize_ping(out: &str) -> (bool, String) {
+pub fn summarize_ping(out: &str) -> (bool, String) {
     let received = out
         .split(", ")
         .find_map(|part| part.strip_suffix(" received"))
@@ -135,8 +135,13 @@ fn grow_receive_buffer(sock: &UdpSocket) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Datagrams say which network sent them: "xfd net K seq I".
-fn parse_datagram(d: &[u8]) -> Option<usize> {
+/// Datagram `i` of network `k`: they say which network sent them.
+pub fn datagram(k: usize, i: u32) -> String {
+    format!("xfd net {k} seq {i}")
+}
+
+/// The sending network of a [`datagram`].
+pub fn parse_datagram(d: &[u8]) -> Option<usize> {
     let s = std::str::from_utf8(d).ok()?;
     s.strip_prefix("xfd net ")?.split(' ').next()?.parse().ok()
 }
@@ -147,7 +152,7 @@ pub fn burst(ns: &str, k: usize, to: &str) -> anyhow::Result<()> {
     netns::within(ns, || {
         let sock = UdpSocket::bind(("0.0.0.0", 0)).context("UDP socket")?;
         for i in 0..DATAGRAMS {
-            let msg = format!("xfd net {k} seq {i}");
+            let msg = datagram(k, i);
             sock.send_to(msg.as_bytes(), (to, UDP_PORT))
                 .with_context(|| format!("send to {to} from {ns}"))?;
             if i % 100 == 99 {

@@ -6,8 +6,8 @@
 //! with that network's VID, so the tool runs on both ends of the wire (and no
 //! 8021q module is needed).
 
-mod checks;
-mod netns;
+pub mod checks;
+pub mod netns;
 mod topology;
 
 use std::{

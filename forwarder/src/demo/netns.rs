@@ -4,7 +4,7 @@ use std::{fs::File, os::fd::AsRawFd as _};
 
 use anyhow::{Context as _, bail};
 
-pub use crate::cmd::run;
+pub use crate::cmd::{ifindex, run};
 
 /// `ip ARGS`.
 pub fn ip(args: &[&str]) -> anyhow::Result<String> {

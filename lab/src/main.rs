@@ -1,0 +1,196 @@
+//! `xdp-forwarder-lab`: the lab beside the forwarder (not part of a net-vm).
+
+use std::{net::UdpSocket, path::PathBuf, process::ExitCode, time::Duration};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use xdp_forwarder_lab::{
+    debian::{self, GuestKernel},
+    libbpf, traffic,
+    vm::{self, NetVmLab, cases, initramfs::Contents},
+};
+
+#[derive(Parser)]
+#[command(
+    name = "xdp-forwarder-lab",
+    version,
+    about = "The lab beside xdp-forwarder: VMs on Debian's kernels, and what they run"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fetch the guest kernels (Debian 12's and 13's) and build libbpf
+    /// into the lab cache (/var/cache/xdp-forwarder-lab, or
+    /// $XDP_FORWARDER_LAB_CACHE). Quick when done.
+    Fetch,
+    /// The demo with a real net-vm: the forwarder inside a QEMU guest with
+    /// virtio-net NICs, the router VM on Linux's own 802.1Q stack.
+    VmDemo {
+        /// Guest kernel: 6.1 (Debian 12) or 6.12 (Debian 13).
+        #[arg(long, default_value = "6.1", value_parser = GuestKernel::parse)]
+        kernel: GuestKernel,
+        /// Outside networks (virtio-net NICs of the net-vm).
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=vm::MAX_NICS as i64))]
+        nics: u8,
+        /// Attach mode(s) to run.
+        #[arg(long, value_parser = ["native", "skb"], num_args = 1.., default_values = ["native", "skb"])]
+        mode: Vec<String>,
+    },
+    /// Run inside the guests.
+    #[command(subcommand, hide = true)]
+    Guest(GuestCommand),
+}
+
+#[derive(Subcommand)]
+enum GuestCommand {
+    /// Send COUNT datagrams of network NET to TO:PORT.
+    UdpSend {
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        net: usize,
+        #[arg(long)]
+        count: u32,
+    },
+    /// Count datagrams per sending network on PORT until quiet for a second;
+    /// touch READY once listening; write the counts to OUT when done.
+    UdpRecv {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        ready: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse().command) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<bool> {
+    match command {
+        Command::Fetch => {
+            for k in GuestKernel::ALL {
+                let kernel = debian::kernel(k)?;
+                println!("{k}: {} ({})", kernel.release, kernel.vmlinuz.display());
+            }
+            println!(
+                "libbpf {}: {}",
+                libbpf::VERSION,
+                libbpf::ensure()?.display()
+            );
+            Ok(true)
+        }
+        Command::VmDemo { kernel, nics, mode } => vm_demo(kernel, usize::from(nics), &mode),
+        Command::Guest(GuestCommand::UdpSend {
+            to,
+            port,
+            net,
+            count,
+        }) => {
+            traffic::send(&to, port, net, count)?;
+            Ok(true)
+        }
+        Command::Guest(GuestCommand::UdpRecv { port, ready, out }) => {
+            let sock =
+                UdpSocket::bind(("0.0.0.0", port)).with_context(|| format!("bind UDP {port}"))?;
+            std::fs::write(&ready, "")?;
+            let got = traffic::receive(&sock, Duration::from_secs(1), Duration::from_secs(30));
+            // Whole or not at all: the host waits for the file.
+            let tmp = out.with_extension("tmp");
+            std::fs::write(&tmp, traffic::format_counts(&got))?;
+            std::fs::rename(&tmp, &out)?;
+            Ok(true)
+        }
+    }
+}
+
+/// Where the forwarder's binaries are: beside this one (cargo builds them
+/// into the same directory).
+pub fn contents() -> anyhow::Result<Contents> {
+    let me = std::env::current_exe()?;
+    let bins = me.parent().context("no directory")?.to_path_buf();
+    Ok(Contents {
+        bins,
+        lab: me,
+        contrib: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../contrib"),
+    })
+}
+
+fn vm_demo(kernel: GuestKernel, nics: usize, modes: &[String]) -> anyhow::Result<bool> {
+    let dir = std::env::temp_dir().join(format!("xdp-forwarder-vm-demo-{}", std::process::id()));
+    println!(
+        "xdp-forwarder VM demo: a net-vm guest on {kernel} with {nics} virtio-net NICs, \
+         a router VM on Linux's own 802.1Q stack"
+    );
+    let lab = NetVmLab::start(&vm::Options {
+        kernel,
+        nics,
+        prefix: format!("xfdv{}", std::process::id() % 100),
+        contents: contents()?,
+        dir: dir.clone(),
+    });
+    let mut lab = match lab {
+        Ok(lab) => lab,
+        Err(e) => {
+            if std::env::var_os("XDP_FORWARDER_LAB_KEEP").is_none() {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            return Err(e);
+        }
+    };
+    println!("guests booted ({}); net-vm NICs:", lab.accel);
+    for n in &lab.networks {
+        println!(
+            "  {} ({}) ── outside network {} (host namespace {}, {} {})",
+            n.guest_if,
+            n.mac,
+            n.k,
+            n.ns.name,
+            n.tap,
+            vm::EXT_ADDR
+        );
+    }
+    println!(
+        "  {} ({}) ══ router VM trunk",
+        lab.router_if,
+        vm::ROUTER_MAC
+    );
+    let mut checks = Vec::new();
+    for mode in modes {
+        checks.extend(cases::all_in_mode(&mut lab, mode)?);
+    }
+    println!("\nchecks");
+    for c in &checks {
+        println!(
+            "  {}  {:<58} {}",
+            if c.passed { "PASS" } else { "FAIL" },
+            c.name,
+            c.detail
+        );
+    }
+    let passed = checks.iter().filter(|c| c.passed).count();
+    let ok = passed == checks.len();
+    println!(
+        "\nresult: {} ({passed}/{} checks passed)",
+        if ok { "PASS" } else { "FAIL" },
+        checks.len()
+    );
+    drop(lab);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(ok)
+}

@@ -1,0 +1,411 @@
+//! What the VM lab proves, as the demo's checks (the VM tests assert each
+//! one, the VM demo prints them): raw frames of every kind through each NIC
+//! and back, counters that account for each of them, pings and UDP both
+//! ways between the outside hosts and the router VM's VLAN hosts (full-size
+//! frames too), isolation, and what `--mode auto` picks.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde_json::Value;
+use xdp_forwarder::demo::checks::{Check, PINGS, Receivers, UDP_PORT, summarize_ping};
+
+use super::{EXT_ADDR, IP, LAN_ADDR, NetVmLab};
+use crate::{
+    packet::{ETHERTYPE_TEST, RawSocket, frame, parse_mac, tagged},
+    traffic,
+};
+
+/// Datagrams per network and direction (the guests run under emulation).
+pub const DATAGRAMS: u32 = 200;
+/// How long frames may take through two emulated guests.
+const ARRIVAL: Duration = Duration::from_millis(1500);
+/// A MAC behind the router that is nobody's NIC.
+const VM_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x99, 0x99];
+/// The inner tag of "already tagged" frames.
+const INNER_VID: u16 = 100;
+
+fn check(name: impl Into<String>, passed: bool, detail: impl Into<String>) -> Check {
+    Check {
+        name: name.into(),
+        passed,
+        detail: detail.into(),
+    }
+}
+
+/// Mounts bpffs in the net-vm (once) and attaches the router NIC and every
+/// NIC in `mode`; returns each NIC's VID.
+pub fn attach_all(lab: &mut NetVmLab, mode: &str) -> anyhow::Result<Vec<u16>> {
+    let mut script = format!(
+        "set -e\nmountpoint -q /sys/fs/bpf || mount -t bpf -o mode=0700 bpf /sys/fs/bpf\n\
+         xdp-forwarder attach {} --role router --mode {mode}\n",
+        lab.router_if
+    );
+    for n in &lab.networks {
+        script.push_str(&format!(
+            "xdp-forwarder attach {} --role physical --mode {mode}\n",
+            n.guest_if
+        ));
+    }
+    lab.net_vm.sh(&script)?;
+    (1..=lab.networks.len()).map(|k| lab.vid(k)).collect()
+}
+
+pub fn detach_all(lab: &mut NetVmLab) -> anyhow::Result<()> {
+    lab.net_vm.sh("xdp-forwarder detach --all")?;
+    Ok(())
+}
+
+/// (forwarded + dropped) frames of each port, by interface name.
+fn frames_seen(status: &Value) -> Vec<(String, u64)> {
+    status["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let c = &p["counters"];
+            let n = c["forwarded_frames"].as_u64().unwrap_or(0)
+                + c["dropped_total"].as_u64().unwrap_or(0);
+            (p["name"].as_str().unwrap_or_default().to_owned(), n)
+        })
+        .collect()
+}
+
+fn delta(before: &[(String, u64)], after: &[(String, u64)], name: &str) -> u64 {
+    let get = |v: &[(String, u64)]| v.iter().find(|(n, _)| n == name).map_or(0, |(_, c)| *c);
+    get(after).saturating_sub(get(before))
+}
+
+/// Raw frames into each NIC (to its own MAC, to a VM's MAC behind the
+/// router, broadcast, already tagged) must reach the router NIC with one
+/// more tag carrying the NIC's VID; tagged frames into the router NIC must
+/// leave by that NIC without it (an inner tag kept), and nowhere else.
+/// Then the counters must account for exactly those frames.
+pub fn frames(lab: &mut NetVmLab, vids: &[u16], label: &str) -> anyhow::Result<Vec<Check>> {
+    let mut checks = Vec::new();
+    let before = frames_seen(&lab.status()?);
+    let router = lab
+        .trunk
+        .within(|| RawSocket::bind(&lab.router_tap))
+        .context("router tap")?;
+    let outside: Vec<RawSocket> = lab
+        .networks
+        .iter()
+        .map(|n| n.ns.within(|| RawSocket::bind(&n.tap)))
+        .collect::<anyhow::Result<_>>()?;
+    let (mut into_nics, mut into_router) = (Vec::new(), 0u64);
+    for (i, net) in lab.networks.iter().enumerate() {
+        let vid = vids[i];
+        let ext_mac = tap_mac(&net.ns, &net.tap)?;
+        let nic_mac = parse_mac(&net.mac)?;
+        let test_type = ETHERTYPE_TEST.to_be_bytes();
+        let kinds: [(&str, [u8; 6], bool); 4] = [
+            ("to the NIC's own MAC", nic_mac, false),
+            ("to another MAC (a VM behind the router)", VM_MAC, false),
+            ("broadcast", [0xff; 6], false),
+            ("already tagged (VID 100)", VM_MAC, true),
+        ];
+        let mut sent = Vec::new();
+        for (kind, (_, dst, inner)) in kinds.iter().enumerate() {
+            for n in 0..PINGS as usize {
+                // Payload byte 0 tells the frames apart.
+                let mut rest = test_type.to_vec();
+                rest.push((kind * 16 + n) as u8);
+                let f = frame(*dst, ext_mac, &rest, 60 + 100 * n);
+                let f = if *inner {
+                    tagged(&f, 0x8100, INNER_VID)
+                } else {
+                    f
+                };
+                outside[i].send(&f)?;
+                sent.push((kind, tagged(&f, 0x8100, vid)));
+            }
+        }
+        into_nics.push((net.guest_if.clone(), sent.len() as u64));
+        let got = router.drain(ARRIVAL);
+        for (kind, (name, _, _)) in kinds.iter().enumerate() {
+            let want: Vec<&Vec<u8>> = sent
+                .iter()
+                .filter(|(k, _)| *k == kind)
+                .map(|(_, f)| f)
+                .collect();
+            let arrived = want.iter().filter(|f| got.contains(f)).count();
+            checks.push(check(
+                format!("{label}: net {} → router, {name}", net.k),
+                arrived == want.len(),
+                format!("{arrived}/{} arrived tagged VID {vid}", want.len()),
+            ));
+        }
+        // And back: untagged, then with an inner tag kept.
+        let mut back = Vec::new();
+        for n in 0..PINGS as usize {
+            let mut rest = test_type.to_vec();
+            rest.push(0x80 + n as u8);
+            let f = frame(ext_mac, VM_MAC, &rest, 60 + 100 * n);
+            back.push((false, f.clone()));
+            back.push((true, tagged(&f, 0x8100, INNER_VID)));
+        }
+        for (_, f) in &back {
+            router.send(&tagged(f, 0x8100, vid))?;
+        }
+        into_router += back.len() as u64;
+        let got: Vec<Vec<Vec<u8>>> = outside.iter().map(|s| s.drain(ARRIVAL)).collect();
+        for (inner, name) in [(false, "untagged"), (true, "inner tag kept")] {
+            let want: Vec<&Vec<u8>> = back
+                .iter()
+                .filter(|(t, _)| *t == inner)
+                .map(|(_, f)| f)
+                .collect();
+            let arrived = want.iter().filter(|f| got[i].contains(f)).count();
+            checks.push(check(
+                format!("{label}: router → net {}, {name}", net.k),
+                arrived == want.len(),
+                format!("{arrived}/{} arrived, outer tag removed", want.len()),
+            ));
+        }
+        let stray: usize = got
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, g)| g.len())
+            .sum();
+        checks.push(check(
+            format!("{label}: router → net {}, isolation", net.k),
+            stray == 0,
+            format!("{stray} frames reached another network"),
+        ));
+    }
+    let after = frames_seen(&lab.status()?);
+    let mut wrong = Vec::new();
+    for (name, n) in into_nics
+        .iter()
+        .chain([(lab.router_if.clone(), into_router)].iter())
+    {
+        let d = delta(&before, &after, name);
+        if d != *n {
+            wrong.push(format!("{name}: {d} counted, {n} sent"));
+        }
+    }
+    checks.push(check(
+        format!("{label}: counters"),
+        wrong.is_empty(),
+        if wrong.is_empty() {
+            "every frame counted once, on the port it entered".to_owned()
+        } else {
+            wrong.join("; ")
+        },
+    ));
+    Ok(checks)
+}
+
+/// The MAC of `tap` in `ns`.
+fn tap_mac(ns: &crate::netns::Netns, tap: &str) -> anyhow::Result<[u8; 6]> {
+    let out = ns.exec("cat", &[&format!("/sys/class/net/{tap}/address")])?;
+    parse_mac(out.trim())
+}
+
+/// busybox ping's summary: "3 packets transmitted, 3 packets received".
+fn summarize_busybox_ping(out: &str) -> (bool, String) {
+    let received = out
+        .split(", ")
+        .find_map(|p| p.strip_suffix(" packets received"))
+        .and_then(|n| n.trim().parse::<u32>().ok())
+        .unwrap_or(0);
+    let dup = out.contains("duplicates");
+    (
+        received == PINGS && !dup,
+        format!(
+            "{received}/{PINGS} replies{}",
+            if dup { ", DUPLICATES" } else { "" }
+        ),
+    )
+}
+
+/// Pings between each outside host and its network's VLAN host in the
+/// router VM, both ways, at `size` bytes of ICMP payload (1472: full
+/// 1514-byte frames, 1518 with the tag on the trunk).
+pub fn pings(lab: &mut NetVmLab, size: u32, label: &str) -> anyhow::Result<Vec<Check>> {
+    let mut checks = Vec::new();
+    let what = if size >= 1472 {
+        "full-size ping"
+    } else {
+        "ping"
+    };
+    let s = size.to_string();
+    for i in 0..lab.networks.len() {
+        let k = lab.networks[i].k;
+        let out = lab.networks[i].ns.exec(
+            "ping",
+            &[
+                "-q", "-c", "3", "-i", "0.3", "-W", "3", "-s", &s, "-M", "do", LAN_ADDR,
+            ],
+        );
+        let (passed, detail) = match out {
+            Ok(out) => summarize_ping(&out),
+            Err(e) => (false, e.to_string()),
+        };
+        checks.push(check(
+            format!("{label}: {what} net {k} → VLAN host"),
+            passed,
+            detail,
+        ));
+        let (_, out) = lab.router.sh_status(
+            &format!("{IP} netns exec lan{k} ping -q -c 3 -W 3 -s {size} {EXT_ADDR}"),
+            Duration::from_secs(30),
+        )?;
+        let (passed, detail) = summarize_busybox_ping(&out);
+        checks.push(check(
+            format!("{label}: {what} VLAN host → net {k}"),
+            passed,
+            detail,
+        ));
+    }
+    Ok(checks)
+}
+
+/// UDP both ways per network ([`DATAGRAMS`] each), and that no datagram of
+/// one network reaches another (every host has the same address).
+pub fn udp(lab: &mut NetVmLab, label: &str) -> anyhow::Result<Vec<Check>> {
+    let mut checks = Vec::new();
+    let nets = lab.networks.len();
+    // Outside → VLAN hosts: receivers in the router VM first; each writes
+    // its counts to /tmp/udpK.out when done.
+    let mut start = String::new();
+    for k in 1..=nets {
+        start.push_str(&format!(
+            "rm -f /tmp/udp{k}.ready /tmp/udp{k}.out\n\
+             {IP} netns exec lan{k} xdp-forwarder-lab guest udp-recv --port {UDP_PORT} \
+             --ready /tmp/udp{k}.ready --out /tmp/udp{k}.out >/dev/null 2>&1 &\n"
+        ));
+    }
+    for k in 1..=nets {
+        start.push_str(&format!(
+            "while [ ! -e /tmp/udp{k}.ready ]; do sleep 0.1; done\n"
+        ));
+    }
+    lab.router.sh(&start)?;
+    std::thread::scope(|s| {
+        for n in &lab.networks {
+            s.spawn(move || {
+                n.ns.within(|| traffic::send(LAN_ADDR, UDP_PORT, n.k, DATAGRAMS))
+            });
+        }
+    });
+    let out = lab.router.sh_within(
+        &(1..=nets)
+            .map(|k| {
+                format!(
+                    "while [ ! -e /tmp/udp{k}.out ]; do sleep 0.2; done; echo \"lan{k} $(cat /tmp/udp{k}.out)\""
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Duration::from_secs(60),
+    )?;
+    let mut leaked = Vec::new();
+    for line in out.lines() {
+        let Some((lan, counts)) = line.split_once(' ') else {
+            continue;
+        };
+        let Some(k) = lan
+            .strip_prefix("lan")
+            .and_then(|k| k.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        let counts = traffic::parse_counts(counts);
+        let own = counts.get(&k).copied().unwrap_or(0);
+        checks.push(check(
+            format!("{label}: UDP net {k} → VLAN host"),
+            own == DATAGRAMS,
+            format!("{own}/{DATAGRAMS} datagrams delivered"),
+        ));
+        leaked.extend(
+            counts
+                .iter()
+                .filter(|(from, n)| **from != k && **n > 0)
+                .map(|(from, n)| format!("{n} of net {from} reached lan{k}")),
+        );
+    }
+    checks.push(check(
+        format!("{label}: UDP isolation outside → VLAN hosts"),
+        leaked.is_empty() && out.lines().count() >= nets,
+        if leaked.is_empty() {
+            "no datagram reached another network".to_owned()
+        } else {
+            leaked.join("; ")
+        },
+    ));
+    // VLAN hosts → outside.
+    let spec: Vec<(usize, String)> = lab
+        .networks
+        .iter()
+        .map(|n| (n.k, n.ns.name.clone()))
+        .collect();
+    let receivers = Receivers::bind(&spec)?;
+    let mut send = String::new();
+    for k in 1..=nets {
+        send.push_str(&format!(
+            "{IP} netns exec lan{k} xdp-forwarder-lab guest udp-send --to {EXT_ADDR} \
+             --port {UDP_PORT} --net {k} --count {DATAGRAMS} &\n"
+        ));
+    }
+    send.push_str("wait\n");
+    lab.router.sh_within(&send, Duration::from_secs(60))?;
+    let mut leaked = Vec::new();
+    for (k, from) in receivers.collect(nets) {
+        checks.push(check(
+            format!("{label}: UDP VLAN host → net {k}"),
+            from[k] == DATAGRAMS,
+            format!("{}/{DATAGRAMS} datagrams delivered", from[k]),
+        ));
+        leaked.extend(
+            from.iter()
+                .enumerate()
+                .filter(|(j, n)| *j != k && **n > 0)
+                .map(|(j, n)| format!("{n} of lan{j} reached net {k}")),
+        );
+    }
+    checks.push(check(
+        format!("{label}: UDP isolation VLAN hosts → outside"),
+        leaked.is_empty(),
+        if leaked.is_empty() {
+            "no datagram reached another network".to_owned()
+        } else {
+            leaked.join("; ")
+        },
+    ));
+    Ok(checks)
+}
+
+/// `attach --mode auto` on a virtio-net NIC: which mode, and why.
+pub fn mode_auto(lab: &mut NetVmLab) -> anyhow::Result<Check> {
+    let nic = lab.networks[0].guest_if.clone();
+    let out = lab.net_vm.sh(&format!(
+        "xdp-forwarder detach {nic} >/dev/null && xdp-forwarder attach {nic} --role physical --mode auto"
+    ))?;
+    let passed =
+        out.contains("native mode") && out.contains("--mode auto: the driver runs XDP natively");
+    Ok(check(
+        "--mode auto on virtio-net",
+        passed,
+        out.trim().to_owned(),
+    ))
+}
+
+/// Everything above in one attach mode: attach, frames and counters, pings,
+/// full-size pings, UDP; detach.
+pub fn all_in_mode(lab: &mut NetVmLab, mode: &str) -> anyhow::Result<Vec<Check>> {
+    let label = format!("{}, {mode}", lab.kernel.which.linux());
+    let vids = attach_all(lab, mode)?;
+    let mut checks = frames(lab, &vids, &label)?;
+    lab.configure_router_vlans(&vids)?;
+    checks.extend(pings(lab, 56, &label)?);
+    checks.extend(pings(lab, 1472, &label)?);
+    checks.extend(udp(lab, &label)?);
+    if mode == "native" {
+        checks.push(mode_auto(lab)?);
+    }
+    detach_all(lab)?;
+    Ok(checks)
+}

@@ -1,0 +1,387 @@
+//! One QEMU guest: booted from a Debian kernel and the lab's initramfs, with
+//! virtio-net NICs on tap devices, driven through a shell on a
+//! virtio-serial port and through QMP (hot-plug).
+
+use std::{
+    io::{Read as _, Write as _},
+    os::unix::net::UnixStream,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+
+use crate::debian::{Kernel, path_str};
+
+/// A virtio-net NIC on a tap device.
+#[derive(Clone, Debug)]
+pub struct Nic {
+    /// QEMU's id for the device (the netdev is `ID-net`).
+    pub id: String,
+    /// The tap's name on the host (created by QEMU in the guest's namespace).
+    pub tap: String,
+    pub mac: String,
+}
+
+impl Nic {
+    pub fn new(id: impl Into<String>, tap: impl Into<String>, mac: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            tap: tap.into(),
+            mac: mac.into(),
+        }
+    }
+
+    fn netdev_args(&self) -> String {
+        format!(
+            "tap,id={}-net,ifname={},script=no,downscript=no",
+            self.id, self.tap
+        )
+    }
+
+    fn device_args(&self) -> String {
+        // romfile=: no iPXE option ROM, nothing to boot from the network.
+        format!(
+            "virtio-net-pci,netdev={}-net,mac={},id={},romfile=",
+            self.id, self.mac, self.id
+        )
+    }
+}
+
+/// What to boot.
+pub struct Spec<'a> {
+    /// Short name, for messages and file names.
+    pub name: &'a str,
+    pub kernel: &'a Kernel,
+    pub initrd: &'a Path,
+    /// The network namespace QEMU runs in (and creates its taps in).
+    pub netns: &'a str,
+    pub nics: Vec<Nic>,
+    pub cpus: u32,
+    pub mem_mb: u32,
+    /// Where the sockets and the console log go.
+    pub dir: &'a Path,
+}
+
+/// How QEMU runs guests here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+impl Accel {
+    fn args(self) -> [&'static str; 4] {
+        match self {
+            // `-cpu host` aborts on an MSR on this kind of machine.
+            Accel::Kvm => ["-accel", "kvm", "-cpu", "max"],
+            Accel::Tcg => ["-accel", "tcg,thread=multi", "-cpu", "max"],
+        }
+    }
+}
+
+impl std::fmt::Display for Accel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Accel::Kvm => "KVM",
+            Accel::Tcg => "TCG (emulation)",
+        })
+    }
+}
+
+const READY: &str = "@@XFD-READY@@";
+/// iproute2 in the guests (busybox's `ip` has no `netns`, no `vlan`).
+pub const IP: &str = "/usr/sbin/ip";
+/// How long a boot may take under emulation (~5-10 s when the machine is
+/// idle; two guests boot at once).
+const BOOT_TIMEOUT: Duration = Duration::from_secs(90);
+
+pub struct Guest {
+    pub name: String,
+    child: Child,
+    ctl: UnixStream,
+    /// Read from `ctl`, not yet consumed.
+    pending: Vec<u8>,
+    qmp: Option<UnixStream>,
+    qmp_path: PathBuf,
+    console: PathBuf,
+    pub accel: Accel,
+}
+
+impl Guest {
+    /// Boots the guest and waits for its shell.
+    pub fn boot(spec: &Spec, accel: Accel) -> anyhow::Result<Self> {
+        Self::boot_within(spec, accel, BOOT_TIMEOUT)
+    }
+
+    fn boot_within(spec: &Spec, accel: Accel, timeout: Duration) -> anyhow::Result<Self> {
+        let ctl_path = spec.dir.join(format!("{}.ctl", spec.name));
+        let qmp_path = spec.dir.join(format!("{}.qmp", spec.name));
+        let console = spec.dir.join(format!("{}.console", spec.name));
+        for p in [&ctl_path, &qmp_path] {
+            let _ = std::fs::remove_file(p);
+        }
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", spec.netns, "qemu-system-x86_64"])
+            .args(accel.args())
+            .args(["-m", &spec.mem_mb.to_string()])
+            .args(["-smp", &spec.cpus.to_string()])
+            .args(["-nodefaults", "-no-user-config", "-display", "none"])
+            .arg("-no-reboot")
+            .args(["-kernel", path_str(&spec.kernel.vmlinuz)?])
+            .args(["-initrd", path_str(spec.initrd)?])
+            .args([
+                "-append",
+                "console=ttyS0 quiet panic=-1 net.ifnames=0 biosdevname=0",
+            ])
+            .args([
+                "-chardev",
+                &format!("file,id=con,path={}", path_str(&console)?),
+                "-serial",
+                "chardev:con",
+            ])
+            // The control shell's port. The host connects before the guest
+            // starts (wait=on), and QEMU holds what the host sends until
+            // the guest opens the port: nothing is lost either way.
+            .args(["-device", "virtio-serial-pci,id=vser"])
+            .args([
+                "-chardev",
+                &format!(
+                    "socket,id=ctl,path={},server=on,wait=on",
+                    path_str(&ctl_path)?
+                ),
+                "-device",
+                "virtserialport,chardev=ctl,name=xfd-ctl",
+            ])
+            .args([
+                "-qmp",
+                &format!("unix:{},server=on,wait=off", path_str(&qmp_path)?),
+            ]);
+        for nic in &spec.nics {
+            cmd.args(["-netdev", &nic.netdev_args()])
+                .args(["-device", &nic.device_args()]);
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context(
+                "cannot run qemu-system-x86_64 (install qemu-system-x86: `cargo xtask setup`)",
+            )?;
+        let mut guest = Guest {
+            name: spec.name.to_owned(),
+            child,
+            // Replaced below once QEMU listens.
+            ctl: UnixStream::pair()?.0,
+            pending: Vec::new(),
+            qmp: None,
+            qmp_path,
+            console,
+            accel,
+        };
+        let deadline = Instant::now() + timeout;
+        guest.ctl = loop {
+            if let Ok(s) = UnixStream::connect(&ctl_path) {
+                break s;
+            }
+            if let Some(st) = guest.child.try_wait()? {
+                let mut err = String::new();
+                if let Some(mut e) = guest.child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                bail!("QEMU for {} exited ({st}): {}", spec.name, err.trim());
+            }
+            if Instant::now() > deadline {
+                bail!("QEMU for {} did not open its control socket", spec.name);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        guest
+            .read_until(READY, deadline)
+            .with_context(|| format!("{} did not boot", spec.name))?;
+        Ok(guest)
+    }
+
+    /// Reads the control channel up to and including `marker`; returns
+    /// what came before it.
+    fn read_until(&mut self, marker: &str, deadline: Instant) -> anyhow::Result<String> {
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(at) = find(&self.pending, marker.as_bytes()) {
+                let text = String::from_utf8_lossy(&self.pending[..at]).into_owned();
+                self.pending.drain(..at + marker.len());
+                return Ok(text);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                bail!(
+                    "{}: no {marker:?} in time; got {:?}\nconsole:\n{}",
+                    self.name,
+                    String::from_utf8_lossy(&self.pending),
+                    self.console_tail(40)
+                );
+            }
+            self.ctl.set_read_timeout(Some(left))?;
+            match self.ctl.read(&mut buf) {
+                Ok(0) => bail!(
+                    "{}: the guest closed its shell\nconsole:\n{}",
+                    self.name,
+                    self.console_tail(40)
+                ),
+                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => return Err(e).context("reading the guest's shell"),
+            }
+        }
+    }
+
+    /// Runs `script` in a subshell of the guest's shell (stdin /dev/null,
+    /// stderr merged; `set -e` and `exit` end only the script); returns its
+    /// exit status and output. busybox's shell runs its own applets before
+    /// anything on PATH: iproute2 is [`IP`].
+    pub fn sh_status(&mut self, script: &str, timeout: Duration) -> anyhow::Result<(i32, String)> {
+        let end = "@@XFD-END";
+        write!(
+            self.ctl,
+            "(\n{script}\n) </dev/null 2>&1; echo \"{end} $?@@\"\n"
+        )?;
+        let out = self.read_until(&format!("{end} "), Instant::now() + timeout)?;
+        let code = self.read_until("@@", Instant::now() + Duration::from_secs(5))?;
+        let code = code.trim().parse().unwrap_or(-1);
+        Ok((code, out))
+    }
+
+    /// [`Self::sh_status`], failing unless the script exits 0.
+    pub fn sh(&mut self, script: &str) -> anyhow::Result<String> {
+        self.sh_within(script, Duration::from_secs(60))
+    }
+
+    pub fn sh_within(&mut self, script: &str, timeout: Duration) -> anyhow::Result<String> {
+        let (code, out) = self.sh_status(script, timeout)?;
+        if code != 0 {
+            bail!(
+                "{}: `{}` exited {code}: {}",
+                self.name,
+                script.trim(),
+                out.trim()
+            );
+        }
+        Ok(out)
+    }
+
+    /// One QMP command; returns its `return` value.
+    pub fn qmp(&mut self, execute: &str, arguments: Value) -> anyhow::Result<Value> {
+        if self.qmp.is_none() {
+            let s = UnixStream::connect(&self.qmp_path)
+                .with_context(|| format!("cannot connect to {}", self.qmp_path.display()))?;
+            s.set_read_timeout(Some(Duration::from_secs(30)))?;
+            self.qmp = Some(s);
+            self.qmp_exchange(None)?; // the greeting
+            self.qmp_exchange(Some(json!({"execute": "qmp_capabilities"})))?;
+        }
+        self.qmp_exchange(Some(json!({"execute": execute, "arguments": arguments})))
+    }
+
+    fn qmp_exchange(&mut self, msg: Option<Value>) -> anyhow::Result<Value> {
+        let s = self.qmp.as_mut().context("QMP not connected")?;
+        if let Some(msg) = &msg {
+            writeln!(s, "{msg}")?;
+        }
+        let mut line = Vec::new();
+        let mut byte = [0u8];
+        loop {
+            s.read_exact(&mut byte)
+                .with_context(|| format!("{}: no QMP answer", self.name))?;
+            if byte[0] != b'\n' {
+                line.push(byte[0]);
+                continue;
+            }
+            let v: Value = serde_json::from_slice(&line).context("QMP sent bad JSON")?;
+            line.clear();
+            if msg.is_none() && v.get("QMP").is_some() {
+                return Ok(v);
+            }
+            if let Some(r) = v.get("return") {
+                return Ok(r.clone());
+            }
+            if let Some(e) = v.get("error") {
+                bail!("{}: QMP {msg:?} failed: {e}", self.name);
+            }
+            // An event (DEVICE_DELETED, ...): not our answer.
+        }
+    }
+
+    /// The last `lines` lines of the kernel console.
+    pub fn console_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.console).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    pub fn console(&self) -> String {
+        std::fs::read_to_string(&self.console).unwrap_or_default()
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// KVM when `/dev/kvm` really runs a guest, else TCG. Probed once per
+/// process (and remembered for this boot of the machine): here `/dev/kvm`
+/// opens but a KVM guest hangs before its kernel starts.
+pub fn accel(kernel: &Kernel, initrd: &Path, dir: &Path) -> Accel {
+    static ACCEL: OnceLock<Accel> = OnceLock::new();
+    *ACCEL.get_or_init(|| {
+        if std::env::var_os("XDP_FORWARDER_LAB_TCG").is_some() || !Path::new("/dev/kvm").exists() {
+            return Accel::Tcg;
+        }
+        let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        let memo = crate::cache::root().join(format!("kvm-probe-{boot_id}"));
+        if let Ok(v) = std::fs::read_to_string(&memo) {
+            return if v == "kvm" { Accel::Kvm } else { Accel::Tcg };
+        }
+        let ns = format!("xfdkvm{}", std::process::id());
+        let probe = (|| {
+            crate::run("ip", &["netns", "add", &ns])?;
+            let spec = Spec {
+                name: "kvm-probe",
+                kernel,
+                initrd,
+                netns: &ns,
+                nics: Vec::new(),
+                cpus: 1,
+                mem_mb: 256,
+                dir,
+            };
+            let mut g = Guest::boot_within(&spec, Accel::Kvm, Duration::from_secs(15))?;
+            g.sh_within("true", Duration::from_secs(5))
+        })();
+        let _ = crate::run("ip", &["netns", "del", &ns]);
+        let accel = if probe.is_ok() {
+            Accel::Kvm
+        } else {
+            Accel::Tcg
+        };
+        let _ = std::fs::write(&memo, if accel == Accel::Kvm { "kvm" } else { "tcg" });
+        accel
+    })
+}

@@ -1,0 +1,249 @@
+//! A net-vm in a real virtual machine. QEMU runs two guests on a Debian
+//! kernel: the **net-vm**, which owns K virtio-net NICs and a router NIC (MAC
+//! `02:01:…`) and runs the forwarder, and the **router VM**, whose Linux
+//! 802.1Q stack (one VLAN sub-interface per VID, each in a namespace of its
+//! own, all with the same address) consumes the tags. Each NIC's tap is
+//! the outside network `K`, in a namespace of its own on the host; the
+//! router NIC's tap and the router VM's trunk tap share a bridge.
+//!
+//! ```text
+//!  host ns P-eK          QEMU (host ns P-t)                      router VM
+//!  tap PnK 10.99.0.1 ── ethK ─[net-vm: +VID]─ router NIC ══ br ══ eth0 ── eth0.VID (ns lanK) 10.99.0.2
+//! ```
+
+pub mod cases;
+pub mod guest;
+pub mod initramfs;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use serde_json::Value;
+
+use crate::{
+    debian::{self, GuestKernel, Kernel},
+    netns::Netns,
+};
+pub use guest::{Accel, Guest, IP, Nic};
+use initramfs::Contents;
+
+/// The outside hosts' address, and the router VM's VLAN hosts' (the same in
+/// every network, as in the demo: only the VLANs keep them apart).
+pub const EXT_ADDR: &str = "10.99.0.1";
+pub const LAN_ADDR: &str = "10.99.0.2";
+/// The net-vm's router NIC: the router MAC prefix `02:01:`.
+pub const ROUTER_MAC: &str = "02:01:00:00:00:01";
+const TRUNK_MAC: &str = "52:54:00:00:01:01";
+pub const MAX_NICS: usize = 6;
+
+/// The MAC of the net-vm's NIC `k` (1-based), outside the router prefix.
+pub fn nic_mac(k: usize) -> String {
+    format!("52:54:00:00:00:{:02x}", 0x10 + k)
+}
+
+/// The router VM's VLAN host of network `k`: a MAC of its own (a VM behind
+/// the router, not the NIC).
+pub fn lan_mac(k: usize) -> String {
+    format!("02:00:00:00:{k:02x}:02")
+}
+
+/// What the lab boots.
+pub struct Options {
+    pub kernel: GuestKernel,
+    pub nics: usize,
+    /// Names every namespace, tap and file of this lab (≤ 6 characters).
+    pub prefix: String,
+    pub contents: Contents,
+    /// Working directory (sockets, console logs, the initramfs).
+    pub dir: PathBuf,
+}
+
+/// One outside network: the NIC's tap in a namespace of its own.
+pub struct Network {
+    pub k: usize,
+    pub ns: Netns,
+    pub tap: String,
+    /// The NIC's name in the net-vm (found by its MAC).
+    pub guest_if: String,
+    pub mac: String,
+}
+
+pub struct NetVmLab {
+    pub prefix: String,
+    pub kernel: Kernel,
+    pub accel: Accel,
+    /// Where QEMU runs; holds the router NIC's tap and the trunk bridge.
+    pub trunk: Netns,
+    pub router_tap: String,
+    /// The router NIC's name in the net-vm.
+    pub router_if: String,
+    pub networks: Vec<Network>,
+    pub net_vm: Guest,
+    pub router: Guest,
+    /// The VIDs the router VM's VLANs were configured with.
+    pub router_vids: Option<Vec<u16>>,
+    pub initrd: PathBuf,
+    pub dir: PathBuf,
+}
+
+/// Builds the initramfs for `kernel` in `dir` (fetching the kernel first if
+/// needed) and finds how QEMU runs here.
+pub fn prepare(
+    which: GuestKernel,
+    contents: &Contents,
+    dir: &Path,
+) -> anyhow::Result<(Kernel, PathBuf, Accel)> {
+    let kernel = debian::kernel(which)?;
+    std::fs::create_dir_all(dir)?;
+    let initrd = dir.join(format!("initramfs-{}.cpio", which.suite()));
+    initramfs::build(&kernel, contents, &initrd)?;
+    let accel = guest::accel(&kernel, &initrd, dir);
+    Ok((kernel, initrd, accel))
+}
+
+impl NetVmLab {
+    pub fn start(opts: &Options) -> anyhow::Result<Self> {
+        if opts.nics == 0 || opts.nics > MAX_NICS {
+            bail!("1 to {MAX_NICS} NICs");
+        }
+        let p = &opts.prefix;
+        let (kernel, initrd, accel) = prepare(opts.kernel, &opts.contents, &opts.dir)?;
+        let trunk = Netns::add(&format!("{p}-t"))?;
+        trunk.ip(&["link", "add", "br0", "type", "bridge"])?;
+        trunk.ip(&["link", "set", "br0", "up"])?;
+        let mut outside = Vec::new();
+        for k in 1..=opts.nics {
+            outside.push(Netns::add(&format!("{p}-e{k}"))?);
+        }
+        let router_tap = format!("{p}r");
+        let mut nics: Vec<Nic> = (1..=opts.nics)
+            .map(|k| Nic::new(format!("nic{k}"), format!("{p}n{k}"), nic_mac(k)))
+            .collect();
+        nics.push(Nic::new("router", &router_tap, ROUTER_MAC));
+        let net_vm_spec = guest::Spec {
+            name: "net-vm",
+            kernel: &kernel,
+            initrd: &initrd,
+            netns: &trunk.name,
+            nics,
+            cpus: 2,
+            mem_mb: 512,
+            dir: &opts.dir,
+        };
+        let trunk_tap = format!("{p}t");
+        let router_spec = guest::Spec {
+            name: "router-vm",
+            kernel: &kernel,
+            initrd: &initrd,
+            netns: &trunk.name,
+            nics: vec![Nic::new("trunk", &trunk_tap, TRUNK_MAC)],
+            cpus: 1,
+            mem_mb: 384,
+            dir: &opts.dir,
+        };
+        let (net_vm, router) = std::thread::scope(|s| {
+            let a = s.spawn(|| Guest::boot(&net_vm_spec, accel));
+            let b = s.spawn(|| Guest::boot(&router_spec, accel));
+            (a.join(), b.join())
+        });
+        let mut net_vm = net_vm.map_err(|_| anyhow::anyhow!("net-vm boot panicked"))??;
+        let router = router.map_err(|_| anyhow::anyhow!("router VM boot panicked"))??;
+        for tap in [&router_tap, &trunk_tap] {
+            trunk.ip(&["link", "set", tap, "master", "br0", "up"])?;
+        }
+        let names = interfaces_by_mac(&mut net_vm)?;
+        let find = |mac: &str| {
+            names
+                .iter()
+                .find(|(_, m)| m == mac)
+                .map(|(n, _)| n.clone())
+                .with_context(|| format!("the net-vm has no NIC with MAC {mac}"))
+        };
+        let mut networks = Vec::new();
+        for (k, ns) in (1..=opts.nics).zip(outside) {
+            let tap = format!("{p}n{k}");
+            trunk.ip(&["link", "set", &tap, "netns", &ns.name])?;
+            ns.ip(&["link", "set", &tap, "up"])?;
+            ns.ip(&["addr", "add", &format!("{EXT_ADDR}/24"), "dev", &tap])?;
+            networks.push(Network {
+                k,
+                guest_if: find(&nic_mac(k))?,
+                mac: nic_mac(k),
+                tap,
+                ns,
+            });
+        }
+        let router_if = find(ROUTER_MAC)?;
+        Ok(Self {
+            prefix: p.clone(),
+            kernel,
+            accel,
+            trunk,
+            router_tap,
+            router_if,
+            networks,
+            net_vm,
+            router,
+            router_vids: None,
+            initrd,
+            dir: opts.dir.clone(),
+        })
+    }
+
+    /// The forwarder's ports in the net-vm (`status --json`).
+    pub fn status(&mut self) -> anyhow::Result<Value> {
+        let out = self.net_vm.sh("xdp-forwarder status --json")?;
+        serde_json::from_str(&out).with_context(|| format!("status --json printed {out:?}"))
+    }
+
+    /// The VID the net-vm gave NIC `k`.
+    pub fn vid(&mut self, k: usize) -> anyhow::Result<u16> {
+        let name = self.networks[k - 1].guest_if.clone();
+        let st = self.status()?;
+        st["ports"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == name.as_str()))
+            .and_then(|p| p["vid"].as_u64())
+            .map(|v| v as u16)
+            .with_context(|| format!("{name} is not attached as physical: {st}"))
+    }
+
+    /// The router VM's side: one 802.1Q sub-interface of the trunk per
+    /// network, VID as the net-vm gave it, MAC and namespace of its own,
+    /// address [`LAN_ADDR`].
+    pub fn configure_router_vlans(&mut self, vids: &[u16]) -> anyhow::Result<()> {
+        match &self.router_vids {
+            Some(done) if done == vids => return Ok(()),
+            Some(done) => bail!("the net-vm's VIDs changed from {done:?} to {vids:?}"),
+            None => {}
+        }
+        let mut script = format!("set -e\n{IP} link set eth0 up\n");
+        for (i, vid) in vids.iter().enumerate() {
+            let k = i + 1;
+            let mac = lan_mac(k);
+            script.push_str(&format!(
+                "{IP} netns add lan{k}\n\
+                 {IP} link add link eth0 name vl{k} address {mac} type vlan id {vid}\n\
+                 {IP} link set vl{k} netns lan{k}\n\
+                 {IP} -n lan{k} link set lo up\n\
+                 {IP} -n lan{k} addr add {LAN_ADDR}/24 dev vl{k}\n\
+                 {IP} -n lan{k} link set vl{k} up\n"
+            ));
+        }
+        self.router.sh(&script)?;
+        self.router_vids = Some(vids.to_vec());
+        Ok(())
+    }
+}
+
+/// (name, MAC) of every interface but `lo` in `guest`.
+pub fn interfaces_by_mac(guest: &mut Guest) -> anyhow::Result<Vec<(String, String)>> {
+    let out =
+        guest.sh("for i in /sys/class/net/*; do echo \"${i##*/} $(cat $i/address)\"; done")?;
+    Ok(out
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(n, _)| *n != "lo")
+        .map(|(n, m)| (n.to_owned(), m.trim().to_owned()))
+        .collect())
+}
