@@ -33,90 +33,6 @@ pub fn physical<F: Frame>(frame: &mut F, vid: Option<Vid>) -> Result<(), DropRea
     Ok(())
 }
 
-/// Frames up to this many bytes after the MACs are tagged by
-/// [`physical_at_tail`] (longer ones by [`physical`]): moving the bytes
-/// costs ~1.5 ns per 8-byte block here, the copy it avoids ~200 ns whatever
-/// the size (see docs/benchmarks.md), so shifting wins up to about 1 kB.
-pub const TAIL_SHIFT_MAX: usize = 1000;
-
-/// Physical program in generic (skb) mode: the same frame as [`physical`]
-/// makes, built by growing the frame at its tail and moving everything after
-/// the MACs 4 bytes up, so that the frame start, and the headroom before it,
-/// stay where they are. Generic XDP hands over frames with exactly the 256
-/// bytes of headroom XDP needs; a push at the head leaves 252, and an XDP
-/// program on the receiving side (a veth peer) then copies the frame into a
-/// new page. Up to ~1 kB moving the bytes costs less than that copy; longer
-/// frames, and frames without tailroom, get [`physical`].
-#[inline(always)]
-pub fn physical_at_tail<F: Frame>(frame: &mut F, vid: Option<Vid>) -> Result<(), DropReason> {
-    if frame.head::<ETH_HLEN>().is_none() {
-        return Err(DropReason::TooShort);
-    }
-    let Some(vid) = vid else {
-        return Err(DropReason::NoVid);
-    };
-    let len = frame.size();
-    if len > MACS_LEN + TAIL_SHIFT_MAX || frame.adjust_tail(VLAN_HLEN as i32).is_err() {
-        return physical(frame, Some(vid));
-    }
-    // Everything after the MACs moves 4 bytes up, 8 bytes at a time: each
-    // block is rewritten as the 4 bytes carried from the previous block and
-    // its own first 4; its last 4 are carried on. Block 0's first 4 bytes are
-    // the tag's place (written last).
-    let body = len.saturating_sub(MACS_LEN); // the verifier must see it is >= 0
-    let (blocks, mut rest) = (body / 8, body % 8);
-    let mut carry = [0u8; 4];
-    for i in 0..TAIL_SHIFT_MAX / 8 {
-        if i >= blocks {
-            break;
-        }
-        let block = frame
-            .at::<8>(MACS_LEN + 8 * i)
-            .ok_or(DropReason::TooShort)?;
-        let old = *block;
-        block[..4].copy_from_slice(&carry);
-        block[4..].copy_from_slice(&old[..4]);
-        carry.copy_from_slice(&old[4..]);
-    }
-    let mut end = MACS_LEN + 8 * blocks;
-    if rest >= 4 {
-        let word = frame.at::<4>(end).ok_or(DropReason::TooShort)?;
-        core::mem::swap(word, &mut carry);
-        end += 4;
-        rest -= 4;
-    }
-    // The frame now ends `rest + 4` bytes after `end`: the carry, then the
-    // last `rest` (0..=3) old bytes. Each case is a window of constant size
-    // at `end`, never an offset derived from `len` again: Linux 6.1 does not
-    // keep the bound of an unbounded scalar spilled to the stack, so a
-    // reloaded `len` is "unbounded" there however it was checked before.
-    match rest {
-        0 => *frame.at::<4>(end).ok_or(DropReason::TooShort)? = carry,
-        1 => carry_then_rest::<5, _>(frame, end, carry)?,
-        2 => carry_then_rest::<6, _>(frame, end, carry)?,
-        _ => carry_then_rest::<7, _>(frame, end, carry)?,
-    }
-    let hdr = frame.head::<TAGGED_HLEN>().ok_or(DropReason::TooShort)?;
-    hdr[MACS_LEN..MACS_LEN + 2].copy_from_slice(&TPID_8021Q.to_be_bytes());
-    hdr[MACS_LEN + 2..MACS_LEN + 4].copy_from_slice(&vid.tci().to_be_bytes());
-    Ok(())
-}
-
-/// Writes the `N` bytes at `end` as `carry` followed by their own first
-/// `N - 4` bytes (the frame's last old bytes, moved 4 up).
-#[inline(always)]
-fn carry_then_rest<const N: usize, F: Frame>(
-    frame: &mut F,
-    end: usize,
-    carry: [u8; 4],
-) -> Result<(), DropReason> {
-    let window = frame.at::<N>(end).ok_or(DropReason::TooShort)?;
-    let old = *window;
-    window[..4].copy_from_slice(&carry);
-    window[4..].copy_from_slice(&old[..N - 4]);
-    Ok(())
-}
-
 /// Moves the MAC addresses within the header, as three 32-bit words that are
 /// all loaded before any is stored (the ranges overlap). Not `copy_within`, nor
 /// a copy through a local array: LLVM turns both into a `memmove` call, which
@@ -193,38 +109,6 @@ mod tests {
         b[14..14 + payload.len()].copy_from_slice(payload);
         let len = 14 + payload.len();
         (frame(&b[..len]), len)
-    }
-
-    #[test]
-    fn physical_at_tail_makes_the_same_frame_without_touching_the_headroom() {
-        for len in [
-            14usize, 15, 16, 17, 18, 19, 20, 21, 22, 60, 64, 700, 1011, 1012, 1013, 1514,
-        ] {
-            let mut original = [0u8; 2048];
-            for (i, b) in original.iter_mut().enumerate() {
-                *b = (i * 7 + 3) as u8;
-            }
-            let mut a = original;
-            let mut b = original;
-            let mut head = BufFrame::with_tailroom(&mut a, HEADROOM, HEADROOM + len);
-            physical(&mut head, Vid::new(42)).unwrap();
-            let mut tail = BufFrame::with_tailroom(&mut b, HEADROOM, HEADROOM + len);
-            physical_at_tail(&mut tail, Vid::new(42)).unwrap();
-            assert_eq!(tail.bytes(), head.bytes(), "len {len}");
-            if len <= MACS_LEN + TAIL_SHIFT_MAX {
-                let untouched = b[..HEADROOM] == original[..HEADROOM];
-                assert!(untouched, "headroom used, len {len}");
-            }
-        }
-    }
-
-    #[test]
-    fn physical_at_tail_falls_back_to_the_head_without_tailroom() {
-        let (mut buf, len) = eth([0x08, 0x00], b"abcd");
-        let mut f = BufFrame::new(&mut buf[..HEADROOM + len], HEADROOM);
-        physical_at_tail(&mut f, Vid::new(42)).unwrap();
-        assert_eq!(&f.bytes()[12..16], &[0x81, 0x00, 0x00, 42]);
-        assert_eq!(f.len(), len + 4);
     }
 
     #[test]

@@ -7,13 +7,6 @@ pub trait Frame {
     /// frame into its headroom, positive shrinks it. `Err` leaves it as it was.
     fn adjust_head(&mut self, delta: i32) -> Result<(), NoRoom>;
 
-    /// Moves the end of the frame by `delta` bytes: positive grows the frame
-    /// into its tailroom, negative shrinks it. `Err` leaves it as it was.
-    fn adjust_tail(&mut self, delta: i32) -> Result<(), NoRoom>;
-
-    /// The frame's length in bytes.
-    fn size(&mut self) -> usize;
-
     /// The `N` bytes at `offset`, or `None` when the frame ends before.
     /// (`offset` must be bounded where the verifier can see it.)
     fn at<const N: usize>(&mut self, offset: usize) -> Option<&mut [u8; N]>;
@@ -39,19 +32,10 @@ pub struct BufFrame<'a> {
 }
 
 impl<'a> BufFrame<'a> {
-    /// The frame is `buf[headroom..]`; the bytes before it are headroom, and
-    /// there is no tailroom.
+    /// The frame is `buf[headroom..]`; the bytes before it are headroom.
     pub fn new(buf: &'a mut [u8], headroom: usize) -> Self {
+        assert!(headroom <= buf.len(), "frame beyond the buffer");
         let end = buf.len();
-        Self::with_tailroom(buf, headroom, end)
-    }
-
-    /// The frame is `buf[headroom..end]`: headroom before, tailroom after.
-    pub fn with_tailroom(buf: &'a mut [u8], headroom: usize, end: usize) -> Self {
-        assert!(
-            headroom <= end && end <= buf.len(),
-            "frame beyond the buffer"
-        );
         Self {
             buf,
             start: headroom,
@@ -81,19 +65,6 @@ impl Frame for BufFrame<'_> {
         }
         self.start = start as usize;
         Ok(())
-    }
-
-    fn adjust_tail(&mut self, delta: i32) -> Result<(), NoRoom> {
-        let end = self.end as i64 + i64::from(delta);
-        if end < self.start as i64 || end as usize > self.buf.len() {
-            return Err(NoRoom);
-        }
-        self.end = end as usize;
-        Ok(())
-    }
-
-    fn size(&mut self) -> usize {
-        self.end - self.start
     }
 
     fn at<const N: usize>(&mut self, offset: usize) -> Option<&mut [u8; N]> {

@@ -16,6 +16,6 @@ pub mod vlan;
 
 pub use counters::PortCounters;
 pub use drop_reason::DropReason;
-pub use forward::{RouterMode, physical, physical_at_tail, router};
+pub use forward::{RouterMode, physical, router};
 pub use frame::{BufFrame, Frame};
 pub use vlan::Vid;

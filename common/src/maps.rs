@@ -19,10 +19,6 @@ pub const COUNTERS: &str = "fwd_counters";
 
 /// Read-only global: 0 turns counting off (the benchmark measures its cost).
 pub const GLOBAL_COUNTING: &str = "COUNTING";
-/// Read-only global of the physical program: 1 when attached in generic
-/// (skb) mode, where it pushes its tag at the tail.
-pub const GLOBAL_SKB_MODE: &str = "SKB_MODE";
-
 /// Read-only global: 1 when our CLI loaded the object (managed mode), 0 when a
 /// foreign loader did (drop-in mode, the original's behaviour).
 pub const GLOBAL_MANAGED: &str = "MANAGED";

@@ -2,7 +2,7 @@
 
 use proptest::prelude::*;
 use xdp_forwarder_common::{
-    BufFrame, DropReason, RouterMode, Vid, physical, physical_at_tail, router,
+    BufFrame, DropReason, RouterMode, Vid, physical, router,
     vlan::{TPID_8021AD, TPID_8021Q},
 };
 
@@ -19,27 +19,6 @@ fn any_vid() -> impl Strategy<Value = Vid> {
 }
 
 proptest! {
-    #[test]
-    fn the_tail_push_makes_the_same_frame_as_the_head_push(
-        frame in proptest::collection::vec(any::<u8>(), 14..3000),
-        vid in any_vid(),
-        tailroom in 0usize..8,
-    ) {
-        let mut head_buf = in_buffer(&frame);
-        let mut head = BufFrame::new(&mut head_buf, HEADROOM);
-        physical(&mut head, Some(vid)).unwrap();
-        let mut tail_buf = in_buffer(&frame);
-        tail_buf.extend(std::iter::repeat_n(0, tailroom));
-        let end = HEADROOM + frame.len();
-        let mut tail = BufFrame::with_tailroom(&mut tail_buf, HEADROOM, end);
-        physical_at_tail(&mut tail, Some(vid)).unwrap();
-        prop_assert_eq!(tail.bytes(), head.bytes());
-        if tailroom >= 4 && frame.len() <= 12 + xdp_forwarder_common::forward::TAIL_SHIFT_MAX {
-            // The headroom was not used: the frame still starts where it did.
-            prop_assert!(tail_buf[..HEADROOM].iter().all(|b| *b == 0xee));
-        }
-    }
-
     #[test]
     fn pop_undoes_push(frame in proptest::collection::vec(any::<u8>(), 14..1600), vid in any_vid()) {
         let mut buf = in_buffer(&frame);

@@ -24,24 +24,12 @@ static PORT_VID: u32 = 0;
 #[unsafe(no_mangle)]
 static COUNTING: u8 = 1;
 
-/// Set to 1 by our loader for generic (skb) mode attachments: the physical
-/// program then pushes its tag at the tail (see `physical_at_tail`).
-#[unsafe(no_mangle)]
-static SKB_MODE: u8 = 0;
-
 /// Whether our own loader loaded this program.
 #[inline(always)]
 pub fn managed() -> bool {
     // SAFETY: reading a plain global; volatile so that the compiler keeps the
     // load (the loader sets the value, the verifier then prunes dead branches).
     unsafe { core::ptr::read_volatile(&MANAGED) != 0 }
-}
-
-/// Whether our loader attached this program in generic (skb) mode.
-#[inline(always)]
-pub fn skb_mode() -> bool {
-    // SAFETY: as in `managed`.
-    unsafe { core::ptr::read_volatile(&SKB_MODE) != 0 }
 }
 
 /// The VID a managed physical program was loaded with.

@@ -3,14 +3,13 @@
 
 use aya_ebpf::{bindings::xdp_action, helpers::bpf_redirect, programs::XdpContext};
 use xdp_forwarder_common::{
-    DropReason, RouterMode, Vid, physical as push_port_tag, physical_at_tail,
-    router as pop_port_tag,
+    DropReason, RouterMode, Vid, physical as push_port_tag, router as pop_port_tag,
 };
 
 use crate::{
     XdpFrame, account, managed,
     maps::{RouterIface, VLAN_PORTS},
-    port_vid, skb_mode,
+    port_vid,
 };
 
 /// Physical NIC: tag with the port's VID, hand the frame to the router
@@ -25,12 +24,7 @@ pub fn physical<const FLAGS: usize>(ctx: XdpContext, router_iface: &RouterIface<
         Vid::new(ctx.ingress_ifindex() as u32)
     };
     let mut frame = XdpFrame(ctx);
-    let pushed = if skb_mode() {
-        physical_at_tail(&mut frame, vid)
-    } else {
-        push_port_tag(&mut frame, vid)
-    };
-    let verdict = pushed.and_then(|()| {
+    let verdict = push_port_tag(&mut frame, vid).and_then(|()| {
         router_iface
             .redirect(0)
             .then_some(())

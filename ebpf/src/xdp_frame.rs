@@ -1,9 +1,6 @@
 //! [`Frame`] over the XDP context.
 
-use aya_ebpf::{
-    helpers::{bpf_xdp_adjust_head, bpf_xdp_adjust_tail},
-    programs::XdpContext,
-};
+use aya_ebpf::{helpers::bpf_xdp_adjust_head, programs::XdpContext};
 use xdp_forwarder_common::{Frame, frame::NoRoom};
 
 pub struct XdpFrame(pub XdpContext);
@@ -17,20 +14,6 @@ impl Frame for XdpFrame {
             0 => Ok(()),
             _ => Err(NoRoom),
         }
-    }
-
-    #[inline(always)]
-    fn adjust_tail(&mut self, delta: i32) -> Result<(), NoRoom> {
-        // SAFETY: as for `adjust_head`.
-        match unsafe { bpf_xdp_adjust_tail(self.0.ctx, delta) } {
-            0 => Ok(()),
-            _ => Err(NoRoom),
-        }
-    }
-
-    #[inline(always)]
-    fn size(&mut self) -> usize {
-        self.0.data_end() - self.0.data()
     }
 
     #[inline(always)]

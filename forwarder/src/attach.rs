@@ -205,13 +205,8 @@ impl Forwarder {
         };
         let mut last_err: Option<Error> = None;
         for &mode in candidates {
-            // Loaded per mode: the physical program is built differently for skb.
-            let tuning = objects::Tuning {
-                skb_mode: mode == Mode::Skb,
-                ..objects::Tuning::default()
-            };
-            let mut ebpf =
-                objects::load_with(req.role, Setting::Managed { vid }, &self.pins, tuning)?;
+            // A fresh load per attempt: a failed one is dropped whole.
+            let mut ebpf = objects::load(req.role, Setting::Managed { vid }, &self.pins)?;
             let prog = objects::xdp(&mut ebpf, req.role)?;
             let link_id = match prog.attach_to_if_index(link.index, mode.xdp_mode()) {
                 Ok(id) => id,

@@ -5,8 +5,8 @@ use std::{fs, path::Path};
 use anyhow::Context as _;
 use aya::{Ebpf, EbpfLoader, include_bytes_aligned, programs::Xdp};
 use xdp_forwarder_common::maps::{
-    GLOBAL_COUNTING, GLOBAL_MANAGED, GLOBAL_PORT_VID, GLOBAL_SKB_MODE, PROG_PHYSICAL, PROG_ROUTER,
-    ROUTER_IFACE, VLAN_PORTS,
+    GLOBAL_COUNTING, GLOBAL_MANAGED, GLOBAL_PORT_VID, PROG_PHYSICAL, PROG_ROUTER, ROUTER_IFACE,
+    VLAN_PORTS,
 };
 
 use crate::{Error, Result, Role, pins::PinDir};
@@ -107,17 +107,11 @@ pub fn load(role: Role, setting: Setting, pins: &PinDir) -> Result<Ebpf> {
 pub struct Tuning {
     /// Count frames (the benchmark turns it off to measure its cost).
     pub counting: bool,
-    /// It will run in generic (skb) mode: the physical program then pushes
-    /// its tag at the tail, which keeps the headroom XDP needs downstream.
-    pub skb_mode: bool,
 }
 
 impl Default for Tuning {
     fn default() -> Self {
-        Self {
-            counting: true,
-            skb_mode: false,
-        }
+        Self { counting: true }
     }
 }
 
@@ -131,11 +125,9 @@ pub fn load_with(role: Role, setting: Setting, pins: &PinDir, tuning: Tuning) ->
     };
     let mut loader = EbpfLoader::new();
     let counting = u8::from(tuning.counting);
-    let skb_mode = u8::from(tuning.skb_mode);
     loader
         .override_global(GLOBAL_MANAGED, &managed, true)
         .override_global(GLOBAL_COUNTING, &counting, true)
-        .override_global(GLOBAL_SKB_MODE, &skb_mode, role == Role::Physical)
         .override_global(GLOBAL_PORT_VID, &vid, role == Role::Physical)
         .map_pin_path(ROUTER_IFACE, router_iface.as_path());
     if matches!(setting, Setting::Managed { .. }) {

@@ -19,7 +19,7 @@ use xdp_forwarder_common::{
 };
 
 use crate::{
-    Mode, Role,
+    Role,
     cmd::run,
     counters,
     objects::{self, FLOOR_PROGRAM, FLOOR_PUSH_PROGRAM, Setting, Tuning},
@@ -164,12 +164,9 @@ impl Lab {
         Ok(())
     }
 
-    /// Loads `subject` as `attach` would for `mode`.
-    pub fn load(&self, subject: Subject, mode: Mode) -> anyhow::Result<Loaded> {
-        let tuning = |counting| Tuning {
-            counting,
-            skb_mode: mode == Mode::Skb,
-        };
+    /// Loads `subject` as `attach` would.
+    pub fn load(&self, subject: Subject) -> anyhow::Result<Loaded> {
+        let tuning = |counting| Tuning { counting };
         let ebpf = match subject {
             Subject::Physical { counting } => objects::load_with(
                 Role::Physical,

@@ -119,7 +119,7 @@ pub fn measure(
         Direction::ToRouter => lab.rtr,
         Direction::FromRouter => lab.nic,
     })?;
-    let mut loaded = lab.load(subject, mode)?;
+    let mut loaded = lab.load(subject)?;
     // In skb mode the veth takes the generator's frames only with GRO on.
     let gro = if mode == Mode::Skb { "on" } else { "off" };
     run("ethtool", &["-K", iface, "gro", gro])?;

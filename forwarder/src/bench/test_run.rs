@@ -53,7 +53,7 @@ pub fn measure(
 ) -> anyhow::Result<Vec<Sample>> {
     let mut loaded: Vec<Loaded> = Vec::new();
     for &subject in subjects {
-        let mut l = lab.load(subject, crate::Mode::Native)?;
+        let mut l = lab.load(subject)?;
         let spare = lab.spare()?;
         lab::attach(l.prog(), &spare, XdpMode::Driver)?;
         loaded.push(l);

@@ -315,10 +315,19 @@ pub fn udp(lab: &mut NetVmLab, label: &str) -> anyhow::Result<Vec<Check>> {
         };
         let counts = traffic::parse_counts(counts);
         let own = counts.get(&k).copied().unwrap_or(0);
+        let mut detail = format!("{own}/{DATAGRAMS} datagrams delivered");
+        if own < DATAGRAMS {
+            // Where they went: the VLAN host's UDP counters (InCsumErrors...).
+            let snmp = lab
+                .router
+                .sh(&format!("{IP} netns exec lan{k} grep Udp: /proc/net/snmp"))
+                .unwrap_or_default();
+            detail.push_str(&format!("; router VM lan{k}: {}", snmp.replace('\n', " ")));
+        }
         checks.push(check(
             format!("{label}: UDP net {k} → VLAN host"),
             own == DATAGRAMS,
-            format!("{own}/{DATAGRAMS} datagrams delivered"),
+            detail,
         ));
         leaked.extend(
             counts
