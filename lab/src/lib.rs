@@ -12,3 +12,19 @@ pub mod traffic;
 pub mod vm;
 
 pub use xdp_forwarder::demo::netns::run;
+
+/// Where the workspace's binaries are: `XDP_FORWARDER_BINS` (`cargo xtask
+/// test` points it at the release build), else the directory of the
+/// running one (`target/PROFILE`, also for test binaries in its `deps/`).
+pub fn bins_dir() -> anyhow::Result<std::path::PathBuf> {
+    if let Some(dir) = std::env::var_os("XDP_FORWARDER_BINS") {
+        return Ok(dir.into());
+    }
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().unwrap_or(std::path::Path::new("/"));
+    Ok(if dir.ends_with("deps") {
+        dir.parent().unwrap_or(dir).to_path_buf()
+    } else {
+        dir.to_path_buf()
+    })
+}

@@ -119,18 +119,6 @@ fn run(command: Command) -> anyhow::Result<bool> {
     }
 }
 
-/// Where the forwarder's binaries are: beside this one (cargo builds them
-/// into the same directory).
-pub fn contents() -> anyhow::Result<Contents> {
-    let me = std::env::current_exe()?;
-    let bins = me.parent().context("no directory")?.to_path_buf();
-    Ok(Contents {
-        bins,
-        lab: me,
-        contrib: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../contrib"),
-    })
-}
-
 fn vm_demo(kernel: GuestKernel, nics: usize, modes: &[String]) -> anyhow::Result<bool> {
     let dir = std::env::temp_dir().join(format!("xdp-forwarder-vm-demo-{}", std::process::id()));
     println!(
@@ -141,7 +129,7 @@ fn vm_demo(kernel: GuestKernel, nics: usize, modes: &[String]) -> anyhow::Result
         kernel,
         nics,
         prefix: format!("xfdv{}", std::process::id() % 100),
-        contents: contents()?,
+        contents: Contents::of_this_build()?,
         dir: dir.clone(),
     });
     let mut lab = match lab {

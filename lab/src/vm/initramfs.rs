@@ -29,6 +29,18 @@ pub struct Contents {
     pub contrib: PathBuf,
 }
 
+impl Contents {
+    /// The binaries in [`crate::bins_dir`], this source tree's contrib/.
+    pub fn of_this_build() -> anyhow::Result<Self> {
+        let bins = crate::bins_dir()?;
+        Ok(Self {
+            lab: bins.join("xdp-forwarder-lab"),
+            bins,
+            contrib: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../contrib"),
+        })
+    }
+}
+
 const INIT: &str = r#"#!/bin/busybox sh
 # Lab guest init: mounts, modules, then a shell for the host on the
 # virtio-serial port "xfd-ctl" (kernel messages go to ttyS0). The port is
@@ -100,6 +112,9 @@ pub fn build(kernel: &Kernel, contents: &Contents, out: &Path) -> anyhow::Result
         &["-r", path_str(&contents.contrib)?, path_str(&contrib)?],
     )?;
     write_executable(&stage.join("init"), INIT)?;
+    // As in any image: mdev rules name their owner (`root:root`).
+    fs::write(stage.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")?;
+    fs::write(stage.join("etc/group"), "root:x:0:\n")?;
     cpio(&stage, out)?;
     fs::remove_dir_all(&stage)?;
     Ok(())

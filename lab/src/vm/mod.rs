@@ -13,6 +13,7 @@
 
 pub mod cases;
 pub mod guest;
+pub mod hotplug;
 pub mod initramfs;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,315 @@
+//! Hot-plug as a net-vm sees it: virtio-net NICs added and removed at run
+//! time through QEMU's monitor while NIC 1 carries a stream of frames,
+//! with either `xdp-forwarder run` as the guest's service or busybox mdev
+//! calling `contrib/mdev/iface`. Each added NIC must forward within 2 s, a
+//! removed one must leave no pin, and the stream must lose nothing.
+
+use std::{
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use serde_json::json;
+use xdp_forwarder::demo::checks::Check;
+
+use super::{NetVmLab, initramfs::GUEST_CONTRIB, nic_mac};
+use crate::{
+    netns::Netns,
+    packet::{ETHERTYPE_TEST, RawSocket, frame, parse_mac},
+};
+
+/// Who reacts to the guest's link events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Manager {
+    /// `xdp-forwarder run`, started as a service would start it.
+    Daemon,
+    /// The kernel's hotplug helper is busybox mdev, whose rule runs the hook.
+    Mdev,
+}
+
+/// Hot-plug cycles (add, forward, remove) per run.
+const CYCLES: usize = 2;
+/// How soon an added NIC must forward.
+const READY_WITHIN: Duration = Duration::from_secs(2);
+/// Stream marker and the hot-plugged NICs' probe marker (payload byte 0).
+const STREAM: u8 = 0xee;
+const PROBE: u8 = 0xdd;
+
+fn check(name: String, passed: bool, detail: String) -> Check {
+    Check {
+        name,
+        passed,
+        detail,
+    }
+}
+
+/// Starts `manager` in the net-vm; it must take the router NIC and NIC 1.
+pub fn start(lab: &mut NetVmLab, manager: Manager) -> anyhow::Result<()> {
+    match manager {
+        Manager::Daemon => {
+            lab.net_vm.sh(
+                "xdp-forwarder run --log-format json > /tmp/daemon.log 2>&1 &\n\
+                 echo started",
+            )?;
+        }
+        Manager::Mdev => {
+            // The rule contrib/mdev/iface documents, mdev as a netlink
+            // daemon (Debian's kernels have no uevent helper); existing
+            // interfaces get the hook once, as a coldplug would run it.
+            let hook = format!("{GUEST_CONTRIB}/mdev/iface");
+            lab.net_vm.sh(&format!(
+                "set -e\n\
+                 mount -t bpf -o mode=0700 bpf /sys/fs/bpf\n\
+                 grep -o '^#   -SUBSYSTEM=net.*' {hook} | sed 's/^#   //; s#/etc/mdev/iface#{hook}#' > /etc/mdev.conf\n\
+                 cat /etc/mdev.conf\n\
+                 mdev -d\n\
+                 for i in /sys/class/net/*; do ACTION=add INTERFACE=${{i##*/}} {hook}; done"
+            ))?;
+        }
+    }
+    let want = [lab.router_if.clone(), lab.networks[0].guest_if.clone()];
+    wait_for(lab, Duration::from_secs(20), |ports| {
+        want.iter().all(|w| ports.iter().any(|(n, _)| n == w))
+    })
+    .with_context(|| format!("{manager:?} did not attach the router NIC and NIC 1"))?;
+    Ok(())
+}
+
+/// Attached ports as (name, VID) until `done` says yes.
+fn wait_for(
+    lab: &mut NetVmLab,
+    within: Duration,
+    done: impl Fn(&[(String, u64)]) -> bool,
+) -> anyhow::Result<Vec<(String, u64)>> {
+    let deadline = Instant::now() + within;
+    loop {
+        let ports = attached(lab)?;
+        if done(&ports) {
+            return Ok(ports);
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "ports now {ports:?}; guest log:\n{}",
+                lab.net_vm
+                    .sh("tail -n 20 /tmp/daemon.log 2>/dev/null; true")
+                    .unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn attached(lab: &mut NetVmLab) -> anyhow::Result<Vec<(String, u64)>> {
+    let (code, out) = lab
+        .net_vm
+        .sh_status("xdp-forwarder status --json", Duration::from_secs(30))?;
+    if code != 0 {
+        return Ok(Vec::new()); // nothing pinned yet
+    }
+    let st: serde_json::Value = serde_json::from_str(&out).context("status --json")?;
+    Ok(st["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["attached"] == true)
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap_or_default().to_owned(),
+                p["vid"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect())
+}
+
+/// The hot-plug cycles, with NIC 1 streaming throughout.
+pub fn cycles(lab: &mut NetVmLab, manager: Manager) -> anyhow::Result<Vec<Check>> {
+    let label = format!("{}, hot-plug with {manager:?}", lab.kernel.which.linux()).to_lowercase();
+    let mut checks = Vec::new();
+    let router = lab.trunk.within(|| RawSocket::bind(&lab.router_tap))?;
+    let busy = &lab.networks[0];
+    let busy_sock = busy.ns.within(|| RawSocket::bind(&busy.tap))?;
+    let busy_mac = parse_mac(&busy.mac)?;
+    let stop = AtomicBool::new(false);
+    // Everything the router NIC sent (the probes' reads keep the stream's).
+    let mut got = Vec::new();
+    let sent = std::thread::scope(|s| -> anyhow::Result<u32> {
+        let streamer = s.spawn(|| -> anyhow::Result<u32> {
+            let mut seq = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                let mut rest = ETHERTYPE_TEST.to_be_bytes().to_vec();
+                rest.push(STREAM);
+                rest.extend_from_slice(&seq.to_be_bytes());
+                busy_sock.send(&frame(busy_mac, [0x02, 0, 0, 0, 0x77, 1], &rest, 64))?;
+                seq += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Ok(seq)
+        });
+        let result = (|| {
+            for cycle in 1..=CYCLES {
+                checks.extend(one_cycle(lab, &router, &mut got, cycle, &label)?);
+            }
+            Ok(())
+        })();
+        stop.store(true, Ordering::Relaxed);
+        let sent = streamer
+            .join()
+            .map_err(|_| anyhow::anyhow!("streamer panicked"))??;
+        result.map(|()| sent)
+    })?;
+    got.extend(router.drain(Duration::from_secs(2)));
+    let mut seen = vec![0u32; sent as usize];
+    for f in &got {
+        // Outer tag (4) + inner EtherType at 16, marker at 18, seq at 19.
+        if f.get(18) == Some(&STREAM)
+            && let Some(seq) = f.get(19..23)
+        {
+            let seq = u32::from_be_bytes(seq.try_into().unwrap()) as usize;
+            if let Some(n) = seen.get_mut(seq) {
+                *n += 1;
+            }
+        }
+    }
+    let lost = seen.iter().filter(|n| **n == 0).count();
+    let dup = seen.iter().filter(|n| **n > 1).count();
+    checks.push(check(
+        format!("{label}: the busy NIC's stream"),
+        lost == 0 && dup == 0 && sent > 0,
+        format!(
+            "{sent} frames sent through NIC 1 across the cycles, {lost} lost, {dup} duplicated"
+        ),
+    ));
+    Ok(checks)
+}
+
+fn one_cycle(
+    lab: &mut NetVmLab,
+    router: &RawSocket,
+    stream: &mut Vec<Vec<u8>>,
+    cycle: usize,
+    label: &str,
+) -> anyhow::Result<Vec<Check>> {
+    let mut checks = Vec::new();
+    let k = lab.networks.len() + cycle;
+    let (id, tap, mac) = (
+        format!("hot{cycle}"),
+        format!("{}h{cycle}", lab.prefix),
+        nic_mac(k),
+    );
+    let ns = Netns::add(&format!("{}-h{cycle}", lab.prefix))?;
+    let before = lab.net_vm.sh("ls /sys/class/net")?;
+    let plugged = Instant::now();
+    lab.net_vm.qmp(
+        "netdev_add",
+        json!({"type": "tap", "id": format!("{id}-net"), "ifname": tap, "script": "no", "downscript": "no"}),
+    )?;
+    lab.net_vm.qmp(
+        "device_add",
+        json!({"driver": "virtio-net-pci", "netdev": format!("{id}-net"), "mac": mac, "id": id, "romfile": ""}),
+    )?;
+    lab.trunk.ip(&["link", "set", &tap, "netns", &ns.name])?;
+    ns.ip(&["link", "set", &tap, "up"])?;
+    let sock = ns.within(|| RawSocket::bind(&tap))?;
+    // Probe until a frame comes out of the router NIC.
+    let mut rest = ETHERTYPE_TEST.to_be_bytes().to_vec();
+    rest.extend_from_slice(&[PROBE, cycle as u8]);
+    let probe = frame(parse_mac(&mac)?, [0x02, 0, 0, 0, 0x77, 2], &rest, 64);
+    let mut forwarded = None;
+    let mut stray = Vec::new();
+    while plugged.elapsed() < Duration::from_secs(10) && forwarded.is_none() {
+        sock.send(&probe)?;
+        for f in router.drain(Duration::from_millis(100)) {
+            if f.get(18..20) == Some(&[PROBE, cycle as u8][..]) {
+                forwarded = Some((
+                    plugged.elapsed(),
+                    u16::from_be_bytes([f[14], f[15]]) & 0xfff,
+                ));
+            } else if f.get(18) == Some(&STREAM) {
+                stream.push(f);
+            } else {
+                stray.push(f);
+            }
+        }
+    }
+    let now = lab.net_vm.sh("ls /sys/class/net")?;
+    let new_if = now
+        .split_whitespace()
+        .find(|n| !before.split_whitespace().any(|b| b == *n))
+        .map(str::to_owned);
+    let ports = attached(lab)?;
+    let vid = new_if
+        .as_ref()
+        .and_then(|n| ports.iter().find(|(p, _)| p == n))
+        .map(|(_, v)| *v as u16);
+    checks.push(match forwarded {
+        Some((after, tag)) => check(
+            format!("{label}: added NIC forwards (cycle {cycle})"),
+            after <= READY_WITHIN && Some(tag) == vid,
+            format!(
+                "{} forwarded {:.1} s after device_add, VID {tag} (registered: {vid:?})",
+                new_if.as_deref().unwrap_or("?"),
+                after.as_secs_f64()
+            ),
+        ),
+        None => check(
+            format!("{label}: added NIC forwards (cycle {cycle})"),
+            false,
+            format!("nothing within 10 s; the guest sees {now:?}; ports {ports:?}"),
+        ),
+    });
+    let Some(new_if) = new_if else {
+        bail!("the hot-plugged NIC never appeared in the guest");
+    };
+    lab.net_vm.qmp("device_del", json!({"id": id}))?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let gone_script = format!("[ ! -e /sys/class/net/{new_if} ]");
+    while lab
+        .net_vm
+        .sh_status(&gone_script, Duration::from_secs(10))?
+        .0
+        != 0
+    {
+        if Instant::now() > deadline {
+            bail!("{new_if} was not removed by device_del");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Only the router's and NIC 1's pins may stay.
+    let keep = |ports: &[(String, u64)]| ports.iter().all(|(n, _)| *n != new_if);
+    let left = wait_for(lab, Duration::from_secs(5), keep);
+    let pins = lab
+        .net_vm
+        .sh("ls /sys/fs/bpf/xdp-forwarder | sort | tr '\\n' ' '")?;
+    let allowed: Vec<String> = attached(lab)?.iter().map(|(n, _)| n.clone()).collect();
+    let ifindexes = lab.net_vm.sh(&format!(
+        "for i in {}; do cat /sys/class/net/$i/ifindex; done",
+        allowed.join(" ")
+    ))?;
+    let mut expected: Vec<String> = ["fwd_vlan_ports".to_owned(), "ports".to_owned()]
+        .into_iter()
+        .chain(
+            ifindexes
+                .split_whitespace()
+                .flat_map(|i| [format!("link-{i}"), format!("counters-{i}")]),
+        )
+        .collect();
+    expected.sort();
+    let mut found: Vec<String> = pins.split_whitespace().map(str::to_owned).collect();
+    found.sort();
+    checks.push(check(
+        format!("{label}: removed NIC leaves no pin (cycle {cycle})"),
+        left.is_ok() && found == expected && allowed.len() == 2,
+        format!("pins: {}", found.join(" ")),
+    ));
+    lab.net_vm
+        .qmp("netdev_del", json!({"id": format!("{id}-net")}))?;
+    if !stray.is_empty() {
+        checks.push(check(
+            format!("{label}: nothing else on the router link (cycle {cycle})"),
+            false,
+            format!("{} unexpected frames", stray.len()),
+        ));
+    }
+    Ok(checks)
+}
