@@ -564,16 +564,24 @@ fn orders(mode: &'static str) {
 }
 both_modes!(router_before_or_after_the_nics, super::orders);
 
-/// The exported objects, loaded by Debian's xdp-loader exactly like the
-/// originals, share `router_iface` with each other and with our CLI, and
-/// forward with the original's VID = ifindex convention.
+/// The exported objects, loaded by Debian 12's xdp-loader (libbpf 1.1, so
+/// the `--libbpf-1.1` export) exactly like the originals, share
+/// `router_iface` with each other and with our CLI, and forward with the
+/// original's VID = ifindex convention. (lab/tests/hook.rs runs the
+/// original hook on a fresh bpffs with libbpf 1.6 and the default export.)
 #[test]
 fn exported_objects_work_under_xdp_loader() {
     in_fresh_netns(|| {
         let pins = Bpffs::mount("compat");
         let p = pins.arg();
         let objs = std::env::temp_dir().join(format!("xdpfwd-compat-objs-{}", std::process::id()));
-        cli_ok(&["export-objects", objs.to_str().unwrap(), "--pin-dir", p]);
+        cli_ok(&[
+            "export-objects",
+            objs.to_str().unwrap(),
+            "--libbpf-1.1",
+            "--pin-dir",
+            p,
+        ]);
         let phys = objs.join("prog_physical.o");
         let router = objs.join("prog_router.o");
         let (nic_a, _) = veth("nicA", "nicAx");

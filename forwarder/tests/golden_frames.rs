@@ -400,10 +400,7 @@ fn counters_account_for_every_frame_by_reason() {
         assert_eq!(c.dropped_total(), 5);
 
         // The benchmark's "without counters" build really counts nothing.
-        let quiet_tuning = objects::Tuning {
-            counting: false,
-            ..objects::Tuning::default()
-        };
+        let quiet_tuning = objects::Tuning { counting: false };
         let mut quiet = objects::load_with(
             Role::Physical,
             Setting::Managed { vid: Some(5) },

@@ -22,12 +22,24 @@ struct Cli {
 enum Task {
     /// Install what a fresh Debian 12 machine lacks (idempotent, quick when done).
     Setup,
-    /// Set up, then run fmt, clippy and every test (needs root).
-    Test,
+    /// Set up, then run fmt, clippy and every test (needs root): host,
+    /// BPF_PROG_TEST_RUN, namespaces, and the VM lab (QEMU guests on
+    /// Debian's 6.1 and 6.12 kernels, fetched once into the lab cache).
+    Test {
+        /// Only the VM lab's tests (lab/tests/vm.rs and lab/tests/hook.rs).
+        #[arg(long)]
+        vm_only: bool,
+    },
     /// Set up, build, and run `xdp-forwarder demo` (needs root): a net-vm and
-    /// a router VM in throw-away namespaces, real traffic, a report.
+    /// a router VM in throw-away namespaces, real traffic, a report. With
+    /// `--vm`: `xdp-forwarder-lab vm-demo`, the net-vm as a QEMU guest with
+    /// virtio-net NICs and the router VM on Linux's 802.1Q stack.
     Demo {
-        /// Passed on to `xdp-forwarder demo` (e.g. `--nics 4`, `--keep`).
+        /// Run the VM demo instead of the namespace one.
+        #[arg(long)]
+        vm: bool,
+        /// Passed on to the demo (e.g. `--nics 4`, `--keep`; with --vm:
+        /// `--kernel 6.12`, `--mode skb`).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -44,13 +56,17 @@ enum Task {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Task::Setup => setup::run(),
-        Task::Test => {
+        Task::Test { vm_only } => {
             setup::run()?;
-            test()
+            test(vm_only)
         }
-        Task::Demo { args } => {
+        Task::Demo { vm: false, args } => {
             setup::run()?;
             run_cli::run("demo", &args)
+        }
+        Task::Demo { vm: true, args } => {
+            setup::run()?;
+            run_cli::vm_demo(&args)
         }
         Task::Bench { mut args } => {
             setup::run()?;
@@ -64,21 +80,42 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-fn test() -> anyhow::Result<()> {
+fn test(vm_only: bool) -> anyhow::Result<()> {
     if !is_root() {
         bail!("the test suite loads XDP programs and creates network namespaces: run it as root");
     }
-    cargo(&["fmt", "--all", "--", "--check"])?;
-    cargo(&["clippy", "--all-targets", "--", "-D", "warnings"])?;
-    cargo_test()
+    if !vm_only {
+        cargo(&["fmt", "--all", "--", "--check"])?;
+        cargo(&["clippy", "--all-targets", "--", "-D", "warnings"])?;
+    }
+    // The guests get the release binaries; the lab cache gets the kernels
+    // and libbpf before any test times itself.
+    let bins = run_cli::release_bins()?;
+    status(Command::new(bins.join("xdp-forwarder-lab")).arg("fetch"))?;
+    let args: &[&str] = if vm_only {
+        &[
+            "test",
+            "--package",
+            "xdp-forwarder-lab",
+            "--test",
+            "vm",
+            "--test",
+            "hook",
+        ]
+    } else {
+        &["test", "--all-targets"]
+    };
+    cargo_test(args, &bins)
 }
 
-/// `cargo test`, echoing its output and closing with the totals over every
-/// test binary (cargo's own last line is that of whichever binary ran last).
-fn cargo_test() -> anyhow::Result<()> {
+/// `cargo ARGS` (a test run), echoing its output and closing with the
+/// totals over every test binary (cargo's own last line is that of
+/// whichever binary ran last). The VM tests take their binaries from `bins`.
+fn cargo_test(args: &[&str], bins: &std::path::Path) -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut child = Command::new(cargo)
-        .args(["test", "--all-targets"])
+        .args(args)
+        .env("XDP_FORWARDER_BINS", bins)
         .stdout(Stdio::piped())
         .spawn()
         .context("cannot run cargo test")?;

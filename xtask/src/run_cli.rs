@@ -1,6 +1,7 @@
 //! `cargo xtask demo` and `cargo xtask bench`: build the CLI and run its
 //! `demo` (throw-away namespaces, traffic, report, clean-up) or `bench`
-//! (results into docs/benchmarks.md and docs/benchmarks.svg).
+//! (results into docs/benchmarks.md and docs/benchmarks.svg); `cargo xtask
+//! demo --vm`: the lab's VM demo.
 
 use std::{path::PathBuf, process::Command};
 
@@ -20,6 +21,38 @@ pub fn run(subcommand: &str, args: &[String]) -> anyhow::Result<()> {
     status(
         Command::new(target.join("debug").join("xdp-forwarder"))
             .arg(subcommand)
+            .args(args),
+    )
+}
+
+/// Builds the release binaries of the forwarder and the lab; returns their
+/// directory.
+pub fn release_bins() -> anyhow::Result<PathBuf> {
+    cargo(&[
+        "build",
+        "--release",
+        "--bins",
+        "--package",
+        "xdp-forwarder",
+        "--package",
+        "xdp-forwarder-lab",
+    ])?;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    Ok(target.join("release"))
+}
+
+/// `xdp-forwarder-lab vm-demo ARGS`, with the release binaries.
+pub fn vm_demo(args: &[String]) -> anyhow::Result<()> {
+    if !crate::is_root() {
+        bail!("the VM demo creates namespaces, taps and QEMU guests: run it as root");
+    }
+    let bins = release_bins()?;
+    status(Command::new(bins.join("xdp-forwarder-lab")).arg("fetch"))?;
+    status(
+        Command::new(bins.join("xdp-forwarder-lab"))
+            .arg("vm-demo")
             .args(args),
     )
 }

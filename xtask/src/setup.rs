@@ -22,6 +22,16 @@ const APT: &[(&str, &str)] = &[
     ("procps", "/usr/sbin/sysctl"),
     // The demo pings across the forwarder.
     ("iputils-ping", "/usr/bin/ping"),
+    // The VM lab: guests, their initramfs (busybox, stripped binaries,
+    // cpio), and libbpf built from source for the original-hook test.
+    ("qemu-system-x86", "/usr/bin/qemu-system-x86_64"),
+    ("busybox-static", "/bin/busybox"),
+    ("cpio", "/usr/bin/cpio"),
+    ("binutils", "/usr/bin/strip"),
+    ("make", "/usr/bin/make"),
+    ("pkg-config", "/usr/bin/pkg-config"),
+    ("libelf-dev", "/usr/include/libelf.h"),
+    ("zlib1g-dev", "/usr/include/zlib.h"),
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 /// The LLVM major bpf-linker is built for; nightly's must match.

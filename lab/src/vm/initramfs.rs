@@ -79,7 +79,8 @@ pub fn build(kernel: &Kernel, contents: &Contents, out: &Path) -> anyhow::Result
     }
     fs::copy("/bin/busybox", stage.join("bin/busybox"))
         .context("no /bin/busybox: install busybox-static (`cargo xtask setup` does)")?;
-    let mut elves = Vec::new();
+    // (A dynamic busybox gets its libraries like the rest.)
+    let mut elves = vec![stage.join("bin/busybox")];
     for (from, to) in [
         (contents.bins.join("xdp-forwarder"), "usr/bin/xdp-forwarder"),
         (
