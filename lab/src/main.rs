@@ -162,6 +162,17 @@ fn vm_demo(kernel: GuestKernel, nics: usize, modes: &[String]) -> anyhow::Result
     for mode in modes {
         checks.extend(cases::all_in_mode(&mut lab, mode)?);
     }
+    // What the guest's kernel said about XDP on its NICs (queues, offloads).
+    let log = lab
+        .net_vm
+        .sh("dmesg | grep -i -e xdp -e virtio_net || true")
+        .unwrap_or_default();
+    if !log.trim().is_empty() {
+        println!("\nnet-vm kernel log (XDP, virtio_net)");
+        for line in log.lines() {
+            println!("  {line}");
+        }
+    }
     println!("\nchecks");
     for c in &checks {
         println!(

@@ -10,7 +10,7 @@
 //! objects; once with Debian 12's own libbpf 1.1 and the documented way for
 //! it: `export-objects --libbpf-1.1`, which pins router_iface first.
 
-use std::{path::Path, time::Duration};
+use std::{path::Path, sync::Mutex, time::Duration};
 
 use xdp_forwarder_lab::{
     bins_dir, libbpf,
@@ -24,6 +24,10 @@ fn require_root() {
         panic!("this test loads XDP programs and creates namespaces: run it as root");
     }
 }
+
+/// Debian's xdp-loader takes a lock file in /run (shared by every mount
+/// namespace) and fails when another one starts at the same moment.
+static ONE_LOADER_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// Runs the hook's steps as root in `net_vm`, in the private mount
 /// namespace `ip netns exec` makes (with a fresh /sys: /sys/fs/bpf is an
@@ -44,6 +48,9 @@ fn original_hook(net_vm: &Netns, prologue: &str) -> String {
          done\n",
         bins = bins.display()
     );
+    let _one = ONE_LOADER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     net_vm
         .exec("sh", &["-c", &script])
         .unwrap_or_else(|e| panic!("the original hook failed: {e:#}"))

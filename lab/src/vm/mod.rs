@@ -211,7 +211,8 @@ impl NetVmLab {
 
     /// The router VM's side: one 802.1Q sub-interface of the trunk per
     /// network, VID as the net-vm gave it, MAC and namespace of its own,
-    /// address [`LAN_ADDR`].
+    /// address [`LAN_ADDR`], IPv6 off (its chatter would cross the
+    /// forwarder at moments of its own and spoil the counter checks).
     pub fn configure_router_vlans(&mut self, vids: &[u16]) -> anyhow::Result<()> {
         match &self.router_vids {
             Some(done) if done == vids => return Ok(()),
@@ -224,6 +225,8 @@ impl NetVmLab {
             let mac = lan_mac(k);
             script.push_str(&format!(
                 "{IP} netns add lan{k}\n\
+                 {IP} netns exec lan{k} sysctl -qw net.ipv6.conf.all.disable_ipv6=1\n\
+                 {IP} netns exec lan{k} sysctl -qw net.ipv6.conf.default.disable_ipv6=1\n\
                  {IP} link add link eth0 name vl{k} address {mac} type vlan id {vid}\n\
                  {IP} link set vl{k} netns lan{k}\n\
                  {IP} -n lan{k} link set lo up\n\
