@@ -4,6 +4,7 @@ use std::{net::UdpSocket, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use xdp_forwarder::demo::checks::print_result;
 use xdp_forwarder_lab::{
     debian::{self, GuestKernel},
     libbpf, traffic,
@@ -175,20 +176,9 @@ fn vm_demo(kernel: GuestKernel, nics: usize, modes: &[String]) -> anyhow::Result
     }
     println!("\nchecks");
     for c in &checks {
-        println!(
-            "  {}  {:<58} {}",
-            if c.passed { "PASS" } else { "FAIL" },
-            c.name,
-            c.detail
-        );
+        c.print(58);
     }
-    let passed = checks.iter().filter(|c| c.passed).count();
-    let ok = passed == checks.len();
-    println!(
-        "\nresult: {} ({passed}/{} checks passed)",
-        if ok { "PASS" } else { "FAIL" },
-        checks.len()
-    );
+    let ok = print_result(&checks);
     drop(lab);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(ok)

@@ -20,6 +20,26 @@ pub struct Check {
     pub detail: String,
 }
 
+impl Check {
+    /// One line of the report, the name padded to `width`.
+    pub fn print(&self, width: usize) {
+        let verdict = if self.passed { "PASS" } else { "FAIL" };
+        println!("  {verdict}  {:<width$} {}", self.name, self.detail);
+    }
+}
+
+/// Prints the report's closing line; `true` when every check passed.
+pub fn print_result(checks: &[Check]) -> bool {
+    let passed = checks.iter().filter(|c| c.passed).count();
+    let ok = passed == checks.len();
+    println!(
+        "\nresult: {} ({passed}/{} checks passed)",
+        if ok { "PASS" } else { "FAIL" },
+        checks.len()
+    );
+    ok
+}
+
 pub const PINGS: u32 = 3;
 pub const UDP_PORT: u16 = 7777;
 pub const DATAGRAMS: u32 = 1000;

@@ -171,14 +171,7 @@ impl Demo<'_> {
         self.print_topology(&vids)?;
         let checks = self.check()?;
         self.print_counters()?;
-        let passed = checks.iter().filter(|c| c.passed).count();
-        let ok = passed == checks.len();
-        println!(
-            "\nresult: {} ({passed}/{} checks passed)",
-            if ok { "PASS" } else { "FAIL" },
-            checks.len()
-        );
-        Ok(ok)
+        Ok(checks::print_result(&checks))
     }
 
     fn build(&self) -> anyhow::Result<()> {
@@ -300,12 +293,7 @@ impl Demo<'_> {
         println!("\nchecks");
         let mut all = Vec::new();
         let mut report = |c: Check| {
-            println!(
-                "  {}  {:<22} {}",
-                if c.passed { "PASS" } else { "FAIL" },
-                c.name,
-                c.detail
-            );
+            c.print(22);
             all.push(c);
         };
         for k in self.networks() {

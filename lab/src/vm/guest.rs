@@ -121,6 +121,10 @@ impl Guest {
         let ctl_path = spec.dir.join(format!("{}.ctl", spec.name));
         let qmp_path = spec.dir.join(format!("{}.qmp", spec.name));
         let console = spec.dir.join(format!("{}.console", spec.name));
+        // A file, not a pipe: nobody reads QEMU's stderr while it runs.
+        let stderr_path = spec.dir.join(format!("{}.stderr", spec.name));
+        let stderr = std::fs::File::create(&stderr_path)
+            .with_context(|| format!("cannot create {}", stderr_path.display()))?;
         for p in [&ctl_path, &qmp_path] {
             let _ = std::fs::remove_file(p);
         }
@@ -167,7 +171,7 @@ impl Guest {
         let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(stderr)
             .spawn()
             .context(
                 "cannot run qemu-system-x86_64 (install qemu-system-x86: `cargo xtask setup`)",
@@ -189,10 +193,7 @@ impl Guest {
                 break s;
             }
             if let Some(st) = guest.child.try_wait()? {
-                let mut err = String::new();
-                if let Some(mut e) = guest.child.stderr.take() {
-                    let _ = e.read_to_string(&mut err);
-                }
+                let err = std::fs::read_to_string(&stderr_path).unwrap_or_default();
                 bail!("QEMU for {} exited ({st}): {}", spec.name, err.trim());
             }
             if Instant::now() > deadline {
