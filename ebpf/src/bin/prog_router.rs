@@ -1,8 +1,8 @@
 //! XDP program for the router interface: pop the outer tag, send the frame to
 //! the port its VID names.
 //! Embedded, and exported by default (libbpf 1.3 and later); it declares
-//! `router_iface` so that a loader pinning by name (`xdp-loader -p`) creates the pin, as the
-//! original's router object did.
+//! `router_iface` so that a loader pinning by name (`xdp-loader -p`) creates
+//! the pin, as the original's router object did.
 #![no_std]
 #![no_main]
 
