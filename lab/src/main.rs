@@ -166,10 +166,10 @@ fn vm_demo(kernel: GuestKernel, nics: usize, modes: &[String]) -> anyhow::Result
     // What the guest's kernel said about XDP on its NICs (queues, offloads).
     let log = lab
         .net_vm
-        .sh("dmesg | grep -i -e xdp -e virtio_net || true")
+        .sh("dmesg | grep -i 'virtio_net.*xdp' || true")
         .unwrap_or_default();
     if !log.trim().is_empty() {
-        println!("\nnet-vm kernel log (XDP, virtio_net)");
+        println!("\nnet-vm kernel log (XDP on virtio_net)");
         for line in log.lines() {
             println!("  {line}");
         }
