@@ -64,18 +64,23 @@ pub fn ping(from: &str, to: &str, name: String) -> Check {
     }
 }
 
-/// Reads ping's summary: "3 packets transmitted, 3 received, +1 duplicates, ..."
-/// and "rtt min/avg/max/mdev = 0.040/0.052/0.070/0.012 ms".
+/// Reads ping's summary, iputils' ("3 packets transmitted, 3 received, +1
+/// duplicates, ...", "rtt min/avg/max/mdev = 0.040/0.052/0.070/0.012 ms")
+/// or busybox's ("3 packets received", "round-trip min/avg/max = ...").
 pub fn summarize_ping(out: &str) -> (bool, String) {
     let received = out
         .split(", ")
         .find_map(|part| part.strip_suffix(" received"))
+        .map(|n| n.trim_end_matches(" packets"))
         .and_then(|n| n.trim().parse::<u32>().ok())
         .unwrap_or(0);
     let duplicates = out.contains("duplicates");
     let rtt = out
         .lines()
-        .find_map(|l| l.strip_prefix("rtt min/avg/max/mdev = "))
+        .find_map(|l| {
+            l.strip_prefix("rtt min/avg/max/mdev = ")
+                .or_else(|| l.strip_prefix("round-trip min/avg/max = "))
+        })
         .and_then(|v| v.split('/').nth(1))
         .map(|avg| format!(", rtt avg {avg} ms"))
         .unwrap_or_default();

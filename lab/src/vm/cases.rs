@@ -210,23 +210,6 @@ fn tap_mac(ns: &crate::netns::Netns, tap: &str) -> anyhow::Result<[u8; 6]> {
     parse_mac(out.trim())
 }
 
-/// busybox ping's summary: "3 packets transmitted, 3 packets received".
-fn summarize_busybox_ping(out: &str) -> (bool, String) {
-    let received = out
-        .split(", ")
-        .find_map(|p| p.strip_suffix(" packets received"))
-        .and_then(|n| n.trim().parse::<u32>().ok())
-        .unwrap_or(0);
-    let dup = out.contains("duplicates");
-    (
-        received == PINGS && !dup,
-        format!(
-            "{received}/{PINGS} replies{}",
-            if dup { ", DUPLICATES" } else { "" }
-        ),
-    )
-}
-
 /// Pings between each outside host and its network's VLAN host in the
 /// router VM, both ways, at `size` bytes of ICMP payload (1472: full
 /// 1514-byte frames, 1518 with the tag on the trunk).
@@ -259,7 +242,7 @@ pub fn pings(lab: &mut NetVmLab, size: u32, label: &str) -> anyhow::Result<Vec<C
             &format!("{IP} netns exec lan{k} ping -q -c 3 -W 3 -s {size} {EXT_ADDR}"),
             Duration::from_secs(30),
         )?;
-        let (passed, detail) = summarize_busybox_ping(&out);
+        let (passed, detail) = summarize_ping(&out);
         checks.push(check(
             format!("{label}: {what} VLAN host → net {k}"),
             passed,
