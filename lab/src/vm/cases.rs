@@ -25,7 +25,7 @@ const VM_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x99, 0x99];
 /// The inner tag of "already tagged" frames.
 const INNER_VID: u16 = 100;
 
-fn check(name: impl Into<String>, passed: bool, detail: impl Into<String>) -> Check {
+pub(crate) fn check(name: impl Into<String>, passed: bool, detail: impl Into<String>) -> Check {
     Check {
         name: name.into(),
         passed,

@@ -108,7 +108,6 @@ pub struct Guest {
     qmp: Option<UnixStream>,
     qmp_path: PathBuf,
     console: PathBuf,
-    pub accel: Accel,
 }
 
 impl Guest {
@@ -185,7 +184,6 @@ impl Guest {
             qmp: None,
             qmp_path,
             console,
-            accel,
         };
         let deadline = Instant::now() + timeout;
         guest.ctl = loop {
@@ -325,10 +323,6 @@ impl Guest {
         let text = std::fs::read_to_string(&self.console).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
-    }
-
-    pub fn console(&self) -> String {
-        std::fs::read_to_string(&self.console).unwrap_or_default()
     }
 }
 

@@ -13,7 +13,7 @@ use anyhow::{Context as _, bail};
 use serde_json::json;
 use xdp_forwarder::demo::checks::Check;
 
-use super::{NetVmLab, initramfs::GUEST_CONTRIB, nic_mac};
+use super::{NetVmLab, cases::check, initramfs::GUEST_CONTRIB, nic_mac};
 use crate::{
     netns::Netns,
     packet::{ETHERTYPE_TEST, RawSocket, frame, parse_mac},
@@ -35,14 +35,6 @@ const READY_WITHIN: Duration = Duration::from_secs(2);
 /// Stream marker and the hot-plugged NICs' probe marker (payload byte 0).
 const STREAM: u8 = 0xee;
 const PROBE: u8 = 0xdd;
-
-fn check(name: String, passed: bool, detail: String) -> Check {
-    Check {
-        name,
-        passed,
-        detail,
-    }
-}
 
 /// Starts `manager` in the net-vm; it must take the router NIC and NIC 1.
 pub fn start(lab: &mut NetVmLab, manager: Manager) -> anyhow::Result<()> {

@@ -83,8 +83,6 @@ pub struct NetVmLab {
     pub router: Guest,
     /// The VIDs the router VM's VLANs were configured with.
     pub router_vids: Option<Vec<u16>>,
-    pub initrd: PathBuf,
-    pub dir: PathBuf,
 }
 
 /// Builds the initramfs for `kernel` in `dir` (fetching the kernel first if
@@ -186,8 +184,6 @@ impl NetVmLab {
             net_vm,
             router,
             router_vids: None,
-            initrd,
-            dir: opts.dir.clone(),
         })
     }
 
