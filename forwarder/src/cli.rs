@@ -6,7 +6,9 @@ use clap::{Parser, Subcommand};
 
 use crate::{
     ModeChoice, Result, Role,
-    attach::{AttachRequest, Forwarder},
+    attach::AttachRequest,
+    detach::Outcome,
+    forwarder::{Forwarder, prepare_router_iface},
     objects,
     pins::DEFAULT_PIN_DIR,
 };
@@ -14,7 +16,7 @@ use crate::{
 /// XDP data plane: physical NICs ↔ one router interface, multiplexed by
 /// 802.1Q VLAN tags.
 #[derive(Debug, Parser)]
-#[command(name = "xdp-forwarder", version, about)]
+#[command(name = "xdp-forwarder", version)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -181,12 +183,6 @@ pub async fn run(command: Command) -> Result<()> {
             replace,
             pins,
         } => {
-            if vid.is_some() && role == Role::Router {
-                return Err(crate::Error::Refused {
-                    iface,
-                    why: "--vid only applies to --role physical".into(),
-                });
-            }
             let fwd = Forwarder::open(&pins.pin_dir)?;
             let done = fwd
                 .attach(&AttachRequest {
@@ -203,10 +199,13 @@ pub async fn run(command: Command) -> Result<()> {
             } else {
                 "attached"
             };
-            let why = done
+            let mut why = done
                 .mode_reason
                 .map(|r| format!("; {r}"))
                 .unwrap_or_default();
+            if !done.repaired.is_empty() {
+                why.push_str(&format!("; repaired: {}", done.repaired.join(", ")));
+            }
             println!(
                 "{}: {what} as {} ({} mode{vid}){why}",
                 done.iface, done.role, done.mode
@@ -220,15 +219,42 @@ pub async fn run(command: Command) -> Result<()> {
         } => {
             let fwd = Forwarder::open(&pins.pin_dir)?;
             let done = match iface {
-                Some(iface) if !all && !gone => vec![fwd.detach(&iface).await?],
+                Some(iface) if !all && !gone => {
+                    let d = fwd.detach(&iface).await?;
+                    let note = d
+                        .repaired
+                        .first()
+                        .map(|r| format!("; {r}"))
+                        .unwrap_or_default();
+                    println!("{}: detached ({}){note}", printable(&d.iface), d.role);
+                    return Ok(());
+                }
                 _ if gone => fwd.forget_gone().await?,
                 _ => fwd.detach_all().await?,
             };
             if done.is_empty() {
                 println!("nothing attached");
             }
-            for d in done {
-                println!("{}: detached ({})", d.iface, d.role);
+            let mut failed = 0;
+            for Outcome { port, error } in &done {
+                match error {
+                    None => println!("{}: detached ({})", printable(&port.iface), port.role),
+                    Some(e) => {
+                        failed += 1;
+                        println!(
+                            "{}: NOT detached ({}): {e}",
+                            printable(&port.iface),
+                            port.role
+                        );
+                    }
+                }
+            }
+            if failed > 0 {
+                return Err(crate::Error::Failed(format!(
+                    "{failed} of {} port(s) could not be detached (see above); \
+                     the same command again retries them",
+                    done.len()
+                )));
             }
         }
         Command::Run {
@@ -244,10 +270,7 @@ pub async fn run(command: Command) -> Result<()> {
             crate::daemon::run(crate::daemon::Options {
                 pin_dir: pins.pin_dir,
                 no_mount,
-                rules: crate::daemon::Rules {
-                    router_mac_prefix,
-                    ignore,
-                },
+                rules: crate::daemon::Rules::new(&router_mac_prefix, ignore)?,
                 router_policy,
                 mode,
                 detach_on_exit,
@@ -257,7 +280,7 @@ pub async fn run(command: Command) -> Result<()> {
         Command::SetRouterIface { iface, pins } => {
             let fwd = Forwarder::open(&pins.pin_dir)?;
             let (ifindex, _) = fwd.set_router_iface(&iface).await?;
-            println!("router_iface → {iface} (ifindex {ifindex})");
+            println!("router_iface → {} (ifindex {ifindex})", printable(&iface));
         }
         Command::Status { json, watch, pins } => {
             let fwd = Forwarder::open(&pins.pin_dir)?;
@@ -313,15 +336,13 @@ pub async fn run(command: Command) -> Result<()> {
             } else {
                 objects::ExportFor::Libbpf
             };
-            for path in objects::export(&dir, target)
-                .map_err(|e| crate::Error::kernel("export-objects", e))?
-            {
+            for path in objects::export(&dir, target)? {
                 println!("{}", path.display());
             }
             if !libbpf_1_1 {
                 return Ok(());
             }
-            match crate::attach::prepare_router_iface(&pins.pin_dir) {
+            match prepare_router_iface(&pins.pin_dir) {
                 Ok(path) => println!("{} is pinned: xdp-loader can share it", path.display()),
                 Err(e) => eprintln!(
                     "note: router_iface is not pinned ({e}); run `xdp-forwarder set-router-iface IFACE` \
@@ -349,6 +370,16 @@ fn print_status(status: &crate::status::Status, json: bool, watching: bool) -> R
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
     Ok(())
+}
+
+/// `name` with control characters escaped: interface names come from the
+/// kernel and may hold anything but `/` and NUL.
+pub fn printable(name: &str) -> String {
+    if name.chars().any(char::is_control) {
+        name.escape_debug().to_string()
+    } else {
+        name.to_owned()
+    }
 }
 
 /// `--watch SECONDS`: at least 0.1 s, so that rates mean something.

@@ -10,6 +10,33 @@ pub enum Error {
     #[error("interface {0:?} does not exist in this network namespace (see `ip link`)")]
     UnknownInterface(String),
 
+    #[error("interface name {0:?} is too long: Linux names have at most 15 bytes")]
+    InterfaceNameTooLong(String),
+
+    #[error(
+        "{pin_dir} is in use from another network namespace (cookie {owner}, where \
+         {live} port(s) still run our programs); this one is cookie {ours}. Use one pin dir \
+         per network namespace (--pin-dir), or run this command in that namespace"
+    )]
+    OtherNetns {
+        pin_dir: PathBuf,
+        owner: u64,
+        ours: u64,
+        live: usize,
+    },
+
+    #[error(
+        "{path} {why}: another user could have replaced our pins. Remove it \
+         (`rm -r {path}`) after checking what it holds, and mount bpffs with mode=0700"
+    )]
+    UnsafeStateDir { path: PathBuf, why: String },
+
+    #[error(
+        "--router-mac-prefix {0:?} is not a MAC prefix: give 1 to 6 octets of two hex \
+         digits separated by colons, e.g. 02:01 or 02:01:"
+    )]
+    InvalidMacPrefix(String),
+
     #[error(
         "{path} is not a bpffs mount: mount it with `mount -t bpf bpf {path}` \
          (fstab: `bpffs {path} bpf defaults 0 0`), or choose another --pin-dir"
@@ -66,59 +93,81 @@ pub enum Error {
     #[error("a demo check failed (see FAIL above)")]
     DemoFailed,
 
+    #[error("{0}")]
+    Failed(String),
+
     #[error("refusing to use {iface}: {why}")]
     Refused { iface: String, why: String },
 
-    #[error("{context}: {source}")]
-    Kernel {
-        context: String,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
+    #[error("{context}: {cause}")]
+    Kernel { context: String, cause: Cause },
 }
 
 impl Error {
-    /// A failed kernel/netlink operation, with what we were doing; EPERM and
-    /// EACCES become the privilege error, which says what to do.
     /// The verifier refused a program: EACCES there means "invalid
     /// program", never missing privileges (checked before loading).
     pub fn verifier(
         context: impl Into<String>,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> Self {
-        Error::Kernel {
-            context: context.into(),
-            source: source.into(),
-        }
+        Self::kernel(context, source)
     }
 
+    /// A failed kernel or netlink operation, with what we were doing. The
+    /// privileges were checked before (see [`crate::privileges`]), so an
+    /// EPERM here is the kernel's own refusal and is shown as such, errno
+    /// included.
     pub fn kernel(
         context: impl Into<String>,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> Self {
         let source = source.into();
-        if is_permission_error(source.as_ref()) {
-            return Error::NotPrivileged {
-                action: "this operation",
-            };
-        }
         Error::Kernel {
             context: context.into(),
-            source,
+            cause: chain(source.as_ref()),
+        }
+    }
+
+    /// The errno at the bottom of a kernel error, if any.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            Error::Kernel { cause, .. } => cause.errno,
+            _ => None,
         }
     }
 }
 
-fn is_permission_error(mut e: &(dyn std::error::Error + 'static)) -> bool {
+/// An error and every cause below it, in one line: aya and anyhow keep the
+/// errno in a source that `Display` alone does not show.
+#[derive(Debug)]
+pub struct Cause {
+    pub message: String,
+    pub errno: Option<i32>,
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+fn chain(mut e: &(dyn std::error::Error + 'static)) -> Cause {
+    let mut message = String::new();
+    let mut errno = None;
     loop {
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && matches!(io.raw_os_error(), Some(libc::EPERM | libc::EACCES))
-        {
-            return true;
+        let text = e.to_string();
+        if !message.contains(&text) {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&text);
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            errno = io.raw_os_error().or(errno);
         }
         match e.source() {
             Some(next) => e = next,
-            None => return false,
+            None => return Cause { message, errno },
         }
     }
 }

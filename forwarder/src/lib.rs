@@ -2,7 +2,10 @@
 //! interfaces with pinned links (so they outlive this process), and keeps the
 //! pinned maps that tie physical ports and the router together.
 //!
-//! - [`attach`]: attach / detach / set-router-iface, all-or-nothing.
+//! - [`forwarder`]: one pin dir seen from this network namespace, its
+//!   writer [`lock`]; [`attach`], [`detach`] (all-or-nothing, resumable),
+//!   [`vid`] policy, [`links`] (load, pin, swap), [`undo`].
+//! - [`health`]: whether a port really runs our program (asked of the kernel).
 //! - [`status`]: what runs where.
 //! - [`pins`], [`ports`]: the pinned state; [`netdev`]: interfaces via rtnetlink.
 //! - [`objects`]: the embedded eBPF objects and their export.
@@ -16,7 +19,12 @@ mod cmd;
 pub mod counters;
 pub mod daemon;
 pub mod demo;
+pub mod detach;
 pub mod error;
+pub mod forwarder;
+pub mod health;
+pub mod links;
+pub mod lock;
 pub mod netdev;
 pub mod objects;
 pub mod pins;
@@ -24,8 +32,11 @@ pub mod ports;
 pub mod privileges;
 pub mod status;
 mod sys;
+mod undo;
+mod vid;
 
 pub use error::{Error, Result};
+pub use forwarder::Forwarder;
 
 /// What a port does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]

@@ -2,7 +2,6 @@
 
 use std::{fs, path::Path};
 
-use anyhow::Context as _;
 use aya::{Ebpf, EbpfLoader, include_bytes_aligned, programs::Xdp};
 use xdp_forwarder_common::maps::{
     GLOBAL_COUNTING, GLOBAL_MANAGED, GLOBAL_PORT_VID, PROG_PHYSICAL, PROG_ROUTER, ROUTER_IFACE,
@@ -68,8 +67,17 @@ pub enum ExportFor {
 
 /// Writes `prog_physical.o` and `prog_router.o` into `dir` (created if
 /// needed), loadable by `xdp-loader load IFACE DIR/prog_X.o -m skb -p /sys/fs/bpf`.
-pub fn export(dir: &Path, target: ExportFor) -> anyhow::Result<Vec<std::path::PathBuf>> {
-    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+pub fn export(dir: &Path, target: ExportFor) -> Result<Vec<std::path::PathBuf>> {
+    fs::create_dir_all(dir)
+        .map_err(|e| Error::kernel(format!("cannot create {}", dir.display()), e))?;
+    if crate::pins::is_bpffs(dir) {
+        return Err(Error::Refused {
+            iface: dir.display().to_string(),
+            why: "it is on bpffs, which holds only pinned BPF objects, not files: \
+                  export the objects into a regular directory"
+                .into(),
+        });
+    }
     [Role::Physical, Role::Router]
         .into_iter()
         .map(|role| {
@@ -79,7 +87,8 @@ pub fn export(dir: &Path, target: ExportFor) -> anyhow::Result<Vec<std::path::Pa
                 (ExportFor::Libbpf1_1, Role::Router) => ROUTER_LIBBPF_1_1,
             };
             let path = dir.join(file_name(role));
-            fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+            fs::write(&path, bytes)
+                .map_err(|e| Error::kernel(format!("cannot write {}", path.display()), e))?;
             Ok(path)
         })
         .collect()

@@ -73,6 +73,83 @@ impl PinDir {
     pub fn counters(&self, ifindex: u32) -> PathBuf {
         self.state_dir().join(format!("counters-{ifindex}"))
     }
+
+    /// The ifindexes of every `link-N` pin in the state dir.
+    pub fn link_pins(&self) -> Result<Vec<u32>> {
+        let entries = match std::fs::read_dir(self.state_dir()) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(Error::kernel(
+                    format!("cannot list {}", self.state_dir().display()),
+                    e,
+                ));
+            }
+        };
+        let mut found: Vec<u32> = entries
+            .filter_map(|e| {
+                e.ok()?
+                    .file_name()
+                    .to_str()?
+                    .strip_prefix("link-")?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        found.sort_unstable();
+        Ok(found)
+    }
+
+    /// Creates the state dir (mode 0700) if needed and checks that nobody but
+    /// root can change what is pinned in it.
+    pub fn ensure_state_dir(&self) -> Result<()> {
+        use std::os::unix::fs::DirBuilderExt as _;
+        let dir = self.state_dir();
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::kernel(format!("cannot create {}", dir.display()), e)),
+        }
+        self.check_state_dir()
+    }
+
+    /// Checks an existing state dir: a directory, owned by root, writable by
+    /// no one else (bpffs is world-writable by default: anyone may have made
+    /// it first).
+    pub fn check_state_dir(&self) -> Result<()> {
+        use std::os::unix::fs::MetadataExt as _;
+        let path = self.state_dir();
+        let unsafe_dir = |why: String| Error::UnsafeStateDir {
+            path: path.clone(),
+            why,
+        };
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                return Err(Error::kernel(
+                    format!("cannot inspect {}", path.display()),
+                    e,
+                ));
+            }
+        };
+        if !meta.is_dir() {
+            return Err(unsafe_dir("is not a directory".into()));
+        }
+        if meta.uid() != 0 {
+            return Err(unsafe_dir(format!(
+                "belongs to uid {}, not root",
+                meta.uid()
+            )));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(unsafe_dir(format!(
+                "is writable by its group or others (mode {:o})",
+                meta.mode() & 0o7777
+            )));
+        }
+        Ok(())
+    }
 }
 
 pub(crate) fn is_bpffs(path: &Path) -> bool {
@@ -121,8 +198,12 @@ impl MapSpec {
 
     fn describe(&self) -> String {
         format!(
-            "map {} (type {:?}, key {} B, value {} B, {} entries)",
-            self.name, self.kind, self.key_size, self.value_size, self.max_entries
+            "map {} (type {}, key {} B, value {} B, {} entries)",
+            self.name,
+            type_name::<()>(Ok(self.kind)),
+            self.key_size,
+            self.value_size,
+            self.max_entries
         )
     }
 }
@@ -172,10 +253,6 @@ pub fn open_or_create(path: &Path, spec: MapSpec) -> Result<Pinned> {
     if let Some(pinned) = open_existing(path, spec)? {
         return Ok(pinned);
     }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::kernel(format!("cannot create {}", dir.display()), e))?;
-    }
     let obj = aya_obj::Map::new_from_params(
         spec.kind as u32,
         spec.key_size,
@@ -223,9 +300,9 @@ pub fn open_existing(path: &Path, spec: MapSpec) -> Result<Option<Pinned>> {
         || info.map_flags() & !BPF_F_RDONLY_PROG != 0
     {
         return Err(incompatible(format!(
-            "map {:?} (type {:?}, key {} B, value {} B, {} entries, flags {:#x})",
+            "map {:?} (type {}, key {} B, value {} B, {} entries, flags {:#x})",
             info.name_as_str().unwrap_or("?"),
-            info.map_type(),
+            type_name(info.map_type()),
             info.key_size(),
             info.value_size(),
             info.max_entries(),
@@ -238,4 +315,28 @@ pub fn open_existing(path: &Path, spec: MapSpec) -> Result<Option<Pinned>> {
         spec,
         created: false,
     }))
+}
+
+/// A map type as the kernel's headers spell it (`BPF_MAP_TYPE_` left off).
+fn type_name<E>(kind: std::result::Result<MapType, E>) -> String {
+    match kind {
+        Ok(MapType::DevMap) => "devmap".into(),
+        Ok(MapType::Hash) => "hash".into(),
+        Ok(MapType::Array) => "array".into(),
+        Ok(MapType::PerCpuArray) => "percpu_array".into(),
+        Ok(other) => format!("{other:?}").to_lowercase(),
+        Err(_) => "unknown".into(),
+    }
+}
+
+/// Removes the pin at `path`; nothing there is fine.
+pub fn remove_pin(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::kernel(
+            format!("cannot remove {}", path.display()),
+            e,
+        )),
+    }
 }

@@ -15,7 +15,9 @@ pub const PORTS_MAX: u32 = 4096;
 /// We turned promiscuous mode on, so detaching turns it off again.
 pub const FLAG_SET_PROMISC: u8 = 1;
 
-/// One attached port, keyed by ifindex.
+/// One attached port, keyed by ifindex. Written before the port's program
+/// is attached (it reserves the VID), so a command killed half-way leaves a
+/// record that `status` reports and the next `attach` or `detach` completes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PortRecord {
@@ -25,20 +27,34 @@ pub struct PortRecord {
     mode: u8,
     pub flags: u8,
     _pad: [u8; 3],
+    /// The network namespace the ifindex belongs to (its cookie).
+    pub netns: u64,
 }
 
 // SAFETY: plain `repr(C)` integers with explicit padding; any bit pattern is valid.
 unsafe impl aya::Pod for PortRecord {}
 
 impl PortRecord {
-    pub fn new(role: Role, mode: Mode, vid: u16, flags: u8) -> Self {
+    pub fn new(role: Role, mode: Mode, vid: u16, flags: u8, netns: u64) -> Self {
         Self {
             vid,
             role: role as u8,
             mode: mode as u8,
             flags,
             _pad: [0; 3],
+            netns,
         }
+    }
+
+    pub fn with_mode(self, mode: Mode) -> Self {
+        Self {
+            mode: mode as u8,
+            ..self
+        }
+    }
+
+    pub fn with_flags(self, flags: u8) -> Self {
+        Self { flags, ..self }
     }
 
     pub fn role(&self) -> Role {

@@ -7,8 +7,10 @@ use xdp_forwarder_common::{DropReason, PortCounters, maps::ROUTER_IFACE_KEY};
 
 use crate::{
     Mode, Result, Role,
-    attach::Forwarder,
+    cli::printable,
     counters,
+    forwarder::Forwarder,
+    health,
     pins::{self, MapSpec},
     ports::Ports,
 };
@@ -21,6 +23,10 @@ pub struct Status {
     /// Where `router_iface` points, if anywhere.
     pub router_iface: Option<Iface>,
     pub ports: Vec<Port>,
+    /// The cookie of the network namespace `status` ran in.
+    pub netns: u64,
+    /// What is wrong beyond one port (orphaned links, another namespace).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -39,8 +45,11 @@ pub struct Port {
     pub vid: Option<u16>,
     pub mtu: Option<u32>,
     pub up: bool,
-    /// The pinned link exists and the interface runs an XDP program.
+    /// The kernel says so: the port's pinned link is attached to this
+    /// interface, which runs that link's program.
     pub attached: bool,
+    /// The network namespace the port was attached in (its cookie).
+    pub netns: u64,
     /// What the port's program counted since it was attached; `None` when its
     /// counters are not pinned (attached by hand or by an older version).
     pub counters: Option<Counters>,
@@ -116,6 +125,7 @@ impl Status {
 }
 
 impl Forwarder {
+    /// What the kernel says runs where; reads without the writer lock.
     pub async fn status(&self) -> Result<Status> {
         let pins = self.pins();
         let net = self.netdev();
@@ -131,16 +141,78 @@ impl Forwarder {
             Some(ports) => ports.all()?,
             None => Vec::new(),
         };
+        let vlan_ports = pins::open_existing(&pins.vlan_ports(), MapSpec::VLAN_PORTS)?;
+        let mut warnings = Vec::new();
         let mut ports = Vec::new();
-        for (ifindex, rec) in records {
+        for &(ifindex, rec) in &records {
+            let mut port_warnings = Vec::new();
+            let physical = rec.role() == Role::Physical;
+            if rec.netns != self.netns() {
+                port_warnings.push(format!(
+                    "attached from another network namespace (cookie {}); its interface is not visible here",
+                    rec.netns
+                ));
+                ports.push(Port {
+                    ifindex,
+                    name: None,
+                    role: rec.role(),
+                    mode: rec.mode(),
+                    vid: physical.then_some(rec.vid),
+                    mtu: None,
+                    up: false,
+                    attached: health::pinned_link(&pins.link(ifindex))
+                        .is_ok_and(|l| l.is_some_and(|l| l.ifindex == ifindex)),
+                    netns: rec.netns,
+                    counters: None,
+                    rates: None,
+                    warnings: port_warnings,
+                });
+                continue;
+            }
             let link = net.by_index(ifindex).await?;
-            let mut warnings = Vec::new();
-            match &link {
-                None => warnings.push("interface is gone; `detach --all` forgets it".to_owned()),
-                Some(l) if l.xdp.is_none() || !pins.link(ifindex).exists() => {
-                    warnings.push("no XDP program attached any more; attach it again".to_owned())
+            let health = health::of(ifindex, link.as_ref(), &pins.link(ifindex))?;
+            port_warnings.extend(health.problem());
+            if health.is_attached() {
+                match rec.role() {
+                    Role::Physical => {
+                        let slot = match &vlan_ports {
+                            Some(m) => m.get(u32::from(rec.vid))?,
+                            None => None,
+                        };
+                        if slot != Some(ifindex) {
+                            port_warnings.push(format!(
+                                "VID {} does not lead here ({}): the router cannot send to this port; `attach` again repairs it",
+                                rec.vid,
+                                slot.map_or("its slot is empty".to_owned(), |i| format!("it leads to ifindex {i}"))
+                            ));
+                        }
+                    }
+                    Role::Router if router_iface != Some(ifindex) => {
+                        port_warnings.push(format!(
+                            "router_iface does not point here ({}): the NICs' frames go {}; `attach` again repairs an empty one",
+                            router_iface.map_or("it is empty".to_owned(), |i| format!("it points at ifindex {i}")),
+                            if router_iface.is_some() { "elsewhere" } else { "nowhere" }
+                        ));
+                    }
+                    Role::Router => {}
                 }
-                Some(_) => {}
+            }
+            if physical {
+                let twins: Vec<String> = records
+                    .iter()
+                    .filter(|(i, r)| {
+                        *i != ifindex && r.role() == Role::Physical && r.vid == rec.vid
+                    })
+                    .map(|(i, _)| format!("ifindex {i}"))
+                    .collect();
+                if !twins.is_empty() {
+                    port_warnings.push(format!(
+                        "VID {} is also registered for {}: their frames are indistinguishable at the router; \
+                         `attach IFACE --role physical --vid N --replace` gives one of them another VID",
+                        rec.vid,
+                        twins.join(", ")
+                    ));
+                }
             }
             if let (Role::Physical, Some(nic_mtu), Some(router_mtu)) = (
                 rec.role(),
@@ -148,24 +220,40 @@ impl Forwarder {
                 router_link.as_ref().and_then(|l| l.mtu),
             ) && router_mtu < nic_mtu
             {
-                warnings.push(format!(
+                port_warnings.push(format!(
                     "router MTU {router_mtu} < this NIC's MTU {nic_mtu}: full-size frames will be dropped at the router"
                 ));
             }
+            let counters = match counters::read_pinned(&pins.counters(ifindex)) {
+                Ok(c) => c.map(Counters::from),
+                Err(e) => {
+                    port_warnings.push(e.to_string());
+                    None
+                }
+            };
             ports.push(Port {
                 ifindex,
                 name: link.as_ref().map(|l| l.name.clone()),
                 role: rec.role(),
                 mode: rec.mode(),
-                vid: (rec.role() == Role::Physical).then_some(rec.vid),
+                vid: physical.then_some(rec.vid),
                 mtu: link.as_ref().and_then(|l| l.mtu),
                 up: link.as_ref().is_some_and(|l| l.up),
-                attached: link.as_ref().is_some_and(|l| l.xdp.is_some())
-                    && pins.link(ifindex).exists(),
-                counters: counters::read_pinned(&pins.counters(ifindex))?.map(Counters::from),
+                attached: health.is_attached(),
+                netns: rec.netns,
+                counters,
                 rates: None,
-                warnings,
+                warnings: port_warnings,
             });
+        }
+        for ifindex in pins.link_pins()? {
+            if !records.iter().any(|(i, _)| *i == ifindex) {
+                warnings.push(format!(
+                    "orphaned link {} (pinned, not registered): `detach IFACE` on the interface \
+                     with ifindex {ifindex} removes it",
+                    pins.link(ifindex).display()
+                ));
+            }
         }
         Ok(Status {
             schema: 1,
@@ -175,6 +263,8 @@ impl Forwarder {
                 name: router_link.map(|l| l.name),
             }),
             ports,
+            netns: self.netns(),
+            warnings,
         })
     }
 }
@@ -186,9 +276,13 @@ impl std::fmt::Display for Status {
             Some(Iface { ifindex, name }) => writeln!(
                 f,
                 "router_iface: {} (ifindex {ifindex})",
-                name.as_deref().unwrap_or("<gone>")
+                name.as_deref()
+                    .map_or_else(|| "<gone>".to_owned(), printable)
             )?,
             None => writeln!(f, "router_iface: not set (physical ports drop everything)")?,
+        }
+        for w in &self.warnings {
+            writeln!(f, "warning: {w}")?;
         }
         if self.ports.is_empty() {
             return writeln!(f, "no port attached");
@@ -217,7 +311,9 @@ impl std::fmt::Display for Status {
             write!(
                 f,
                 "{:<16} {:>7}  {:<8}  {:<6}  {:>4}  {:>5}  {:<4}  {:<8}  {:>12}  {:>10}",
-                p.name.as_deref().unwrap_or("<gone>"),
+                p.name
+                    .as_deref()
+                    .map_or_else(|| "<gone>".to_owned(), printable),
                 p.ifindex,
                 p.role.to_string(),
                 p.mode.to_string(),

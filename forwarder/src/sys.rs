@@ -1,60 +1,72 @@
-//! The few raw BPF map operations aya does not offer for our maps: DEVMAPs
-//! with 4-byte values (aya's `DevMap` insists on 8-byte `bpf_devmap_val` on
-//! current kernels, but `router_iface` must keep the original's layout).
+//! The few raw `bpf(2)` commands aya does not offer as we need them, built on
+//! aya-obj's generated `bpf_attr`:
+//! - DEVMAP elements with 4-byte values (aya's `DevMap` insists on 8-byte
+//!   `bpf_devmap_val` on current kernels, but `router_iface` must keep the
+//!   original's layout);
+//! - XDP links: their target ifindex (0 once detached), a compare-and-swap
+//!   program update, detach, and creation from a program fd (to put an old
+//!   program back when a mode change fails).
 
 use std::{
     io,
-    os::fd::{AsRawFd as _, BorrowedFd},
+    os::fd::{AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
 };
 
-const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
-const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
-const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
+use aya_obj::generated::{
+    BPF_F_REPLACE, bpf_attach_type, bpf_attr, bpf_cmd, bpf_link_info, bpf_link_type,
+};
 
-/// The `bpf_attr` member for element commands.
-#[repr(C)]
-#[derive(Default)]
-struct ElemAttr {
-    map_fd: u32,
-    _pad: u32,
-    key: u64,
-    value: u64,
-    flags: u64,
+fn zeroed_attr() -> bpf_attr {
+    // SAFETY: `bpf_attr` is a C union of integers; all zeroes is valid and
+    // is what the kernel wants in every member we do not set.
+    unsafe { std::mem::zeroed() }
 }
 
-fn elem_cmd(
-    cmd: libc::c_long,
-    fd: BorrowedFd<'_>,
-    key: &u32,
-    value: Option<&mut u32>,
-) -> io::Result<()> {
-    let mut attr = ElemAttr {
-        map_fd: fd.as_raw_fd() as u32,
-        key: std::ptr::from_ref(key) as u64,
-        value: value.map_or(0, |v| std::ptr::from_mut(v) as u64),
-        ..Default::default()
-    };
-    // SAFETY: `attr` is a valid, fully initialised prefix of `bpf_attr` for
-    // this command, and the key/value pointers stay valid for the call.
+/// `bpf(cmd, attr)`; the kernel's return value (an fd for some commands).
+fn bpf(cmd: bpf_cmd, attr: &mut bpf_attr) -> io::Result<i64> {
+    // SAFETY: `attr` is a fully initialised `bpf_attr` of the size passed;
+    // any pointers in it point at memory that outlives the call.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_bpf,
-            cmd,
-            std::ptr::from_mut(&mut attr),
-            size_of::<ElemAttr>() as u32,
+            cmd as libc::c_long,
+            std::ptr::from_mut(attr),
+            size_of::<bpf_attr>() as u32,
         )
     };
     if ret < 0 {
         Err(io::Error::last_os_error())
     } else {
-        Ok(())
+        Ok(ret)
     }
+}
+
+/// A command that returns a new fd.
+fn bpf_fd(cmd: bpf_cmd, attr: &mut bpf_attr) -> io::Result<OwnedFd> {
+    let fd = bpf(cmd, attr)?;
+    // SAFETY: the kernel just returned this descriptor to us; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+fn elem_cmd(
+    cmd: bpf_cmd,
+    fd: BorrowedFd<'_>,
+    key: &u32,
+    value: Option<&mut u32>,
+) -> io::Result<()> {
+    let mut attr = zeroed_attr();
+    // SAFETY: writing the element-command member of a zeroed union.
+    let elem = unsafe { &mut attr.__bindgen_anon_2 };
+    elem.map_fd = fd.as_raw_fd() as u32;
+    elem.key = std::ptr::from_ref(key) as u64;
+    elem.__bindgen_anon_1.value = value.map_or(0, |v| std::ptr::from_mut(v) as u64);
+    bpf(cmd, &mut attr).map(drop)
 }
 
 /// The value at `key`, `None` for an empty slot.
 pub fn lookup(fd: BorrowedFd<'_>, key: u32) -> io::Result<Option<u32>> {
     let mut value = 0;
-    match elem_cmd(BPF_MAP_LOOKUP_ELEM, fd, &key, Some(&mut value)) {
+    match elem_cmd(bpf_cmd::BPF_MAP_LOOKUP_ELEM, fd, &key, Some(&mut value)) {
         Ok(()) => Ok(Some(value)),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
         Err(e) => Err(e),
@@ -62,13 +74,140 @@ pub fn lookup(fd: BorrowedFd<'_>, key: u32) -> io::Result<Option<u32>> {
 }
 
 pub fn update(fd: BorrowedFd<'_>, key: u32, mut value: u32) -> io::Result<()> {
-    elem_cmd(BPF_MAP_UPDATE_ELEM, fd, &key, Some(&mut value))
+    elem_cmd(bpf_cmd::BPF_MAP_UPDATE_ELEM, fd, &key, Some(&mut value))
 }
 
 /// Empties slot `key`; an already empty slot is fine.
 pub fn delete(fd: BorrowedFd<'_>, key: u32) -> io::Result<()> {
-    match elem_cmd(BPF_MAP_DELETE_ELEM, fd, &key, None) {
+    match elem_cmd(bpf_cmd::BPF_MAP_DELETE_ELEM, fd, &key, None) {
         Err(e) if e.raw_os_error() != Some(libc::ENOENT) => Err(e),
         _ => Ok(()),
     }
+}
+
+/// What the kernel says about an XDP link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct XdpLinkInfo {
+    pub id: u32,
+    pub prog_id: u32,
+    /// The interface it is attached to; 0 once detached (interface removed,
+    /// `bpftool link detach`).
+    pub ifindex: u32,
+}
+
+/// The info of the link behind `fd`; an error if it is not an XDP link.
+pub fn xdp_link_info(fd: BorrowedFd<'_>) -> io::Result<XdpLinkInfo> {
+    // SAFETY: `bpf_link_info` is a C struct of integers; zeroes are valid.
+    let mut info: bpf_link_info = unsafe { std::mem::zeroed() };
+    let mut attr = zeroed_attr();
+    // SAFETY: writing the info member of a zeroed union.
+    let req = unsafe { &mut attr.info };
+    req.bpf_fd = fd.as_raw_fd() as u32;
+    req.info_len = size_of::<bpf_link_info>() as u32;
+    req.info = std::ptr::from_mut(&mut info) as u64;
+    bpf(bpf_cmd::BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
+    if info.type_ != bpf_link_type::BPF_LINK_TYPE_XDP as u32 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("a link of type {}, not XDP", info.type_),
+        ));
+    }
+    Ok(XdpLinkInfo {
+        id: info.id,
+        prog_id: info.prog_id,
+        // SAFETY: the kernel filled the XDP member (type checked above).
+        ifindex: unsafe { info.__bindgen_anon_1.xdp.ifindex },
+    })
+}
+
+/// Swaps the link's program for `new_prog`, only if it still runs
+/// `old_prog` (BPF_F_REPLACE): atomic, no frame sees no program.
+pub fn link_update(
+    link: BorrowedFd<'_>,
+    new_prog: BorrowedFd<'_>,
+    old_prog: BorrowedFd<'_>,
+) -> io::Result<()> {
+    let mut attr = zeroed_attr();
+    // SAFETY: writing the link_update member of a zeroed union.
+    let req = unsafe { &mut attr.link_update };
+    req.link_fd = link.as_raw_fd() as u32;
+    req.__bindgen_anon_1.new_prog_fd = new_prog.as_raw_fd() as u32;
+    req.__bindgen_anon_2.old_prog_fd = old_prog.as_raw_fd() as u32;
+    req.flags = BPF_F_REPLACE;
+    bpf(bpf_cmd::BPF_LINK_UPDATE, &mut attr).map(drop)
+}
+
+/// Detaches the link from its interface (the link object lives on, defunct).
+pub fn link_detach(link: BorrowedFd<'_>) -> io::Result<()> {
+    let mut attr = zeroed_attr();
+    attr.link_detach.link_fd = link.as_raw_fd() as u32;
+    bpf(bpf_cmd::BPF_LINK_DETACH, &mut attr).map(drop)
+}
+
+/// Attaches `prog` to `ifindex` with XDP `flags` (the mode) as a new link.
+pub fn xdp_link_create(prog: BorrowedFd<'_>, ifindex: u32, flags: u32) -> io::Result<OwnedFd> {
+    let mut attr = zeroed_attr();
+    // SAFETY: writing the link_create member of a zeroed union.
+    let req = unsafe { &mut attr.link_create };
+    req.__bindgen_anon_1.prog_fd = prog.as_raw_fd() as u32;
+    req.__bindgen_anon_2.target_ifindex = ifindex;
+    req.attach_type = bpf_attach_type::BPF_XDP as u32;
+    req.flags = flags;
+    bpf_fd(bpf_cmd::BPF_LINK_CREATE, &mut attr)
+}
+
+/// A new fd for the loaded program `id`.
+pub fn prog_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+    let mut attr = zeroed_attr();
+    attr.__bindgen_anon_6.__bindgen_anon_1.prog_id = id;
+    bpf_fd(bpf_cmd::BPF_PROG_GET_FD_BY_ID, &mut attr)
+}
+
+/// The cookie of the calling thread's network namespace: unique for the
+/// life of the machine (never reused, unlike an ifindex or an inode).
+pub fn netns_cookie() -> io::Result<u64> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").or_else(|_| {
+        // No IPv4 in this namespace: any socket will do.
+        std::net::UdpSocket::bind("[::]:0")
+    })?;
+    let mut cookie: u64 = 0;
+    let mut len = size_of::<u64>() as libc::socklen_t;
+    // SAFETY: a valid socket, and an out-pointer and length for a u64.
+    let ret = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_NETNS_COOKIE,
+            std::ptr::from_mut(&mut cookie).cast(),
+            &mut len,
+        )
+    };
+    if ret != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(cookie)
+}
+
+fn obj_cmd(cmd: bpf_cmd, path: &std::path::Path, fd: Option<BorrowedFd<'_>>) -> io::Result<i64> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let mut attr = zeroed_attr();
+    // SAFETY: writing the object-command member of a zeroed union.
+    let req = unsafe { &mut attr.__bindgen_anon_4 };
+    req.pathname = c_path.as_ptr() as u64;
+    req.bpf_fd = fd.map_or(0, |fd| fd.as_raw_fd() as u32);
+    bpf(cmd, &mut attr)
+}
+
+/// Opens the BPF object pinned at `path`.
+pub fn obj_get(path: &std::path::Path) -> io::Result<OwnedFd> {
+    let fd = obj_cmd(bpf_cmd::BPF_OBJ_GET, path, None)?;
+    // SAFETY: the kernel just returned this descriptor to us; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Pins the BPF object behind `fd` at `path`.
+pub fn obj_pin(fd: BorrowedFd<'_>, path: &std::path::Path) -> io::Result<()> {
+    obj_cmd(bpf_cmd::BPF_OBJ_PIN, path, Some(fd)).map(drop)
 }

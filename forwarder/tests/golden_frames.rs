@@ -96,6 +96,7 @@ impl Bench {
     fn new(tag: &str) -> Self {
         let fs = Bpffs::mount(tag);
         let pins = PinDir::open(fs.path()).unwrap();
+        pins.ensure_state_dir().unwrap();
         pins::open_or_create(&pins.router_iface(), MapSpec::ROUTER_IFACE).unwrap();
         pins::open_or_create(&pins.vlan_ports(), MapSpec::VLAN_PORTS).unwrap();
         let (nic, _) = veth("nic0", "nic0x");

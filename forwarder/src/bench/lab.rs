@@ -148,6 +148,7 @@ impl Lab {
         };
         (lab.nic, lab.nicx) = veth("nic0", "nic0x")?;
         (lab.rtr, lab.rtrx) = veth("rtr0", "rtr0x")?;
+        lab.pins.ensure_state_dir()?;
         pins::open_or_create(&lab.pins.router_iface(), MapSpec::ROUTER_IFACE)?;
         let ports = pins::open_or_create(&lab.pins.vlan_ports(), MapSpec::VLAN_PORTS)?;
         ports.set(u32::from(VID), lab.nic)?;

@@ -10,7 +10,7 @@ use xdp_forwarder::{
 
 /// Point the pinned router_iface map (entry 0) at IFACE.
 #[derive(Debug, Parser)]
-#[command(name = "set-router-iface", version, about)]
+#[command(name = "set-router-iface", version)]
 struct Args {
     /// The router-facing interface.
     iface: String,

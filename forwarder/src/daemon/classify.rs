@@ -1,14 +1,35 @@
 //! What the daemon makes of an interface: the net-vm's rules.
 
-use crate::{Role, netdev::Link};
+use crate::{Error, Result, Role, netdev::Link};
 
 /// The rules, from the command line.
 #[derive(Clone, Debug)]
 pub struct Rules {
-    /// MAC prefix of the router interface, lower case, e.g. `02:01:`.
-    pub router_mac_prefix: String,
+    /// The first octets of the router interface's MAC.
+    router_mac_prefix: Vec<u8>,
     /// Interface name patterns (`*` and `?` wildcards) left alone.
-    pub ignore: Vec<String>,
+    ignore: Vec<String>,
+}
+
+/// `02:01` or `02:01:` → `[2, 1]`: 1 to 6 octets of two hex digits (either
+/// case), colon-separated, one trailing colon allowed. The mdev hook
+/// (contrib/mdev/iface) applies the same rule.
+pub fn parse_mac_prefix(text: &str) -> Result<Vec<u8>> {
+    let invalid = || Error::InvalidMacPrefix(text.to_owned());
+    let body = text.strip_suffix(':').unwrap_or(text);
+    let octets: Vec<u8> = body
+        .split(':')
+        .map(|o| {
+            (o.len() == 2 && o.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| u8::from_str_radix(o, 16).ok())
+                .flatten()
+        })
+        .collect::<Option<_>>()
+        .ok_or_else(invalid)?;
+    if !(1..=6).contains(&octets.len()) {
+        return Err(invalid());
+    }
+    Ok(octets)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,13 +40,20 @@ pub enum Decision {
 }
 
 impl Rules {
+    pub fn new(router_mac_prefix: &str, ignore: Vec<String>) -> Result<Self> {
+        Ok(Self {
+            router_mac_prefix: parse_mac_prefix(router_mac_prefix)?,
+            ignore,
+        })
+    }
+
     pub fn decide(&self, link: &Link) -> Decision {
         if link.loopback || link.name == "lo" || self.ignore.iter().any(|p| glob(p, &link.name)) {
             return Decision::LeaveAlone;
         }
         if link
-            .mac_string()
-            .starts_with(&self.router_mac_prefix.to_ascii_lowercase())
+            .mac
+            .is_some_and(|mac| mac.starts_with(&self.router_mac_prefix))
         {
             Decision::Attach(Role::Router)
         } else {
@@ -76,10 +104,7 @@ mod tests {
     }
 
     fn rules(ignore: &[&str]) -> Rules {
-        Rules {
-            router_mac_prefix: "02:01:".into(),
-            ignore: ignore.iter().map(|s| s.to_string()).collect(),
-        }
+        Rules::new("02:01:", ignore.iter().map(|s| s.to_string()).collect()).unwrap()
     }
 
     #[test]
@@ -102,14 +127,38 @@ mod tests {
             r.decide(&link("eth1", nic)),
             Decision::Attach(Role::Physical)
         );
-        let upper = Rules {
-            router_mac_prefix: "02:01:AB".into(),
-            ..r
-        };
+        let upper = Rules::new("02:01:AB", vec![]).unwrap();
         assert_eq!(
             upper.decide(&link("x", [0x02, 0x01, 0xab, 0, 0, 0])),
             Decision::Attach(Role::Router)
         );
+    }
+
+    #[test]
+    fn mac_prefixes_are_one_to_six_hex_octets() {
+        for (text, octets) in [
+            ("02", vec![2]),
+            ("02:01", vec![2, 1]),
+            ("02:01:", vec![2, 1]),
+            ("0A:bC", vec![10, 0xbc]),
+            ("02:01:00:00:00:01", vec![2, 1, 0, 0, 0, 1]),
+        ] {
+            assert_eq!(parse_mac_prefix(text).unwrap(), octets, "{text}");
+        }
+        for bad in [
+            "",
+            ":",
+            "zz",
+            "02-01",
+            "2:1",
+            "002:01",
+            "02:01:00:00:00:00:00",
+            "02::01",
+            "02:01::",
+        ] {
+            let err = parse_mac_prefix(bad).unwrap_err().to_string();
+            assert!(err.contains("1 to 6 octets"), "{bad:?}: {err}");
+        }
     }
 
     #[test]

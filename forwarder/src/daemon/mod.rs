@@ -7,8 +7,6 @@ mod classify;
 use std::{
     cell::{Cell, RefCell},
     collections::HashSet,
-    fs::File,
-    os::fd::AsRawFd as _,
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -17,13 +15,16 @@ use futures::StreamExt as _;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{debug, error, info, warn};
 
-pub use classify::{Decision, Rules};
+pub use classify::{Decision, Rules, parse_mac_prefix};
 
 use crate::{
     Error, ModeChoice, Result, Role,
-    attach::{AttachRequest, Attached, Forwarder},
+    attach::AttachRequest,
+    detach::Outcome,
+    forwarder::Forwarder,
+    lock::{DaemonLock, WriterLock},
     netdev::{self, Link, LinkEvent},
-    pins,
+    pins::{self, PinDir},
 };
 
 /// When a second router-prefix interface appears while one is active.
@@ -51,6 +52,9 @@ pub async fn run(opts: Options) -> Result<()> {
     ensure_bpffs(&opts.pin_dir, opts.no_mount)?;
     let _lock = lock(&opts.pin_dir)?;
     let fwd = Forwarder::open(&opts.pin_dir)?;
+    // Another namespace's live ports: refuse now rather than fail on
+    // every interface.
+    fwd.check_netns()?;
     let signal_err = |e| Error::kernel("cannot install signal handlers", e);
     let mut term = signal(SignalKind::terminate()).map_err(signal_err)?;
     let mut int = signal(SignalKind::interrupt()).map_err(signal_err)?;
@@ -109,11 +113,19 @@ pub async fn run(opts: Options) -> Result<()> {
         }
     }
     if daemon.opts.detach_on_exit {
-        for d in daemon.fwd.detach_all().await? {
-            info!(iface = %d.iface, role = %d.role, result = "detached", "exiting");
+        for Outcome { port, error } in daemon.fwd.detach_all().await? {
+            match error {
+                None => {
+                    info!(iface = %port.iface, role = %port.role, result = "detached", "exiting")
+                }
+                Some(e) => {
+                    error!(iface = %port.iface, role = %port.role, error = %e, result = "failed", "exiting")
+                }
+            }
         }
     } else {
-        info!("exiting; the attachments stay in place and keep forwarding");
+        info!(pin_dir = %daemon.opts.pin_dir.display(),
+              "exiting; the attachments stay pinned there and keep forwarding");
     }
     Ok(())
 }
@@ -185,19 +197,27 @@ impl Daemon {
             .forget_gone()
             .await
             .iter()
-            .any(|d| d.role == Role::Router)
+            .any(|d| d.port.role == Role::Router)
         {
             // A standby router interface may be waiting.
             Box::pin(self.scan()).await;
         }
     }
 
-    async fn forget_gone(&self) -> Vec<Attached> {
+    async fn forget_gone(&self) -> Vec<Outcome> {
         match self.fwd.forget_gone().await {
             Ok(gone) => {
-                for d in &gone {
-                    info!(iface = %d.iface, ifindex = d.ifindex, role = %d.role, vid = %vid(d.vid),
-                          result = "released", "interface gone");
+                for Outcome { port: d, error } in &gone {
+                    match error {
+                        None => {
+                            info!(iface = %d.iface, ifindex = d.ifindex, role = %d.role, vid = %vid(d.vid),
+                                      result = "released", "interface gone")
+                        }
+                        Some(e) => {
+                            error!(iface = %d.iface, ifindex = d.ifindex, error = %e, result = "failed", "interface gone");
+                            self.dirty.set(true);
+                        }
+                    }
                 }
                 gone
             }
@@ -289,7 +309,10 @@ impl Daemon {
     }
 }
 
-/// Mounts bpffs at `dir` unless it is one already (or fails with `no_mount`).
+/// Mounts bpffs at `dir` (mode 0700: only root may pin there) unless it is
+/// one already, or fails with `no_mount`. Refuses in a mount namespace of
+/// its own (e.g. under `ip netns exec`): the mount, and every attachment
+/// pinned in it, would vanish with that namespace.
 fn ensure_bpffs(dir: &Path, no_mount: bool) -> Result<()> {
     if pins::is_bpffs(dir) {
         return Ok(());
@@ -299,18 +322,29 @@ fn ensure_bpffs(dir: &Path, no_mount: bool) -> Result<()> {
             path: dir.to_owned(),
         });
     }
+    if private_mount_namespace() {
+        return Err(Error::Refused {
+            iface: dir.display().to_string(),
+            why: "it is not a bpffs mount, and this process runs in a mount namespace of its \
+                  own (e.g. under `ip netns exec`): a bpffs mounted here would vanish with that \
+                  namespace, and every pinned attachment with it. Mount bpffs in the host's \
+                  mount namespace first (`mount -t bpf -o mode=0700 bpf DIR`)"
+                .into(),
+        });
+    }
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::kernel(format!("cannot create {}", dir.display()), e))?;
     let target = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
         .map_err(|e| Error::kernel("pin dir", e))?;
-    // SAFETY: NUL-terminated strings that outlive the call; no data argument.
+    // SAFETY: NUL-terminated strings that outlive the call; the data
+    // argument is a NUL-terminated option string.
     let ret = unsafe {
         libc::mount(
             c"bpf".as_ptr(),
             target.as_ptr(),
             c"bpf".as_ptr(),
             0,
-            std::ptr::null(),
+            c"mode=0700".as_ptr().cast(),
         )
     };
     if ret != 0 {
@@ -319,25 +353,34 @@ fn ensure_bpffs(dir: &Path, no_mount: bool) -> Result<()> {
             std::io::Error::last_os_error(),
         ));
     }
-    info!(path = %dir.display(), "mounted bpffs");
+    info!(path = %dir.display(), "mounted bpffs (mode 0700)");
     Ok(())
 }
 
-/// One daemon per pin dir: an exclusive lock held for the daemon's life.
-fn lock(pin_dir: &Path) -> Result<File> {
-    let name = pin_dir.display().to_string().replace('/', "_");
-    let path = PathBuf::from(format!("/run/xdp-forwarder-run{name}.lock"));
-    let file = File::create(&path)
-        .map_err(|e| Error::kernel(format!("cannot create {}", path.display()), e))?;
-    // SAFETY: flock on a descriptor we own.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        return Err(Error::Refused {
-            iface: pin_dir.display().to_string(),
-            why: format!(
-                "another `xdp-forwarder run` manages this pin dir (it holds {})",
-                path.display()
-            ),
-        });
+/// Whether this process's mount namespace differs from init's.
+fn private_mount_namespace() -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let ns =
+        |pid: &str| std::fs::metadata(format!("/proc/{pid}/ns/mnt")).map(|m| (m.dev(), m.ino()));
+    match (ns("self"), ns("1")) {
+        (Ok(own), Ok(init)) => own != init,
+        _ => false,
     }
-    Ok(file)
+}
+
+/// One daemon per pin dir: a lock on its state directory, held for the
+/// daemon's life (taken under the writer lock, so that no command removes
+/// the directory in between). Keyed by the directory itself, never by how
+/// the path is spelled, and nothing is left in /run.
+fn lock(pin_dir: &Path) -> Result<DaemonLock> {
+    let pins = PinDir::open(pin_dir)?;
+    let _writer = WriterLock::acquire(pins.root())?;
+    pins.ensure_state_dir()?;
+    DaemonLock::try_acquire(&pins.state_dir())?.ok_or_else(|| Error::Refused {
+        iface: pin_dir.display().to_string(),
+        why: format!(
+            "another `xdp-forwarder run` manages this pin dir (it holds a lock on {})",
+            pins.state_dir().display()
+        ),
+    })
 }

@@ -1,0 +1,249 @@
+//! [`Forwarder`]: the data plane of one pin dir, seen from the current
+//! network namespace, and what every command shares: the writer lock, the
+//! namespace that owns the pin dir, the ports whose interface is gone.
+
+use std::path::{Path, PathBuf};
+
+use tracing::info;
+use xdp_forwarder_common::maps::ROUTER_IFACE_KEY;
+
+use crate::{
+    Error, Result, Role, health, links,
+    lock::WriterLock,
+    netdev::{Link, Netdev},
+    pins::{self, MapSpec, PinDir},
+    ports::{FLAG_SET_PROMISC, PortRecord, Ports},
+    privileges, sys,
+};
+
+/// The data plane of one pin dir, in the current network namespace.
+pub struct Forwarder {
+    pins: PinDir,
+    net: Netdev,
+    netns: u64,
+}
+
+impl Forwarder {
+    /// Checks privileges and the pin dir; needs a tokio runtime (netlink).
+    pub fn open(pin_dir: &Path) -> Result<Self> {
+        privileges::require("xdp-forwarder")?;
+        Ok(Self {
+            pins: PinDir::open(pin_dir)?,
+            net: Netdev::connect()?,
+            netns: sys::netns_cookie()
+                .map_err(|e| Error::kernel("cannot read the network namespace's cookie", e))?,
+        })
+    }
+
+    pub fn pins(&self) -> &PinDir {
+        &self.pins
+    }
+
+    pub fn netdev(&self) -> &Netdev {
+        &self.net
+    }
+
+    /// The cookie of the network namespace this forwarder works in.
+    pub fn netns(&self) -> u64 {
+        self.netns
+    }
+
+    /// The pin dir's writer lock: held by every command that changes it.
+    pub(crate) fn lock(&self) -> Result<WriterLock> {
+        WriterLock::acquire(self.pins.root())
+    }
+
+    /// A pin dir serves one network namespace at a time (its ifindexes mean
+    /// nothing elsewhere, and `router_iface` has one slot). Ports registered
+    /// from another namespace are never touched while one of their links is
+    /// attached; once none is, that namespace runs nothing of ours and its
+    /// records are forgotten.
+    pub(crate) fn claim_netns(&self, ports: &mut Ports) -> Result<()> {
+        let foreign: Vec<(u32, PortRecord)> = ports
+            .all()?
+            .into_iter()
+            .filter(|(_, r)| r.netns != self.netns)
+            .collect();
+        let Some(owner) = foreign.first().map(|(_, r)| r.netns) else {
+            return Ok(());
+        };
+        let live = foreign
+            .iter()
+            .filter(|(i, _)| {
+                health::pinned_link(&self.pins.link(*i))
+                    .is_ok_and(|l| l.is_some_and(|l| l.ifindex != 0))
+            })
+            .count();
+        if live > 0 {
+            return Err(Error::OtherNetns {
+                pin_dir: self.pins.root().to_owned(),
+                owner,
+                ours: self.netns,
+                live,
+            });
+        }
+        for (ifindex, rec) in foreign {
+            info!(
+                ifindex,
+                netns = rec.netns,
+                "forgetting a port of a network namespace that runs nothing of ours any more"
+            );
+            self.release_pins(ifindex, &rec)?;
+            ports.remove(ifindex)?;
+        }
+        Ok(())
+    }
+
+    /// Fails when another network namespace's ports are live in this pin
+    /// dir (see [`Self::claim_netns`]).
+    pub fn check_netns(&self) -> Result<()> {
+        let _lock = self.lock()?;
+        match Ports::open(&self.pins)? {
+            Some(mut ports) => self.claim_netns(&mut ports),
+            None => Ok(()),
+        }
+    }
+
+    /// Forgets ports whose interface has disappeared (their links died with
+    /// them): frees their VIDs and pins.
+    pub(crate) async fn prune_gone(&self, ports: &mut Ports) -> Result<Vec<(u32, PortRecord)>> {
+        let mut gone = Vec::new();
+        for (ifindex, rec) in ports.all()? {
+            if rec.netns == self.netns && self.net.by_index(ifindex).await?.is_none() {
+                info!(ifindex, role = %rec.role(), vid = rec.vid, "forgetting a port whose interface is gone");
+                self.release(ports, ifindex, &rec, None).await?;
+                gone.push((ifindex, rec));
+            }
+        }
+        Ok(gone)
+    }
+
+    /// The name of `ifindex` for a message.
+    pub(crate) async fn name_of(&self, ifindex: u32) -> String {
+        match self.net.by_index(ifindex).await {
+            Ok(Some(link)) => link.name,
+            _ => format!("ifindex {ifindex}"),
+        }
+    }
+
+    /// The interface attached as router in this namespace, if it still exists.
+    pub async fn active_router(&self) -> Result<Option<Link>> {
+        let Some(ports) = Ports::open(&self.pins)? else {
+            return Ok(None);
+        };
+        for (ifindex, rec) in ports.all()? {
+            if rec.role() == Role::Router
+                && rec.netns == self.netns
+                && let Some(link) = self.net.by_index(ifindex).await?
+            {
+                return Ok(Some(link));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether `ifindex` is a registered port of this pin dir and namespace.
+    pub fn is_port(&self, ifindex: u32) -> Result<bool> {
+        Ok(match Ports::open(&self.pins)? {
+            Some(ports) => ports.get(ifindex)?.is_some_and(|r| r.netns == self.netns),
+            None => false,
+        })
+    }
+
+    /// Points `router_iface` at `iface`, creating the pinned map if needed.
+    /// Returns the ifindex it pointed at before.
+    pub async fn set_router_iface(&self, iface: &str) -> Result<(u32, Option<u32>)> {
+        self.net.by_name(iface).await?;
+        let _lock = self.lock()?;
+        let link = self.net.by_name(iface).await?;
+        if link.loopback {
+            return Err(Error::Refused {
+                iface: link.name,
+                why: "the loopback interface cannot be the router interface".into(),
+            });
+        }
+        if let Some(mut ports) = Ports::open(&self.pins)? {
+            self.claim_netns(&mut ports)?;
+            for (ifindex, rec) in ports.all()? {
+                let refuse = |why: String| Error::Refused {
+                    iface: link.name.clone(),
+                    why,
+                };
+                if ifindex == link.index && rec.role() == Role::Physical {
+                    return Err(refuse(
+                        "it is attached as a physical port; frames would loop back into it (detach it first)".into(),
+                    ));
+                }
+                if ifindex != link.index
+                    && rec.role() == Role::Router
+                    && self.net.by_index(ifindex).await?.is_some()
+                {
+                    let other = self.name_of(ifindex).await;
+                    return Err(refuse(format!(
+                        "{other} is attached as the router by xdp-forwarder; detach it first, \
+                         or attach {} --role router --replace after that",
+                        link.name
+                    )));
+                }
+            }
+        }
+        let pinned = pins::open_or_create(&self.pins.router_iface(), MapSpec::ROUTER_IFACE)?;
+        let before = pinned.get(ROUTER_IFACE_KEY)?;
+        pinned.set(ROUTER_IFACE_KEY, link.index)?;
+        info!(iface, ifindex = link.index, ?before, "router_iface set");
+        Ok((link.index, before))
+    }
+
+    /// Undoes everything `attach` did for one port, in an order a killed
+    /// command can resume: the record goes last. `link` is the interface
+    /// when it is still there (promiscuous mode we set is turned off).
+    pub(crate) async fn release(
+        &self,
+        ports: &mut Ports,
+        ifindex: u32,
+        rec: &PortRecord,
+        link: Option<&Link>,
+    ) -> Result<()> {
+        self.release_pins(ifindex, rec)?;
+        if let Some(link) = link
+            && rec.flags & FLAG_SET_PROMISC != 0
+            && link.promisc
+        {
+            self.net.set_promisc(link, false).await?;
+        }
+        ports.remove(ifindex)
+    }
+
+    /// The port's link (detached now), counters pin and map slot.
+    pub(crate) fn release_pins(&self, ifindex: u32, rec: &PortRecord) -> Result<()> {
+        links::release(&self.pins.link(ifindex))?;
+        pins::remove_pin(&self.pins.counters(ifindex))?;
+        let (path, spec, key) = match rec.role() {
+            Role::Physical => (
+                self.pins.vlan_ports(),
+                MapSpec::VLAN_PORTS,
+                u32::from(rec.vid),
+            ),
+            Role::Router => (
+                self.pins.router_iface(),
+                MapSpec::ROUTER_IFACE,
+                ROUTER_IFACE_KEY,
+            ),
+        };
+        if let Some(slots) = pins::open_existing(&path, spec)?
+            && slots.get(key)? == Some(ifindex)
+        {
+            slots.clear(key)?;
+        }
+        Ok(())
+    }
+}
+
+/// Pins `router_iface` in `pin_dir` if nothing is pinned there, so that
+/// objects loaded by a foreign loader can share it. Returns its path.
+pub fn prepare_router_iface(pin_dir: &Path) -> Result<PathBuf> {
+    privileges::require("pinning router_iface")?;
+    let pins = PinDir::open(pin_dir)?;
+    let _lock = WriterLock::acquire(pins.root())?;
+    Ok(pins::open_or_create(&pins.router_iface(), MapSpec::ROUTER_IFACE)?.path)
+}
