@@ -95,7 +95,10 @@ impl Netdev {
     /// The interface called `name`.
     pub async fn by_name(&self, name: &str) -> Result<Link> {
         let unknown = || Error::UnknownInterface(name.to_owned());
-        if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains('/') {
+        if name.len() >= libc::IFNAMSIZ {
+            return Err(Error::InterfaceNameTooLong(name.to_owned()));
+        }
+        if name.is_empty() || name.contains('/') {
             return Err(unknown());
         }
         let mut links = self
@@ -110,7 +113,7 @@ impl Netdev {
             Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => {
                 Err(unknown())
             }
-            Err(e) => Err(Error::kernel(format!("cannot look up interface {name}"), e)),
+            Err(e) => Err(netlink(format!("cannot look up interface {name}"), e)),
         }
     }
 
@@ -120,7 +123,7 @@ impl Netdev {
         match links.try_next().await {
             Ok(msg) => Ok(msg.map(Link::from_message)),
             Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
-            Err(e) => Err(Error::kernel(format!("cannot look up ifindex {index}"), e)),
+            Err(e) => Err(netlink(format!("cannot look up ifindex {index}"), e)),
         }
     }
 
@@ -133,7 +136,7 @@ impl Netdev {
             .map_ok(Link::from_message)
             .try_collect()
             .await
-            .map_err(|e| Error::kernel("cannot list interfaces", e))
+            .map_err(|e| netlink("cannot list interfaces", e))
     }
 
     pub async fn set_up(&self, link: &Link) -> Result<()> {
@@ -142,7 +145,7 @@ impl Netdev {
             .set(LinkUnspec::new_with_index(link.index).up().build())
             .execute()
             .await
-            .map_err(|e| Error::kernel(format!("cannot bring {} up", link.name), e))
+            .map_err(|e| netlink(format!("cannot bring {} up", link.name), e))
     }
 
     pub async fn set_promisc(&self, link: &Link, on: bool) -> Result<()> {
@@ -155,7 +158,16 @@ impl Netdev {
             )
             .execute()
             .await
-            .map_err(|e| Error::kernel(format!("cannot set promiscuous mode on {}", link.name), e))
+            .map_err(|e| netlink(format!("cannot set promiscuous mode on {}", link.name), e))
+    }
+}
+
+/// A failed rtnetlink request, with the kernel's errno (rtnetlink's own
+/// message for it shows only the echoed header).
+fn netlink(context: impl Into<String>, e: rtnetlink::Error) -> Error {
+    match e {
+        rtnetlink::Error::NetlinkError(msg) => Error::kernel(context, msg.to_io()),
+        other => Error::kernel(context, other),
     }
 }
 

@@ -3,11 +3,7 @@
 
 mod support;
 
-use support::{Bpffs, cli, cli_err, cli_ok, in_fresh_netns, run, veth};
-
-fn status_json(pins: &Bpffs) -> serde_json::Value {
-    serde_json::from_str(&cli_ok(&["status", "--json", "--pin-dir", pins.arg()])).unwrap()
-}
+use support::{Bpffs, cli, cli_err, cli_ok, in_fresh_netns, run, status_json, veth};
 
 fn xdp_prog_on(iface: &str) -> Option<String> {
     let out = run("ip", &["-d", "link", "show", "dev", iface]);

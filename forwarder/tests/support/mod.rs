@@ -3,6 +3,7 @@
 //! removed when its guard drops, also when the test fails.
 #![allow(dead_code, reason = "each test binary uses a different part")]
 
+pub mod daemon;
 pub mod netns;
 pub mod packet;
 
@@ -156,4 +157,87 @@ pub fn cli_err(args: &[&str]) -> String {
         "panic instead of an error: {stderr}"
     );
     stderr
+}
+
+/// What the kernel says runs where in the calling thread's namespace:
+/// interface name → XDP program id.
+pub fn xdp_running() -> std::collections::BTreeMap<String, u64> {
+    let links: serde_json::Value =
+        serde_json::from_str(&run("ip", &["-j", "-d", "link", "show"])).expect("ip -j");
+    links
+        .as_array()
+        .expect("a list of links")
+        .iter()
+        .filter_map(|l| {
+            let id = l["xdp"]["prog"]["id"].as_u64()?;
+            Some((l["ifname"].as_str()?.to_owned(), id))
+        })
+        .collect()
+}
+
+/// Whether `iface` is in promiscuous mode.
+pub fn promisc(iface: &str) -> bool {
+    run("ip", &["link", "show", "dev", iface]).contains("PROMISC")
+}
+
+/// `status --json` of the pin dir.
+pub fn status_json(pins: &Bpffs) -> serde_json::Value {
+    serde_json::from_str(&cli_ok(&["status", "--json", "--pin-dir", pins.arg()])).unwrap()
+}
+
+/// The `link-N` and `counters-N` pins of the state dir, by ifindex.
+pub fn state_pins(pins: &Bpffs) -> (Vec<u64>, Vec<u64>) {
+    let mut links = Vec::new();
+    let mut counters = Vec::new();
+    if let Ok(dir) = std::fs::read_dir(pins.path().join("xdp-forwarder")) {
+        for entry in dir.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(i) = name.strip_prefix("link-") {
+                links.push(i.parse().unwrap());
+            } else if let Some(i) = name.strip_prefix("counters-") {
+                counters.push(i.parse().unwrap());
+            }
+        }
+    }
+    links.sort_unstable();
+    counters.sort_unstable();
+    (links, counters)
+}
+
+/// Every invariant of a pin dir at rest, checked against the kernel (taken
+/// under the pin dir's writer lock, so no writer is half-way): every port
+/// attached with no warning, each VID on at most one port, the interfaces
+/// running XDP exactly the registered ones, one link and one counters pin
+/// per port and none else.
+pub fn assert_consistent(pins: &Bpffs, context: &str) -> serde_json::Value {
+    let dir = std::fs::File::open(pins.path()).unwrap();
+    dir.lock().unwrap();
+    let st = status_json(pins);
+    let ports = st["ports"].as_array().unwrap();
+    assert!(
+        st["warnings"].as_array().unwrap().is_empty(),
+        "{context}: {st:#}"
+    );
+    let mut vids = std::collections::BTreeSet::new();
+    let mut registered = std::collections::BTreeSet::new();
+    let mut ifindexes = Vec::new();
+    for p in ports {
+        assert_eq!(p["attached"], true, "{context}: {p:#}");
+        assert!(
+            p["warnings"].as_array().unwrap().is_empty(),
+            "{context}: {p:#}"
+        );
+        if let Some(vid) = p["vid"].as_u64() {
+            assert!(vids.insert(vid), "{context}: VID {vid} twice: {st:#}");
+        }
+        registered.insert(p["name"].as_str().unwrap().to_owned());
+        ifindexes.push(p["ifindex"].as_u64().unwrap());
+    }
+    let running: std::collections::BTreeSet<String> = xdp_running().into_keys().collect();
+    assert_eq!(running, registered, "{context}: kernel vs registry");
+    ifindexes.sort_unstable();
+    let (links, counters) = state_pins(pins);
+    assert_eq!(links, ifindexes, "{context}: link pins");
+    assert_eq!(counters, ifindexes, "{context}: counters pins");
+    st
 }
