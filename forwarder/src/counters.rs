@@ -2,10 +2,10 @@
 
 use std::path::Path;
 
-use aya::maps::{Map, MapData, PerCpuArray};
+use aya::maps::{Map, PerCpuArray};
 use xdp_forwarder_common::PortCounters;
 
-use crate::{Error, Result};
+use crate::{Error, Result, pins::MapSpec};
 
 /// [`PortCounters`] as aya reads it from the map.
 #[repr(transparent)]
@@ -32,11 +32,12 @@ pub fn sum(map: &Map) -> Result<PortCounters> {
 
 /// The counters pinned at `path`; `None` when nothing is pinned there (a port
 /// attached by an older version, or the pin was removed by hand).
+/// A pin of another shape is an error naming the path and both shapes.
 pub fn read_pinned(path: &Path) -> Result<Option<PortCounters>> {
-    if !path.exists() {
-        return Ok(None);
+    match crate::pins::open_existing(path, MapSpec::COUNTERS)? {
+        Some(pinned) => sum(&Map::PerCpuArray(pinned.map))
+            .map(Some)
+            .map_err(|e| Error::kernel(format!("cannot read {}", path.display()), e)),
+        None => Ok(None),
     }
-    let map = MapData::from_pin(path)
-        .map_err(|e| Error::kernel(format!("cannot open {}", path.display()), e))?;
-    sum(&Map::PerCpuArray(map)).map(Some)
 }

@@ -186,6 +186,17 @@ impl MapSpec {
         max_entries: PORTS_MAX,
     };
 
+    /// A port program's `fwd_counters`: one [`PortCounters`] per CPU.
+    ///
+    /// [`PortCounters`]: xdp_forwarder_common::PortCounters
+    pub const COUNTERS: MapSpec = MapSpec {
+        name: xdp_forwarder_common::maps::COUNTERS,
+        kind: MapType::PerCpuArray,
+        key_size: 4,
+        value_size: size_of::<xdp_forwarder_common::PortCounters>() as u32,
+        max_entries: 1,
+    };
+
     const fn devmap(name: &'static str, max_entries: u32) -> Self {
         MapSpec {
             name,

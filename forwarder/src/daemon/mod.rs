@@ -357,15 +357,20 @@ fn ensure_bpffs(dir: &Path, no_mount: bool) -> Result<()> {
     Ok(())
 }
 
-/// Whether this process's mount namespace differs from init's.
+/// Whether this process runs in a mount namespace of its own: one that
+/// differs from init's or, where init's cannot be read (a container), from
+/// the parent's (`unshare -m`, `ip netns exec` and systemd's PrivateMounts
+/// all give the command a namespace its parent does not share).
 fn private_mount_namespace() -> bool {
     use std::os::unix::fs::MetadataExt as _;
-    let ns =
-        |pid: &str| std::fs::metadata(format!("/proc/{pid}/ns/mnt")).map(|m| (m.dev(), m.ino()));
-    match (ns("self"), ns("1")) {
-        (Ok(own), Ok(init)) => own != init,
-        _ => false,
-    }
+    let ns = |pid: String| {
+        std::fs::metadata(format!("/proc/{pid}/ns/mnt"))
+            .map(|m| (m.dev(), m.ino()))
+            .ok()
+    };
+    let own = ns("self".into());
+    let other = ns("1".into()).or_else(|| ns(std::os::unix::process::parent_id().to_string()));
+    matches!((own, other), (Some(own), Some(other)) if own != other)
 }
 
 /// One daemon per pin dir: a lock on its state directory, held for the
