@@ -88,22 +88,28 @@ impl RawSocket {
 
     /// The next frame received (not sent) on the interface within `timeout`,
     /// with its outer VLAN tag re-inserted.
+    /// A zero `timeout` still reads a frame already queued.
     pub fn recv(&self, timeout: Duration) -> Option<Vec<u8>> {
         let deadline = Instant::now() + timeout;
         loop {
-            let left = deadline.checked_duration_since(Instant::now())?;
+            let left = deadline.saturating_duration_since(Instant::now());
             let mut pfd = libc::pollfd {
                 fd: self.fd.as_raw_fd(),
                 events: libc::POLLIN,
                 revents: 0,
             };
+            // Whole milliseconds, rounded up (a zero timeout only checks).
+            let wait = left.as_micros().div_ceil(1000) as i32;
             // SAFETY: one valid pollfd.
-            let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis().max(1) as i32) };
+            let n = unsafe { libc::poll(&mut pfd, 1, wait) };
             if n <= 0 {
                 return None;
             }
             if let Some(frame) = self.recv_one() {
                 return Some(frame);
+            }
+            if left.is_zero() {
+                return None;
             }
         }
     }
@@ -127,14 +133,12 @@ impl RawSocket {
     }
 
     /// Everything that arrives within `window`.
+    /// A zero `window` takes what is queued now, without waiting.
     pub fn drain(&self, window: Duration) -> Vec<Vec<u8>> {
         let deadline = Instant::now() + window;
         let mut frames = Vec::new();
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.recv(left) {
-                Some(f) => frames.push(f),
-                None => break,
-            }
+        while let Some(f) = self.recv(deadline.saturating_duration_since(Instant::now())) {
+            frames.push(f);
         }
         frames
     }
