@@ -30,6 +30,12 @@ enum Task {
         #[arg(long)]
         vm_only: bool,
     },
+    /// Set up, then fuzz the shared frame logic (fuzz/, cargo-fuzz on
+    /// nightly) for SECONDS; `test` runs it for 60.
+    Fuzz {
+        #[arg(long, default_value_t = 60)]
+        seconds: u32,
+    },
     /// Set up, build, and run `xdp-forwarder demo` (needs root): a net-vm and
     /// a router VM in throw-away namespaces, real traffic, a report. With
     /// `--vm`: `xdp-forwarder-lab vm-demo`, the net-vm as a QEMU guest with
@@ -59,6 +65,10 @@ fn main() -> anyhow::Result<()> {
         Task::Test { vm_only } => {
             setup::run()?;
             test(vm_only)
+        }
+        Task::Fuzz { seconds } => {
+            setup::run()?;
+            fuzz(seconds)
         }
         Task::Demo { vm: false, args } => {
             setup::run()?;
@@ -105,7 +115,32 @@ fn test(vm_only: bool) -> anyhow::Result<()> {
     } else {
         &["test", "--all-targets"]
     };
-    cargo_test(args, &bins)
+    cargo_test(args, &bins)?;
+    if !vm_only {
+        fuzz(60)?;
+    }
+    Ok(())
+}
+
+/// `cargo fuzz run frame_logic` on nightly for `seconds`: a crash or a
+/// failed assertion in the target fails it.
+fn fuzz(seconds: u32) -> anyhow::Result<()> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    status(
+        Command::new("rustup")
+            .args([
+                "run",
+                "nightly",
+                "cargo",
+                "fuzz",
+                "run",
+                "frame_logic",
+                "--",
+            ])
+            .arg(format!("-max_total_time={seconds}"))
+            .current_dir(root),
+    )
+    .context("the fuzz target failed (its input is saved under fuzz/artifacts/)")
 }
 
 /// `cargo ARGS` (a test run), echoing its output and closing with the

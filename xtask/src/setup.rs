@@ -34,13 +34,33 @@ const APT: &[(&str, &str)] = &[
     ("zlib1g-dev", "/usr/include/zlib.h"),
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
 /// The LLVM major bpf-linker is built for; nightly's must match.
 const LLVM_MAJOR: &str = "22";
 
 pub fn run() -> anyhow::Result<()> {
     apt()?;
     rust_src()?;
-    bpf_linker()
+    bpf_linker()?;
+    cargo_fuzz()
+}
+
+/// cargo-fuzz, for the fuzz target the test command runs.
+fn cargo_fuzz() -> anyhow::Result<()> {
+    if output(Command::new("cargo").args(["fuzz", "--version"]))
+        .is_ok_and(|v| v.contains(CARGO_FUZZ_VERSION))
+    {
+        return Ok(());
+    }
+    eprintln!("setup: installing cargo-fuzz {CARGO_FUZZ_VERSION} (about a minute)");
+    status(Command::new("cargo").args([
+        "install",
+        "cargo-fuzz",
+        "--locked",
+        "--version",
+        CARGO_FUZZ_VERSION,
+    ]))
+    .context("installing cargo-fuzz failed")
 }
 
 fn apt() -> anyhow::Result<()> {
