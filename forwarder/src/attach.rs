@@ -327,9 +327,7 @@ impl Forwarder {
             Some(_) => {}
         }
         repaired.extend(self.bring_up(link, *rec, ports).await?);
-        if !repaired.is_empty() {
-            info!(iface = %link.name, ?repaired, "repaired");
-        }
+        log_repairs(&repaired, link);
         Ok(repaired)
     }
 
@@ -399,8 +397,12 @@ impl Forwarder {
         let before = new_map.get(new_key)?;
         new_map.set(new_key, link.index)?;
         undo.restore_slot(new_map, new_key, before);
+        // An attach killed before its last steps, replaced: finish them.
+        let repaired = self.bring_up(link, record, ports).await?;
+        log_repairs(&repaired, link);
         let mut done = Attached::from_record(&link.name, link.index, &record);
         done.mode_reason = mode_reason;
+        done.repaired = repaired;
         Ok(done)
     }
 
@@ -438,6 +440,12 @@ impl Forwarder {
             }
         }
         Ok(())
+    }
+}
+
+fn log_repairs(repaired: &[String], link: &Link) {
+    if !repaired.is_empty() {
+        info!(iface = %link.name, ?repaired, "repaired");
     }
 }
 

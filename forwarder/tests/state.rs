@@ -304,6 +304,7 @@ fn killed_writers_leave_a_state_the_next_command_completes() {
         let sender = t.stream(stop.clone(), Arc::new(AtomicU64::new(u64::MAX)));
         let mut rng = Lcg(42);
         let mut outcomes = [0u32; 2];
+        let mut history: Vec<String> = Vec::new();
         for round in 0..200 {
             let cmd: Vec<&str> = match rng.next(4) {
                 0 => vec!["detach", "nic2"],
@@ -352,6 +353,10 @@ fn killed_writers_leave_a_state_the_next_command_completes() {
             unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
             let status = child.wait().unwrap();
             outcomes[usize::from(status.code().is_some())] += 1;
+            history.push(format!(
+                "round {round}: {cmd:?} killed: {}",
+                status.code().is_none()
+            ));
 
             // `status` tells the truth about nic2, whatever the moment.
             let st = status_json(&t.pins);
@@ -382,10 +387,21 @@ fn killed_writers_leave_a_state_the_next_command_completes() {
                     "round {round}: {stderr}"
                 );
                 assert!(!xdp_running().contains_key("nic2"), "round {round}");
-                assert!(!promisc("nic2"), "round {round}: promisc left on");
+                assert!(
+                    !promisc("nic2"),
+                    "round {round}: promisc left on; {stderr}\n{}\n{:#}",
+                    history[history.len().saturating_sub(4)..].join("\n"),
+                    status_json(&t.pins)
+                );
             } else {
                 assert!(again.status.success(), "round {round} {cmd:?}: {stderr}");
-                assert!(promisc("nic2"), "round {round}");
+                assert!(
+                    promisc("nic2"),
+                    "round {round}: promisc off; {}{stderr}\n{}\n{:#}",
+                    String::from_utf8_lossy(&again.stdout),
+                    history[history.len().saturating_sub(4)..].join("\n"),
+                    status_json(&t.pins)
+                );
             }
             assert_consistent(&t.pins, &format!("round {round} {cmd:?}"));
         }

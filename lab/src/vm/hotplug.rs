@@ -30,6 +30,8 @@ pub enum Manager {
 
 /// Hot-plug cycles (add, forward, remove) per run.
 const CYCLES: usize = 2;
+/// In-place upgrades of NIC 1's program during the stream.
+const UPGRADES: usize = 5;
 /// How soon an added NIC must forward.
 const READY_WITHIN: Duration = Duration::from_secs(2);
 /// Stream marker and the hot-plugged NICs' probe marker (payload byte 0).
@@ -142,6 +144,7 @@ pub fn cycles(lab: &mut NetVmLab, manager: Manager) -> anyhow::Result<Vec<Check>
             for cycle in 1..=CYCLES {
                 checks.extend(one_cycle(lab, &router, &mut got, cycle, &label)?);
             }
+            checks.push(upgrades(lab, &label)?);
             Ok(())
         })();
         stop.store(true, Ordering::Relaxed);
@@ -173,6 +176,41 @@ pub fn cycles(lab: &mut NetVmLab, manager: Manager) -> anyhow::Result<Vec<Check>
         ),
     ));
     Ok(checks)
+}
+
+/// Upgrades NIC 1's program in place (`attach --replace`: the program is
+/// swapped on its pinned link) while it streams; the stream check then
+/// proves no frame was lost.
+fn upgrades(lab: &mut NetVmLab, label: &str) -> anyhow::Result<Check> {
+    let nic = lab.networks[0].guest_if.clone();
+    let prog = |lab: &mut NetVmLab| -> anyhow::Result<String> {
+        let out = lab
+            .net_vm
+            .sh(&format!("/usr/sbin/ip -d link show dev {nic}"))?;
+        Ok(out
+            .split_whitespace()
+            .skip_while(|w| *w != "prog/xdp")
+            .nth(2)
+            .unwrap_or_default()
+            .to_owned())
+    };
+    let mut progs = vec![prog(lab)?];
+    let mut outputs = Vec::new();
+    for _ in 0..UPGRADES {
+        outputs.push(lab.net_vm.sh(&format!(
+            "xdp-forwarder attach {nic} --role physical --replace 2>&1"
+        ))?);
+        progs.push(prog(lab)?);
+    }
+    progs.dedup();
+    Ok(check(
+        format!("{label}: NIC 1 upgraded in place while streaming"),
+        progs.len() == UPGRADES + 1 && outputs.iter().all(|o| o.contains("attached as physical")),
+        format!(
+            "{UPGRADES} upgrades, program ids {progs:?}; {}",
+            outputs.last().map_or("", |o| o.trim())
+        ),
+    ))
 }
 
 fn one_cycle(
