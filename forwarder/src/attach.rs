@@ -224,18 +224,8 @@ impl Forwarder {
         slots: &Slots,
         undo: &mut Undo,
     ) -> Result<Attached> {
-        let all = ports.all()?;
-        let vid = match req.role {
-            Role::Physical => {
-                let keep = stale.filter(|r| r.role() == Role::Physical).map(|r| r.vid);
-                Some(
-                    self.choose_vid(requested_vid, keep, link.index, &all)
-                        .await?,
-                )
-            }
-            Role::Router => None,
-        };
-        self.check_router_rules(req.role, link, &all, &slots.router_iface)
+        let vid = self
+            .vid_and_rules(req, requested_vid, stale, link, ports, slots)
             .await?;
         if let Some(rec) = stale {
             info!(iface = %link.name, role = %rec.role(), "registered but not running; attaching again");
@@ -349,18 +339,8 @@ impl Forwarder {
         slots: &Slots,
         undo: &mut Undo,
     ) -> Result<Attached> {
-        let all = ports.all()?;
-        let vid = match req.role {
-            Role::Physical => {
-                let keep = (rec.role() == Role::Physical).then_some(rec.vid);
-                Some(
-                    self.choose_vid(requested_vid, keep, link.index, &all)
-                        .await?,
-                )
-            }
-            Role::Router => None,
-        };
-        self.check_router_rules(req.role, link, &all, &slots.router_iface)
+        let vid = self
+            .vid_and_rules(req, requested_vid, Some(rec), link, ports, slots)
             .await?;
         let mode = match req.mode {
             ModeChoice::Auto => rec.mode(),
@@ -404,6 +384,33 @@ impl Forwarder {
         done.mode_reason = mode_reason;
         done.repaired = repaired;
         Ok(done)
+    }
+
+    /// The VID the port will have (physical: the requested one, else the one
+    /// it had as `before`, else the default), once the router rules allow
+    /// the role.
+    async fn vid_and_rules(
+        &self,
+        req: &AttachRequest,
+        requested_vid: Option<u16>,
+        before: Option<PortRecord>,
+        link: &Link,
+        ports: &Ports,
+        slots: &Slots,
+    ) -> Result<Option<u16>> {
+        let all = ports.all()?;
+        self.check_router_rules(req.role, link, &all, &slots.router_iface)
+            .await?;
+        Ok(match req.role {
+            Role::Physical => {
+                let keep = before.filter(|r| r.role() == Role::Physical).map(|r| r.vid);
+                Some(
+                    self.choose_vid(requested_vid, keep, link.index, &all)
+                        .await?,
+                )
+            }
+            Role::Router => None,
+        })
     }
 
     /// One router per pin dir, and the router interface is never a NIC.
