@@ -15,7 +15,7 @@ use crate::{
 ///
 /// `vid` is `None` when the ingress interface has no usable VID.
 #[inline(always)]
-pub fn physical<F: Frame>(frame: &mut F, vid: Option<Vid>) -> Result<(), DropReason> {
+pub fn push_port_tag<F: Frame>(frame: &mut F, vid: Option<Vid>) -> Result<(), DropReason> {
     if frame.head::<ETH_HLEN>().is_none() {
         return Err(DropReason::TooShort);
     }
@@ -63,7 +63,7 @@ pub enum RouterMode {
 /// Router program: check and pop the outer 802.1Q tag (inner tags stay) and
 /// return its VID, which names the egress port.
 #[inline(always)]
-pub fn router<F: Frame>(frame: &mut F, mode: RouterMode) -> Result<Vid, DropReason> {
+pub fn pop_port_tag<F: Frame>(frame: &mut F, mode: RouterMode) -> Result<Vid, DropReason> {
     let Some(hdr) = frame.head::<TAGGED_HLEN>() else {
         return Err(if frame.head::<ETH_HLEN>().is_none() {
             DropReason::TooShort
@@ -115,7 +115,7 @@ mod tests {
     fn physical_pushes_one_tag_after_the_macs() {
         let (mut buf, len) = eth([0x08, 0x00], b"abcd");
         let mut f = BufFrame::new(&mut buf[..HEADROOM + len], HEADROOM);
-        physical(&mut f, Vid::new(42)).unwrap();
+        push_port_tag(&mut f, Vid::new(42)).unwrap();
         assert_eq!(
             f.bytes(),
             &[
@@ -129,10 +129,13 @@ mod tests {
     fn physical_drops_short_frames_and_missing_vids() {
         let mut buf = frame(&[0; 13]);
         let mut f = BufFrame::new(&mut buf[..HEADROOM + 13], HEADROOM);
-        assert_eq!(physical(&mut f, Vid::new(1)), Err(DropReason::TooShort));
+        assert_eq!(
+            push_port_tag(&mut f, Vid::new(1)),
+            Err(DropReason::TooShort)
+        );
         let (mut buf, len) = eth([0x08, 0x00], b"");
         let mut f = BufFrame::new(&mut buf[..HEADROOM + len], HEADROOM);
-        assert_eq!(physical(&mut f, None), Err(DropReason::NoVid));
+        assert_eq!(push_port_tag(&mut f, None), Err(DropReason::NoVid));
         assert_eq!(f.len(), 14, "a dropped frame is left as it was");
     }
 
@@ -140,7 +143,10 @@ mod tests {
     fn physical_needs_headroom() {
         let (mut buf, len) = eth([0x08, 0x00], b"");
         let mut f = BufFrame::new(&mut buf[HEADROOM - 3..HEADROOM + len], 3);
-        assert_eq!(physical(&mut f, Vid::new(7)), Err(DropReason::NoHeadroom));
+        assert_eq!(
+            push_port_tag(&mut f, Vid::new(7)),
+            Err(DropReason::NoHeadroom)
+        );
     }
 
     #[test]
@@ -151,7 +157,10 @@ mod tests {
         );
         let mut f = BufFrame::new(&mut buf[..HEADROOM + len], HEADROOM);
         // PCP 7, DEI 0 must not reach the VID.
-        assert_eq!(router(&mut f, RouterMode::Managed).map(Vid::get), Ok(5));
+        assert_eq!(
+            pop_port_tag(&mut f, RouterMode::Managed).map(Vid::get),
+            Ok(5)
+        );
         assert_eq!(
             f.bytes(),
             &[
@@ -181,7 +190,7 @@ mod tests {
             let (mut buf, len) = eth(*tpid, rest);
             let mut f = BufFrame::new(&mut buf[..HEADROOM + len], HEADROOM);
             assert_eq!(
-                router(&mut f, RouterMode::Managed),
+                pop_port_tag(&mut f, RouterMode::Managed),
                 Err(reason),
                 "{tpid:x?} {rest:x?}"
             );
@@ -194,7 +203,7 @@ mod tests {
         for (vid, ingress, ok) in [(1u8, 3, false), (3, 3, false), (4, 3, true)] {
             let (mut buf, len) = eth([0x81, 0x00], &[0x00, vid, 0x08, 0x00]);
             let mut f = BufFrame::new(&mut buf[..HEADROOM + len], HEADROOM);
-            let got = router(
+            let got = pop_port_tag(
                 &mut f,
                 RouterMode::DropIn {
                     ingress_ifindex: ingress,

@@ -16,6 +16,6 @@ pub mod vlan;
 
 pub use counters::PortCounters;
 pub use drop_reason::DropReason;
-pub use forward::{RouterMode, physical, router};
+pub use forward::{RouterMode, pop_port_tag, push_port_tag};
 pub use frame::{BufFrame, Frame};
 pub use vlan::Vid;

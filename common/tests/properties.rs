@@ -2,7 +2,7 @@
 
 use proptest::prelude::*;
 use xdp_forwarder_common::{
-    BufFrame, DropReason, RouterMode, Vid, physical, router,
+    BufFrame, DropReason, RouterMode, Vid, pop_port_tag, push_port_tag,
     vlan::{TPID_8021AD, TPID_8021Q},
 };
 
@@ -23,10 +23,10 @@ proptest! {
     fn pop_undoes_push(frame in proptest::collection::vec(any::<u8>(), 14..1600), vid in any_vid()) {
         let mut buf = in_buffer(&frame);
         let mut f = BufFrame::new(&mut buf, HEADROOM);
-        physical(&mut f, Some(vid)).unwrap();
+        push_port_tag(&mut f, Some(vid)).unwrap();
         prop_assert_eq!(f.len(), frame.len() + 4);
         prop_assert_eq!(&f.bytes()[12..16], &[0x81, 0x00, (vid.get() >> 8) as u8, vid.get() as u8]);
-        prop_assert_eq!(router(&mut f, RouterMode::Managed), Ok(vid));
+        prop_assert_eq!(pop_port_tag(&mut f, RouterMode::Managed), Ok(vid));
         prop_assert_eq!(f.bytes(), &frame[..]);
     }
 
@@ -42,9 +42,9 @@ proptest! {
         frame.extend_from_slice(&payload);
         let mut buf = in_buffer(&frame);
         let mut f = BufFrame::new(&mut buf, HEADROOM);
-        physical(&mut f, Some(vid)).unwrap();
+        push_port_tag(&mut f, Some(vid)).unwrap();
         prop_assert_eq!(&f.bytes()[16..], &frame[12..]);
-        prop_assert_eq!(router(&mut f, RouterMode::Managed), Ok(vid));
+        prop_assert_eq!(pop_port_tag(&mut f, RouterMode::Managed), Ok(vid));
         prop_assert_eq!(f.bytes(), &frame[..]);
     }
 
@@ -57,7 +57,7 @@ proptest! {
         frame.extend_from_slice(&[0x88, 0xb5, 1, 2]);
         let mut buf = in_buffer(&frame);
         let mut f = BufFrame::new(&mut buf, HEADROOM);
-        prop_assert_eq!(router(&mut f, RouterMode::Managed), Ok(vid));
+        prop_assert_eq!(pop_port_tag(&mut f, RouterMode::Managed), Ok(vid));
     }
 
     #[test]
@@ -68,13 +68,13 @@ proptest! {
             buf.extend_from_slice(&frame);
             let mut f = BufFrame::new(&mut buf, headroom);
             let mode = if managed { RouterMode::Managed } else { RouterMode::DropIn { ingress_ifindex: ingress } };
-            if router(&mut f, mode).is_err() {
+            if pop_port_tag(&mut f, mode).is_err() {
                 prop_assert_eq!(f.bytes(), &frame[..], "a dropped frame is left as it was");
             }
             let mut buf = vec![0; headroom];
             buf.extend_from_slice(&frame);
             let mut f = BufFrame::new(&mut buf, headroom);
-            let _ = physical(&mut f, Vid::new(ingress));
+            let _ = push_port_tag(&mut f, Vid::new(ingress));
         }
     }
 }
@@ -85,7 +85,7 @@ fn every_length_up_to_64_is_handled() {
         let frame: Vec<u8> = (0..len as u8).collect();
         let mut buf = in_buffer(&frame);
         let mut f = BufFrame::new(&mut buf, HEADROOM);
-        let pushed = physical(&mut f, Vid::new(5));
+        let pushed = push_port_tag(&mut f, Vid::new(5));
         if len < 14 {
             assert_eq!(pushed, Err(DropReason::TooShort), "len {len}");
             assert_eq!(f.bytes(), &frame[..]);
@@ -96,7 +96,7 @@ fn every_length_up_to_64_is_handled() {
 
         let mut buf = in_buffer(&frame);
         let mut f = BufFrame::new(&mut buf, HEADROOM);
-        let popped = router(&mut f, RouterMode::Managed);
+        let popped = pop_port_tag(&mut f, RouterMode::Managed);
         let expected = match len {
             0..14 => Err(DropReason::TooShort),
             // bytes 12..14 of 0,1,2.. are 0x0c0d: never a TPID

@@ -2,9 +2,7 @@
 //! them, each with the `router_iface` definition of its export variant.
 
 use aya_ebpf::{bindings::xdp_action, helpers::bpf_redirect, programs::XdpContext};
-use xdp_forwarder_common::{
-    DropReason, RouterMode, Vid, physical as push_port_tag, router as pop_port_tag,
-};
+use xdp_forwarder_common::{DropReason, RouterMode, Vid, pop_port_tag, push_port_tag};
 
 use crate::{
     XdpFrame, account, managed,

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xdp_forwarder_common::{BufFrame, RouterMode, Vid, physical, router};
+use xdp_forwarder_common::{BufFrame, RouterMode, Vid, pop_port_tag, push_port_tag};
 
 fuzz_target!(|input: &[u8]| {
     let [headroom, a, b, c, d, frame @ ..] = input else {
@@ -17,17 +17,17 @@ fuzz_target!(|input: &[u8]| {
     for mode in [RouterMode::Managed, RouterMode::DropIn { ingress_ifindex: word }] {
         let mut buf = [vec![0; headroom], frame.to_vec()].concat();
         let mut f = BufFrame::new(&mut buf, headroom);
-        if router(&mut f, mode).is_err() {
+        if pop_port_tag(&mut f, mode).is_err() {
             assert_eq!(f.bytes(), frame);
         }
     }
 
     let mut buf = [vec![0; headroom], frame.to_vec()].concat();
     let mut f = BufFrame::new(&mut buf, headroom);
-    match physical(&mut f, Vid::new(word)) {
+    match push_port_tag(&mut f, Vid::new(word)) {
         Ok(()) => {
             assert_eq!(f.len(), frame.len() + 4);
-            assert_eq!(router(&mut f, RouterMode::Managed), Ok(Vid::new(word).unwrap()));
+            assert_eq!(pop_port_tag(&mut f, RouterMode::Managed), Ok(Vid::new(word).unwrap()));
             assert_eq!(f.bytes(), frame);
         }
         Err(_) => assert_eq!(f.bytes(), frame),
