@@ -17,6 +17,7 @@ use crate::{
     ports::{FLAG_SET_PROMISC, PortRecord, Ports},
     sys::XdpLinkInfo,
     undo::Undo,
+    xdp_link,
 };
 
 /// What `attach` is asked to do.
@@ -197,10 +198,10 @@ impl Forwarder {
             return Ok(());
         };
         let path = self.pins().link(link.index);
-        match health::pinned_link(&path)? {
+        match xdp_link::pinned_link(&path)? {
             Some(info) if info.prog_id == prog_id && info.ifindex == link.index => {
                 info!(iface = %link.name, path = %path.display(), "removing our own orphaned link");
-                links::release(&path)?;
+                xdp_link::release(&path)?;
                 pins::remove_pin(&self.pins().counters(link.index))
             }
             _ => Err(Error::ForeignProgram {
@@ -229,7 +230,7 @@ impl Forwarder {
             .await?;
         if let Some(rec) = stale {
             info!(iface = %link.name, role = %rec.role(), "registered but not running; attaching again");
-            links::release(&self.pins().link(link.index))?;
+            xdp_link::release(&self.pins().link(link.index))?;
             let (old_slots, key) = slots.of(rec.role(), rec.vid);
             if old_slots.get(key)? == Some(link.index) {
                 old_slots.clear(key)?;

@@ -8,10 +8,10 @@ use crate::{
     Error, Result,
     attach::Attached,
     forwarder::Forwarder,
-    health, links,
     lock::DaemonLock,
     pins::{self},
     ports::Ports,
+    xdp_link,
 };
 
 /// One port of `detach --all` / `--gone`: done, or why not.
@@ -41,10 +41,10 @@ impl Forwarder {
         };
         let Some(rec) = rec else {
             let path = self.pins().link(link.index);
-            return match health::pinned_link(&path)? {
+            return match xdp_link::pinned_link(&path)? {
                 Some(orphan) if link.xdp.is_some_and(|(id, _)| id == orphan.prog_id) => {
                     info!(iface, path = %path.display(), "removing our own orphaned link");
-                    links::release(&path)?;
+                    xdp_link::release(&path)?;
                     pins::remove_pin(&self.pins().counters(link.index))?;
                     let mut done = Attached {
                         iface: link.name.clone(),

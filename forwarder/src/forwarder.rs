@@ -8,12 +8,12 @@ use tracing::info;
 use xdp_forwarder_common::maps::ROUTER_IFACE_KEY;
 
 use crate::{
-    Error, Result, Role, health, links,
+    Error, Result, Role,
     lock::WriterLock,
     netdev::{Link, Netdev},
     pins::{self, MapSpec, PinDir},
     ports::{FLAG_SET_PROMISC, PortRecord, Ports},
-    privileges, sys,
+    privileges, sys, xdp_link,
 };
 
 /// The data plane of one pin dir, in the current network namespace.
@@ -70,7 +70,7 @@ impl Forwarder {
         let live = foreign
             .iter()
             .filter(|(i, _)| {
-                health::pinned_link(&self.pins.link(*i))
+                xdp_link::pinned_link(&self.pins.link(*i))
                     .is_ok_and(|l| l.is_some_and(|l| l.ifindex != 0))
             })
             .count();
@@ -216,7 +216,7 @@ impl Forwarder {
 
     /// The port's link (detached now), counters pin and map slot.
     pub(crate) fn release_pins(&self, ifindex: u32, rec: &PortRecord) -> Result<()> {
-        links::release(&self.pins.link(ifindex))?;
+        xdp_link::release(&self.pins.link(ifindex))?;
         pins::remove_pin(&self.pins.counters(ifindex))?;
         let (path, spec, key) = match rec.role() {
             Role::Physical => (

@@ -3,11 +3,7 @@
 
 use std::path::Path;
 
-use crate::{
-    Result,
-    netdev::Link,
-    sys::{self, XdpLinkInfo},
-};
+use crate::{Result, netdev::Link, sys::XdpLinkInfo, xdp_link::pinned_link};
 
 /// What the kernel says about one registered port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,18 +51,6 @@ impl Health {
             }
         })
     }
-}
-
-/// The info of the XDP link pinned at `path`; `None` when nothing is pinned.
-pub fn pinned_link(path: &Path) -> Result<Option<XdpLinkInfo>> {
-    if !path.exists() {
-        return Ok(None);
-    }
-    let fd = sys::obj_get(path)
-        .map_err(|e| crate::Error::kernel(format!("cannot open {}", path.display()), e))?;
-    sys::xdp_link_info(std::os::fd::AsFd::as_fd(&fd))
-        .map(Some)
-        .map_err(|e| crate::Error::kernel(format!("cannot inspect {}", path.display()), e))
 }
 
 /// The health of the port registered at `ifindex`, whose link is pinned at

@@ -34,6 +34,7 @@ pub mod status;
 mod sys;
 mod undo;
 mod vid;
+pub mod xdp_link;
 
 pub use error::{Error, Result};
 pub use forwarder::Forwarder;

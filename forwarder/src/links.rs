@@ -2,10 +2,7 @@
 //! link, a program swap on the existing link (an upgrade: not one frame
 //! without a program), or a move to another mode; and taking a link away.
 
-use std::{
-    os::fd::{AsFd as _, BorrowedFd, OwnedFd},
-    path::Path,
-};
+use std::os::fd::{AsFd as _, OwnedFd};
 
 use aya::programs::links::FdLink;
 use tracing::debug;
@@ -26,42 +23,6 @@ pub fn xdp_flags(mode: Mode) -> u32 {
         Mode::Native => aya_obj::generated::XDP_FLAGS_DRV_MODE,
         Mode::Skb => aya_obj::generated::XDP_FLAGS_SKB_MODE,
     }
-}
-
-/// Detaches the link pinned at `path` now, then removes the pin. (Removing
-/// the pin alone detaches it later, from a kernel work queue: an attach
-/// right after could still find the old program there.)
-pub fn release(path: &Path) -> Result<()> {
-    match sys::obj_get(path) {
-        Ok(fd) => {
-            if let Err(e) = sys::link_detach(fd.as_fd())
-                && e.raw_os_error() != Some(libc::ENOLINK)
-            {
-                return Err(Error::kernel(
-                    format!("cannot detach the link pinned at {}", path.display()),
-                    e,
-                ));
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        // Not a link (or unreadable): the pin goes anyway.
-        Err(e) => debug!(path = %path.display(), error = %e, "cannot open the pin to detach it"),
-    }
-    pins::remove_pin(path)
-}
-
-/// Attaches `prog` to `ifindex` again (with the flags of its old mode) and
-/// pins the new link at `path`: how a failed mode change is undone.
-pub fn reattach(prog: BorrowedFd<'_>, ifindex: u32, flags: u32, path: &Path) -> Result<()> {
-    let link = sys::xdp_link_create(prog, ifindex, flags).map_err(|e| {
-        Error::kernel(
-            format!("cannot attach the old program to ifindex {ifindex} again"),
-            e,
-        )
-    })?;
-    pins::remove_pin(path)?;
-    sys::obj_pin(link.as_fd(), path)
-        .map_err(|e| Error::kernel(format!("cannot pin {}", path.display()), e))
 }
 
 /// The loaded program of `role` for a port with `vid`, and its fd.

@@ -20,11 +20,7 @@ use xdp_forwarder_common::maps::{
     BPF_F_RDONLY_PROG, ROUTER_IFACE, ROUTER_IFACE_ENTRIES, VLAN_PORTS, VLAN_PORTS_ENTRIES,
 };
 
-use crate::{
-    Error, Result,
-    ports::{PORTS_MAX, PortRecord},
-    sys,
-};
+use crate::{Error, Result, sys};
 
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf";
 const STATE_DIR: &str = "xdp-forwarder";
@@ -177,14 +173,6 @@ pub struct MapSpec {
 impl MapSpec {
     pub const ROUTER_IFACE: MapSpec = MapSpec::devmap(ROUTER_IFACE, ROUTER_IFACE_ENTRIES);
     pub const VLAN_PORTS: MapSpec = MapSpec::devmap(VLAN_PORTS, VLAN_PORTS_ENTRIES);
-
-    pub const PORTS: MapSpec = MapSpec {
-        name: "fwd_ports",
-        kind: MapType::Hash,
-        key_size: 4,
-        value_size: size_of::<PortRecord>() as u32,
-        max_entries: PORTS_MAX,
-    };
 
     /// A port program's `fwd_counters`: one [`PortCounters`] per CPU.
     ///

@@ -2,7 +2,7 @@
 //! VID. Pinned as a BPF HASH map, so it lives exactly as long as the pins and
 //! needs no file outside bpffs.
 
-use aya::maps::{HashMap, Map, MapData, MapError};
+use aya::maps::{HashMap, Map, MapData, MapError, MapType};
 
 use crate::{
     Error, Mode, Result, Role,
@@ -72,6 +72,17 @@ impl PortRecord {
             Mode::Skb
         }
     }
+}
+
+impl MapSpec {
+    /// The registry: ifindex → [`PortRecord`].
+    pub const PORTS: MapSpec = MapSpec {
+        name: "fwd_ports",
+        kind: MapType::Hash,
+        key_size: 4,
+        value_size: size_of::<PortRecord>() as u32,
+        max_entries: PORTS_MAX,
+    };
 }
 
 pub struct Ports {

@@ -13,6 +13,7 @@ use crate::{
     health,
     pins::{self, MapSpec},
     ports::Ports,
+    xdp_link,
 };
 
 /// `status --json` schema, version 1. Fields are only ever added.
@@ -160,7 +161,7 @@ impl Forwarder {
                     vid: physical.then_some(rec.vid),
                     mtu: None,
                     up: false,
-                    attached: health::pinned_link(&pins.link(ifindex))
+                    attached: xdp_link::pinned_link(&pins.link(ifindex))
                         .is_ok_and(|l| l.is_some_and(|l| l.ifindex == ifindex)),
                     netns: rec.netns,
                     counters: None,

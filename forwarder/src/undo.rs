@@ -10,10 +10,10 @@ use std::{
 use tracing::warn;
 
 use crate::{
-    Result, links,
+    Result,
     pins::{self, MapSpec, PinDir, Pinned},
     ports::{PortRecord, Ports},
-    sys,
+    sys, xdp_link,
 };
 
 pub(crate) struct Undo {
@@ -108,7 +108,7 @@ impl Undo {
     fn run(&self, step: &Step) -> Result<()> {
         match step {
             Step::RemovePin(path) => pins::remove_pin(path),
-            Step::ReleaseLink(path) => links::release(path),
+            Step::ReleaseLink(path) => xdp_link::release(path),
             Step::Repin { path, fd } => {
                 pins::remove_pin(path)?;
                 sys::obj_pin(fd.as_fd(), path).map_err(|e| {
@@ -138,7 +138,7 @@ impl Undo {
                 ifindex,
                 flags,
                 path,
-            } => links::reattach(prog.as_fd(), *ifindex, *flags, path),
+            } => xdp_link::reattach(prog.as_fd(), *ifindex, *flags, path),
         }
     }
 }
