@@ -84,15 +84,6 @@ pub enum Error {
     #[error("{iface} is not attached by xdp-forwarder (see `xdp-forwarder status`)")]
     NotAttached { iface: String },
 
-    #[error("the benchmark failed: {0}")]
-    Bench(String),
-
-    #[error("the demo failed: {0}")]
-    Demo(String),
-
-    #[error("a demo check failed (see FAIL above)")]
-    DemoFailed,
-
     #[error("{0}")]
     Failed(String),
 

@@ -10,15 +10,11 @@
 //! - [`pins`], [`ports`]: the pinned state; [`netdev`]: interfaces via rtnetlink.
 //! - [`objects`]: the embedded eBPF objects and their export.
 //! - [`daemon`]: `run`, the hot-plug daemon.
-//! - [`demo`]: the sandbox demo (namespaces, traffic, report); [`bench`]: the benchmark.
 
 pub mod attach;
-pub mod bench;
 pub mod cli;
-mod cmd;
 pub mod counters;
 pub mod daemon;
-pub mod demo;
 pub mod detach;
 pub mod error;
 pub mod forwarder;

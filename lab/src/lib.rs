@@ -1,17 +1,23 @@
-//! The lab beside the forwarder: what proves it where it will run. Guests
-//! on Debian's kernels with virtio-net NICs ([`vm`]), the kernels and a
-//! recent libbpf they need ([`debian`], [`libbpf`], [`cache`]), and the
-//! traffic helpers the guests run ([`traffic`]).
+//! The lab beside the forwarder: what proves it and shows it, never part
+//! of a net-vm. The sandbox [`demo`] (namespaces, real traffic, a report),
+//! the [`bench`]mark and its eBPF helpers ([`objects`]); guests on Debian's
+//! kernels with virtio-net NICs ([`vm`]), the kernels and a recent libbpf
+//! they need ([`debian`], [`libbpf`], [`cache`]), and the traffic helpers
+//! the guests run ([`traffic`]).
 
+pub mod bench;
 pub mod cache;
+pub mod cmd;
 pub mod debian;
+pub mod demo;
 pub mod libbpf;
 pub mod netns;
+pub mod objects;
 pub mod packet;
 pub mod traffic;
 pub mod vm;
 
-pub use xdp_forwarder::demo::netns::run;
+pub use demo::netns::run;
 
 /// Where the workspace's binaries are: `XDP_FORWARDER_BINS` (`cargo xtask
 /// test` points it at the release build), else the directory of the
@@ -27,4 +33,13 @@ pub fn bins_dir() -> anyhow::Result<std::path::PathBuf> {
     } else {
         dir.to_path_buf()
     })
+}
+
+/// Panics (never skips) unless root: the lab's tests need the real kernel
+/// (namespaces, XDP programs, guests). `what` says what they do.
+pub fn require_root(what: &str) {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        panic!("{what}: run them as root (see the README)");
+    }
 }

@@ -4,10 +4,12 @@ use std::{net::UdpSocket, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use xdp_forwarder::demo::checks::print_result;
+use xdp_forwarder::ModeChoice;
+use xdp_forwarder_lab::demo::checks::print_result;
 use xdp_forwarder_lab::{
+    bench,
     debian::{self, GuestKernel},
-    libbpf, traffic,
+    demo, libbpf, traffic,
     vm::{self, NetVmLab, cases, initramfs::Contents},
 };
 
@@ -40,6 +42,45 @@ enum Command {
         /// Attach mode(s) to run.
         #[arg(long, value_parser = ["native", "skb"], num_args = 1.., default_values = ["native", "skb"])]
         mode: Vec<String>,
+    },
+    /// Build a throw-away net-vm and router VM (network namespaces), send
+    /// real traffic through them, report, and remove everything.
+    Demo {
+        /// Outside networks (NICs of the net-vm).
+        #[arg(long, default_value_t = 2, value_name = "N",
+              value_parser = clap::value_parser!(u8).range(1..=xdp_forwarder_lab::demo::MAX_NICS as i64))]
+        nics: u8,
+        /// Attach mode of every program.
+        #[arg(long, default_value = "auto", value_parser = ["auto", "native", "skb"])]
+        mode: String,
+        /// Leave the topology up and print how to explore and remove it.
+        #[arg(long, conflicts_with = "clean")]
+        keep: bool,
+        /// Remove what a previous (kept or interrupted) demo left behind.
+        #[arg(long)]
+        clean: bool,
+        /// Starts every namespace name (and the state dir) the demo uses;
+        /// lets the test suite run a demo beside yours.
+        #[arg(long, default_value = xdp_forwarder_lab::demo::DEFAULT_PREFIX, hide = true)]
+        name_prefix: String,
+    },
+    /// Measure the programs against a redirect-only floor (ns per frame under
+    /// BPF_PROG_TEST_RUN, Mpps over veth); in a private network namespace.
+    Bench {
+        /// Runs per measurement (min / median / max over them).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Small counts: checks that the bench works; rough figures.
+        #[arg(long)]
+        quick: bool,
+        /// Also write the tables into this Markdown file (between its
+        /// bench markers) and the chart beside it (.svg).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Only the throughput measurements whose "mode, direction, size,
+        /// program" contains TEXT (e.g. "skb, NIC → router, 64 B").
+        #[arg(long, value_name = "TEXT")]
+        only: Option<String>,
     },
     /// Run inside the guests.
     #[command(subcommand, hide = true)]
@@ -97,6 +138,44 @@ fn run(command: Command) -> anyhow::Result<bool> {
             Ok(true)
         }
         Command::VmDemo { kernel, nics, mode } => vm_demo(kernel, usize::from(nics), &mode),
+        Command::Demo {
+            nics,
+            mode,
+            keep,
+            clean,
+            name_prefix: prefix,
+        } => {
+            if clean {
+                return demo::clean(&prefix).map(|()| true);
+            }
+            let mode = match mode.as_str() {
+                "native" => ModeChoice::Native,
+                "skb" => ModeChoice::Skb,
+                _ => ModeChoice::Auto,
+            };
+            demo::run(&demo::Options {
+                nics: nics.into(),
+                mode,
+                keep,
+                prefix,
+            })
+            .context("the demo failed")
+        }
+        Command::Bench {
+            runs,
+            quick,
+            out,
+            only,
+        } => {
+            bench::run(&bench::Options {
+                runs,
+                quick,
+                out,
+                only,
+            })
+            .context("the benchmark failed")?;
+            Ok(true)
+        }
         Command::Guest(GuestCommand::UdpSend {
             to,
             port,

@@ -1,8 +1,8 @@
 //! Named network namespaces the lab creates, removed when dropped (also
 //! when a test fails). Nothing here touches a namespace it did not create.
 
+use crate::demo::netns as ns;
 use anyhow::bail;
-use xdp_forwarder::demo::netns as ns;
 
 pub struct Netns {
     pub name: String,

@@ -21,7 +21,7 @@ pub struct RawSocket {
 impl RawSocket {
     /// A socket on `iface` of the calling thread's network namespace.
     pub fn bind(iface: &str) -> anyhow::Result<Self> {
-        let ifindex = xdp_forwarder::demo::netns::ifindex(iface)? as i32;
+        let ifindex = crate::demo::netns::ifindex(iface)? as i32;
         let proto = (libc::ETH_P_ALL as u16).to_be();
         // SAFETY: plain socket creation.
         let fd = unsafe {

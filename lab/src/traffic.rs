@@ -8,8 +8,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::demo::checks::{datagram, parse_datagram};
 use anyhow::Context as _;
-use xdp_forwarder::demo::checks::{datagram, parse_datagram};
 
 /// Sends `count` datagrams of network `net` to `to`, paced so that no queue
 /// on the way overflows (the guests run under emulation).

@@ -19,10 +19,7 @@ use xdp_forwarder_lab::{
 };
 
 fn require_root() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        panic!("this test loads XDP programs and creates namespaces: run it as root");
-    }
+    xdp_forwarder_lab::require_root("this test loads XDP programs and creates namespaces");
 }
 
 /// Debian's xdp-loader takes a lock file in /run (shared by every mount

@@ -9,7 +9,7 @@
 
 use std::sync::Mutex;
 
-use xdp_forwarder::demo::checks::Check;
+use xdp_forwarder_lab::demo::checks::Check;
 use xdp_forwarder_lab::{
     debian::GuestKernel,
     vm::{self, NetVmLab, cases, hotplug, initramfs::Contents},
@@ -18,10 +18,7 @@ use xdp_forwarder_lab::{
 static ONE_LAB_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn require_root() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        panic!("the VM tests create namespaces, taps and guests: run them as root");
-    }
+    xdp_forwarder_lab::require_root("the VM tests create namespaces, taps and guests");
 }
 
 fn with_lab(

@@ -36,7 +36,7 @@ enum Task {
         #[arg(long, default_value_t = 60)]
         seconds: u32,
     },
-    /// Set up, build, and run `xdp-forwarder demo` (needs root): a net-vm and
+    /// Set up, build, and run `xdp-forwarder-lab demo` (needs root): a net-vm and
     /// a router VM in throw-away namespaces, real traffic, a report. With
     /// `--vm`: `xdp-forwarder-lab vm-demo`, the net-vm as a QEMU guest with
     /// virtio-net NICs and the router VM on Linux's 802.1Q stack.
@@ -49,11 +49,11 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Set up, build, and run `xdp-forwarder bench` (needs root; a few
+    /// Set up, build, and run `xdp-forwarder-lab bench` (needs root; a few
     /// minutes): results into docs/benchmarks.md (between its markers) and
     /// docs/benchmarks.svg.
     Bench {
-        /// Passed on to `xdp-forwarder bench` (e.g. `--runs 7`, `--quick`).
+        /// Passed on to `xdp-forwarder-lab bench` (e.g. `--runs 7`, `--quick`).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },

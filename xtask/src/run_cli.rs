@@ -1,7 +1,7 @@
-//! `cargo xtask demo` and `cargo xtask bench`: build the CLI and run its
-//! `demo` (throw-away namespaces, traffic, report, clean-up) or `bench`
-//! (results into docs/benchmarks.md and docs/benchmarks.svg); `cargo xtask
-//! demo --vm`: the lab's VM demo.
+//! `cargo xtask demo` and `cargo xtask bench`: build the forwarder and the
+//! lab, and run the lab's `demo` (throw-away namespaces, traffic, report,
+//! clean-up) or `bench` (results into docs/benchmarks.md and
+//! docs/benchmarks.svg); `cargo xtask demo --vm`: the lab's VM demo.
 
 use std::{path::PathBuf, process::Command};
 
@@ -9,17 +9,15 @@ use anyhow::bail;
 
 use crate::{cargo, status};
 
-/// `xdp-forwarder SUBCOMMAND ARGS`, freshly built.
+/// `xdp-forwarder-lab SUBCOMMAND ARGS`, freshly built (release: the bench
+/// measures it, and the demo runs the `xdp-forwarder` beside it).
 pub fn run(subcommand: &str, args: &[String]) -> anyhow::Result<()> {
     if !crate::is_root() {
         bail!("`{subcommand}` creates network namespaces and loads XDP programs: run it as root");
     }
-    cargo(&["build", "--package", "xdp-forwarder"])?;
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let bins = release_bins()?;
     status(
-        Command::new(target.join("debug").join("xdp-forwarder"))
+        Command::new(bins.join("xdp-forwarder-lab"))
             .arg(subcommand)
             .args(args),
     )

@@ -115,45 +115,6 @@ pub enum Command {
         #[command(flatten)]
         pins: PinDirArg,
     },
-    /// Build a throw-away net-vm and router VM (network namespaces), send
-    /// real traffic through them, report, and remove everything.
-    Demo {
-        /// Outside networks (NICs of the net-vm).
-        #[arg(long, default_value_t = 2, value_name = "N",
-              value_parser = clap::value_parser!(u8).range(1..=crate::demo::MAX_NICS as i64))]
-        nics: u8,
-        /// Attach mode of every program.
-        #[arg(long, value_enum, default_value_t = ModeChoice::Auto)]
-        mode: ModeChoice,
-        /// Leave the topology up and print how to explore and remove it.
-        #[arg(long, conflicts_with = "clean")]
-        keep: bool,
-        /// Remove what a previous (kept or interrupted) demo left behind.
-        #[arg(long)]
-        clean: bool,
-        /// Starts every namespace name (and the state dir) the demo uses;
-        /// lets the test suite run a demo beside yours.
-        #[arg(long, default_value = crate::demo::DEFAULT_PREFIX, hide = true)]
-        name_prefix: String,
-    },
-    /// Measure the programs against a redirect-only floor (ns per frame under
-    /// BPF_PROG_TEST_RUN, Mpps over veth); in a private network namespace.
-    Bench {
-        /// Runs per measurement (min / median / max over them).
-        #[arg(long, default_value_t = 5)]
-        runs: usize,
-        /// Small counts: checks that the bench works; rough figures.
-        #[arg(long)]
-        quick: bool,
-        /// Also write the tables into this Markdown file (between its
-        /// bench markers) and the chart beside it (.svg).
-        #[arg(long, value_name = "FILE")]
-        out: Option<PathBuf>,
-        /// Only the throughput measurements whose "mode, direction, size,
-        /// program" contains TEXT (e.g. "skb, NIC → router, 64 B").
-        #[arg(long, value_name = "TEXT")]
-        only: Option<String>,
-    },
     /// Write prog_physical.o and prog_router.o, loadable with
     /// `xdp-loader load IFACE DIR/prog_physical.o -m skb -p /sys/fs/bpf`
     /// (libbpf 1.3 or later, as the original's; see --libbpf-1.1).
@@ -288,43 +249,6 @@ pub async fn run(command: Command) -> Result<()> {
                 None => print_status(&fwd.status().await?, json, false)?,
                 Some(secs) => watch_status(&fwd, json, secs).await?,
             }
-        }
-        Command::Demo {
-            nics,
-            mode,
-            keep,
-            clean,
-            name_prefix: prefix,
-        } => {
-            let outcome = if clean {
-                crate::demo::clean(&prefix).map(|()| true)
-            } else {
-                crate::demo::run(&crate::demo::Options {
-                    nics: nics.into(),
-                    mode,
-                    keep,
-                    prefix,
-                })
-            };
-            match outcome {
-                Ok(true) => {}
-                Ok(false) => return Err(crate::Error::DemoFailed),
-                Err(e) => return Err(crate::Error::Demo(format!("{e:#}"))),
-            }
-        }
-        Command::Bench {
-            runs,
-            quick,
-            out,
-            only,
-        } => {
-            crate::bench::run(&crate::bench::Options {
-                runs,
-                quick,
-                out,
-                only,
-            })
-            .map_err(|e| crate::Error::Bench(format!("{e:#}")))?;
         }
         Command::ExportObjects {
             dir,

@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
+use crate::demo::checks::{Check, PINGS, Receivers, UDP_PORT, summarize_ping};
 use anyhow::Context as _;
 use serde_json::Value;
-use xdp_forwarder::demo::checks::{Check, PINGS, Receivers, UDP_PORT, summarize_ping};
 
 use super::{EXT_ADDR, IP, LAN_ADDR, NetVmLab};
 use crate::{

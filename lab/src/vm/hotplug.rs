@@ -9,9 +9,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::demo::checks::Check;
 use anyhow::{Context as _, bail};
 use serde_json::json;
-use xdp_forwarder::demo::checks::Check;
 
 use super::{NetVmLab, cases::check, initramfs::GUEST_CONTRIB, nic_mac};
 use crate::{

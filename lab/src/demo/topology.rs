@@ -110,7 +110,7 @@ impl Names {
         if state_dir.exists() {
             bail!(
                 "a previous demo left its topology behind ({} exists{}); \
-             remove it with `xdp-forwarder demo --clean`",
+             remove it with `xdp-forwarder-lab demo --clean`",
                 state_dir.display(),
                 if clash.is_empty() {
                     String::new()

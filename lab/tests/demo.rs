@@ -1,9 +1,40 @@
 //! The sandbox demo, run as a user would (with its own name prefix, so that
 //! it never meets a demo of yours): it passes, reports, and leaves nothing.
 
-mod support;
+use std::process::{Command, Output};
 
-use support::{cli, cli_err, cli_ok, require_root, run};
+fn require_root() {
+    xdp_forwarder_lab::require_root("the demo builds namespaces and loads XDP programs");
+}
+
+/// `xdp-forwarder-lab ARGS` (the demo runs the `xdp-forwarder` beside it).
+fn cli(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xdp-forwarder-lab"))
+        .args(args)
+        .output()
+        .expect("run xdp-forwarder-lab")
+}
+
+fn cli_ok(args: &[&str]) -> String {
+    let out = cli(args);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+fn cli_err(args: &[&str]) -> String {
+    let out = cli(args);
+    assert!(!out.status.success(), "{args:?} should have failed");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn run(cmd: &str, args: &[&str]) -> String {
+    xdp_forwarder_lab::run(cmd, args).unwrap_or_else(|e| panic!("{e:#}"))
+}
 
 /// A name prefix of this test run (the demo allows 8 characters).
 fn prefix(tag: char) -> String {

@@ -1,4 +1,4 @@
-//! `xdp-forwarder demo`: a net-vm and a router VM as network namespaces, real
+//! `xdp-forwarder-lab demo`: a net-vm and a router VM as network namespaces, real
 //! traffic through both, a readable account, and everything removed again.
 //!
 //! The router VM demultiplexes with this same forwarder in mirror image: its
@@ -15,12 +15,12 @@ use std::{
     sync::atomic::{AtomicBool, Ordering},
 };
 
-use anyhow::{Context as _, bail};
+use anyhow::{Context as _, bail, ensure};
 use serde_json::Value;
 
-use crate::ModeChoice;
 use checks::Check;
 use topology::{EXT_ADDR, LAN_ADDR, Names};
+use xdp_forwarder::ModeChoice;
 
 pub use topology::{DEFAULT_PREFIX, MAX_NICS};
 
@@ -60,7 +60,7 @@ impl Drop for Teardown<'_> {
         match self.names.clean() {
             Ok(removed) => println!("\nremoved: {}", summarize(&removed)),
             Err(e) => eprintln!(
-                "\nerror while removing the demo: {e:#}; retry with `xdp-forwarder demo --clean`"
+                "\nerror while removing the demo: {e:#}; retry with `xdp-forwarder-lab demo --clean`"
             ),
         }
     }
@@ -77,7 +77,7 @@ fn summarize(removed: &[String]) -> String {
 
 /// `demo --clean`.
 pub fn clean(prefix: &str) -> anyhow::Result<()> {
-    crate::privileges::require("the demo")?;
+    xdp_forwarder::privileges::require("the demo")?;
     let names = Names::new(prefix)?;
     let removed = names.clean()?;
     if removed.is_empty() {
@@ -98,7 +98,7 @@ pub fn run(opts: &Options) -> anyhow::Result<bool> {
     if !(1..=MAX_NICS).contains(&opts.nics) {
         bail!("--nics {}: choose 1..={MAX_NICS}", opts.nics);
     }
-    crate::privileges::require("the demo")?;
+    xdp_forwarder::privileges::require("the demo")?;
     checks::require_tools()?;
     let names = Names::new(&opts.prefix)?;
     names.check_clean_slate()?;
@@ -106,7 +106,13 @@ pub fn run(opts: &Options) -> anyhow::Result<bool> {
         // SAFETY: the handler only stores to an atomic (async-signal-safe).
         unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
     }
-    let exe = std::env::current_exe().context("cannot find our own binary")?;
+    // The product's binary, beside ours (or in XDP_FORWARDER_BINS).
+    let exe = crate::bins_dir()?.join("xdp-forwarder");
+    ensure!(
+        exe.is_file(),
+        "{} is missing: build it first (`cargo build --bins`)",
+        exe.display()
+    );
     let mut teardown = Teardown {
         names: &names,
         keep: false,
@@ -163,7 +169,7 @@ impl Demo<'_> {
 
     fn run(&self) -> anyhow::Result<bool> {
         println!(
-            "xdp-forwarder demo: {} outside networks through a net-vm and a router VM (namespaces)\n",
+            "xdp-forwarder-lab demo: {} outside networks through a net-vm and a router VM (namespaces)\n",
             self.nics
         );
         self.build()?;
@@ -372,7 +378,11 @@ impl Demo<'_> {
         );
         println!("  ip netns exec {} ping {LAN_ADDR}", self.names.ext(1));
         println!("  ip netns exec {} tcpdump -eni eth0", self.names.lan(1));
-        println!("tear it down:\n  {bin} demo --clean");
+        let lab = std::env::current_exe().map_or_else(
+            |_| "xdp-forwarder-lab".to_owned(),
+            |p| p.display().to_string(),
+        );
+        println!("tear it down:\n  {lab} demo --clean");
     }
 }
 

@@ -25,7 +25,8 @@ use super::{
     stats::Spread,
     test_run::ctx,
 };
-use crate::{Mode, cmd::run, objects};
+use crate::{cmd::run, objects};
+use xdp_forwarder::Mode;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {

@@ -19,10 +19,12 @@ use xdp_forwarder_common::{
 };
 
 use crate::{
-    Role,
     cmd::run,
-    counters,
-    objects::{self, FLOOR_PROGRAM, FLOOR_PUSH_PROGRAM, Setting, Tuning},
+    objects::{self, FLOOR_PROGRAM, FLOOR_PUSH_PROGRAM},
+};
+use xdp_forwarder::{
+    Role, counters,
+    objects::{Setting, Tuning},
     pins::{self, MapSpec, PinDir},
 };
 

@@ -8,7 +8,7 @@ use super::{
     live::{self, Direction},
     test_run,
 };
-use crate::Mode;
+use xdp_forwarder::Mode;
 
 pub struct Results {
     pub machine: String,
