@@ -343,22 +343,27 @@ pub enum LogFormat {
 }
 
 /// Logs to stderr; `RUST_LOG` overrides the default level (warn; info for
-/// the daemon, one line per event).
+/// the daemon, one line per event). `RUST_LOG` takes levels and targets
+/// (`debug`, `warn,xdp_forwarder::attach=debug`), not EnvFilter's regex
+/// span filters: that would cost the binary a regex engine.
 pub fn init_logging(command: &Command) {
+    use tracing_subscriber::{filter::Targets, layer::SubscriberExt as _, util::SubscriberInitExt as _};
     let (level, format) = match command {
         Command::Run { log_format, .. } => ("info", *log_format),
         _ => ("warn", LogFormat::Text),
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let filter: Targets = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| level.parse().expect("a level"));
     use std::io::IsTerminal as _;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let layer = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(filter);
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => registry.with(layer).init(),
+        LogFormat::Json => registry.with(layer.json()).init(),
     }
 }
 
