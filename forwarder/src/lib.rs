@@ -36,7 +36,7 @@ pub use error::{Error, Result};
 pub use forwarder::Forwarder;
 
 /// What a port does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 #[repr(u8)]
 pub enum Role {
@@ -87,7 +87,7 @@ impl std::fmt::Display for Mode {
 }
 
 /// The mode asked for on the command line.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ModeChoice {
     /// Native if the driver supports it, else skb.
     #[default]

@@ -6,9 +6,7 @@ use serde::Serialize;
 use xdp_forwarder_common::{DropReason, PortCounters, maps::ROUTER_IFACE_KEY};
 
 use crate::{
-    Mode, Result, Role,
-    cli::printable,
-    counters,
+    Mode, Result, Role, counters,
     forwarder::Forwarder,
     health,
     pins::{self, MapSpec},
@@ -361,5 +359,15 @@ fn si(v: f64) -> String {
         v if v >= 1e6 => format!("{:.2}M", v / 1e6),
         v if v >= 1e3 => format!("{:.2}k", v / 1e3),
         v => format!("{v:.0}"),
+    }
+}
+
+/// `name` with control characters escaped: interface names come from the
+/// kernel and may hold anything but `/` and NUL.
+pub fn printable(name: &str) -> String {
+    if name.chars().any(char::is_control) {
+        name.escape_debug().to_string()
+    } else {
+        name.to_owned()
     }
 }

@@ -444,7 +444,7 @@ fn set_router_iface_binary_is_argument_compatible() {
     in_fresh_netns(|| {
         let pins = Bpffs::mount("cli-setrouter");
         let (rtr, _) = veth("rtr6", "rtr6x");
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_set-router-iface"))
+        let out = std::process::Command::new(support::set_router_iface_bin())
             .args(["rtr6", "--pin-dir", pins.arg()])
             .output()
             .unwrap();

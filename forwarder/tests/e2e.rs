@@ -609,7 +609,7 @@ fn exported_objects_work_under_xdp_loader() {
             );
         }
         support::run(
-            env!("CARGO_BIN_EXE_set-router-iface"),
+            support::set_router_iface_bin().to_str().unwrap(),
             &["rtr", "--pin-dir", p],
         );
 

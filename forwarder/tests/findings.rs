@@ -662,7 +662,7 @@ fn finding_9_messages() {
         );
         cli_ok(&["detach", "--gone", "--pin-dir", p]);
 
-        let out = Command::new(env!("CARGO_BIN_EXE_set-router-iface"))
+        let out = Command::new(support::set_router_iface_bin())
             .arg("--help")
             .output()
             .unwrap();

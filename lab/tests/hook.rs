@@ -31,9 +31,18 @@ static ONE_LOADER_AT_A_TIME: Mutex<()> = Mutex::new(());
 /// empty directory there, and the bpffs mounted on it vanishes afterwards).
 fn original_hook(net_vm: &Netns, prologue: &str) -> String {
     let bins = bins_dir().unwrap();
+    // `set-router-iface` is `xdp-forwarder` under that name, as installed.
+    let links =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("hook-bin-{}", std::process::id()));
+    std::fs::create_dir_all(&links).unwrap();
+    match std::os::unix::fs::symlink(bins.join("xdp-forwarder"), links.join("set-router-iface")) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => panic!("cannot link set-router-iface: {e}"),
+    }
     let script = format!(
         "set -ex\n\
-         export PATH={bins}:$PATH\n\
+         export PATH={links}:{bins}:$PATH\n\
          mount -t bpf bpf /sys/fs/bpf\n\
          {prologue}\n\
          xdp-loader load rtr \"$OBJ/prog_router.o\" -m skb -p /sys/fs/bpf\n\
@@ -43,7 +52,8 @@ fn original_hook(net_vm: &Netns, prologue: &str) -> String {
            xdp-loader load \"$nic\" \"$OBJ/prog_physical.o\" -m skb -p /sys/fs/bpf\n\
            ip link set \"$nic\" promisc on up\n\
          done\n",
-        bins = bins.display()
+        bins = bins.display(),
+        links = links.display()
     );
     let _one = ONE_LOADER_AT_A_TIME
         .lock()

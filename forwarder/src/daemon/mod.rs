@@ -28,7 +28,7 @@ use crate::{
 };
 
 /// When a second router-prefix interface appears while one is active.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum RouterPolicy {
     /// Keep the active one; log a warning about the newcomer.
     #[default]

@@ -241,3 +241,15 @@ pub fn assert_consistent(pins: &Bpffs, context: &str) -> serde_json::Value {
     assert_eq!(counters, ifindexes, "{context}: counters pins");
     st
 }
+
+/// `set-router-iface`: the binary under the original tool's name, a link as
+/// an install makes it (in cargo's temporary directory for tests).
+pub fn set_router_iface_bin() -> PathBuf {
+    let link = Path::new(env!("CARGO_TARGET_TMPDIR")).join("set-router-iface");
+    match std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_xdp-forwarder"), &link) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => panic!("cannot link {}: {e}", link.display()),
+    }
+    link
+}

@@ -21,7 +21,7 @@ pub const GUEST_CONTRIB: &str = "/usr/share/xdp-forwarder/contrib";
 
 /// What goes into the image besides the kernel's modules.
 pub struct Contents {
-    /// The directory holding `xdp-forwarder` and `set-router-iface`.
+    /// The directory holding `xdp-forwarder`.
     pub bins: PathBuf,
     /// The lab binary (guest-side traffic helpers).
     pub lab: PathBuf,
@@ -83,10 +83,6 @@ pub fn build(kernel: &Kernel, contents: &Contents, out: &Path) -> anyhow::Result
     let mut elves = vec![stage.join("bin/busybox")];
     for (from, to) in [
         (contents.bins.join("xdp-forwarder"), "usr/bin/xdp-forwarder"),
-        (
-            contents.bins.join("set-router-iface"),
-            "usr/bin/set-router-iface",
-        ),
         (contents.lab.clone(), "usr/bin/xdp-forwarder-lab"),
     ] {
         let to = stage.join(to);
@@ -94,6 +90,8 @@ pub fn build(kernel: &Kernel, contents: &Contents, out: &Path) -> anyhow::Result
             .with_context(|| format!("cannot put {} into the guest image", from.display()))?;
         elves.push(to);
     }
+    // The original tool's name: the same binary, which dispatches on argv[0].
+    std::os::unix::fs::symlink("xdp-forwarder", stage.join("usr/bin/set-router-iface"))?;
     let ip = stage.join("usr/sbin/ip");
     fs::copy("/usr/sbin/ip", &ip).context("no /usr/sbin/ip: install iproute2")?;
     elves.push(ip);

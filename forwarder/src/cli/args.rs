@@ -1,0 +1,230 @@
+//! The command line's schema: what `xdp-forwarder` (and, invoked under that
+//! name, `set-router-iface`) accepts. The enums here mirror the library's
+//! (which know nothing of clap).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::{ModeChoice, Role, daemon::RouterPolicy, pins::DEFAULT_PIN_DIR};
+
+/// XDP data plane: physical NICs ↔ one router interface, multiplexed by
+/// 802.1Q VLAN tags.
+#[derive(Debug, Parser)]
+#[command(name = "xdp-forwarder", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PinDirArg {
+    /// bpffs directory holding router_iface and the xdp-forwarder state.
+    #[arg(long, default_value = DEFAULT_PIN_DIR, value_name = "DIR")]
+    pub pin_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Attach the physical or router program to an interface; the attachment
+    /// is pinned and outlives this command.
+    Attach {
+        /// The interface.
+        iface: String,
+        /// What the interface is.
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// Native (driver) or skb (generic) XDP; auto tries native first.
+        #[arg(long, value_enum, default_value_t = ModeArg::Auto)]
+        mode: ModeArg,
+        /// Physical only: the VID (1..=4094) for this NIC; default: its ifindex
+        /// when free and in range, else the lowest free VID.
+        #[arg(long, value_name = "N")]
+        vid: Option<u32>,
+        /// Re-attach even if the interface is already attached (other role,
+        /// VID or mode).
+        #[arg(long)]
+        replace: bool,
+        #[command(flatten)]
+        pins: PinDirArg,
+    },
+    /// Remove an attachment, its pins and its map entries.
+    Detach {
+        /// The interface (omit with --all or --gone).
+        #[arg(required_unless_present_any = ["all", "gone"], conflicts_with_all = ["all", "gone"])]
+        iface: Option<String>,
+        /// Detach every port of the pin dir, including ports whose interface is gone.
+        #[arg(long, conflicts_with = "gone")]
+        all: bool,
+        /// Only forget the ports whose interface is gone (an mdev `remove`).
+        #[arg(long)]
+        gone: bool,
+        #[command(flatten)]
+        pins: PinDirArg,
+    },
+    /// The hot-plug daemon: attach every interface by the net-vm's rules
+    /// (router MAC prefix → router, `lo` and --ignore left alone, the rest
+    /// physical) and follow interfaces as they come and go.
+    Run {
+        /// Fail if the pin dir is not a bpffs mount instead of mounting one.
+        #[arg(long)]
+        no_mount: bool,
+        /// MAC prefix of the router interface.
+        #[arg(long, default_value = "02:01:", value_name = "PREFIX")]
+        router_mac_prefix: String,
+        /// Leave interfaces matching PATTERN alone (`*`, `?`; repeatable).
+        #[arg(long, value_name = "PATTERN")]
+        ignore: Vec<String>,
+        /// A second router-prefix interface while one is active: keep the
+        /// first (and warn), or move the role to the latest.
+        #[arg(long, value_enum, default_value_t)]
+        router_policy: PolicyArg,
+        /// Attach mode; auto tries native first.
+        #[arg(long, value_enum, default_value_t = ModeArg::Auto)]
+        mode: ModeArg,
+        /// Detach everything on SIGTERM/SIGINT (default: leave the data plane running).
+        #[arg(long)]
+        detach_on_exit: bool,
+        /// Log lines as text or as JSON objects.
+        #[arg(long, value_enum, default_value_t)]
+        log_format: LogFormat,
+        #[command(flatten)]
+        pins: PinDirArg,
+    },
+    /// Point router_iface (entry 0) at IFACE, as the original set_router_iface.
+    SetRouterIface {
+        iface: String,
+        #[command(flatten)]
+        pins: PinDirArg,
+    },
+    /// Show what is attached where.
+    Status {
+        /// Machine-readable output (schema documented in the README).
+        #[arg(long)]
+        json: bool,
+        /// Refresh every SECONDS (default 1) and show rates; with --json,
+        /// one JSON document per line per refresh.
+        #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "1",
+              value_parser = parse_interval)]
+        watch: Option<std::time::Duration>,
+        #[command(flatten)]
+        pins: PinDirArg,
+    },
+    /// Write prog_physical.o and prog_router.o, loadable with
+    /// `xdp-loader load IFACE DIR/prog_physical.o -m skb -p /sys/fs/bpf`
+    /// (libbpf 1.3 or later, as the original's; see --libbpf-1.1).
+    ExportObjects {
+        /// Where to write them (created if needed).
+        dir: PathBuf,
+        /// For a loader built on libbpf 1.1 (Debian 12's xdp-loader), which
+        /// can only reuse a pinned router_iface if the objects declare the
+        /// flags the kernel reports, and then cannot create it: the objects
+        /// declare them, and router_iface is pinned in --pin-dir if missing.
+        #[arg(long = "libbpf-1.1")]
+        libbpf_1_1: bool,
+        /// Where router_iface is pinned for --libbpf-1.1.
+        #[command(flatten)]
+        pins: PinDirArg,
+    },
+}
+
+/// `set-router-iface IFACE`: the original tool's interface, for the binary
+/// invoked under that name (installed as a link to `xdp-forwarder`).
+#[derive(Debug, Parser)]
+#[command(name = "set-router-iface", version)]
+/// Point the pinned router_iface map (entry 0) at IFACE.
+pub struct SetRouterIfaceCli {
+    /// The router-facing interface.
+    pub iface: String,
+    #[command(flatten)]
+    pub pins: PinDirArg,
+}
+
+impl From<SetRouterIfaceCli> for Command {
+    fn from(cli: SetRouterIfaceCli) -> Self {
+        Command::SetRouterIface {
+            iface: cli.iface,
+            pins: cli.pins,
+        }
+    }
+}
+
+/// What the interface is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    /// A NIC: frames get its VID and go to the router interface.
+    Physical,
+    /// The router-facing interface: frames lose their tag and go to the NIC
+    /// the VID names.
+    Router,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::Physical => Role::Physical,
+            RoleArg::Router => Role::Router,
+        }
+    }
+}
+
+/// How the program runs on the interface.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// Native if the driver supports it, else skb.
+    #[default]
+    Auto,
+    /// In the driver.
+    Native,
+    /// Generic XDP on the skb.
+    Skb,
+}
+
+impl From<ModeArg> for ModeChoice {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Auto => ModeChoice::Auto,
+            ModeArg::Native => ModeChoice::Native,
+            ModeArg::Skb => ModeChoice::Skb,
+        }
+    }
+}
+
+/// A second router-prefix interface while one is active.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum PolicyArg {
+    /// Keep the active one; log a warning about the newcomer.
+    #[default]
+    First,
+    /// Move the router role to the newcomer.
+    Latest,
+}
+
+impl From<PolicyArg> for RouterPolicy {
+    fn from(p: PolicyArg) -> Self {
+        match p {
+            PolicyArg::First => RouterPolicy::First,
+            PolicyArg::Latest => RouterPolicy::Latest,
+        }
+    }
+}
+
+/// How `run` logs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// `--watch SECONDS`: at least 0.1 s, so that rates mean something.
+fn parse_interval(s: &str) -> std::result::Result<std::time::Duration, String> {
+    match s.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && (0.1..=86400.0).contains(&secs) => {
+            Ok(std::time::Duration::from_secs_f64(secs))
+        }
+        _ => Err(format!(
+            "{s:?} is not an interval in seconds between 0.1 and 86400"
+        )),
+    }
+}
