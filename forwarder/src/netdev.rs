@@ -189,19 +189,11 @@ pub fn link_events() -> Result<impl Stream<Item = LinkEvent> + Unpin> {
     let socket = connection.socket_mut().socket_mut();
     // Room for bursts (hot-plug storms): an overrun loses events (and costs
     // a rescan). FORCE: the plain option is capped by net.core.rmem_max.
-    let size: libc::c_int = 16 << 20;
-    // SAFETY: a valid socket, option pointer and length.
-    let forced = unsafe {
-        libc::setsockopt(
-            std::os::fd::AsRawFd::as_raw_fd(socket),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            std::ptr::from_ref(&size).cast(),
-            size_of::<libc::c_int>() as u32,
-        )
-    } == 0;
-    if !forced {
-        let _ = socket.set_rx_buf_sz(size as usize);
+    let size = 16 << 20;
+    if nix::sys::socket::setsockopt(&*socket, nix::sys::socket::sockopt::RcvBufForce, &size)
+        .is_err()
+    {
+        let _ = socket.set_rx_buf_sz(size);
     }
     socket
         .bind(&SocketAddr::new(0, RTMGRP_LINK))

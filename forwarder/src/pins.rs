@@ -9,9 +9,7 @@
 //! - `xdp-forwarder/counters-IFINDEX`: that program's per-CPU counters.
 
 use std::{
-    ffi::CString,
     os::fd::AsFd as _,
-    os::unix::ffi::OsStrExt as _,
     path::{Path, PathBuf},
 };
 
@@ -149,14 +147,7 @@ impl PinDir {
 }
 
 pub(crate) fn is_bpffs(path: &Path) -> bool {
-    let Ok(c_path) = CString::new(path.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: an all-zero statfs is a valid out-parameter.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c_path` is NUL-terminated and `st` is a valid out-pointer.
-    let ret = unsafe { libc::statfs(c_path.as_ptr(), &mut st) };
-    ret == 0 && st.f_type as i64 == BPF_FS_MAGIC
+    nix::sys::statfs::statfs(path).is_ok_and(|st| st.filesystem_type().0 == BPF_FS_MAGIC)
 }
 
 /// What a pinned map must look like for us to share it.

@@ -7,17 +7,14 @@
 
 pub mod bench;
 pub mod cache;
-pub mod cmd;
 pub mod debian;
 pub mod demo;
 pub mod libbpf;
-pub mod netns;
 pub mod objects;
-pub mod packet;
 pub mod traffic;
 pub mod vm;
 
-pub use demo::netns::run;
+pub use xdp_forwarder_testkit::{cmd, netns, packet, run};
 
 /// Where the workspace's binaries are: `XDP_FORWARDER_BINS` (`cargo xtask
 /// test` points it at the release build), else the directory of the

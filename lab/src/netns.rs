@@ -1,7 +1,7 @@
 //! Named network namespaces the lab creates, removed when dropped (also
 //! when a test fails). Nothing here touches a namespace it did not create.
 
-use crate::demo::netns as ns;
+use crate::netns as ns;
 use anyhow::bail;
 
 pub struct Netns {

@@ -128,23 +128,26 @@ fn first_boot(tag: &str, libbpf_dir: Option<&Path>, export_args: &str) {
     let wait = Duration::from_millis(500);
     ax.send(&f).unwrap();
     assert_eq!(
-        rx.drain(wait),
+        rx.drain_test_frames(wait),
         vec![tagged(&f, 0x8100, a)],
         "nicA → router, VID = ifindex\n{out}"
     );
     bx.send(&f).unwrap();
     assert_eq!(
-        rx.drain(wait),
+        rx.drain_test_frames(wait),
         vec![tagged(&f, 0x8100, b)],
         "nicB → router\n{out}"
     );
     rx.send(&tagged(&f, 0x8100, b)).unwrap();
     assert_eq!(
-        bx.drain(wait),
+        bx.drain_test_frames(wait),
         vec![f.clone()],
         "router → nicB, untagged\n{out}"
     );
-    assert!(ax.drain(wait).is_empty(), "nothing reached nicA");
+    assert!(
+        ax.drain_test_frames(wait).is_empty(),
+        "nothing reached nicA"
+    );
     let _ = std::fs::remove_dir_all(&objs);
 }
 

@@ -334,25 +334,19 @@ fn ensure_bpffs(dir: &Path, no_mount: bool) -> Result<()> {
     }
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::kernel(format!("cannot create {}", dir.display()), e))?;
-    let target = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
-        .map_err(|e| Error::kernel("pin dir", e))?;
-    // SAFETY: NUL-terminated strings that outlive the call; the data
-    // argument is a NUL-terminated option string.
-    let ret = unsafe {
-        libc::mount(
-            c"bpf".as_ptr(),
-            target.as_ptr(),
-            c"bpf".as_ptr(),
-            0,
-            c"mode=0700".as_ptr().cast(),
-        )
-    };
-    if ret != 0 {
-        return Err(Error::kernel(
+    nix::mount::mount(
+        Some("bpf"),
+        dir,
+        Some("bpf"),
+        nix::mount::MsFlags::empty(),
+        Some("mode=0700"),
+    )
+    .map_err(|e| {
+        Error::kernel(
             format!("cannot mount bpffs at {}", dir.display()),
-            std::io::Error::last_os_error(),
-        ));
-    }
+            std::io::Error::from(e),
+        )
+    })?;
     info!(path = %dir.display(), "mounted bpffs (mode 0700)");
     Ok(())
 }

@@ -15,8 +15,7 @@ use std::{
 
 /// Fails loudly, never skips: these tests need the real kernel.
 pub fn require_root() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !nix::unistd::geteuid().is_root() {
         panic!(
             "this test loads XDP programs and creates network namespaces: it needs root \
              (run the suite as root, see the README)"
@@ -31,22 +30,7 @@ pub fn in_fresh_netns<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     require_root();
     std::thread::scope(|s| {
         s.spawn(|| {
-            // SAFETY: unshare only affects the calling thread's namespaces.
-            let ret = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-            assert_eq!(
-                ret,
-                0,
-                "unshare(CLONE_NEWNET): {}",
-                std::io::Error::last_os_error()
-            );
-            run("ip", &["link", "set", "lo", "up"]);
-            // No IPv6 autoconfiguration chatter (ND, MLD) on test links.
-            for knob in ["all", "default"] {
-                run(
-                    "sysctl",
-                    &["-qw", &format!("net.ipv6.conf.{knob}.disable_ipv6=1")],
-                );
-            }
+            xdp_forwarder_testkit::netns::unshare_thread().unwrap_or_else(|e| panic!("{e:#}"));
             f()
         })
         .join()
@@ -56,36 +40,16 @@ pub fn in_fresh_netns<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 
 /// Runs a command, panicking with its output when it fails.
 pub fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    xdp_forwarder_testkit::run(cmd, args).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
-/// A veth pair in the current namespace; returns the two ifindexes.
+/// A veth pair in the current namespace, both up; returns the two ifindexes.
 pub fn veth(name: &str, peer: &str) -> (u32, u32) {
-    run(
-        "ip",
-        &["link", "add", name, "type", "veth", "peer", "name", peer],
-    );
-    run("ip", &["link", "set", name, "up"]);
-    run("ip", &["link", "set", peer, "up"]);
-    (ifindex(name), ifindex(peer))
+    xdp_forwarder_testkit::netns::veth(name, peer).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 pub fn ifindex(name: &str) -> u32 {
-    let c = std::ffi::CString::new(name).unwrap();
-    // SAFETY: NUL-terminated name.
-    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    assert_ne!(idx, 0, "no interface {name}");
-    idx
+    xdp_forwarder_testkit::ifindex(name).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 static NEXT: AtomicU32 = AtomicU32::new(0);

@@ -1,229 +1,39 @@
-//! Raw Ethernet frames over AF_PACKET. On veth the receiving kernel moves the
-//! outer VLAN tag into metadata (PACKET_AUXDATA); `recv` puts it back so that
-//! tests see what was on the wire.
+//! Raw frames over AF_PACKET: the testkit's socket, failing the test
+//! instead of returning errors.
 
-use std::{
-    io,
-    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
-    time::{Duration, Instant},
-};
+#![allow(unused_imports, reason = "each test binary uses a different part")]
 
-/// Local experimental EtherType: nothing in a namespace answers it.
-pub const ETHERTYPE_TEST: u16 = 0x88b5;
+use std::time::Duration;
 
-pub struct RawSocket {
-    fd: OwnedFd,
-    ifindex: i32,
-}
+pub use xdp_forwarder_testkit::packet::{ETHERTYPE_TEST, frame, tagged};
+
+pub struct RawSocket(xdp_forwarder_testkit::packet::RawSocket);
 
 impl RawSocket {
     pub fn bind(iface: &str) -> Self {
-        let ifindex = super::ifindex(iface) as i32;
-        let proto = (libc::ETH_P_ALL as u16).to_be();
-        // SAFETY: plain socket creation.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                i32::from(proto),
-            )
-        };
-        assert!(fd >= 0, "socket: {}", io::Error::last_os_error());
-        // SAFETY: fd is a fresh, owned descriptor.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: zeroed sockaddr_ll is valid; we fill the fields bind needs.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = proto;
-        sll.sll_ifindex = ifindex;
-        // SAFETY: sll is a valid sockaddr_ll of the given size.
-        let ret = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                std::ptr::from_ref(&sll).cast(),
-                size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        assert_eq!(ret, 0, "bind {iface}: {}", io::Error::last_os_error());
-        let one: libc::c_int = 1;
-        // SAFETY: valid option pointer and length.
-        let ret = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                libc::PACKET_AUXDATA,
-                std::ptr::from_ref(&one).cast(),
-                size_of::<libc::c_int>() as u32,
-            )
-        };
-        assert_eq!(ret, 0, "PACKET_AUXDATA: {}", io::Error::last_os_error());
-        Self { fd, ifindex }
+        Self(
+            xdp_forwarder_testkit::packet::RawSocket::bind(iface)
+                .unwrap_or_else(|e| panic!("{e:#}")),
+        )
     }
 
     pub fn send(&self, frame: &[u8]) {
-        // SAFETY: zeroed sockaddr_ll is valid; filled for sendto.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_ifindex = self.ifindex;
-        sll.sll_halen = 6;
-        sll.sll_addr[..6].copy_from_slice(&frame[..6]);
-        // SAFETY: frame and sll are valid for the call.
-        let ret = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                frame.as_ptr().cast(),
-                frame.len(),
-                0,
-                std::ptr::from_ref(&sll).cast(),
-                size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        assert_eq!(
-            ret,
-            frame.len() as isize,
-            "sendto: {}",
-            io::Error::last_os_error()
-        );
+        self.0.send(frame).unwrap_or_else(|e| panic!("{e:#}"));
     }
 
-    /// The next frame received (not sent) on the interface within `timeout`,
-    /// with its outer VLAN tag re-inserted.
-    /// A zero `timeout` still reads a frame already queued.
+    /// The next frame received (not sent) within `timeout`, outer tag
+    /// re-inserted; a zero `timeout` still reads a frame already queued.
     pub fn recv(&self, timeout: Duration) -> Option<Vec<u8>> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let mut pfd = libc::pollfd {
-                fd: self.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // Whole milliseconds, rounded up (a zero timeout only checks).
-            let wait = left.as_micros().div_ceil(1000) as i32;
-            // SAFETY: one valid pollfd.
-            let n = unsafe { libc::poll(&mut pfd, 1, wait) };
-            if n <= 0 {
-                return None;
-            }
-            if let Some(frame) = self.recv_one() {
-                return Some(frame);
-            }
-            if left.is_zero() {
-                return None;
-            }
-        }
+        self.0.recv(timeout)
     }
 
-    /// A receive buffer big enough for bulk tests (the default holds a few
-    /// hundred frames).
-    pub fn with_big_buffer(self) -> Self {
-        let size: libc::c_int = 64 << 20;
-        // SAFETY: valid option pointer and length.
-        let ret = unsafe {
-            libc::setsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUFFORCE,
-                std::ptr::from_ref(&size).cast(),
-                size_of::<libc::c_int>() as u32,
-            )
-        };
-        assert_eq!(ret, 0, "SO_RCVBUFFORCE: {}", io::Error::last_os_error());
-        self
-    }
-
-    /// Everything that arrives within `window`.
-    /// A zero `window` takes what is queued now, without waiting.
+    /// Everything received within `window` (zero: what is queued now).
     pub fn drain(&self, window: Duration) -> Vec<Vec<u8>> {
-        let deadline = Instant::now() + window;
-        let mut frames = Vec::new();
-        while let Some(f) = self.recv(deadline.saturating_duration_since(Instant::now())) {
-            frames.push(f);
-        }
-        frames
+        self.0.drain(window)
     }
 
-    fn recv_one(&self) -> Option<Vec<u8>> {
-        let mut buf = vec![0u8; 65536];
-        let mut cmsg = [0u64; 64];
-        // SAFETY: zeroed sockaddr_ll / msghdr are valid out-parameters.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        let mut iov = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: buf.len(),
-        };
-        // SAFETY: as above.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_name = std::ptr::from_mut(&mut sll).cast();
-        msg.msg_namelen = size_of::<libc::sockaddr_ll>() as u32;
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cmsg.as_mut_ptr().cast();
-        msg.msg_controllen = size_of_val(&cmsg);
-        // SAFETY: msg points at live buffers for the call.
-        let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
-        if n < 0 {
-            return None;
-        }
-        if sll.sll_pkttype == libc::PACKET_OUTGOING {
-            return None;
-        }
-        buf.truncate(n as usize);
-        // SAFETY: walking the control messages the kernel wrote into `msg`.
-        let mut c = unsafe { libc::CMSG_FIRSTHDR(&msg) };
-        while !c.is_null() {
-            // SAFETY: `c` points at a valid cmsghdr inside our buffer.
-            let hdr = unsafe { &*c };
-            if hdr.cmsg_level == libc::SOL_PACKET && hdr.cmsg_type == libc::PACKET_AUXDATA {
-                // SAFETY: the kernel put a tpacket_auxdata there (maybe unaligned).
-                let aux: libc::tpacket_auxdata =
-                    unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(c).cast()) };
-                if aux.tp_status & libc::TP_STATUS_VLAN_VALID != 0 {
-                    let tpid = if aux.tp_status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
-                        aux.tp_vlan_tpid
-                    } else {
-                        0x8100
-                    };
-                    let mut tag = tpid.to_be_bytes().to_vec();
-                    tag.extend_from_slice(&aux.tp_vlan_tci.to_be_bytes());
-                    buf.splice(12..12, tag);
-                }
-            }
-            // SAFETY: advancing within the same control buffer.
-            c = unsafe { libc::CMSG_NXTHDR(&msg, c) };
-        }
-        // Only test frames count: whatever else a link emits is not ours.
-        carries_test_ethertype(&buf).then_some(buf)
+    /// A receive buffer big enough for bulk tests.
+    pub fn with_big_buffer(self) -> Self {
+        Self(self.0.with_big_buffer().unwrap_or_else(|e| panic!("{e:#}")))
     }
-}
-
-/// The EtherType after up to two tags is [`ETHERTYPE_TEST`].
-fn carries_test_ethertype(frame: &[u8]) -> bool {
-    [12, 16, 20]
-        .iter()
-        .any(|&at| frame.get(at..at + 2) == Some(&ETHERTYPE_TEST.to_be_bytes()[..]))
-}
-
-/// An Ethernet frame: `dst`, `src`, then `rest` (EtherType onwards), padded
-/// with a recognisable payload to `len` bytes.
-pub fn frame(dst: [u8; 6], src: [u8; 6], rest: &[u8], len: usize) -> Vec<u8> {
-    let mut f = Vec::with_capacity(len);
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(rest);
-    let mut i = 0u8;
-    while f.len() < len {
-        f.push(i);
-        i = i.wrapping_add(1);
-    }
-    f
-}
-
-/// `frame` with one 802.1Q tag (TCI `tci`) inserted after the MACs.
-pub fn tagged(frame: &[u8], tpid: u16, tci: u16) -> Vec<u8> {
-    let mut f = frame[..12].to_vec();
-    f.extend_from_slice(&tpid.to_be_bytes());
-    f.extend_from_slice(&tci.to_be_bytes());
-    f.extend_from_slice(&frame[12..]);
-    f
 }

@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use aya::{
     Ebpf,
     programs::{Xdp, XdpMode},
@@ -20,6 +20,7 @@ use xdp_forwarder_common::{
 
 use crate::{
     cmd::run,
+    netns::veth,
     objects::{self, FLOOR_PROGRAM, FLOOR_PUSH_PROGRAM},
 };
 use xdp_forwarder::{
@@ -116,19 +117,7 @@ pub struct Lab {
 /// Enters a new network namespace on the calling thread (a thread of its
 /// own: the rest of the process stays where it was).
 pub fn enter_private_netns() -> anyhow::Result<()> {
-    // SAFETY: unshare only changes the calling thread's network namespace.
-    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-        bail!("unshare(CLONE_NEWNET): {}", std::io::Error::last_os_error());
-    }
-    run("ip", &["link", "set", "lo", "up"])?;
-    // No IPv6 autoconfiguration chatter on the bench's links.
-    for knob in ["all", "default"] {
-        run(
-            "sysctl",
-            &["-qw", &format!("net.ipv6.conf.{knob}.disable_ipv6=1")],
-        )?;
-    }
-    Ok(())
+    crate::netns::unshare_thread()
 }
 
 impl Lab {
@@ -205,17 +194,6 @@ impl Drop for Lab {
             .status();
         let _ = std::fs::remove_dir(&self.mount);
     }
-}
-
-fn veth(name: &str, peer: &str) -> anyhow::Result<(u32, u32)> {
-    run(
-        "ip",
-        &["link", "add", name, "type", "veth", "peer", "name", peer],
-    )?;
-    for dev in [name, peer] {
-        run("ip", &["link", "set", dev, "up"])?;
-    }
-    Ok((crate::cmd::ifindex(name)?, crate::cmd::ifindex(peer)?))
 }
 
 /// Attaches `prog` to `iface` in `mode`.

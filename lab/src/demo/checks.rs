@@ -8,10 +8,8 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use super::{
-    netns,
-    topology::{EXT_ADDR, LAN_ADDR},
-};
+use super::topology::{EXT_ADDR, LAN_ADDR};
+use crate::{cmd, netns};
 
 /// One check's outcome, as the report prints it.
 pub struct Check {
@@ -142,22 +140,7 @@ impl Receivers {
 
 /// Room for a whole burst: the receivers are read only after every burst.
 fn grow_receive_buffer(sock: &UdpSocket) -> anyhow::Result<()> {
-    use std::os::fd::AsRawFd as _;
-    let size: libc::c_int = 16 << 20;
-    // SAFETY: valid socket, option pointer and length.
-    let ret = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            std::ptr::from_ref(&size).cast(),
-            size_of::<libc::c_int>() as u32,
-        )
-    };
-    if ret != 0 {
-        bail!("SO_RCVBUFFORCE: {}", std::io::Error::last_os_error());
-    }
-    Ok(())
+    crate::packet::rcvbuf_force(sock, 16 << 20)
 }
 
 /// Datagram `i` of network `k`: they say which network sent them.
@@ -225,7 +208,7 @@ pub const TO_EXT: &str = EXT_ADDR;
 /// Fails unless `ping` is there (iputils-ping; `cargo xtask setup` installs it).
 pub fn require_tools() -> anyhow::Result<()> {
     for tool in ["ping", "ethtool"] {
-        if netns::run("sh", &["-c", &format!("command -v {tool}")]).is_err() {
+        if cmd::run("sh", &["-c", &format!("command -v {tool}")]).is_err() {
             bail!("the demo needs `{tool}`: install it (`cargo xtask setup` does)");
         }
     }

@@ -7,7 +7,6 @@
 //! 8021q module is needed).
 
 pub mod checks;
-pub mod netns;
 mod topology;
 
 use std::{
@@ -18,6 +17,7 @@ use std::{
 use anyhow::{Context as _, bail, ensure};
 use serde_json::Value;
 
+use crate::netns;
 use checks::Check;
 use topology::{EXT_ADDR, LAN_ADDR, Names};
 use xdp_forwarder::ModeChoice;

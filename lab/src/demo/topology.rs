@@ -12,7 +12,7 @@ use std::{fs, io::Write as _, path::PathBuf};
 
 use anyhow::{Context as _, bail};
 
-use super::netns::{self, ip};
+use crate::netns::{self, ip};
 
 /// The net-vm's router interface: the original's `02:01:` prefix.
 pub const ROUTER_MAC: &str = "02:01:00:00:0d:01";
@@ -152,7 +152,7 @@ impl Names {
             let dir = self.pin_dir(&ns);
             fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
             let d = dir.to_str().context("state dir is not UTF-8")?;
-            netns::run("mount", &["-t", "bpf", "bpf", d])?;
+            crate::cmd::run("mount", &["-t", "bpf", "bpf", d])?;
             self.record("mount", d)?;
         }
         Ok(())
@@ -212,7 +212,7 @@ impl Names {
         }
         for line in text.lines() {
             if let Some(dir) = line.strip_prefix("mount ") {
-                match netns::run("umount", &[dir]) {
+                match crate::cmd::run("umount", &[dir]) {
                     Ok(_) => removed.push(format!("bpffs {dir}")),
                     Err(e) => failures.push(e.to_string()),
                 }

@@ -132,7 +132,7 @@ pub fn frames(lab: &mut NetVmLab, vids: &[u16], label: &str) -> anyhow::Result<V
             }
         }
         into_nics.push((net.guest_if.clone(), sent.len() as u64));
-        let got = router.drain(ARRIVAL);
+        let got = router.drain_test_frames(ARRIVAL);
         for (kind, (name, _, _)) in kinds.iter().enumerate() {
             let want: Vec<&Vec<u8>> = sent
                 .iter()
@@ -159,7 +159,10 @@ pub fn frames(lab: &mut NetVmLab, vids: &[u16], label: &str) -> anyhow::Result<V
             router.send(&tagged(f, 0x8100, vid))?;
         }
         into_router += back.len() as u64;
-        let got: Vec<Vec<Vec<u8>>> = outside.iter().map(|s| s.drain(ARRIVAL)).collect();
+        let got: Vec<Vec<Vec<u8>>> = outside
+            .iter()
+            .map(|s| s.drain_test_frames(ARRIVAL))
+            .collect();
         for (inner, name) in [(false, "untagged"), (true, "inner tag kept")] {
             let want: Vec<&Vec<u8>> = back
                 .iter()

@@ -153,7 +153,7 @@ pub fn cycles(lab: &mut NetVmLab, manager: Manager) -> anyhow::Result<Vec<Check>
             .map_err(|_| anyhow::anyhow!("streamer panicked"))??;
         result.map(|()| sent)
     })?;
-    got.extend(router.drain(Duration::from_secs(2)));
+    got.extend(router.drain_test_frames(Duration::from_secs(2)));
     let mut seen = vec![0u32; sent as usize];
     for f in &got {
         // Outer tag (4) + inner EtherType at 16, marker at 18, seq at 19.
@@ -249,7 +249,7 @@ fn one_cycle(
     let mut stray = Vec::new();
     while plugged.elapsed() < Duration::from_secs(10) && forwarded.is_none() {
         sock.send(&probe)?;
-        for f in router.drain(Duration::from_millis(100)) {
+        for f in router.drain_test_frames(Duration::from_millis(100)) {
             if f.get(18..20) == Some(&[PROBE, cycle as u8][..]) {
                 forwarded = Some((
                     plugged.elapsed(),

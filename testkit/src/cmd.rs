@@ -1,5 +1,5 @@
-//! Running the system's tools (`ip`, `mount`, `ethtool`, ...) for the demo
-//! and the bench, with their stderr in the error.
+//! Running the system's tools (`ip`, `mount`, `ethtool`, ...), with their
+//! stderr in the error.
 
 use std::process::Command;
 
@@ -23,10 +23,5 @@ pub fn run(cmd: &str, args: &[&str]) -> anyhow::Result<String> {
 
 /// The ifindex of `name` in the calling thread's namespace.
 pub fn ifindex(name: &str) -> anyhow::Result<u32> {
-    let c = std::ffi::CString::new(name).context("interface name with NUL")?;
-    // SAFETY: NUL-terminated name.
-    match unsafe { libc::if_nametoindex(c.as_ptr()) } {
-        0 => bail!("no interface {name}"),
-        i => Ok(i),
-    }
+    nix::net::if_::if_nametoindex(name).map_err(|e| anyhow::anyhow!("no interface {name}: {e}"))
 }

@@ -1,10 +1,10 @@
-//! Raw Ethernet frames over AF_PACKET on the host's side of a tap. The
-//! receiving kernel moves a frame's outer VLAN tag into metadata
-//! (PACKET_AUXDATA); `recv` puts it back, so callers see what was on the wire.
+//! Raw Ethernet frames over AF_PACKET (a veth or a tap). The receiving
+//! kernel moves a frame's outer VLAN tag into metadata (PACKET_AUXDATA);
+//! `recv` puts it back, so callers see what was on the wire.
 
 use std::{
     io,
-    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+    os::fd::{AsFd, AsRawFd as _, FromRawFd as _, OwnedFd},
     time::{Duration, Instant},
 };
 
@@ -21,7 +21,7 @@ pub struct RawSocket {
 impl RawSocket {
     /// A socket on `iface` of the calling thread's network namespace.
     pub fn bind(iface: &str) -> anyhow::Result<Self> {
-        let ifindex = crate::demo::netns::ifindex(iface)? as i32;
+        let ifindex = crate::cmd::ifindex(iface)? as i32;
         let proto = (libc::ETH_P_ALL as u16).to_be();
         // SAFETY: plain socket creation.
         let fd = unsafe {
@@ -52,30 +52,30 @@ impl RawSocket {
         if ret != 0 {
             bail!("bind to {iface}: {}", io::Error::last_os_error());
         }
-        for (level, opt, value) in [
-            (libc::SOL_PACKET, libc::PACKET_AUXDATA, 1),
-            // Room for bursts: the default holds a few hundred frames.
-            (libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 16 << 20),
-        ] {
-            let value: libc::c_int = value;
-            // SAFETY: a valid socket, option pointer and length.
-            let ret = unsafe {
-                libc::setsockopt(
-                    fd.as_raw_fd(),
-                    level,
-                    opt,
-                    std::ptr::from_ref(&value).cast(),
-                    size_of::<libc::c_int>() as u32,
-                )
-            };
-            if ret != 0 {
-                bail!(
-                    "setsockopt {opt} on {iface}: {}",
-                    io::Error::last_os_error()
-                );
-            }
+        let one: libc::c_int = 1;
+        // SAFETY: a valid socket, option pointer and length (nix has no
+        // PACKET_AUXDATA option).
+        let ret = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_AUXDATA,
+                std::ptr::from_ref(&one).cast(),
+                size_of::<libc::c_int>() as u32,
+            )
+        };
+        if ret != 0 {
+            bail!("PACKET_AUXDATA on {iface}: {}", io::Error::last_os_error());
         }
+        // Room for bursts: the default holds a few hundred frames.
+        rcvbuf_force(&fd, 16 << 20)?;
         Ok(Self { fd, ifindex })
+    }
+
+    /// A receive buffer for bulk tests (64 MB).
+    pub fn with_big_buffer(self) -> anyhow::Result<Self> {
+        rcvbuf_force(&self.fd, 64 << 20)?;
+        Ok(self)
     }
 
     pub fn send(&self, frame: &[u8]) -> anyhow::Result<()> {
@@ -102,30 +102,58 @@ impl RawSocket {
         Ok(())
     }
 
-    /// Every test frame ([`ETHERTYPE_TEST`] after up to two tags) received
-    /// (not sent) within `window`, outer tag re-inserted.
-    pub fn drain(&self, window: Duration) -> Vec<Vec<u8>> {
-        let deadline = Instant::now() + window;
-        let mut frames = Vec::new();
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+    /// The next frame received (not sent) within `timeout`, outer tag
+    /// re-inserted. A zero `timeout` still reads a frame already queued.
+    pub fn recv(&self, timeout: Duration) -> Option<Vec<u8>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
             let mut pfd = libc::pollfd {
                 fd: self.fd.as_raw_fd(),
                 events: libc::POLLIN,
                 revents: 0,
             };
+            // Whole milliseconds, rounded up (a zero timeout only checks).
+            let wait = left.as_micros().div_ceil(1000) as i32;
             // SAFETY: one valid pollfd.
-            if unsafe { libc::poll(&mut pfd, 1, left.as_millis().max(1) as i32) } <= 0 {
-                break;
+            if unsafe { libc::poll(&mut pfd, 1, wait) } <= 0 {
+                return None;
             }
-            while let Some(f) = self.recv_one() {
-                frames.extend(f);
+            if let Some(Some(frame)) = self.recv_one() {
+                return Some(frame);
             }
+            if left.is_zero() {
+                return None;
+            }
+        }
+    }
+
+    /// Every frame received within `window`; a zero `window` takes what is
+    /// queued now, without waiting.
+    pub fn drain(&self, window: Duration) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + window;
+        let mut frames = Vec::new();
+        while let Some(f) = self.recv(deadline.saturating_duration_since(Instant::now())) {
+            frames.push(f);
         }
         frames
     }
 
-    /// `None` when nothing is queued; `Some(None)` for a frame that is not
-    /// a received test frame.
+    /// [`Self::drain`], keeping only test frames ([`ETHERTYPE_TEST`] after up
+    /// to two tags).
+    pub fn drain_test_frames(&self, window: Duration) -> Vec<Vec<u8>> {
+        self.drain(window)
+            .into_iter()
+            .filter(|f| {
+                [12, 16, 20]
+                    .iter()
+                    .any(|&at| f.get(at..at + 2) == Some(&ETHERTYPE_TEST.to_be_bytes()[..]))
+            })
+            .collect()
+    }
+
+    /// `None` when nothing is queued; `Some(None)` for a frame this socket
+    /// sent.
     fn recv_one(&self) -> Option<Option<Vec<u8>>> {
         let mut buf = vec![0u8; 65536];
         let mut cmsg = [0u64; 64];
@@ -175,10 +203,7 @@ impl RawSocket {
             // SAFETY: advancing within the same control buffer.
             c = unsafe { libc::CMSG_NXTHDR(&msg, c) };
         }
-        let ours = [12, 16, 20]
-            .iter()
-            .any(|&at| buf.get(at..at + 2) == Some(&ETHERTYPE_TEST.to_be_bytes()[..]));
-        Some(ours.then_some(buf))
+        Some(Some(buf))
     }
 }
 
@@ -215,4 +240,10 @@ pub fn parse_mac(s: &str) -> anyhow::Result<[u8; 6]> {
     bytes
         .try_into()
         .map_err(|_| anyhow::anyhow!("bad MAC {s:?}"))
+}
+
+/// SO_RCVBUFFORCE: a receive buffer beyond net.core.rmem_max (root only).
+pub fn rcvbuf_force(socket: &impl AsFd, bytes: usize) -> anyhow::Result<()> {
+    nix::sys::socket::setsockopt(socket, nix::sys::socket::sockopt::RcvBufForce, &bytes)
+        .context("SO_RCVBUFFORCE")
 }
