@@ -36,7 +36,7 @@ pub use error::{Error, Result};
 pub use forwarder::Forwarder;
 
 /// What a port does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[repr(u8)]
 pub enum Role {
@@ -57,7 +57,7 @@ impl std::fmt::Display for Role {
 }
 
 /// How an XDP program runs on an interface.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[repr(u8)]
 pub enum Mode {

@@ -2,7 +2,7 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use xdp_forwarder_common::{DropReason, PortCounters, maps::ROUTER_IFACE_KEY};
 
 use crate::{
@@ -15,7 +15,7 @@ use crate::{
 };
 
 /// `status --json` schema, version 1. Fields are only ever added.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Status {
     pub schema: u32,
     pub pin_dir: String,
@@ -28,14 +28,14 @@ pub struct Status {
     pub warnings: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Iface {
     pub ifindex: u32,
     /// `None` when no interface has that ifindex any more.
     pub name: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Port {
     pub ifindex: u32,
     pub name: Option<String>,
@@ -59,12 +59,12 @@ pub struct Port {
 }
 
 /// A port's counters, summed over the CPUs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Counters {
     pub forwarded_frames: u64,
     pub forwarded_bytes: u64,
     /// Drops by reason; every reason is present (sorted by name).
-    pub dropped: BTreeMap<&'static str, u64>,
+    pub dropped: BTreeMap<String, u64>,
     pub dropped_total: u64,
 }
 
@@ -75,7 +75,7 @@ impl From<PortCounters> for Counters {
             forwarded_bytes: c.forwarded_bytes,
             dropped: DropReason::ALL
                 .into_iter()
-                .map(|r| (r.name(), c.drops(r)))
+                .map(|r| (r.name().to_owned(), c.drops(r)))
                 .collect(),
             dropped_total: c.dropped_total(),
         }
@@ -83,7 +83,7 @@ impl From<PortCounters> for Counters {
 }
 
 /// Forwarding and drop rates between two samples.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Rates {
     pub frames_per_sec: f64,
     pub bits_per_sec: f64,

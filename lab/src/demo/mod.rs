@@ -15,12 +15,14 @@ use std::{
 };
 
 use anyhow::{Context as _, bail, ensure};
-use serde_json::Value;
 
 use crate::netns;
 use checks::Check;
 use topology::{EXT_ADDR, LAN_ADDR, Names};
-use xdp_forwarder::ModeChoice;
+use xdp_forwarder::{
+    ModeChoice,
+    status::{Port, Status},
+};
 
 pub use topology::{DEFAULT_PREFIX, MAX_NICS};
 
@@ -163,7 +165,7 @@ impl Demo<'_> {
         netns::exec(ns, all[0], &all[1..])
     }
 
-    fn status(&self, ns: &str) -> anyhow::Result<Value> {
+    fn status(&self, ns: &str) -> anyhow::Result<Status> {
         serde_json::from_str(&self.fwd(ns, &["status", "--json"])?).context("status --json")
     }
 
@@ -232,9 +234,9 @@ impl Demo<'_> {
         let mut vids = Vec::new();
         for k in self.networks() {
             let vid = port(&status, &format!("nic{k}"))
-                .and_then(|p| p["vid"].as_u64())
+                .and_then(|p| p.vid)
                 .with_context(|| format!("nic{k} has no VID in `status`"))?;
-            vids.push(vid as u16);
+            vids.push(vid);
         }
         // The router VM, in mirror image: same VIDs, opposite roles.
         self.fwd(
@@ -279,16 +281,13 @@ impl Demo<'_> {
         println!("\nattached");
         for ns in [net_vm, router] {
             let status = self.status(ns)?;
-            for p in status["ports"].as_array().into_iter().flatten() {
+            for p in &status.ports {
                 println!(
                     "  {ns:<11} {:<8} {:<8} {:<9} {} mode",
-                    p["name"].as_str().unwrap_or("?"),
-                    p["role"].as_str().unwrap_or("?"),
-                    p["vid"]
-                        .as_u64()
-                        .map(|v| format!("VID {v}"))
-                        .unwrap_or_default(),
-                    p["mode"].as_str().unwrap_or("?"),
+                    p.name.as_deref().unwrap_or("?"),
+                    p.role.to_string(),
+                    p.vid.map(|v| format!("VID {v}")).unwrap_or_default(),
+                    p.mode,
                 );
             }
         }
@@ -338,21 +337,20 @@ impl Demo<'_> {
         println!("\ncounters (from the programs' per-CPU maps)");
         for ns in [net_vm, router] {
             let status = self.status(ns)?;
-            for p in status["ports"].as_array().into_iter().flatten() {
-                let c = &p["counters"];
-                let drops: Vec<String> = c["dropped"]
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .filter(|(_, n)| n.as_u64().unwrap_or(0) > 0)
+            for p in &status.ports {
+                let Some(c) = &p.counters else { continue };
+                let drops: Vec<String> = c
+                    .dropped
+                    .iter()
+                    .filter(|(_, n)| **n > 0)
                     .map(|(r, n)| format!("{r} {n}"))
                     .collect();
                 println!(
                     "  {ns:<11} {:<8} forwarded {:>6} frames {:>9} bytes, dropped {}{}",
-                    p["name"].as_str().unwrap_or("?"),
-                    c["forwarded_frames"],
-                    c["forwarded_bytes"],
-                    c["dropped_total"],
+                    p.name.as_deref().unwrap_or("?"),
+                    c.forwarded_frames,
+                    c.forwarded_bytes,
+                    c.dropped_total,
                     if drops.is_empty() {
                         String::new()
                     } else {
@@ -387,9 +385,9 @@ impl Demo<'_> {
 }
 
 /// The port named `name` in a `status --json` document.
-fn port<'a>(status: &'a Value, name: &str) -> Option<&'a Value> {
-    status["ports"]
-        .as_array()?
+fn port<'a>(status: &'a Status, name: &str) -> Option<&'a Port> {
+    status
+        .ports
         .iter()
-        .find(|p| p["name"] == name)
+        .find(|p| p.name.as_deref() == Some(name))
 }
