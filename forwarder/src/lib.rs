@@ -6,7 +6,7 @@
 //!   writer [`lock`]; [`attach`], [`detach`] (all-or-nothing, resumable),
 //!   [`vid`] policy, [`links`] (load, pin, swap), [`undo`].
 //! - [`health`]: whether a port really runs our program (asked of the kernel).
-//! - [`status`]: what runs where.
+//! - [`status`]: what runs where; [`metrics`]: the same as OpenMetrics.
 //! - [`pins`], [`ports`]: the pinned state; [`netdev`]: interfaces via rtnetlink.
 //! - [`objects`]: the embedded eBPF objects and their export.
 //! - [`daemon`]: `run`, the hot-plug daemon.
@@ -21,6 +21,7 @@ pub mod forwarder;
 pub mod health;
 pub mod links;
 pub mod lock;
+pub mod metrics;
 pub mod netdev;
 pub mod objects;
 pub mod pins;

@@ -99,9 +99,17 @@ pub enum Command {
     },
     /// Show what is attached where.
     Status {
-        /// Machine-readable output (schema documented in the README).
-        #[arg(long)]
+        /// Output: a table, JSON (schema in the README) or OpenMetrics text.
+        #[arg(long, value_enum, default_value_t = FormatArg::Text)]
+        format: FormatArg,
+        /// The same as --format json.
+        #[arg(long, conflicts_with = "format")]
         json: bool,
+        /// Write the document to PATH instead of stdout, atomically (a
+        /// temporary file renamed over it); with --watch, every interval.
+        /// For node_exporter's textfile collector: --format openmetrics.
+        #[arg(long, value_name = "PATH")]
+        textfile: Option<PathBuf>,
         /// Refresh every SECONDS (default 1) and show rates; with --json,
         /// one JSON document per line per refresh.
         #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "1",
@@ -147,6 +155,18 @@ impl From<SetRouterIfaceCli> for Command {
             pins: cli.pins,
         }
     }
+}
+
+/// How `status` prints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// The table.
+    #[default]
+    Text,
+    /// JSON (one document per line with --watch).
+    Json,
+    /// OpenMetrics text (Prometheus, node_exporter's textfile collector).
+    Openmetrics,
 }
 
 /// What the interface is.

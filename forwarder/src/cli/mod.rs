@@ -6,7 +6,7 @@ pub mod args;
 pub mod output;
 
 pub use args::{Cli, Command, LogFormat, PinDirArg, SetRouterIfaceCli};
-use output::{print_status, printable, watch_status};
+use output::{printable, watch_status};
 
 use crate::{
     Result,
@@ -126,11 +126,19 @@ pub async fn run(command: Command) -> Result<()> {
             let (ifindex, _) = fwd.set_router_iface(&iface).await?;
             println!("router_iface → {} (ifindex {ifindex})", printable(&iface));
         }
-        Command::Status { json, watch, pins } => {
+        Command::Status {
+            format,
+            json,
+            textfile,
+            watch,
+            pins,
+        } => {
             let fwd = Forwarder::open(&pins.pin_dir)?;
+            let format = if json { args::FormatArg::Json } else { format };
+            let sink = output::Sink::new(format, textfile, watch.is_some());
             match watch {
-                None => print_status(&fwd.status().await?, json, false)?,
-                Some(secs) => watch_status(&fwd, json, secs).await?,
+                None => sink.show(&fwd.status().await?)?,
+                Some(secs) => watch_status(&fwd, &sink, secs).await?,
             }
         }
         Command::ExportObjects {
