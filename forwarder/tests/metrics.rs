@@ -37,7 +37,11 @@ fn python() -> PathBuf {
             venv.join("bin/pip").to_str().unwrap(),
             &["install", "-q", PROMETHEUS_CLIENT],
         );
-        assert!(ready(), "{PROMETHEUS_CLIENT} did not install into {}", venv.display());
+        assert!(
+            ready(),
+            "{PROMETHEUS_CLIENT} did not install into {}",
+            venv.display()
+        );
     }
     python
 }

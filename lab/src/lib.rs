@@ -2,13 +2,15 @@
 //! of a net-vm. The sandbox [`demo`] (namespaces, real traffic, a report),
 //! the [`bench`]mark and its eBPF helpers ([`objects`]); guests on Debian's
 //! kernels with virtio-net NICs ([`vm`]), the kernels and a recent libbpf
-//! they need ([`debian`], [`libbpf`], [`cache`]), and the traffic helpers
-//! the guests run ([`traffic`]).
+//! they need ([`debian`], [`libbpf`], [`cache`]), the traffic helpers the
+//! guests run ([`traffic`]), and the product's manual pages and completions
+//! ([`docs`]).
 
 pub mod bench;
 pub mod cache;
 pub mod debian;
 pub mod demo;
+pub mod docs;
 pub mod libbpf;
 pub mod objects;
 pub mod traffic;

@@ -9,7 +9,7 @@ use xdp_forwarder_lab::demo::checks::print_result;
 use xdp_forwarder_lab::{
     bench,
     debian::{self, GuestKernel},
-    demo, libbpf, traffic,
+    demo, docs, libbpf, traffic,
     vm::{self, NetVmLab, cases, initramfs::Contents},
 };
 
@@ -82,6 +82,12 @@ enum Command {
         #[arg(long, value_name = "TEXT")]
         only: Option<String>,
     },
+    /// Write the product's manual pages (section 8) into DIR.
+    #[command(hide = true)]
+    Man { dir: PathBuf },
+    /// Print the product's completion script for SHELL.
+    #[command(hide = true)]
+    Completions { shell: clap_complete::Shell },
     /// Run inside the guests.
     #[command(subcommand, hide = true)]
     Guest(GuestCommand),
@@ -138,6 +144,17 @@ fn run(command: Command) -> anyhow::Result<bool> {
             Ok(true)
         }
         Command::VmDemo { kernel, nics, mode } => vm_demo(kernel, usize::from(nics), &mode),
+        Command::Man { dir } => {
+            for page in docs::man_pages(&dir)? {
+                println!("{}", page.display());
+            }
+            Ok(true)
+        }
+        Command::Completions { shell } => {
+            use std::io::Write as _;
+            std::io::stdout().write_all(&docs::completions(shell))?;
+            Ok(true)
+        }
         Command::Demo {
             nics,
             mode,

@@ -1,5 +1,6 @@
 //! Chores: `cargo xtask setup | test | demo | bench`.
 
+mod install;
 mod run_cli;
 mod setup;
 
@@ -36,6 +37,15 @@ enum Task {
         #[arg(long, default_value_t = 60)]
         seconds: u32,
     },
+    /// Build and install the product: binaries, objects, manual pages,
+    /// completions and contrib/ under DESTDIR/PREFIX.
+    Install {
+        /// Staging root (packages, tests); default: the real root.
+        #[arg(long, value_name = "DIR")]
+        destdir: Option<std::path::PathBuf>,
+        #[arg(long, value_name = "DIR", default_value = "/usr/local")]
+        prefix: std::path::PathBuf,
+    },
     /// Set up, build, and run `xdp-forwarder-lab demo` (needs root): a net-vm and
     /// a router VM in throw-away namespaces, real traffic, a report. With
     /// `--vm`: `xdp-forwarder-lab vm-demo`, the net-vm as a QEMU guest with
@@ -65,6 +75,13 @@ fn main() -> anyhow::Result<()> {
         Task::Test { vm_only } => {
             setup::run()?;
             test(vm_only)
+        }
+        Task::Install { destdir, prefix } => {
+            setup::run()?;
+            for file in install::run(destdir.as_deref(), &prefix)? {
+                println!("{}", file.display());
+            }
+            Ok(())
         }
         Task::Fuzz { seconds } => {
             setup::run()?;

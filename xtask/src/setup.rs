@@ -20,6 +20,8 @@ const APT: &[(&str, &str)] = &[
     ("xdp-tools", "/usr/sbin/xdp-loader"),
     ("util-linux", "/usr/bin/setpriv"),
     ("procps", "/usr/sbin/sysctl"),
+    // `cargo xtask install`'s test renders the manual pages.
+    ("man-db", "/usr/bin/man"),
     // The demo pings across the forwarder.
     ("iputils-ping", "/usr/bin/ping"),
     // The VM lab: guests, their initramfs (busybox, stripped binaries,

@@ -1,0 +1,127 @@
+//! `cargo xtask install` into a throw-away DESTDIR: the tree a distribution
+//! expects, every manual page rendered by `man -l` without a warning, and
+//! the installed binary run under both its names.
+
+use std::{os::unix::fs::PermissionsExt as _, path::Path, process::Command};
+
+#[test]
+fn install_lays_out_the_product() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dest =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("install-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dest);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["xtask", "install", "--prefix", "/usr", "--destdir"])
+        .arg(&dest)
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+    let usr = dest.join("usr");
+
+    let exe = usr.join("bin/xdp-forwarder");
+    assert_ne!(
+        std::fs::metadata(&exe).unwrap().permissions().mode() & 0o111,
+        0
+    );
+    assert_eq!(
+        std::fs::read_link(usr.join("bin/set-router-iface")).unwrap(),
+        Path::new("xdp-forwarder")
+    );
+    for obj in ["prog_physical.o", "prog_router.o"] {
+        let bytes = std::fs::read(usr.join("lib/xdp").join(obj)).unwrap();
+        assert_eq!(&bytes[..4], b"\x7fELF", "{obj}");
+        assert_eq!(
+            u16::from_le_bytes([bytes[18], bytes[19]]),
+            247,
+            "{obj}: EM_BPF"
+        );
+    }
+    let man = usr.join("share/man/man8");
+    let mut pages: Vec<String> = std::fs::read_dir(&man)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    pages.sort();
+    assert_eq!(
+        pages,
+        [
+            "set-router-iface.8",
+            "xdp-forwarder-attach.8",
+            "xdp-forwarder-detach.8",
+            "xdp-forwarder-export-objects.8",
+            "xdp-forwarder-run.8",
+            "xdp-forwarder-set-router-iface.8",
+            "xdp-forwarder-status.8",
+            "xdp-forwarder.8",
+        ]
+    );
+    for page in &pages {
+        let out = Command::new("man")
+            .args(["-l", "--warnings"])
+            .arg(man.join(page))
+            .env("LC_ALL", "C")
+            .env("MANWIDTH", "80")
+            .output()
+            .expect("man (man-db) is installed by `cargo xtask setup`");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let warnings = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && warnings.is_empty(),
+            "{page}: {warnings}"
+        );
+        assert!(
+            text.contains("NAME") && text.contains("OPTIONS"),
+            "{page}:\n{text}"
+        );
+    }
+    for (path, says) in [
+        (
+            "share/bash-completion/completions/xdp-forwarder",
+            "complete -F _xdp__forwarder",
+        ),
+        (
+            "share/zsh/vendor-completions/_xdp-forwarder",
+            "#compdef xdp-forwarder",
+        ),
+        (
+            "share/fish/vendor_completions.d/xdp-forwarder.fish",
+            "complete -c xdp-forwarder",
+        ),
+    ] {
+        let text = std::fs::read_to_string(usr.join(path)).unwrap();
+        assert!(text.contains(says) && text.contains("attach"), "{path}");
+    }
+    let hook = usr.join("share/xdp-forwarder/contrib/mdev/iface");
+    assert_ne!(
+        std::fs::metadata(&hook).unwrap().permissions().mode() & 0o111,
+        0
+    );
+    for file in [
+        "share/xdp-forwarder/contrib/systemd/xdp-forwarder.service",
+        "share/xdp-forwarder/contrib/fstab",
+    ] {
+        assert!(usr.join(file).is_file(), "{file}");
+    }
+    assert!(listed.contains("bin/xdp-forwarder") && listed.contains("man8/xdp-forwarder.8"));
+
+    // The installed binary, under both names.
+    let out = Command::new(&exe).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("xdp-forwarder "));
+    let out = Command::new(usr.join("bin/set-router-iface"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && help.contains("router_iface") && help.contains("<IFACE>"),
+        "{help}"
+    );
+    std::fs::remove_dir_all(&dest).unwrap();
+}
