@@ -19,7 +19,9 @@ pub fn man_pages(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let main = Cli::command();
     let mut pages = vec![page(dir, main.clone())?];
     for sub in main.get_subcommands() {
-        let name = format!("xdp-forwarder-{}", sub.get_name());
+        // clap names are &'static str without its `string` feature (which
+        // would grow the product's binary too): leak this one-shot name.
+        let name: &'static str = format!("xdp-forwarder-{}", sub.get_name()).leak();
         pages.push(page(dir, sub.clone().name(name))?);
     }
     pages.push(page(dir, SetRouterIfaceCli::command())?);

@@ -1,5 +1,6 @@
 //! Chores: `cargo xtask setup | test | demo | bench`.
 
+mod deb;
 mod install;
 mod run_cli;
 mod setup;
@@ -31,6 +32,9 @@ enum Task {
         #[arg(long)]
         vm_only: bool,
     },
+    /// Build a Debian package (the install layout under /usr) with dpkg-deb;
+    /// prints its path.
+    Deb,
     /// Set up, then fuzz the shared frame logic (fuzz/, cargo-fuzz on
     /// nightly) for SECONDS; `test` runs it for 60.
     Fuzz {
@@ -81,6 +85,11 @@ fn main() -> anyhow::Result<()> {
             for file in install::run(destdir.as_deref(), &prefix)? {
                 println!("{}", file.display());
             }
+            Ok(())
+        }
+        Task::Deb => {
+            setup::run()?;
+            println!("{}", deb::run()?.display());
             Ok(())
         }
         Task::Fuzz { seconds } => {

@@ -22,6 +22,8 @@ const APT: &[(&str, &str)] = &[
     ("procps", "/usr/sbin/sysctl"),
     // `cargo xtask install`'s test renders the manual pages.
     ("man-db", "/usr/bin/man"),
+    // `cargo xtask deb`'s test checks the package.
+    ("lintian", "/usr/bin/lintian"),
     // The demo pings across the forwarder.
     ("iputils-ping", "/usr/bin/ping"),
     // The VM lab: guests, their initramfs (busybox, stripped binaries,

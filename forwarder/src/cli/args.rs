@@ -136,11 +136,11 @@ pub enum Command {
     },
 }
 
-/// `set-router-iface IFACE`: the original tool's interface, for the binary
-/// invoked under that name (installed as a link to `xdp-forwarder`).
+// `set-router-iface IFACE`: the original tool's interface, for the binary
+// invoked under that name (installed as a link to `xdp-forwarder`).
+/// Point the pinned router_iface map (entry 0) at IFACE.
 #[derive(Debug, Parser)]
 #[command(name = "set-router-iface", version)]
-/// Point the pinned router_iface map (entry 0) at IFACE.
 pub struct SetRouterIfaceCli {
     /// The router-facing interface.
     pub iface: String,

@@ -1,0 +1,76 @@
+//! `cargo xtask deb`: lintian finds nothing but the overrides the README
+//! explains; dpkg installs the package into a throw-away root, the
+//! installed binary runs, and removing it leaves no file behind.
+
+use std::{path::Path, process::Command};
+
+fn run(cmd: &str, args: &[&str]) -> String {
+    xdp_forwarder_lab::run(cmd, args).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+#[test]
+fn deb_installs_runs_and_removes_cleanly() {
+    xdp_forwarder_lab::require_root("dpkg installs into a throw-away root");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["xtask", "deb"])
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deb = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    assert!(deb.ends_with("_amd64.deb"), "{deb}");
+
+    let info = run("dpkg-deb", &["--info", &deb]);
+    for field in [
+        "Package: xdp-forwarder",
+        "Architecture: amd64",
+        "Depends: libc6",
+    ] {
+        assert!(info.contains(field), "{field}: {info}");
+    }
+    let lintian = Command::new("lintian")
+        .args(["--tag-display-limit", "0", &deb])
+        .output()
+        .unwrap();
+    let tags = String::from_utf8_lossy(&lintian.stdout);
+    assert!(
+        lintian.status.success() && tags.lines().all(|l| l.trim().is_empty()),
+        "lintian: {tags}{}",
+        String::from_utf8_lossy(&lintian.stderr)
+    );
+
+    let fake =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("dpkg-root-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&fake);
+    for dir in ["info", "updates", "triggers"] {
+        std::fs::create_dir_all(fake.join("var/lib/dpkg").join(dir)).unwrap();
+    }
+    std::fs::write(fake.join("var/lib/dpkg/status"), "").unwrap();
+    let r = fake.to_str().unwrap();
+    // The throw-away root has no libc6 package to satisfy Depends.
+    run("dpkg", &["--root", r, "--force-depends", "-i", &deb]);
+    let exe = fake.join("usr/bin/xdp-forwarder");
+    let version = run(exe.to_str().unwrap(), &["--version"]);
+    assert!(version.starts_with("xdp-forwarder "), "{version}");
+    let help = run(
+        fake.join("usr/bin/set-router-iface").to_str().unwrap(),
+        &["--help"],
+    );
+    assert!(help.starts_with("Point the pinned router_iface"), "{help}");
+    assert!(fake.join("usr/share/man/man8/xdp-forwarder.8.gz").is_file());
+    assert!(fake.join("usr/lib/xdp/prog_physical.o").is_file());
+
+    run("dpkg", &["--root", r, "--purge", "xdp-forwarder"]);
+    assert!(!fake.join("usr").exists(), "files left after removal");
+    std::fs::remove_dir_all(&fake).unwrap();
+}
