@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tracing::info;
+use tracing::{info, warn};
 use xdp_forwarder_common::maps::ROUTER_IFACE_KEY;
 
 use crate::{
@@ -83,7 +83,7 @@ impl Forwarder {
             });
         }
         for (ifindex, rec) in foreign {
-            info!(
+            warn!(
                 ifindex,
                 netns = rec.netns,
                 "forgetting a port of a network namespace that runs nothing of ours any more"
@@ -110,7 +110,7 @@ impl Forwarder {
         let mut gone = Vec::new();
         for (ifindex, rec) in ports.all()? {
             if rec.netns == self.netns && self.net.by_index(ifindex).await?.is_none() {
-                info!(ifindex, role = %rec.role(), vid = rec.vid, "forgetting a port whose interface is gone");
+                warn!(ifindex, role = %rec.role(), vid = rec.vid, "forgetting a port whose interface is gone");
                 self.release(ports, ifindex, &rec, None).await?;
                 gone.push((ifindex, rec));
             }

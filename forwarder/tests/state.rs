@@ -132,9 +132,16 @@ fn thirty_two_writers_and_the_daemon() {
                 })
                 .collect();
             daemon.hup();
+            let mut outputs = Vec::new();
             for (args, child) in children {
                 let out = child.wait_with_output().unwrap();
                 let stderr = String::from_utf8_lossy(&out.stderr);
+                outputs.push(format!(
+                    "{:?}: {}{}",
+                    &args[..args.len() - 2],
+                    String::from_utf8_lossy(&out.stdout).trim(),
+                    stderr.trim()
+                ));
                 assert!(
                     !stderr.contains("panicked") && out.status.code().is_some(),
                     "round {round}: {args:?}: {stderr}"
@@ -169,7 +176,9 @@ fn thirty_two_writers_and_the_daemon() {
             for managed in ["d0", "d0x", "r0", "r0x"] {
                 assert!(
                     names.contains(&managed),
-                    "round {round}: the daemon's {managed}: {names:?}"
+                    "round {round}: the daemon's {managed}: {names:?}\n{}\n{}",
+                    outputs.join("\n"),
+                    daemon.log()
                 );
             }
             assert!(
