@@ -103,6 +103,13 @@ impl Netns {
         Ok(me)
     }
 
+    /// Keeps the namespace past this value (the demo's `--keep`); returns
+    /// its name. Removing it is then the caller's business.
+    pub fn keep(self) -> String {
+        let me = std::mem::ManuallyDrop::new(self);
+        me.name.clone()
+    }
+
     /// `ip -n NAME ARGS`.
     pub fn ip(&self, args: &[&str]) -> anyhow::Result<String> {
         let mut all = vec!["-n", &self.name];

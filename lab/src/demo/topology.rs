@@ -128,18 +128,13 @@ impl Names {
         Ok(())
     }
 
-    /// Creates namespace `name` (lo up, IPv6 off: no autoconfiguration chatter).
+    /// Creates namespace `name` (lo up, IPv6 off: no autoconfiguration
+    /// chatter), recorded for `--clean`; it outlives the demo's process
+    /// until the demo's teardown removes it.
     pub fn add_ns(&self, name: &str) -> anyhow::Result<()> {
-        ip(&["netns", "add", name])?;
+        let ns = netns::Netns::add(name)?;
         self.record("ns", name)?;
-        ip(&["-n", name, "link", "set", "lo", "up"])?;
-        for knob in ["all", "default"] {
-            netns::exec(
-                name,
-                "sysctl",
-                &["-qw", &format!("net.ipv6.conf.{knob}.disable_ipv6=1")],
-            )?;
-        }
+        ns.keep();
         Ok(())
     }
 

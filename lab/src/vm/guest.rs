@@ -354,14 +354,14 @@ pub fn accel(kernel: &Kernel, initrd: &Path, dir: &Path) -> Accel {
         if let Ok(v) = std::fs::read_to_string(&memo) {
             return if v == "kvm" { Accel::Kvm } else { Accel::Tcg };
         }
-        let ns = format!("xfdkvm{}", std::process::id());
         let probe = (|| {
-            crate::run("ip", &["netns", "add", &ns])?;
+            let ns = crate::netns::Netns::add(&format!("xfdkvm{}", std::process::id()))?;
+            let ns = ns.name.as_str();
             let spec = Spec {
                 name: "kvm-probe",
                 kernel,
                 initrd,
-                netns: &ns,
+                netns: ns,
                 nics: Vec::new(),
                 cpus: 1,
                 mem_mb: 256,
@@ -370,7 +370,6 @@ pub fn accel(kernel: &Kernel, initrd: &Path, dir: &Path) -> Accel {
             let mut g = Guest::boot_within(&spec, Accel::Kvm, Duration::from_secs(15))?;
             g.sh_within("true", Duration::from_secs(5))
         })();
-        let _ = crate::run("ip", &["netns", "del", &ns]);
         let accel = if probe.is_ok() {
             Accel::Kvm
         } else {
