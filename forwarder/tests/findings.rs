@@ -306,9 +306,7 @@ fn finding_5_kernel_truth() {
         let pins = Bpffs::mount("f5");
         let p = pins.arg();
         let outside = NamedNetns::add("f5");
-        run("ip", &outside.veth_args("n1", "n1x", None));
-        run("ip", &["link", "set", "n1", "up"]);
-        outside.ip(&["link", "set", "n1x", "up"]);
+        outside.plug("n1", "n1x", None);
         cli_ok(&[
             "attach",
             "n1",

@@ -109,9 +109,7 @@ fn openmetrics_matches_status_json() {
             (odd, "oddx", None),
             ("rtr", "rtrx", Some("02:01:00:00:00:0a")),
         ] {
-            run("ip", &outside.veth_args(name, peer, mac));
-            run("ip", &["link", "set", name, "up"]);
-            outside.ip(&["link", "set", peer, "up"]);
+            outside.plug(name, peer, mac);
         }
         cli_ok(&[
             "attach",

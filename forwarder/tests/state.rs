@@ -212,9 +212,7 @@ impl Traffic {
         for name in ["nic1", "nic2", "rtr"] {
             let peer = format!("{name}x");
             let mac = (name == "rtr").then_some("02:01:00:00:00:0a");
-            run("ip", &outside.veth_args(name, &peer, mac));
-            run("ip", &["link", "set", name, "up"]);
-            outside.ip(&["link", "set", &peer, "up"]);
+            outside.plug(name, &peer, mac);
         }
         let p = pins.arg();
         cli_ok(&[

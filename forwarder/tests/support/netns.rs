@@ -37,6 +37,14 @@ impl NamedNetns {
         self.inner.veth_args(name, peer, mac)
     }
 
+    /// A veth `name` (with `mac`) in the calling thread's namespace, its
+    /// peer `peer` in this one, both up.
+    pub fn plug(&self, name: &str, peer: &str, mac: Option<&str>) {
+        super::run("ip", &self.veth_args(name, peer, mac));
+        super::run("ip", &["link", "set", name, "up"]);
+        self.ip(&["link", "set", peer, "up"]);
+    }
+
     /// `ip -n NAME ARGS`.
     pub fn ip(&self, args: &[&str]) -> String {
         self.inner.ip(args).unwrap_or_else(|e| panic!("{e:#}"))
