@@ -352,9 +352,8 @@ impl Forwarder {
         let record = PortRecord::new(req.role, mode, vid.unwrap_or(0), rec.flags, self.netns());
         undo.restore_record(link.index, Some(rec));
         ports.insert(link.index, record)?;
-        let mode_reason = if mode == rec.mode() {
+        if mode == rec.mode() {
             links::swap(self.pins(), req.role, vid, link, running, undo)?;
-            None
         } else {
             links::change_mode(
                 self.pins(),
@@ -365,8 +364,8 @@ impl Forwarder {
                 rec.mode(),
                 mode,
                 undo,
-            )?
-        };
+            )?;
+        }
         let (new_map, new_key) = slots.of(req.role, vid.unwrap_or(0));
         let (old_map, old_key) = slots.of(rec.role(), rec.vid);
         if (rec.role(), rec.vid) != (req.role, vid.unwrap_or(0))
@@ -382,7 +381,6 @@ impl Forwarder {
         let repaired = self.bring_up(link, record, ports).await?;
         log_repairs(&repaired, link);
         let mut done = Attached::from_record(&link.name, link.index, &record);
-        done.mode_reason = mode_reason;
         done.repaired = repaired;
         Ok(done)
     }

@@ -25,8 +25,9 @@ pub fn xdp_flags(mode: Mode) -> u32 {
     }
 }
 
-/// The loaded program of `role` for a port with `vid`, and its fd.
-fn load(role: Role, vid: Option<u16>, pins: &PinDir) -> Result<(aya::Ebpf, OwnedFd)> {
+/// The loaded program of `role` for a port with `vid`, and its fd (to
+/// swap it onto a link).
+fn load_with_fd(role: Role, vid: Option<u16>, pins: &PinDir) -> Result<(aya::Ebpf, OwnedFd)> {
     let mut ebpf = objects::load(role, Setting::Managed { vid }, pins)?;
     let fd = objects::xdp(&mut ebpf, role)?
         .fd()
@@ -51,44 +52,17 @@ pub(crate) fn attach_new(
         ModeChoice::Native => &[Mode::Native],
         ModeChoice::Skb => &[Mode::Skb],
     };
-    let name = objects::program_name(role);
-    let mut failures: Vec<(Mode, Error)> = Vec::new();
+    let mut failures: Vec<Error> = Vec::new();
     for &mode in candidates {
         // A fresh load per attempt: a failed one is dropped whole.
-        let (mut ebpf, _) = load(role, vid, pins)?;
-        let prog = objects::xdp(&mut ebpf, role)?;
-        let link_id = match prog.attach_to_if_index(link.index, mode.xdp_mode()) {
-            Ok(id) => id,
-            Err(e) => {
-                debug!(iface = %link.name, %mode, error = %e, "attach failed");
-                failures.push((mode, Error::kernel(format!("{mode} mode"), e)));
-                continue;
-            }
-        };
-        let xdp_link = prog
-            .take_link(link_id)
-            .map_err(|e| Error::kernel("cannot take the XDP link", e))?;
-        let fd_link = FdLink::try_from(xdp_link).map_err(|e| {
-            Error::kernel(
-                format!(
-                    "{}: this kernel attached XDP without a bpf_link, which cannot be pinned",
-                    link.name
-                ),
-                e,
-            )
-        })?;
-        let path = pins.link(link.index);
-        fd_link.pin(&path).map_err(|e| {
-            Error::kernel(
-                format!("cannot pin the link of {} at {}", link.name, path.display()),
-                e,
-            )
-        })?;
-        undo.release_link(path);
-        pin_counters(pins, &ebpf, link, undo)?;
+        let mut ebpf = objects::load(role, Setting::Managed { vid }, pins)?;
+        if let Err(refused) = attach_loaded(pins, &mut ebpf, role, link, mode, undo)? {
+            failures.push(refused);
+            continue;
+        }
         let reason = match (choice, failures.first()) {
             (ModeChoice::Auto, None) => Some("--mode auto: the driver runs XDP natively".into()),
-            (ModeChoice::Auto, Some((_, native))) => {
+            (ModeChoice::Auto, Some(native)) => {
                 tracing::warn!(iface = %link.name, error = %native, "native XDP unavailable, using skb (generic) mode");
                 Some(format!(
                     "--mode auto: native XDP failed ({native}), so skb (generic) mode"
@@ -98,9 +72,57 @@ pub(crate) fn attach_new(
         };
         return Ok((mode, reason));
     }
+    Err(refused(role, link, choice, &failures))
+}
+
+/// Attaches the loaded program of `role` to `link` in `mode` and pins the
+/// link and its counters. The inner error: the kernel refused that mode
+/// (another may work); the outer one: anything else.
+fn attach_loaded(
+    pins: &PinDir,
+    ebpf: &mut aya::Ebpf,
+    role: Role,
+    link: &Link,
+    mode: Mode,
+    undo: &mut Undo,
+) -> Result<Result<(), Error>> {
+    let prog = objects::xdp(ebpf, role)?;
+    let link_id = match prog.attach_to_if_index(link.index, mode.xdp_mode()) {
+        Ok(id) => id,
+        Err(e) => {
+            debug!(iface = %link.name, %mode, error = %e, "attach failed");
+            return Ok(Err(Error::kernel(format!("{mode} mode"), e)));
+        }
+    };
+    let xdp_link = prog
+        .take_link(link_id)
+        .map_err(|e| Error::kernel("cannot take the XDP link", e))?;
+    let fd_link = FdLink::try_from(xdp_link).map_err(|e| {
+        Error::kernel(
+            format!(
+                "{}: this kernel attached XDP without a bpf_link, which cannot be pinned",
+                link.name
+            ),
+            e,
+        )
+    })?;
+    let path = pins.link(link.index);
+    fd_link.pin(&path).map_err(|e| {
+        Error::kernel(
+            format!("cannot pin the link of {} at {}", link.name, path.display()),
+            e,
+        )
+    })?;
+    undo.release_link(path);
+    pin_counters(pins, ebpf, link, undo)?;
+    Ok(Ok(()))
+}
+
+/// Every mode the kernel refused, and a hint when native was asked for.
+fn refused(role: Role, link: &Link, choice: ModeChoice, failures: &[Error]) -> Error {
     let why = failures
         .iter()
-        .map(|(_, e)| e.to_string())
+        .map(Error::to_string)
         .collect::<Vec<_>>()
         .join("; ");
     let hint = if choice == ModeChoice::Native {
@@ -111,10 +133,13 @@ pub(crate) fn attach_new(
     } else {
         String::new()
     };
-    Err(Error::Refused {
+    Error::Refused {
         iface: link.name.clone(),
-        why: format!("cannot attach the {name} program: {why}{hint}"),
-    })
+        why: format!(
+            "cannot attach the {} program: {why}{hint}",
+            objects::program_name(role)
+        ),
+    }
 }
 
 /// Swaps the program on the port's pinned link for a new one of `role`
@@ -127,7 +152,7 @@ pub(crate) fn swap(
     current: XdpLinkInfo,
     undo: &mut Undo,
 ) -> Result<()> {
-    let (ebpf, new_prog) = load(role, vid, pins)?;
+    let (ebpf, new_prog) = load_with_fd(role, vid, pins)?;
     let path = pins.link(link.index);
     let kernel = |what: &str, e| Error::kernel(format!("{what} ({})", path.display()), e);
     let link_fd = sys::obj_get(&path).map_err(|e| kernel("cannot open the link", e))?;
@@ -155,22 +180,24 @@ pub(crate) fn change_mode(
     from: Mode,
     to: Mode,
     undo: &mut Undo,
-) -> Result<Option<String>> {
+) -> Result<()> {
     let path = pins.link(link.index);
     let kernel = |what: &str, e| Error::kernel(format!("{what} ({})", path.display()), e);
     let link_fd = sys::obj_get(&path).map_err(|e| kernel("cannot open the link", e))?;
     let old_prog = sys::prog_fd_by_id(current.prog_id)
         .map_err(|e| kernel("cannot open the running program", e))?;
-    // Verify the new program before anything changes.
-    drop(load(role, vid, pins)?);
+    // Loaded (and verified) before anything changes.
+    let mut ebpf = objects::load(role, Setting::Managed { vid }, pins)?;
     sys::link_detach(link_fd.as_fd()).map_err(|e| kernel("cannot detach the link", e))?;
     undo.reattach(old_prog, link.index, xdp_flags(from), path.clone());
     pins::remove_pin(&path)?;
-    let choice = match to {
-        Mode::Native => ModeChoice::Native,
-        Mode::Skb => ModeChoice::Skb,
-    };
-    attach_new(pins, role, vid, choice, link, undo).map(|(_, reason)| reason)
+    attach_loaded(pins, &mut ebpf, role, link, to, undo)?.map_err(|e| {
+        let choice = match to {
+            Mode::Native => ModeChoice::Native,
+            Mode::Skb => ModeChoice::Skb,
+        };
+        refused(role, link, choice, &[e])
+    })
 }
 
 /// Pins the new program's counters so that `status` finds them; the pin of

@@ -188,7 +188,12 @@ pub fn netns_cookie() -> io::Result<u64> {
     Ok(cookie)
 }
 
-fn obj_cmd(cmd: bpf_cmd, path: &std::path::Path, fd: Option<BorrowedFd<'_>>) -> io::Result<i64> {
+/// A `bpf_attr` for BPF_OBJ_GET/PIN naming `path` (the returned string must
+/// outlive the call: the attr points at it).
+fn obj_attr(
+    path: &std::path::Path,
+    fd: Option<BorrowedFd<'_>>,
+) -> io::Result<(bpf_attr, std::ffi::CString)> {
     use std::os::unix::ffi::OsStrExt as _;
     let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -197,17 +202,17 @@ fn obj_cmd(cmd: bpf_cmd, path: &std::path::Path, fd: Option<BorrowedFd<'_>>) -> 
     let req = unsafe { &mut attr.__bindgen_anon_4 };
     req.pathname = c_path.as_ptr() as u64;
     req.bpf_fd = fd.map_or(0, |fd| fd.as_raw_fd() as u32);
-    bpf(cmd, &mut attr)
+    Ok((attr, c_path))
 }
 
 /// Opens the BPF object pinned at `path`.
 pub fn obj_get(path: &std::path::Path) -> io::Result<OwnedFd> {
-    let fd = obj_cmd(bpf_cmd::BPF_OBJ_GET, path, None)?;
-    // SAFETY: the kernel just returned this descriptor to us; nobody else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    let (mut attr, _path) = obj_attr(path, None)?;
+    bpf_fd(bpf_cmd::BPF_OBJ_GET, &mut attr)
 }
 
 /// Pins the BPF object behind `fd` at `path`.
 pub fn obj_pin(fd: BorrowedFd<'_>, path: &std::path::Path) -> io::Result<()> {
-    obj_cmd(bpf_cmd::BPF_OBJ_PIN, path, Some(fd)).map(drop)
+    let (mut attr, _path) = obj_attr(path, Some(fd))?;
+    bpf(bpf_cmd::BPF_OBJ_PIN, &mut attr).map(drop)
 }
