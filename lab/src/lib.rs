@@ -42,3 +42,21 @@ pub fn require_root(what: &str) {
         panic!("{what}: run them as root (see the README)");
     }
 }
+
+/// `cargo xtask ARGS` in the workspace (the install and package tests run
+/// the same commands a user would); its stdout.
+pub fn xtask(args: &[&str]) -> anyhow::Result<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .arg("xtask")
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "cargo xtask {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}

@@ -11,23 +11,8 @@ fn run(cmd: &str, args: &[&str]) -> String {
 #[test]
 fn deb_installs_runs_and_removes_cleanly() {
     xdp_forwarder_lab::require_root("dpkg installs into a throw-away root");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args(["xtask", "deb"])
-        .current_dir(&root)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let deb = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .to_owned();
+    let built = xdp_forwarder_lab::xtask(&["deb"]).unwrap_or_else(|e| panic!("{e:#}"));
+    let deb = built.lines().last().unwrap().to_owned();
     assert!(deb.ends_with("_amd64.deb"), "{deb}");
 
     let info = run("dpkg-deb", &["--info", &deb]);

@@ -6,23 +6,17 @@ use std::{os::unix::fs::PermissionsExt as _, path::Path, process::Command};
 
 #[test]
 fn install_lays_out_the_product() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let dest =
         Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("install-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dest);
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args(["xtask", "install", "--prefix", "/usr", "--destdir"])
-        .arg(&dest)
-        .current_dir(&root)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+    let listed = xdp_forwarder_lab::xtask(&[
+        "install",
+        "--prefix",
+        "/usr",
+        "--destdir",
+        dest.to_str().unwrap(),
+    ])
+    .unwrap_or_else(|e| panic!("{e:#}"));
     let usr = dest.join("usr");
 
     let exe = usr.join("bin/xdp-forwarder");
