@@ -22,14 +22,21 @@ impl PortCounters {
     /// Accounts one frame of `len` received bytes.
     #[inline(always)]
     pub fn record(&mut self, len: u64, verdict: Result<(), DropReason>) {
+        self.record_frames(1, len, verdict);
+    }
+
+    /// Accounts `frames` wire frames of `len` received bytes in all: on the
+    /// skb path one skb may be a GSO aggregate of many segments.
+    #[inline(always)]
+    pub fn record_frames(&mut self, frames: u64, len: u64, verdict: Result<(), DropReason>) {
         match verdict {
             Ok(()) => {
-                self.forwarded_frames += 1;
+                self.forwarded_frames += frames;
                 self.forwarded_bytes += len;
             }
             Err(reason) => {
                 if let Some(slot) = self.dropped.get_mut(reason as usize) {
-                    *slot += 1;
+                    *slot += frames;
                 }
             }
         }

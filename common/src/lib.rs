@@ -12,10 +12,12 @@ pub mod drop_reason;
 pub mod forward;
 pub mod frame;
 pub mod maps;
+pub mod skb_path;
 pub mod vlan;
 
 pub use counters::PortCounters;
 pub use drop_reason::DropReason;
 pub use forward::{RouterMode, pop_port_tag, push_port_tag};
 pub use frame::{BufFrame, Frame};
+pub use skb_path::{SkbTag, outer_port_vid, port_tag_tci};
 pub use vlan::Vid;

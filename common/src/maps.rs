@@ -13,6 +13,17 @@ pub const VLAN_PORTS: &str = "fwd_vlan_ports";
 /// One slot per 12-bit VID (0 and 4095 stay empty).
 pub const VLAN_PORTS_ENTRIES: u32 = 4096;
 
+/// ARRAY, key → ifindex (0: empty): what the tc programs redirect to. Slot
+/// [`TC_ROUTER_KEY`] mirrors `router_iface`'s slot 0, slot VID mirrors
+/// `fwd_vlan_ports`. A tc program cannot use the DEVMAPs themselves: a map
+/// that can hold programs (PROG_ARRAY, DEVMAP, CPUMAP) belongs to the type
+/// of the first program that uses it (`__bpf_prog_map_compatible`), and
+/// the XDP programs share them.
+pub const TC_TARGETS: &str = "fwd_tc_targets";
+pub const TC_TARGETS_ENTRIES: u32 = VLAN_PORTS_ENTRIES;
+/// VID 0 is reserved, so its slot holds the router.
+pub const TC_ROUTER_KEY: u32 = 0;
+
 /// PERCPU_ARRAY of one [`PortCounters`](crate::PortCounters), private to each
 /// loaded program; our loader pins it beside the port's link.
 pub const COUNTERS: &str = "fwd_counters";

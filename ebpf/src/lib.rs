@@ -5,6 +5,7 @@
 
 pub mod maps;
 pub mod programs;
+pub mod tc;
 pub mod xdp_frame;
 
 use aya_ebpf::bindings::xdp_action;
@@ -39,12 +40,18 @@ pub fn port_vid() -> u32 {
     unsafe { core::ptr::read_volatile(&PORT_VID) }
 }
 
+/// Whether the loader left counting on.
+#[inline(always)]
+pub fn counting() -> bool {
+    // SAFETY: as in `managed`.
+    unsafe { core::ptr::read_volatile(&COUNTING) != 0 }
+}
+
 /// Counts the frame (`len` bytes as received) and turns the verdict into an
 /// XDP action.
 #[inline(always)]
 pub fn account(len: usize, verdict: Result<(), DropReason>) -> u32 {
-    // SAFETY: as in `managed`.
-    if unsafe { core::ptr::read_volatile(&COUNTING) } != 0 {
+    if counting() {
         maps::COUNTERS.update(|c| c.record(len as u64, verdict));
     }
     match verdict {

@@ -5,17 +5,21 @@
 //! half-way leaves something `status` shows and the next `attach` completes.
 
 use tracing::{debug, info};
-use xdp_forwarder_common::{Vid, maps::ROUTER_IFACE_KEY};
+use xdp_forwarder_common::{
+    Vid,
+    maps::{ROUTER_IFACE_KEY, TC_ROUTER_KEY},
+};
 
 use crate::{
     Error, Mode, ModeChoice, Result, Role,
     forwarder::Forwarder,
     health::{self, Health},
     links,
+    mode::{self, Hook},
     netdev::Link,
     pins::{self, MapSpec, Pinned},
     ports::{FLAG_SET_PROMISC, PortRecord, Ports},
-    sys::XdpLinkInfo,
+    sys::LinkInfo,
     undo::Undo,
     xdp_link,
 };
@@ -47,6 +51,9 @@ pub struct Attached {
     /// What an `attach` of an attached port put right (e.g. an empty slot).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub repaired: Vec<String>,
+    /// What the mode cannot carry on this interface ([`Mode::caveat`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caveat: Option<String>,
 }
 
 impl Attached {
@@ -60,23 +67,67 @@ impl Attached {
             unchanged: false,
             mode_reason: None,
             repaired: Vec::new(),
+            caveat: None,
         }
     }
 }
 
-/// The two DEVMAPs every attach may write.
+/// The maps every attach may write: the two DEVMAPs the XDP programs
+/// redirect through, and the tc programs' copy of their slots.
 struct Slots {
     router_iface: Pinned,
     vlan_ports: Pinned,
+    tc_targets: Pinned,
 }
 
 impl Slots {
-    /// The map and key of a port's slot.
-    fn of(&self, role: Role, vid: u16) -> (&Pinned, u32) {
+    /// The maps and keys of a port's slots: its DEVMAP slot, and the same
+    /// slot in `fwd_tc_targets`.
+    fn of(&self, role: Role, vid: u16) -> [(&Pinned, u32); 2] {
         match role {
-            Role::Physical => (&self.vlan_ports, u32::from(vid)),
-            Role::Router => (&self.router_iface, ROUTER_IFACE_KEY),
+            Role::Physical => [
+                (&self.vlan_ports, u32::from(vid)),
+                (&self.tc_targets, u32::from(vid)),
+            ],
+            Role::Router => [
+                (&self.router_iface, ROUTER_IFACE_KEY),
+                (&self.tc_targets, TC_ROUTER_KEY),
+            ],
         }
+    }
+
+    /// Points the port's slots at `ifindex`, each step undone on failure.
+    fn take(&self, role: Role, vid: u16, ifindex: u32, undo: &mut Undo) -> Result<()> {
+        for (map, key) in self.of(role, vid) {
+            let before = map.get(key)?;
+            map.set(key, ifindex)?;
+            undo.restore_slot(map, key, before);
+        }
+        Ok(())
+    }
+
+    /// Empties the port's slots that still lead to `ifindex`.
+    fn give_up(&self, role: Role, vid: u16, ifindex: u32, undo: &mut Undo) -> Result<()> {
+        for (map, key) in self.of(role, vid) {
+            if map.get(key)? == Some(ifindex) {
+                map.clear(key)?;
+                undo.restore_slot(map, key, Some(ifindex));
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills the port's empty slots with `ifindex` (a slot another port
+    /// holds is left: `status` warns); whether one was empty.
+    fn refill(&self, role: Role, vid: u16, ifindex: u32) -> Result<bool> {
+        let mut refilled = false;
+        for (map, key) in self.of(role, vid) {
+            if map.get(key)?.is_none() {
+                map.set(key, ifindex)?;
+                refilled = true;
+            }
+        }
+        Ok(refilled)
     }
 }
 
@@ -122,6 +173,11 @@ impl Forwarder {
             vlan_ports: self.open_slots(
                 self.pins().vlan_ports(),
                 MapSpec::VLAN_PORTS,
+                &mut undo,
+            )?,
+            tc_targets: self.open_slots(
+                self.pins().tc_targets(),
+                MapSpec::TC_TARGETS,
                 &mut undo,
             )?,
         };
@@ -194,21 +250,70 @@ impl Forwarder {
     /// An interface running an XDP program that is not ours is left alone;
     /// our own orphaned link (pinned, unregistered) is taken away first.
     fn refuse_foreign(&self, link: &Link) -> Result<()> {
-        let Some((prog_id, _)) = link.xdp else {
-            return Ok(());
-        };
         let path = self.pins().link(link.index);
-        match xdp_link::pinned_link(&path)? {
-            Some(info) if info.prog_id == prog_id && info.ifindex == link.index => {
-                info!(iface = %link.name, path = %path.display(), "removing our own orphaned link");
-                xdp_link::release(&path)?;
-                pins::remove_pin(&self.pins().counters(link.index))
-            }
-            _ => Err(Error::ForeignProgram {
-                iface: link.name.clone(),
-                prog_id,
-            }),
+        let orphan = xdp_link::orphan(&path, link)?;
+        if orphan.is_some() {
+            info!(iface = %link.name, path = %path.display(), "removing our own orphaned link");
+            xdp_link::release(&path)?;
+            pins::remove_pin(&self.pins().counters(link.index))?;
         }
+        match link.xdp {
+            Some((prog_id, _)) if orphan.is_none_or(|o| o.prog_id != prog_id) => {
+                Err(Error::ForeignProgram {
+                    iface: link.name.clone(),
+                    prog_id,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The modes of `choice` in which `role` on `link` leaves no direction
+    /// dead next to the ports already attached (`all`); for `auto`, refused
+    /// with the reason and the fix when none is left. An explicit mode is
+    /// taken as asked (a veth target takes native redirects when its peer
+    /// has GRO on, which the rule cannot see): `caveat` says what may break.
+    async fn workable_modes(
+        &self,
+        role: Role,
+        choice: ModeChoice,
+        link: &Link,
+        all: &[(u32, PortRecord)],
+    ) -> Result<Vec<Mode>> {
+        let counterparts: Vec<(u32, Mode)> = all
+            .iter()
+            .filter(|(i, r)| *i != link.index && r.role() != role)
+            .map(|(i, r)| (*i, r.mode()))
+            .collect();
+        let mut why = None;
+        let modes: Vec<Mode> = choice
+            .candidates()
+            .iter()
+            .copied()
+            .filter(|&mode| {
+                choice != ModeChoice::Auto
+                    || counterparts.iter().all(|&(ifindex, other)| {
+                        let dead = mode::dead_direction(mode, other);
+                        if let Some(dead) = dead {
+                            why.get_or_insert((mode, ifindex, other, dead));
+                        }
+                        dead.is_none()
+                    })
+            })
+            .collect();
+        if let (true, Some((mode, ifindex, other, dead))) = (modes.is_empty(), why) {
+            let other_name = self.name_of(ifindex).await;
+            return Err(Error::Refused {
+                iface: link.name.clone(),
+                why: format!(
+                    "{mode} mode would leave a direction dead: {dead} ({} runs {other} mode); \
+                     attach every port in one mode (--mode tc works everywhere on Linux 6.6 \
+                     and later), or move that port first with `attach … --replace --mode {mode}`",
+                    other_name
+                ),
+            });
+        }
+        Ok(modes)
     }
 
     #[allow(
@@ -228,41 +333,33 @@ impl Forwarder {
         let vid = self
             .vid_and_rules(req, requested_vid, stale, link, ports, slots)
             .await?;
+        let modes = self
+            .workable_modes(req.role, req.mode, link, &ports.all()?)
+            .await?;
         if let Some(rec) = stale {
             info!(iface = %link.name, role = %rec.role(), "registered but not running; attaching again");
             xdp_link::release(&self.pins().link(link.index))?;
-            let (old_slots, key) = slots.of(rec.role(), rec.vid);
-            if old_slots.get(key)? == Some(link.index) {
-                old_slots.clear(key)?;
-                undo.restore_slot(old_slots, key, Some(link.index));
-            }
+            slots.give_up(rec.role(), rec.vid, link.index, undo)?;
         }
         // Promiscuous mode we turned on before is still ours to turn off.
         let flags = match stale {
             Some(rec) if link.promisc => rec.flags & FLAG_SET_PROMISC,
             _ => 0,
         };
-        let first_mode = match req.mode {
-            ModeChoice::Skb => Mode::Skb,
-            _ => Mode::Native,
-        };
-        let mut record =
-            PortRecord::new(req.role, first_mode, vid.unwrap_or(0), flags, self.netns());
+        let mut record = PortRecord::new(req.role, modes[0], vid.unwrap_or(0), flags, self.netns());
         undo.restore_record(link.index, stale);
         ports.insert(link.index, record)?;
 
         let (mode, mode_reason) =
-            links::attach_new(self.pins(), req.role, vid, req.mode, link, undo)?;
+            links::attach_new(self.pins(), req.role, vid, req.mode, &modes, link, undo)?;
         record = record.with_mode(mode);
         ports.insert(link.index, record)?;
-        let (slot_map, key) = slots.of(req.role, vid.unwrap_or(0));
-        let before = slot_map.get(key)?;
-        slot_map.set(key, link.index)?;
-        undo.restore_slot(slot_map, key, before);
+        slots.take(req.role, vid.unwrap_or(0), link.index, undo)?;
         self.bring_up(link, record, ports).await?;
         debug!(iface = %link.name, role = %req.role, %mode, ?vid, "attached");
         let mut done = Attached::from_record(&link.name, link.index, &record);
         done.mode_reason = mode_reason;
+        done.caveat = caveat(mode, link, &ports.all()?);
         Ok(done)
     }
 
@@ -303,19 +400,13 @@ impl Forwarder {
         slots: &Slots,
     ) -> Result<Vec<String>> {
         let mut repaired = Vec::new();
-        let (slot_map, key) = slots.of(rec.role(), rec.vid);
-        match slot_map.get(key)? {
-            Some(i) if i == link.index => {}
-            None => {
-                slot_map.set(key, link.index)?;
-                repaired.push(match rec.role() {
-                    Role::Physical => format!("VID {} slot", rec.vid),
-                    Role::Router => "router_iface".to_owned(),
-                });
-            }
-            // Another port holds it (a duplicate VID from an older version,
-            // or router_iface pointed elsewhere by hand): `status` warns.
-            Some(_) => {}
+        // A slot another port holds (a duplicate VID from an older version,
+        // or router_iface pointed elsewhere by hand) is left: `status` warns.
+        if slots.refill(rec.role(), rec.vid, link.index)? {
+            repaired.push(match rec.role() {
+                Role::Physical => format!("VID {} slot", rec.vid),
+                Role::Router => "router_iface".to_owned(),
+            });
         }
         repaired.extend(self.bring_up(link, *rec, ports).await?);
         log_repairs(&repaired, link);
@@ -335,7 +426,7 @@ impl Forwarder {
         requested_vid: Option<u16>,
         link: &Link,
         rec: PortRecord,
-        running: XdpLinkInfo,
+        running: LinkInfo,
         ports: &mut Ports,
         slots: &Slots,
         undo: &mut Undo,
@@ -343,45 +434,39 @@ impl Forwarder {
         let vid = self
             .vid_and_rules(req, requested_vid, Some(rec), link, ports, slots)
             .await?;
-        let mode = match req.mode {
-            ModeChoice::Auto => rec.mode(),
-            ModeChoice::Native => Mode::Native,
-            ModeChoice::Skb => Mode::Skb,
+        // What runs, as the kernel says: a command killed in a mode change
+        // leaves a record of the new mode on the old link.
+        let running_mode = match running.hook {
+            Hook::TcxIngress => Mode::Tc,
+            Hook::Xdp => link.xdp.and_then(|(_, m)| m).unwrap_or(rec.mode()),
         };
+        let mode = req.mode.fixed().unwrap_or(running_mode);
+        self.workable_modes(req.role, ModeChoice::from(mode), link, &ports.all()?)
+            .await?;
         info!(iface = %link.name, from = %rec.role(), to = %req.role, %mode, "replacing");
         let record = PortRecord::new(req.role, mode, vid.unwrap_or(0), rec.flags, self.netns());
         undo.restore_record(link.index, Some(rec));
         ports.insert(link.index, record)?;
-        if mode == rec.mode() {
-            links::swap(self.pins(), req.role, vid, link, running, undo)?;
+        if mode == running_mode {
+            links::swap(self.pins(), req.role, vid, mode, link, running, undo)?;
         } else {
-            links::change_mode(
-                self.pins(),
-                req.role,
+            let port = links::Placement {
+                role: req.role,
                 vid,
                 link,
-                running,
-                rec.mode(),
-                mode,
-                undo,
-            )?;
+            };
+            links::change_mode(self.pins(), port, running, running_mode, mode, undo)?;
         }
-        let (new_map, new_key) = slots.of(req.role, vid.unwrap_or(0));
-        let (old_map, old_key) = slots.of(rec.role(), rec.vid);
-        if (rec.role(), rec.vid) != (req.role, vid.unwrap_or(0))
-            && old_map.get(old_key)? == Some(link.index)
-        {
-            old_map.clear(old_key)?;
-            undo.restore_slot(old_map, old_key, Some(link.index));
+        if (rec.role(), rec.vid) != (req.role, vid.unwrap_or(0)) {
+            slots.give_up(rec.role(), rec.vid, link.index, undo)?;
         }
-        let before = new_map.get(new_key)?;
-        new_map.set(new_key, link.index)?;
-        undo.restore_slot(new_map, new_key, before);
+        slots.take(req.role, vid.unwrap_or(0), link.index, undo)?;
         // An attach killed before its last steps, replaced: finish them.
         let repaired = self.bring_up(link, record, ports).await?;
         log_repairs(&repaired, link);
         let mut done = Attached::from_record(&link.name, link.index, &record);
         done.repaired = repaired;
+        done.caveat = caveat(mode, link, &ports.all()?);
         Ok(done)
     }
 
@@ -449,6 +534,33 @@ impl Forwarder {
     }
 }
 
+/// What `mode` on `link` cannot carry, alone ([`Mode::caveat`]) or next to
+/// the other ports of the pin dir (`all`, [`mode::dead_direction`]).
+pub(crate) fn caveat(mode: Mode, link: &Link, all: &[(u32, PortRecord)]) -> Option<String> {
+    let role = all
+        .iter()
+        .find(|(i, _)| *i == link.index)
+        .map(|(_, r)| r.role());
+    let mut notes: Vec<String> = mode
+        .caveat(link.kind.as_deref())
+        .map(str::to_owned)
+        .into_iter()
+        .collect();
+    for (ifindex, rec) in all {
+        if Some(rec.role()) != role
+            && let Some(dead) = mode::dead_direction(mode, rec.mode())
+        {
+            notes.push(format!(
+                "next to ifindex {ifindex} in {} mode, {dead} (unless that target is a veth \
+                 whose peer has GRO on); `attach IFACE --replace --mode tc` on every port \
+                 makes both directions work",
+                rec.mode()
+            ));
+        }
+    }
+    (!notes.is_empty()).then(|| notes.join("; "))
+}
+
 fn log_repairs(repaired: &[String], link: &Link) {
     if !repaired.is_empty() {
         info!(iface = %link.name, ?repaired, "repaired");
@@ -478,12 +590,7 @@ fn already_attached(
             current: rec.vid,
         });
     }
-    let mode_ok = match req.mode {
-        ModeChoice::Auto => true,
-        ModeChoice::Native => rec.mode() == Mode::Native,
-        ModeChoice::Skb => rec.mode() == Mode::Skb,
-    };
-    if !mode_ok {
+    if !req.mode.accepts(rec.mode()) {
         return Err(Error::Refused {
             iface: link.name.clone(),
             why: format!(

@@ -5,10 +5,11 @@
 use tracing::{debug, info, warn};
 
 use crate::{
-    Error, Result,
+    Error, Mode, Result,
     attach::Attached,
     forwarder::Forwarder,
     lock::DaemonLock,
+    mode::Hook,
     pins::{self},
     ports::Ports,
     xdp_link,
@@ -41,8 +42,8 @@ impl Forwarder {
         };
         let Some(rec) = rec else {
             let path = self.pins().link(link.index);
-            return match xdp_link::pinned_link(&path)? {
-                Some(orphan) if link.xdp.is_some_and(|(id, _)| id == orphan.prog_id) => {
+            return match xdp_link::orphan(&path, &link)? {
+                Some(orphan) => {
                     info!(iface, path = %path.display(), "removing our own orphaned link");
                     xdp_link::release(&path)?;
                     pins::remove_pin(&self.pins().counters(link.index))?;
@@ -50,17 +51,21 @@ impl Forwarder {
                         iface: link.name.clone(),
                         ifindex: link.index,
                         role: program_role(orphan.prog_id),
-                        mode: link.xdp.and_then(|(_, m)| m).unwrap_or(crate::Mode::Skb),
+                        mode: match orphan.hook {
+                            Hook::Xdp => link.xdp.and_then(|(_, m)| m).unwrap_or(Mode::Skb),
+                            Hook::TcxIngress => Mode::Tc,
+                        },
                         vid: None,
                         unchanged: false,
                         mode_reason: None,
                         repaired: Vec::new(),
+                        caveat: None,
                     };
                     done.repaired
                         .push("its orphaned link (pinned, not registered) was removed".into());
                     Ok(done)
                 }
-                _ => Err(not_attached()),
+                None => Err(not_attached()),
             };
         };
         let mut ports = ports.expect("a record came from it");
@@ -121,6 +126,7 @@ impl Forwarder {
             return Ok(());
         }
         pins::remove_pin(&self.pins().vlan_ports())?;
+        pins::remove_pin(&self.pins().tc_targets())?;
         pins::remove_pin(&self.pins().ports())?;
         match std::fs::remove_dir(&state_dir) {
             Ok(()) => Ok(()),

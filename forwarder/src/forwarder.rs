@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use tracing::{info, warn};
-use xdp_forwarder_common::maps::ROUTER_IFACE_KEY;
+use xdp_forwarder_common::maps::{ROUTER_IFACE_KEY, TC_ROUTER_KEY};
 
 use crate::{
     Error, Result, Role,
@@ -190,6 +190,10 @@ impl Forwarder {
         let pinned = pins::open_or_create(&self.pins.router_iface(), MapSpec::ROUTER_IFACE)?;
         let before = pinned.get(ROUTER_IFACE_KEY)?;
         pinned.set(ROUTER_IFACE_KEY, link.index)?;
+        // The tc programs' copy, where ports of ours exist to read it.
+        if let Some(tc) = pins::open_existing(&self.pins.tc_targets(), MapSpec::TC_TARGETS)? {
+            tc.set(TC_ROUTER_KEY, link.index)?;
+        }
         info!(iface, ifindex = link.index, ?before, "router_iface set");
         Ok((link.index, before))
     }
@@ -218,22 +222,34 @@ impl Forwarder {
     pub(crate) fn release_pins(&self, ifindex: u32, rec: &PortRecord) -> Result<()> {
         xdp_link::release(&self.pins.link(ifindex))?;
         pins::remove_pin(&self.pins.counters(ifindex))?;
-        let (path, spec, key) = match rec.role() {
-            Role::Physical => (
-                self.pins.vlan_ports(),
-                MapSpec::VLAN_PORTS,
-                u32::from(rec.vid),
-            ),
-            Role::Router => (
-                self.pins.router_iface(),
-                MapSpec::ROUTER_IFACE,
-                ROUTER_IFACE_KEY,
-            ),
+        let slots = match rec.role() {
+            Role::Physical => [
+                (
+                    self.pins.vlan_ports(),
+                    MapSpec::VLAN_PORTS,
+                    u32::from(rec.vid),
+                ),
+                (
+                    self.pins.tc_targets(),
+                    MapSpec::TC_TARGETS,
+                    u32::from(rec.vid),
+                ),
+            ],
+            Role::Router => [
+                (
+                    self.pins.router_iface(),
+                    MapSpec::ROUTER_IFACE,
+                    ROUTER_IFACE_KEY,
+                ),
+                (self.pins.tc_targets(), MapSpec::TC_TARGETS, TC_ROUTER_KEY),
+            ],
         };
-        if let Some(slots) = pins::open_existing(&path, spec)?
-            && slots.get(key)? == Some(ifindex)
-        {
-            slots.clear(key)?;
+        for (path, spec, key) in slots {
+            if let Some(map) = pins::open_existing(&path, spec)?
+                && map.get(key)? == Some(ifindex)
+            {
+                map.clear(key)?;
+            }
         }
         Ok(())
     }

@@ -3,14 +3,14 @@
 
 use std::path::Path;
 
-use crate::{Result, netdev::Link, sys::XdpLinkInfo, xdp_link::pinned_link};
+use crate::{Result, mode::Hook, netdev::Link, sys::LinkInfo, xdp_link::pinned_link};
 
 /// What the kernel says about one registered port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Health {
     /// Its pinned link is attached to the interface, which runs the link's
     /// program.
-    Attached(XdpLinkInfo),
+    Attached(LinkInfo),
     /// No interface has that ifindex any more.
     Gone,
     /// The port's link is not pinned (a command was killed before it pinned
@@ -65,9 +65,15 @@ pub fn of(ifindex: u32, link: Option<&Link>, link_pin: &Path) -> Result<Health> 
     if info.ifindex != ifindex {
         return Ok(Health::LinkDetached);
     }
-    let running = link.xdp.map(|(id, _)| id);
-    if running != Some(info.prog_id) {
-        return Ok(Health::NotRunning { running });
+    match info.hook {
+        Hook::Xdp => {
+            let running = link.xdp.map(|(id, _)| id);
+            if running != Some(info.prog_id) {
+                return Ok(Health::NotRunning { running });
+            }
+        }
+        // tcx runs every attached link's program; none displaces ours.
+        Hook::TcxIngress => {}
     }
     Ok(Health::Attached(info))
 }

@@ -22,6 +22,7 @@ pub mod health;
 pub mod links;
 pub mod lock;
 pub mod metrics;
+pub mod mode;
 pub mod netdev;
 pub mod objects;
 pub mod pins;
@@ -35,6 +36,7 @@ pub mod xdp_link;
 
 pub use error::{Error, Result};
 pub use forwarder::Forwarder;
+pub use mode::{Mode, ModeChoice};
 
 /// What a port does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -55,44 +57,4 @@ impl std::fmt::Display for Role {
             Role::Router => "router",
         })
     }
-}
-
-/// How an XDP program runs on an interface.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-#[repr(u8)]
-pub enum Mode {
-    /// In the driver (XDP_FLAGS_DRV_MODE).
-    Native = 0,
-    /// Generic XDP on the skb (XDP_FLAGS_SKB_MODE).
-    Skb = 1,
-}
-
-impl Mode {
-    /// The attach flags aya wants for this mode.
-    pub fn xdp_mode(self) -> aya::programs::XdpMode {
-        match self {
-            Mode::Native => aya::programs::XdpMode::Driver,
-            Mode::Skb => aya::programs::XdpMode::Skb,
-        }
-    }
-}
-
-impl std::fmt::Display for Mode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Mode::Native => "native",
-            Mode::Skb => "skb",
-        })
-    }
-}
-
-/// The mode asked for on the command line.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ModeChoice {
-    /// Native if the driver supports it, else skb.
-    #[default]
-    Auto,
-    Native,
-    Skb,
 }

@@ -4,110 +4,99 @@
 
 use std::os::fd::{AsFd as _, OwnedFd};
 
-use aya::programs::links::FdLink;
 use tracing::debug;
 use xdp_forwarder_common::maps::COUNTERS;
 
 use crate::{
     Error, Mode, ModeChoice, Result, Role,
+    mode::Hook,
     netdev::Link,
-    objects::{self, Setting},
+    objects,
     pins::{self, PinDir},
-    sys::{self, XdpLinkInfo},
+    sys::{self, LinkInfo},
     undo::Undo,
 };
 
-/// XDP attach flags of `mode` (`XDP_FLAGS_DRV_MODE` / `XDP_FLAGS_SKB_MODE`).
-pub fn xdp_flags(mode: Mode) -> u32 {
-    match mode {
-        Mode::Native => aya_obj::generated::XDP_FLAGS_DRV_MODE,
-        Mode::Skb => aya_obj::generated::XDP_FLAGS_SKB_MODE,
-    }
-}
-
-/// The loaded program of `role` for a port with `vid`, and its fd (to
-/// swap it onto a link).
-fn load_with_fd(role: Role, vid: Option<u16>, pins: &PinDir) -> Result<(aya::Ebpf, OwnedFd)> {
-    let mut ebpf = objects::load(role, Setting::Managed { vid }, pins)?;
-    let fd = objects::xdp(&mut ebpf, role)?
-        .fd()
-        .and_then(|fd| Ok(fd.as_fd().try_clone_to_owned()?))
-        .map_err(|e| Error::kernel("cannot use the loaded program", e))?;
-    Ok((ebpf, fd))
-}
-
-/// Attaches a new program of `role` to `link` in the first mode of `choice`
-/// that works, pins the link and its counters. Returns the mode and, for
-/// `--mode auto`, why that one.
+/// Attaches a new program of `role` to `link` in the first of `modes` that
+/// the kernel accepts, pins the link and its counters. Returns the mode and,
+/// for `--mode auto`, why that one.
 pub(crate) fn attach_new(
     pins: &PinDir,
     role: Role,
     vid: Option<u16>,
     choice: ModeChoice,
+    modes: &[Mode],
     link: &Link,
     undo: &mut Undo,
 ) -> Result<(Mode, Option<String>)> {
-    let candidates: &[Mode] = match choice {
-        ModeChoice::Auto => &[Mode::Native, Mode::Skb],
-        ModeChoice::Native => &[Mode::Native],
-        ModeChoice::Skb => &[Mode::Skb],
-    };
     let mut failures: Vec<Error> = Vec::new();
-    for &mode in candidates {
+    for &mode in modes {
         // A fresh load per attempt: a failed one is dropped whole.
-        let mut ebpf = objects::load(role, Setting::Managed { vid }, pins)?;
-        if let Err(refused) = attach_loaded(pins, &mut ebpf, role, link, mode, undo)? {
+        let (ebpf, prog) = objects::load_for(role, mode, vid, pins)?;
+        if let Err(refused) = attach_loaded(pins, &ebpf, prog, link, mode, undo)? {
             failures.push(refused);
             continue;
         }
-        let reason = match (choice, failures.first()) {
-            (ModeChoice::Auto, None) => Some("--mode auto: the driver runs XDP natively".into()),
-            (ModeChoice::Auto, Some(native)) => {
-                tracing::warn!(iface = %link.name, error = %native, "native XDP unavailable, using skb (generic) mode");
-                Some(format!(
-                    "--mode auto: native XDP failed ({native}), so skb (generic) mode"
-                ))
-            }
-            _ => None,
-        };
+        let reason = (choice == ModeChoice::Auto).then(|| auto_reason(mode, &failures));
+        if !failures.is_empty() {
+            let tried = failures
+                .iter()
+                .map(Error::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            tracing::warn!(iface = %link.name, %mode, %tried, "preferred modes unavailable");
+        }
         return Ok((mode, reason));
     }
     Err(refused(role, link, choice, &failures))
 }
 
-/// Attaches the loaded program of `role` to `link` in `mode` and pins the
+/// Why `--mode auto` ended in `mode` after the `failures` of the modes it
+/// preferred.
+fn auto_reason(mode: Mode, failures: &[Error]) -> String {
+    let why = match mode {
+        Mode::Tc => "tc keeps GSO, checksum state and VLAN tags and reaches every interface",
+        Mode::Native => "the driver runs XDP natively",
+        Mode::Skb => "skb (generic) mode",
+    };
+    if failures.is_empty() {
+        format!("--mode auto: {mode}: {why}")
+    } else {
+        let tried = failures
+            .iter()
+            .map(Error::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        format!("--mode auto: {mode} ({why}), because {tried}")
+    }
+}
+
+/// Attaches the loaded program `prog` to `link` in `mode` and pins the
 /// link and its counters. The inner error: the kernel refused that mode
 /// (another may work); the outer one: anything else.
 fn attach_loaded(
     pins: &PinDir,
-    ebpf: &mut aya::Ebpf,
-    role: Role,
+    ebpf: &aya::Ebpf,
+    prog: OwnedFd,
     link: &Link,
     mode: Mode,
     undo: &mut Undo,
 ) -> Result<Result<(), Error>> {
-    let prog = objects::xdp(ebpf, role)?;
-    let link_id = match prog.attach_to_if_index(link.index, mode.xdp_mode()) {
-        Ok(id) => id,
+    let fd = match sys::link_create(prog.as_fd(), link.index, mode) {
+        Ok(fd) => fd,
         Err(e) => {
             debug!(iface = %link.name, %mode, error = %e, "attach failed");
-            return Ok(Err(Error::kernel(format!("{mode} mode"), e)));
+            let why = match (mode.hook(), e.raw_os_error()) {
+                (Hook::TcxIngress, Some(libc::EINVAL)) => {
+                    Error::kernel("tc mode (tcx needs Linux 6.6 or later)", e)
+                }
+                _ => Error::kernel(format!("{mode} mode"), e),
+            };
+            return Ok(Err(why));
         }
     };
-    let xdp_link = prog
-        .take_link(link_id)
-        .map_err(|e| Error::kernel("cannot take the XDP link", e))?;
-    let fd_link = FdLink::try_from(xdp_link).map_err(|e| {
-        Error::kernel(
-            format!(
-                "{}: this kernel attached XDP without a bpf_link, which cannot be pinned",
-                link.name
-            ),
-            e,
-        )
-    })?;
     let path = pins.link(link.index);
-    fd_link.pin(&path).map_err(|e| {
+    sys::obj_pin(fd.as_fd(), &path).map_err(|e| {
         Error::kernel(
             format!("cannot pin the link of {} at {}", link.name, path.display()),
             e,
@@ -127,7 +116,7 @@ fn refused(role: Role, link: &Link, choice: ModeChoice, failures: &[Error]) -> E
         .join("; ");
     let hint = if choice == ModeChoice::Native {
         format!(
-            " (the driver of {} may not run XDP natively: use --mode skb, or --mode auto)",
+            " (the driver of {} may not run XDP natively: use --mode tc, or --mode auto)",
             link.name
         )
     } else {
@@ -143,16 +132,18 @@ fn refused(role: Role, link: &Link, choice: ModeChoice, failures: &[Error]) -> E
 }
 
 /// Swaps the program on the port's pinned link for a new one of `role`
-/// (BPF_LINK_UPDATE, only if the link still runs `current.prog_id`).
+/// in the same `mode` (BPF_LINK_UPDATE, only if the link still runs
+/// `current.prog_id`).
 pub(crate) fn swap(
     pins: &PinDir,
     role: Role,
     vid: Option<u16>,
+    mode: Mode,
     link: &Link,
-    current: XdpLinkInfo,
+    current: LinkInfo,
     undo: &mut Undo,
 ) -> Result<()> {
-    let (ebpf, new_prog) = load_with_fd(role, vid, pins)?;
+    let (ebpf, new_prog) = objects::load_for(role, mode, vid, pins)?;
     let path = pins.link(link.index);
     let kernel = |what: &str, e| Error::kernel(format!("{what} ({})", path.display()), e);
     let link_fd = sys::obj_get(&path).map_err(|e| kernel("cannot open the link", e))?;
@@ -164,40 +155,37 @@ pub(crate) fn swap(
     pin_counters(pins, &ebpf, link, undo)
 }
 
-/// Moves the port to another mode: the old link is detached (the kernel
-/// allows one mode at a time), a new one attached; undone by attaching the
-/// old program again in its old mode.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one call site, each argument distinct"
-)]
+/// A port's program and where it runs: what a mode change moves.
+pub(crate) struct Placement<'a> {
+    pub role: Role,
+    pub vid: Option<u16>,
+    pub link: &'a Link,
+}
+
+/// Moves the port to another mode: the old link is detached (XDP allows one
+/// mode at a time, and one hook at a time is what we run), a new one
+/// attached; undone by attaching the old program again in its old mode.
 pub(crate) fn change_mode(
     pins: &PinDir,
-    role: Role,
-    vid: Option<u16>,
-    link: &Link,
-    current: XdpLinkInfo,
+    port: Placement<'_>,
+    current: LinkInfo,
     from: Mode,
     to: Mode,
     undo: &mut Undo,
 ) -> Result<()> {
+    let Placement { role, vid, link } = port;
     let path = pins.link(link.index);
     let kernel = |what: &str, e| Error::kernel(format!("{what} ({})", path.display()), e);
     let link_fd = sys::obj_get(&path).map_err(|e| kernel("cannot open the link", e))?;
     let old_prog = sys::prog_fd_by_id(current.prog_id)
         .map_err(|e| kernel("cannot open the running program", e))?;
     // Loaded (and verified) before anything changes.
-    let mut ebpf = objects::load(role, Setting::Managed { vid }, pins)?;
+    let (ebpf, prog) = objects::load_for(role, to, vid, pins)?;
     sys::link_detach(link_fd.as_fd()).map_err(|e| kernel("cannot detach the link", e))?;
-    undo.reattach(old_prog, link.index, xdp_flags(from), path.clone());
+    undo.reattach(old_prog, link.index, from, path.clone());
     pins::remove_pin(&path)?;
-    attach_loaded(pins, &mut ebpf, role, link, to, undo)?.map_err(|e| {
-        let choice = match to {
-            Mode::Native => ModeChoice::Native,
-            Mode::Skb => ModeChoice::Skb,
-        };
-        refused(role, link, choice, &[e])
-    })
+    attach_loaded(pins, &ebpf, prog, link, to, undo)?
+        .map_err(|e| refused(role, link, ModeChoice::from(to), &[e]))
 }
 
 /// Pins the new program's counters so that `status` finds them; the pin of

@@ -8,7 +8,7 @@ use rtnetlink::{
     packet_core::NetlinkPayload,
     packet_route::{
         RouteNetlinkMessage,
-        link::{LinkAttribute, LinkFlags, LinkMessage, LinkXdp, XdpAttached},
+        link::{LinkAttribute, LinkFlags, LinkInfo, LinkMessage, LinkXdp, XdpAttached},
     },
     sys::{AsyncSocket as _, SocketAddr},
 };
@@ -25,6 +25,9 @@ pub struct Link {
     pub up: bool,
     pub promisc: bool,
     pub loopback: bool,
+    /// The rtnetlink link kind (`veth`, `bridge`, …); `None` for a device
+    /// with a driver of its own (a NIC).
+    pub kind: Option<String>,
     /// The XDP program attached, if any, and in which mode.
     pub xdp: Option<(u32, Option<Mode>)>,
 }
@@ -40,6 +43,7 @@ impl Link {
             up: flags.contains(LinkFlags::Up),
             promisc: flags.contains(LinkFlags::Promisc),
             loopback: flags.contains(LinkFlags::Loopback),
+            kind: None,
             xdp: None,
         };
         for attr in msg.attributes {
@@ -48,6 +52,12 @@ impl Link {
                 LinkAttribute::Address(addr) => link.mac = addr.try_into().ok(),
                 LinkAttribute::Mtu(mtu) => link.mtu = Some(mtu),
                 LinkAttribute::Xdp(xdp) => link.xdp = xdp_state(&xdp),
+                LinkAttribute::LinkInfo(infos) => {
+                    link.kind = infos.into_iter().find_map(|info| match info {
+                        LinkInfo::Kind(kind) => Some(kind.to_string()),
+                        _ => None,
+                    });
+                }
                 _ => {}
             }
         }
@@ -69,8 +79,10 @@ fn xdp_state(attrs: &[LinkXdp]) -> Option<(u32, Option<Mode>)> {
     let mut prog = None;
     for attr in attrs {
         match attr {
-            LinkXdp::Attached(XdpAttached::Driver) => mode = Some(Mode::Native),
-            LinkXdp::Attached(XdpAttached::SocketBuffer) => mode = Some(Mode::Skb),
+            LinkXdp::Attached(XdpAttached::Driver) => mode = Some(Mode::of_xdp_attached(true)),
+            LinkXdp::Attached(XdpAttached::SocketBuffer) => {
+                mode = Some(Mode::of_xdp_attached(false))
+            }
             LinkXdp::ProgId(id) if *id != 0 => prog = Some(*id),
             _ => {}
         }

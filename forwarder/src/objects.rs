@@ -2,13 +2,18 @@
 
 use std::{fs, path::Path};
 
-use aya::{Ebpf, EbpfLoader, include_bytes_aligned, programs::Xdp};
+use std::os::fd::{AsFd as _, OwnedFd};
+
+use aya::{
+    Ebpf, EbpfLoader, include_bytes_aligned,
+    programs::{SchedClassifier, Xdp},
+};
 use xdp_forwarder_common::maps::{
     GLOBAL_COUNTING, GLOBAL_MANAGED, GLOBAL_PORT_VID, PROG_PHYSICAL, PROG_ROUTER, ROUTER_IFACE,
-    VLAN_PORTS,
+    TC_TARGETS, VLAN_PORTS,
 };
 
-use crate::{Error, Result, Role, pins::PinDir};
+use crate::{Error, Mode, Result, Role, mode::Hook, pins::PinDir};
 
 static PHYSICAL: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/prog_physical"));
 static ROUTER: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/prog_router"));
@@ -17,6 +22,9 @@ static PHYSICAL_LIBBPF_1_1: &[u8] =
     include_bytes_aligned!(concat!(env!("OUT_DIR"), "/prog_physical_libbpf11"));
 static ROUTER_LIBBPF_1_1: &[u8] =
     include_bytes_aligned!(concat!(env!("OUT_DIR"), "/prog_router_libbpf11"));
+/// The same roles as tc programs (mode `tc`; embedded, never exported).
+static PHYSICAL_TC: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/prog_physical_tc"));
+static ROUTER_TC: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/prog_router_tc"));
 /// The ELF object holding `role`'s program (and the maps it shares).
 pub fn object(role: Role) -> &'static [u8] {
     match role {
@@ -114,8 +122,72 @@ impl Default for Tuning {
 
 /// [`load`], tuned.
 pub fn load_with(role: Role, setting: Setting, pins: &PinDir, tuning: Tuning) -> Result<Ebpf> {
+    let mut ebpf = load_object(object(role), role, setting, pins, tuning)?;
+    xdp(&mut ebpf, role)?
+        .load()
+        .map_err(|e| Error::verifier(format!("the kernel refused the {role} program"), e))?;
+    Ok(ebpf)
+}
+
+/// The managed program of `role` for `mode`, loaded (verified), and its fd
+/// (what a link is created with or swapped to).
+pub fn load_for(
+    role: Role,
+    mode: Mode,
+    vid: Option<u16>,
+    pins: &PinDir,
+) -> Result<(Ebpf, OwnedFd)> {
+    let setting = Setting::Managed { vid };
+    let ebpf = match mode.hook() {
+        Hook::Xdp => load(role, setting, pins)?,
+        Hook::TcxIngress => {
+            let bytes = match role {
+                Role::Physical => PHYSICAL_TC,
+                Role::Router => ROUTER_TC,
+            };
+            let mut ebpf = load_object(bytes, role, setting, pins, Tuning::default())?;
+            debug_assert!(
+                ebpf.map(TC_TARGETS).is_some(),
+                "tc objects use {TC_TARGETS}"
+            );
+            let name = program_name(role);
+            let prog: &mut SchedClassifier = ebpf
+                .program_mut(name)
+                .ok_or_else(|| corrupt(format!("no program {name}")))?
+                .try_into()
+                .map_err(corrupt)?;
+            prog.load().map_err(|e| {
+                Error::verifier(format!("the kernel refused the {role} tc program"), e)
+            })?;
+            ebpf
+        }
+    };
+    let name = program_name(role);
+    let fd = ebpf
+        .program(name)
+        .ok_or_else(|| corrupt(format!("no program {name}")))?
+        .fd()
+        .and_then(|fd| Ok(fd.as_fd().try_clone_to_owned()?))
+        .map_err(|e| Error::kernel("cannot use the loaded program", e))?;
+    Ok((ebpf, fd))
+}
+
+fn corrupt(e: impl std::fmt::Display) -> Error {
+    Error::kernel("corrupt embedded object", e.to_string())
+}
+
+/// `bytes` loaded with its maps taken from `pins` and its globals set; its
+/// program not yet verified.
+fn load_object(
+    bytes: &[u8],
+    role: Role,
+    setting: Setting,
+    pins: &PinDir,
+    tuning: Tuning,
+) -> Result<Ebpf> {
     let router_iface = pins.router_iface();
     let vlan_ports = pins.vlan_ports();
+    let tc_targets = pins.tc_targets();
     let (managed, vid): (u8, u32) = match setting {
         Setting::Managed { vid } => (1, u32::from(vid.unwrap_or(0))),
         Setting::DropIn => (0, 0),
@@ -129,14 +201,11 @@ pub fn load_with(role: Role, setting: Setting, pins: &PinDir, tuning: Tuning) ->
         .map_pin_path(ROUTER_IFACE, router_iface.as_path());
     if matches!(setting, Setting::Managed { .. }) {
         loader.map_pin_path(VLAN_PORTS, vlan_ports.as_path());
+        loader.map_pin_path(TC_TARGETS, tc_targets.as_path());
     }
-    let mut ebpf = loader
-        .load(object(role))
-        .map_err(|e| Error::kernel(format!("cannot load the {role} object"), e))?;
-    xdp(&mut ebpf, role)?
-        .load()
-        .map_err(|e| Error::verifier(format!("the kernel refused the {role} program"), e))?;
-    Ok(ebpf)
+    loader
+        .load(bytes)
+        .map_err(|e| Error::kernel(format!("cannot load the {role} object"), e))
 }
 
 /// The XDP program of `role` inside a loaded object.

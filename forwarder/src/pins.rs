@@ -52,6 +52,12 @@ impl PinDir {
         self.root.join(STATE_DIR)
     }
 
+    /// `xdp-forwarder/fwd_tc_targets`.
+    pub fn tc_targets(&self) -> PathBuf {
+        self.state_dir()
+            .join(xdp_forwarder_common::maps::TC_TARGETS)
+    }
+
     pub fn vlan_ports(&self) -> PathBuf {
         self.state_dir().join(VLAN_PORTS)
     }
@@ -164,6 +170,15 @@ pub struct MapSpec {
 impl MapSpec {
     pub const ROUTER_IFACE: MapSpec = MapSpec::devmap(ROUTER_IFACE, ROUTER_IFACE_ENTRIES);
     pub const VLAN_PORTS: MapSpec = MapSpec::devmap(VLAN_PORTS, VLAN_PORTS_ENTRIES);
+    /// The tc programs' copy of both DEVMAPs' slots (see
+    /// [`TC_TARGETS`](xdp_forwarder_common::maps::TC_TARGETS)).
+    pub const TC_TARGETS: MapSpec = MapSpec {
+        name: xdp_forwarder_common::maps::TC_TARGETS,
+        kind: MapType::Array,
+        key_size: 4,
+        value_size: 4,
+        max_entries: xdp_forwarder_common::maps::TC_TARGETS_ENTRIES,
+    };
 
     /// A port program's `fwd_counters`: one [`PortCounters`] per CPU.
     ///
@@ -210,9 +225,11 @@ pub struct Pinned {
 }
 
 impl Pinned {
-    /// Slot `key` of a map with 4-byte values; `None` when it is empty.
+    /// Slot `key` of a map with 4-byte values; `None` when it is empty (in
+    /// an ARRAY, whose slots always exist: 0, which no interface has).
     pub fn get(&self, key: u32) -> Result<Option<u32>> {
-        sys::lookup(self.map.fd().as_fd(), key).map_err(|e| self.error("read", e))
+        let value = sys::lookup(self.map.fd().as_fd(), key).map_err(|e| self.error("read", e))?;
+        Ok(value.filter(|&v| !(self.spec.kind == MapType::Array && v == 0)))
     }
 
     pub fn set(&self, key: u32, value: u32) -> Result<()> {
@@ -221,6 +238,9 @@ impl Pinned {
 
     /// Empties slot `key` (already empty is fine).
     pub fn clear(&self, key: u32) -> Result<()> {
+        if self.spec.kind == MapType::Array {
+            return self.set(key, 0);
+        }
         sys::delete(self.map.fd().as_fd(), key).map_err(|e| self.error("update", e))
     }
 

@@ -65,12 +65,11 @@ impl PortRecord {
         }
     }
 
+    /// The port's mode; a value no mode of this version has (a record of a
+    /// newer version) reads as skb, the mode whose redirects every port
+    /// takes, until `attach --replace` rewrites it.
     pub fn mode(&self) -> Mode {
-        if self.mode == Mode::Native as u8 {
-            Mode::Native
-        } else {
-            Mode::Skb
-        }
+        Mode::from_u8(self.mode).unwrap_or(Mode::Skb)
     }
 }
 

@@ -56,6 +56,11 @@ pub struct Port {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rates: Option<Rates>,
     pub warnings: Vec<String>,
+    /// What the port's mode cannot carry on this interface (explicit modes:
+    /// e.g. TCP from offloading hosts through native XDP on veth), with the
+    /// mode that can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caveat: Option<String>,
 }
 
 /// A port's counters, summed over the CPUs.
@@ -165,6 +170,7 @@ impl Forwarder {
                     counters: None,
                     rates: None,
                     warnings: port_warnings,
+                    caveat: None,
                 });
                 continue;
             }
@@ -243,6 +249,14 @@ impl Forwarder {
                 counters,
                 rates: None,
                 warnings: port_warnings,
+                caveat: link.as_ref().and_then(|l| {
+                    let same_netns: Vec<_> = records
+                        .iter()
+                        .filter(|(_, r)| r.netns == rec.netns)
+                        .copied()
+                        .collect();
+                    crate::attach::caveat(rec.mode(), l, &same_netns)
+                }),
             });
         }
         for ifindex in pins.link_pins()? {
@@ -346,6 +360,9 @@ impl std::fmt::Display for Status {
             }
             for w in &p.warnings {
                 writeln!(f, "  warning: {w}")?;
+            }
+            if let Some(caveat) = &p.caveat {
+                writeln!(f, "  note: {caveat}")?;
             }
         }
         Ok(())

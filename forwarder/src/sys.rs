@@ -3,18 +3,17 @@
 //! - DEVMAP elements with 4-byte values (aya's `DevMap` insists on 8-byte
 //!   `bpf_devmap_val` on current kernels, but `router_iface` must keep the
 //!   original's layout);
-//! - XDP links: their target ifindex (0 once detached), a compare-and-swap
-//!   program update, detach, and creation from a program fd (to put an old
-//!   program back when a mode change fails).
+//! - XDP and tcx links: their target ifindex (0 once detached), a
+//!   compare-and-swap program update, detach, and creation from a program fd.
 
 use std::{
     io,
     os::fd::{AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
 };
 
-use aya_obj::generated::{
-    BPF_F_REPLACE, bpf_attach_type, bpf_attr, bpf_cmd, bpf_link_info, bpf_link_type,
-};
+use aya_obj::generated::{BPF_F_REPLACE, bpf_attr, bpf_cmd, bpf_link_info, bpf_link_type};
+
+use crate::{Mode, mode::Hook};
 
 fn zeroed_attr() -> bpf_attr {
     // SAFETY: `bpf_attr` is a C union of integers; all zeroes is valid and
@@ -85,18 +84,20 @@ pub fn delete(fd: BorrowedFd<'_>, key: u32) -> io::Result<()> {
     }
 }
 
-/// What the kernel says about an XDP link.
+/// What the kernel says about one of our links (XDP or tcx).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct XdpLinkInfo {
+pub struct LinkInfo {
     pub id: u32,
     pub prog_id: u32,
     /// The interface it is attached to; 0 once detached (interface removed,
     /// `bpftool link detach`).
     pub ifindex: u32,
+    pub hook: Hook,
 }
 
-/// The info of the link behind `fd`; an error if it is not an XDP link.
-pub fn xdp_link_info(fd: BorrowedFd<'_>) -> io::Result<XdpLinkInfo> {
+/// The info of the link behind `fd`; an error if it is neither an XDP nor
+/// a tcx link.
+pub fn link_info(fd: BorrowedFd<'_>) -> io::Result<LinkInfo> {
     // SAFETY: `bpf_link_info` is a C struct of integers; zeroes are valid.
     let mut info: bpf_link_info = unsafe { std::mem::zeroed() };
     let mut attr = zeroed_attr();
@@ -106,17 +107,27 @@ pub fn xdp_link_info(fd: BorrowedFd<'_>) -> io::Result<XdpLinkInfo> {
     req.info_len = size_of::<bpf_link_info>() as u32;
     req.info = std::ptr::from_mut(&mut info) as u64;
     bpf(bpf_cmd::BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
-    if info.type_ != bpf_link_type::BPF_LINK_TYPE_XDP as u32 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("a link of type {}, not XDP", info.type_),
-        ));
-    }
-    Ok(XdpLinkInfo {
+    let (hook, ifindex) = match info.type_ {
+        // SAFETY: the kernel filled the member of the type it reports.
+        t if t == bpf_link_type::BPF_LINK_TYPE_XDP as u32 => {
+            (Hook::Xdp, unsafe { info.__bindgen_anon_1.xdp.ifindex })
+        }
+        // SAFETY: as above.
+        t if t == bpf_link_type::BPF_LINK_TYPE_TCX as u32 => (Hook::TcxIngress, unsafe {
+            info.__bindgen_anon_1.tcx.ifindex
+        }),
+        t => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("a link of type {t}, neither XDP nor tcx"),
+            ));
+        }
+    };
+    Ok(LinkInfo {
         id: info.id,
         prog_id: info.prog_id,
-        // SAFETY: the kernel filled the XDP member (type checked above).
-        ifindex: unsafe { info.__bindgen_anon_1.xdp.ifindex },
+        ifindex,
+        hook,
     })
 }
 
@@ -144,14 +155,15 @@ pub fn link_detach(link: BorrowedFd<'_>) -> io::Result<()> {
     bpf(bpf_cmd::BPF_LINK_DETACH, &mut attr).map(drop)
 }
 
-/// Attaches `prog` to `ifindex` with XDP `flags` (the mode) as a new link.
-pub fn xdp_link_create(prog: BorrowedFd<'_>, ifindex: u32, flags: u32) -> io::Result<OwnedFd> {
+/// Attaches `prog` to `ifindex` in `mode` as a new link.
+pub fn link_create(prog: BorrowedFd<'_>, ifindex: u32, mode: Mode) -> io::Result<OwnedFd> {
+    let (attach_type, flags) = mode.link_create();
     let mut attr = zeroed_attr();
     // SAFETY: writing the link_create member of a zeroed union.
     let req = unsafe { &mut attr.link_create };
     req.__bindgen_anon_1.prog_fd = prog.as_raw_fd() as u32;
     req.__bindgen_anon_2.target_ifindex = ifindex;
-    req.attach_type = bpf_attach_type::BPF_XDP as u32;
+    req.attach_type = attach_type as u32;
     req.flags = flags;
     bpf_fd(bpf_cmd::BPF_LINK_CREATE, &mut attr)
 }

@@ -10,7 +10,7 @@ use std::{
 use tracing::warn;
 
 use crate::{
-    Result,
+    Mode, Result,
     pins::{self, MapSpec, PinDir, Pinned},
     ports::{PortRecord, Ports},
     sys, xdp_link,
@@ -50,7 +50,7 @@ enum Step {
     Reattach {
         prog: OwnedFd,
         ifindex: u32,
-        flags: u32,
+        mode: Mode,
         path: PathBuf,
     },
 }
@@ -92,11 +92,11 @@ impl Undo {
         self.steps.push(Step::SwapBack { link, old, new });
     }
 
-    pub fn reattach(&mut self, prog: OwnedFd, ifindex: u32, flags: u32, path: PathBuf) {
+    pub fn reattach(&mut self, prog: OwnedFd, ifindex: u32, mode: Mode, path: PathBuf) {
         self.steps.push(Step::Reattach {
             prog,
             ifindex,
-            flags,
+            mode,
             path,
         });
     }
@@ -136,9 +136,9 @@ impl Undo {
             Step::Reattach {
                 prog,
                 ifindex,
-                flags,
+                mode,
                 path,
-            } => xdp_link::reattach(prog.as_fd(), *ifindex, *flags, path),
+            } => xdp_link::reattach(prog.as_fd(), *ifindex, *mode, path),
         }
     }
 }

@@ -36,7 +36,17 @@ fn attach_status_detach_round_trip() {
         );
         run("ip", &["link", "set", "nic1", "down"]);
 
-        let out = cli_ok(&["attach", "nic1", "--role", "physical", "--pin-dir", p]);
+        // XDP (skb mode), so that `ip link` shows the programs.
+        let out = cli_ok(&[
+            "attach",
+            "nic1",
+            "--role",
+            "physical",
+            "--mode",
+            "skb",
+            "--pin-dir",
+            p,
+        ]);
         assert!(
             out.contains(&format!("VID {nic}")),
             "default VID is the ifindex: {out}"

@@ -142,10 +142,10 @@ impl World {
 }
 
 /// The XDP program id on `iface` (in this namespace), if any.
+/// The program running on `iface` (XDP, or tc in the daemon's default
+/// mode), as the kernel says.
 fn prog_id(iface: &str) -> Option<u64> {
-    let out = run("ip", &["-j", "link", "show", "dev", iface]);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    v[0]["xdp"]["prog"]["id"].as_u64()
+    support::xdp_running().get(iface).copied()
 }
 
 const ROUTER_MAC: &str = "02:01:00:00:00:01";
@@ -316,6 +316,7 @@ fn churn_leaks_nothing() {
         let mut want = vec![
             format!("counters-{a}"),
             format!("counters-{r}"),
+            "fwd_tc_targets".to_owned(),
             "fwd_vlan_ports".to_owned(),
             format!("link-{a}"),
             format!("link-{r}"),

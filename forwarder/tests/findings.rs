@@ -227,15 +227,17 @@ fn finding_3_router_slot_and_failed_replace() {
         .unwrap()
         .unwrap();
         slot.clear(0).unwrap();
+        let st = status_json(&pins);
         assert!(
-            status_json(&pins)["ports"]
+            st["ports"].as_array().unwrap().iter().any(|p| p["warnings"]
                 .as_array()
                 .unwrap()
                 .iter()
-                .any(|p| p["warnings"].as_array().unwrap().iter().any(|w| w
+                .any(|w| w
                     .as_str()
                     .unwrap()
-                    .contains("router_iface does not point here")))
+                    .contains("router_iface does not point here"))),
+            "{st:#}"
         );
         daemon.hup();
         std::thread::sleep(Duration::from_millis(500));
@@ -275,7 +277,7 @@ fn finding_3_router_slot_and_failed_replace() {
             pins.arg(),
         ]);
         assert!(
-            err.contains("native mode") && err.contains("os error") && err.contains("--mode skb"),
+            err.contains("native mode") && err.contains("os error") && err.contains("--mode tc"),
             "{err}"
         );
         assert_eq!(xdp_running()["mv0"], before.0, "the old program is back");

@@ -51,7 +51,7 @@ enum Command {
               value_parser = clap::value_parser!(u8).range(1..=xdp_forwarder_lab::demo::MAX_NICS as i64))]
         nics: u8,
         /// Attach mode of every program.
-        #[arg(long, default_value = "auto", value_parser = ["auto", "native", "skb"])]
+        #[arg(long, default_value = "auto", value_parser = ["auto", "native", "skb", "tc"])]
         mode: String,
         /// Leave the topology up and print how to explore and remove it.
         #[arg(long, conflicts_with = "clean")]
@@ -65,7 +65,8 @@ enum Command {
         name_prefix: String,
     },
     /// Measure the programs against a redirect-only floor (ns per frame under
-    /// BPF_PROG_TEST_RUN, Mpps over veth); in a private network namespace.
+    /// BPF_PROG_TEST_RUN, Mpps over veth; in a private network namespace),
+    /// and TCP through the demo's topology per mode against Linux bridges.
     Bench {
         /// Runs per measurement (min / median / max over them).
         #[arg(long, default_value_t = 5)]
@@ -73,12 +74,15 @@ enum Command {
         /// Small counts: checks that the bench works; rough figures.
         #[arg(long)]
         quick: bool,
-        /// Also write the tables into this Markdown file (between its
-        /// bench markers) and the chart beside it (.svg).
+        /// Also write the tables into this Markdown file (the parts
+        /// measured, each between its markers) and the chart beside it
+        /// (.svg).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
-        /// Only the throughput measurements whose "mode, direction, size,
-        /// program" contains TEXT (e.g. "skb, NIC → router, 64 B").
+        /// Only the measurements whose line contains TEXT: "ns per frame,
+        /// PROGRAM", "MODE, DIRECTION, SIZE, PROGRAM" (Mpps, e.g. "skb, NIC →
+        /// router, 64 B"), "tcp, SETUP, DIRECTION, N streams" (TCP against
+        /// the bridges; `--only tcp`: the TCP part alone).
         #[arg(long, value_name = "TEXT")]
         only: Option<String>,
     },
@@ -165,11 +169,8 @@ fn run(command: Command) -> anyhow::Result<bool> {
             if clean {
                 return demo::clean(&prefix).map(|()| true);
             }
-            let mode = match mode.as_str() {
-                "native" => ModeChoice::Native,
-                "skb" => ModeChoice::Skb,
-                _ => ModeChoice::Auto,
-            };
+            let mode = ModeChoice::from_arg(&mode)
+                .ok_or_else(|| anyhow::anyhow!("--mode {mode}: auto, native, skb or tc"))?;
             demo::run(&demo::Options {
                 nics: nics.into(),
                 mode,

@@ -26,6 +26,11 @@ const APT: &[(&str, &str)] = &[
     ("lintian", "/usr/bin/lintian"),
     // The demo pings across the forwarder.
     ("iputils-ping", "/usr/bin/ping"),
+    // TCP through the forwarder: the demo's TCP rows, the bench's TCP
+    // measurements (against Linux bridges) and the tests that run them.
+    // Its debconf question (start a daemon?) takes its default, no: apt()
+    // installs with DEBIAN_FRONTEND=noninteractive.
+    ("iperf3", "/usr/bin/iperf3"),
     // The VM lab: guests, their initramfs (busybox, stripped binaries,
     // cpio), and libbpf built from source for the original-hook test.
     ("qemu-system-x86", "/usr/bin/qemu-system-x86_64"),

@@ -34,7 +34,8 @@ pub enum Command {
         /// What the interface is.
         #[arg(long, value_enum)]
         role: RoleArg,
-        /// Native (driver) or skb (generic) XDP; auto tries native first.
+        /// tc (tcx), native (driver) or skb (generic) XDP; auto tries them in
+        /// that order.
         #[arg(long, value_enum, default_value_t = ModeArg::Auto)]
         mode: ModeArg,
         /// Physical only: the VID (1..=4094) for this NIC; default: its ifindex
@@ -79,7 +80,7 @@ pub enum Command {
         /// first (and warn), or move the role to the latest.
         #[arg(long, value_enum, default_value_t)]
         router_policy: PolicyArg,
-        /// Attach mode; auto tries native first.
+        /// Attach mode; auto tries tc, native, skb in that order.
         #[arg(long, value_enum, default_value_t = ModeArg::Auto)]
         mode: ModeArg,
         /// Detach everything on SIGTERM/SIGINT (default: leave the data plane running).
@@ -191,13 +192,17 @@ impl From<RoleArg> for Role {
 /// How the program runs on the interface.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum ModeArg {
-    /// Native if the driver supports it, else skb.
+    /// tc where the kernel has tcx (6.6 and later), else native, else skb;
+    /// never a mode that leaves a direction dead next to the ports attached.
     #[default]
     Auto,
-    /// In the driver.
+    /// XDP in the driver.
     Native,
-    /// Generic XDP on the skb.
+    /// Generic XDP on the skb (what the original runs).
     Skb,
+    /// A tc program on the skb (tcx link): GSO, checksum state and tags in
+    /// metadata pass whole.
+    Tc,
 }
 
 impl From<ModeArg> for ModeChoice {
@@ -206,6 +211,7 @@ impl From<ModeArg> for ModeChoice {
             ModeArg::Auto => ModeChoice::Auto,
             ModeArg::Native => ModeChoice::Native,
             ModeArg::Skb => ModeChoice::Skb,
+            ModeArg::Tc => ModeChoice::Tc,
         }
     }
 }

@@ -52,8 +52,13 @@ pub async fn run(command: Command) -> Result<()> {
             }
             println!(
                 "{}: {what} as {} ({} mode{vid}){why}",
-                done.iface, done.role, done.mode
+                printable(&done.iface),
+                done.role,
+                done.mode
             );
+            if let Some(caveat) = &done.caveat {
+                eprintln!("warning: {}: {caveat}", printable(&done.iface));
+            }
         }
         Command::Detach {
             iface,

@@ -99,6 +99,7 @@ mod tests {
             up: false,
             promisc: false,
             loopback: false,
+            kind: None,
             xdp: None,
         }
     }

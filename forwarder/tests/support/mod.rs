@@ -4,8 +4,11 @@
 #![allow(dead_code, reason = "each test binary uses a different part")]
 
 pub mod daemon;
+pub mod mirror;
 pub mod netns;
 pub mod packet;
+pub mod process;
+pub mod vlan_push;
 
 use std::{
     path::{Path, PathBuf},
@@ -124,7 +127,7 @@ pub fn cli_err(args: &[&str]) -> String {
 }
 
 /// What the kernel says runs where in the calling thread's namespace:
-/// interface name → XDP program id.
+/// interface name → XDP program id, or the first tcx ingress program's.
 pub fn xdp_running() -> std::collections::BTreeMap<String, u64> {
     let links: serde_json::Value =
         serde_json::from_str(&run("ip", &["-j", "-d", "link", "show"])).expect("ip -j");
@@ -133,8 +136,19 @@ pub fn xdp_running() -> std::collections::BTreeMap<String, u64> {
         .expect("a list of links")
         .iter()
         .filter_map(|l| {
-            let id = l["xdp"]["prog"]["id"].as_u64()?;
-            Some((l["ifname"].as_str()?.to_owned(), id))
+            let name = l["ifname"].as_str()?.to_owned();
+            if let Some(id) = l["xdp"]["prog"]["id"].as_u64() {
+                return Some((name, id));
+            }
+            // Mode tc: the first program at the interface's tcx ingress, as
+            // the kernel lists them (BPF_PROG_QUERY).
+            let (_, progs) = aya::programs::SchedClassifier::query_tcx(
+                &name,
+                aya::programs::TcAttachType::Ingress,
+            )
+            .ok()?;
+            let id = progs.first()?.id();
+            Some((name, u64::from(id)))
         })
         .collect()
 }
@@ -171,7 +185,7 @@ pub fn state_pins(pins: &Bpffs) -> (Vec<u64>, Vec<u64>) {
 /// Every invariant of a pin dir at rest, checked against the kernel (taken
 /// under the pin dir's writer lock, so no writer is half-way): every port
 /// attached with no warning, each VID on at most one port, the interfaces
-/// running XDP exactly the registered ones, one link and one counters pin
+/// running XDP or a tcx program exactly the registered ones, one link and one counters pin
 /// per port and none else.
 pub fn assert_consistent(pins: &Bpffs, context: &str) -> serde_json::Value {
     let dir = std::fs::File::open(pins.path()).unwrap();

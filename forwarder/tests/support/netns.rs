@@ -45,6 +45,14 @@ impl NamedNetns {
         self.ip(&["link", "set", peer, "up"]);
     }
 
+    /// A veth `name` (with `mac`) in this namespace, its peer `peer` in
+    /// `other`, both up.
+    pub fn link_to(&self, name: &str, mac: Option<&str>, other: &NamedNetns, peer: &str) {
+        self.ip(&other.veth_args(name, peer, mac));
+        self.ip(&["link", "set", name, "up"]);
+        other.ip(&["link", "set", peer, "up"]);
+    }
+
     /// `ip -n NAME ARGS`.
     pub fn ip(&self, args: &[&str]) -> String {
         self.inner.ip(args).unwrap_or_else(|e| panic!("{e:#}"))

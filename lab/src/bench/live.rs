@@ -124,7 +124,12 @@ pub fn measure(
     // In skb mode the veth takes the generator's frames only with GRO on.
     let gro = if mode == Mode::Skb { "on" } else { "off" };
     run("ethtool", &["-K", iface, "gro", gro])?;
-    lab::attach(loaded.prog(), iface, mode.xdp_mode())?;
+    let xdp_mode = match mode {
+        Mode::Native => XdpMode::Driver,
+        Mode::Skb => XdpMode::Skb,
+        Mode::Tc => anyhow::bail!("the XDP benchmark measures XDP modes only"),
+    };
+    lab::attach(loaded.prog(), iface, xdp_mode)?;
     // Warm-up: page pools, caches, the CPU clock.
     generator.send(outer, &frame, frames_per_run / 4)?;
     let (mut mpps, mut sent, mut got) = (Vec::new(), 0u64, 0u64);

@@ -11,9 +11,6 @@ use super::{
 use xdp_forwarder::Mode;
 
 pub struct Results {
-    pub machine: String,
-    pub kernel: String,
-    pub command: String,
     pub runs: usize,
     pub calls: u32,
     pub frames_per_run: u32,
@@ -50,11 +47,23 @@ impl Results {
             .map(|s| s.mpps.median)
     }
 
-    pub fn markdown(&self) -> String {
+    /// The tables, after `header` (command, machine, kernel); a part that
+    /// was not measured (`--only`) has none.
+    pub fn markdown(&self, header: &str) -> String {
         let mut md = String::new();
         let w = &mut md;
-        let _ = writeln!(w, "Produced by `{}`.\n", self.command);
-        let _ = writeln!(w, "Machine: {}. Kernel: {}.\n", self.machine, self.kernel);
+        let _ = writeln!(w, "{header}");
+        if !self.ns.is_empty() {
+            self.ns_tables(w);
+        }
+        if !self.mpps.is_empty() {
+            self.mpps_tables(w);
+        }
+        self.counting_table(w);
+        md
+    }
+
+    fn ns_tables(&self, w: &mut String) {
         let _ = writeln!(
             w,
             "### ns per frame (BPF_PROG_TEST_RUN, {} repeats per call, {} calls per run, {} runs)\n",
@@ -85,6 +94,9 @@ impl Results {
                 ratio.map_or("-".into(), |r| format!("{r:.2}×")),
             );
         }
+    }
+
+    fn mpps_tables(&self, w: &mut String) {
         let _ = writeln!(
             w,
             "\n### Throughput over veth (live-frames generator → program → XDP sink; {} frames per run, {} runs)\n",
@@ -140,15 +152,19 @@ impl Results {
                 }
             }
         }
-        let _ = writeln!(
-            w,
-            "\n### What counting costs (median, with vs without counters)\n"
-        );
-        let _ = writeln!(w, "| program | measure | with | without | cost |");
-        let _ = writeln!(w, "|---|---|---|---|---|");
+    }
+
+    /// Counting's cost, from whichever part measured both variants.
+    fn counting_table(&self, out: &mut String) {
+        let mut rows = String::new();
+        let w = &mut rows;
+        let mut sizes = self.sizes();
+        sizes.extend(self.ns.iter().map(|s| s.frame_len));
+        sizes.sort_unstable();
+        sizes.dedup();
         for dir in [Direction::ToRouter, Direction::FromRouter] {
             let (with, without) = (forwarder(dir, true), forwarder(dir, false));
-            for len in self.sizes() {
+            for &len in &sizes {
                 if let (Some(a), Some(b)) = (self.ns(with, len), self.ns(without, len)) {
                     let _ = writeln!(
                         w,
@@ -172,9 +188,19 @@ impl Results {
                 }
             }
         }
-        md
+        if rows.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "\n### What counting costs (median, with vs without counters)\n"
+        );
+        let _ = writeln!(out, "| program | measure | with | without | cost |");
+        let _ = writeln!(out, "|---|---|---|---|---|");
+        out.push_str(&rows);
     }
 
+    /// The frame sizes of the Mpps part.
     fn sizes(&self) -> Vec<usize> {
         let mut v: Vec<usize> = self.mpps.iter().map(|s| s.frame_len).collect();
         v.sort_unstable();

@@ -1,5 +1,5 @@
 //! What the demo proves: pings both ways, a UDP burst each way, and that no
-//! datagram of one network shows up in another.
+//! datagram of one network shows up in another (TCP: [`super::tcp`]).
 
 use std::{
     net::UdpSocket,
@@ -205,9 +205,9 @@ pub fn judge(direction: &str, got: &[(usize, Vec<u32>)]) -> Vec<Check> {
 pub const TO_LAN: &str = LAN_ADDR;
 pub const TO_EXT: &str = EXT_ADDR;
 
-/// Fails unless `ping` is there (iputils-ping; `cargo xtask setup` installs it).
+/// Fails unless the tools are there (`cargo xtask setup` installs them).
 pub fn require_tools() -> anyhow::Result<()> {
-    for tool in ["ping", "ethtool"] {
+    for tool in ["ping", "ethtool", "iperf3", "ss"] {
         if cmd::run("sh", &["-c", &format!("command -v {tool}")]).is_err() {
             bail!("the demo needs `{tool}`: install it (`cargo xtask setup` does)");
         }

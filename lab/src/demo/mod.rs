@@ -1,5 +1,6 @@
 //! `xdp-forwarder-lab demo`: a net-vm and a router VM as network namespaces, real
-//! traffic through both, a readable account, and everything removed again.
+//! traffic through both (ping, UDP, TCP), a readable account, and everything
+//! removed again. The bench builds the same topology ([`Demo::build`]).
 //!
 //! The router VM demultiplexes with this same forwarder in mirror image: its
 //! uplink gets the router role and each per-network veth the physical role
@@ -7,7 +8,8 @@
 //! 8021q module is needed).
 
 pub mod checks;
-mod topology;
+pub mod tcp;
+pub(crate) mod topology;
 
 use std::{
     path::PathBuf,
@@ -26,6 +28,9 @@ use xdp_forwarder::{
 
 pub use topology::{DEFAULT_PREFIX, MAX_NICS};
 
+/// Each TCP row's iperf3 duration.
+const TCP_SECONDS: u32 = 2;
+
 pub struct Options {
     pub nics: usize,
     pub mode: ModeChoice,
@@ -40,8 +45,17 @@ extern "C" fn on_signal(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::Relaxed);
 }
 
+/// From now on Ctrl-C (or SIGTERM) makes [`step`] fail instead of ending
+/// the process, so that what was built is removed.
+pub(crate) fn catch_interrupts() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic (async-signal-safe).
+        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+    }
+}
+
 /// Fails once Ctrl-C (or SIGTERM) arrived, so that the caller cleans up.
-fn step() -> anyhow::Result<()> {
+pub(crate) fn step() -> anyhow::Result<()> {
     if INTERRUPTED.load(Ordering::Relaxed) {
         bail!("interrupted");
     }
@@ -49,9 +63,11 @@ fn step() -> anyhow::Result<()> {
 }
 
 /// Removes the topology when dropped, unless kept.
-struct Teardown<'a> {
-    names: &'a Names,
-    keep: bool,
+pub(crate) struct Teardown<'a> {
+    pub names: &'a Names,
+    pub keep: bool,
+    /// Prints what was removed.
+    pub verbose: bool,
 }
 
 impl Drop for Teardown<'_> {
@@ -60,7 +76,8 @@ impl Drop for Teardown<'_> {
             return;
         }
         match self.names.clean() {
-            Ok(removed) => println!("\nremoved: {}", summarize(&removed)),
+            Ok(removed) if self.verbose => println!("\nremoved: {}", summarize(&removed)),
+            Ok(_) => {}
             Err(e) => eprintln!(
                 "\nerror while removing the demo: {e:#}; retry with `xdp-forwarder-lab demo --clean`"
             ),
@@ -104,32 +121,12 @@ pub fn run(opts: &Options) -> anyhow::Result<bool> {
     checks::require_tools()?;
     let names = Names::new(&opts.prefix)?;
     names.check_clean_slate()?;
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic (async-signal-safe).
-        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
-    }
-    // The product's binary, beside ours (or in XDP_FORWARDER_BINS).
-    let exe = crate::bins_dir()?.join("xdp-forwarder");
-    ensure!(
-        exe.is_file(),
-        "{} is missing: build it first (`cargo build --bins`)",
-        exe.display()
-    );
+    catch_interrupts();
+    let demo = Demo::new(&names, opts.nics, opts.mode)?;
     let mut teardown = Teardown {
         names: &names,
         keep: false,
-    };
-    let demo = Demo {
-        names: &names,
-        net_vm: names.net_vm(),
-        router: names.router(),
-        exe,
-        nics: opts.nics,
-        mode: match opts.mode {
-            ModeChoice::Auto => "auto",
-            ModeChoice::Native => "native",
-            ModeChoice::Skb => "skb",
-        },
+        verbose: true,
     };
     let outcome = demo.run();
     teardown.keep = opts.keep && !INTERRUPTED.load(Ordering::Relaxed);
@@ -139,16 +136,36 @@ pub fn run(opts: &Options) -> anyhow::Result<bool> {
     outcome
 }
 
-struct Demo<'a> {
+/// The demo's topology and the forwarders on it (the bench builds it too).
+pub(crate) struct Demo<'a> {
     names: &'a Names,
-    net_vm: String,
-    router: String,
+    pub net_vm: String,
+    pub router: String,
     exe: PathBuf,
     nics: usize,
     mode: &'static str,
 }
 
-impl Demo<'_> {
+impl<'a> Demo<'a> {
+    /// A demo of `nics` networks whose forwarders attach in `mode`, run by
+    /// the product's binary beside ours (or in XDP_FORWARDER_BINS).
+    pub fn new(names: &'a Names, nics: usize, mode: ModeChoice) -> anyhow::Result<Self> {
+        let exe = crate::bins_dir()?.join("xdp-forwarder");
+        ensure!(
+            exe.is_file(),
+            "{} is missing: build it first (`cargo build --bins`)",
+            exe.display()
+        );
+        Ok(Demo {
+            names,
+            net_vm: names.net_vm(),
+            router: names.router(),
+            exe,
+            nics,
+            mode: mode.as_arg(),
+        })
+    }
+
     fn networks(&self) -> impl Iterator<Item = usize> + use<> {
         1..=self.nics
     }
@@ -165,7 +182,7 @@ impl Demo<'_> {
         netns::exec(ns, all[0], &all[1..])
     }
 
-    fn status(&self, ns: &str) -> anyhow::Result<Status> {
+    pub fn status(&self, ns: &str) -> anyhow::Result<Status> {
         serde_json::from_str(&self.fwd(ns, &["status", "--json"])?).context("status --json")
     }
 
@@ -182,7 +199,8 @@ impl Demo<'_> {
         Ok(checks::print_result(&checks))
     }
 
-    fn build(&self) -> anyhow::Result<()> {
+    /// The namespaces, veths and end hosts, nothing attached.
+    pub fn build(&self) -> anyhow::Result<()> {
         let (net_vm, router) = (&self.net_vm, &self.router);
         self.names.prepare_state()?;
         for ns in [net_vm, router] {
@@ -209,7 +227,7 @@ impl Demo<'_> {
     }
 
     /// Attaches both forwarders; returns each network's VID.
-    fn attach(&self) -> anyhow::Result<Vec<u16>> {
+    pub fn attach(&self) -> anyhow::Result<Vec<u16>> {
         let (net_vm, router) = (&self.net_vm, &self.router);
         let mode = self.mode;
         for k in self.networks() {
@@ -279,6 +297,7 @@ impl Demo<'_> {
         );
         println!("  uplink, vlanK: the router VM, {router} (the forwarder in mirror image)");
         println!("\nattached");
+        let mut caveats: Vec<String> = Vec::new();
         for ns in [net_vm, router] {
             let status = self.status(ns)?;
             for p in &status.ports {
@@ -289,7 +308,16 @@ impl Demo<'_> {
                     p.vid.map(|v| format!("VID {v}")).unwrap_or_default(),
                     p.mode,
                 );
+                if let Some(c) = &p.caveat
+                    && !caveats.contains(c)
+                {
+                    caveats.push(c.clone());
+                }
             }
+        }
+        // What `attach` warned about (the mode's known limits here).
+        for c in caveats {
+            println!("  warning: {c}");
         }
         Ok(())
     }
@@ -329,6 +357,24 @@ impl Demo<'_> {
                 report(c);
             }
         }
+        // TCP each way, one network at a time (iperf3's own port, same
+        // addresses everywhere: only the VLANs keep them apart).
+        for k in self.networks() {
+            let (ext, lan) = (self.names.ext(k), self.names.lan(k));
+            for (from, to, to_addr, name) in [
+                (&ext, &lan, LAN_ADDR, format!("tcp ext{k} → lan{k}")),
+                (&lan, &ext, EXT_ADDR, format!("tcp lan{k} → ext{k}")),
+            ] {
+                step()?;
+                let t = tcp::transfer(from, to, to_addr, TCP_SECONDS, 1)?;
+                let (passed, detail) = t.verdict();
+                report(Check {
+                    name,
+                    passed,
+                    detail,
+                });
+            }
+        }
         Ok(all)
     }
 
@@ -346,7 +392,7 @@ impl Demo<'_> {
                     .map(|(r, n)| format!("{r} {n}"))
                     .collect();
                 println!(
-                    "  {ns:<11} {:<8} forwarded {:>6} frames {:>9} bytes, dropped {}{}",
+                    "  {ns:<11} {:<8} forwarded {:>8} frames {:>11} bytes, dropped {}{}",
                     p.name.as_deref().unwrap_or("?"),
                     c.forwarded_frames,
                     c.forwarded_bytes,

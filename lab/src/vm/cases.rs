@@ -372,14 +372,16 @@ pub fn udp(lab: &mut NetVmLab, label: &str) -> anyhow::Result<Vec<Check>> {
     Ok(checks)
 }
 
-/// `attach --mode auto` on a virtio-net NIC: which mode, and why.
+/// `attach --mode auto` on a virtio-net NIC next to a native router: native
+/// (the only mode whose redirects the router's native program can return
+/// to the NIC), and why.
 pub fn mode_auto(lab: &mut NetVmLab) -> anyhow::Result<Check> {
     let nic = lab.networks[0].guest_if.clone();
     let out = lab.net_vm.sh(&format!(
         "xdp-forwarder detach {nic} >/dev/null && xdp-forwarder attach {nic} --role physical --mode auto"
     ))?;
-    let passed =
-        out.contains("native mode") && out.contains("--mode auto: the driver runs XDP natively");
+    let passed = out.contains("native mode")
+        && out.contains("--mode auto: native: the driver runs XDP natively");
     Ok(check(
         "--mode auto on virtio-net",
         passed,

@@ -1,0 +1,248 @@
+//! Attach modes, in one place: what each mode is, the kernel hook and flags
+//! it attaches with, how it is stored in the registry, what `--mode auto`
+//! tries, which modes can work together, and what a mode cannot carry.
+//! Every match here is exhaustive: a new mode does not compile until each
+//! of these questions has its answer.
+
+use aya_obj::generated::{XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE, bpf_attach_type};
+
+/// How a port's program runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[repr(u8)]
+pub enum Mode {
+    /// XDP in the driver (`XDP_FLAGS_DRV_MODE`).
+    Native = 0,
+    /// Generic XDP on the skb (`XDP_FLAGS_SKB_MODE`), what the original's
+    /// `xdp-loader … -m skb` runs.
+    Skb = 1,
+    /// A tc program at the interface's ingress (a tcx link, Linux 6.6 and
+    /// later): the kernel pushes and pops the tags on the skb, so GSO
+    /// aggregates, checksum state and tags held in metadata pass whole.
+    Tc = 2,
+}
+
+/// Which kernel hook a mode attaches to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    /// An XDP link; the interface reports the program in `IFLA_XDP`.
+    Xdp,
+    /// A tcx ingress link (`BPF_TCX_INGRESS`).
+    TcxIngress,
+}
+
+impl Mode {
+    /// Every mode, in the order `status` and the benchmarks list them.
+    pub const ALL: [Mode; 3] = [Mode::Native, Mode::Skb, Mode::Tc];
+
+    /// The mode stored in a registry record; `None` for a value no mode has
+    /// (a record written by a newer version).
+    pub fn from_u8(value: u8) -> Option<Mode> {
+        Mode::ALL.into_iter().find(|m| *m as u8 == value)
+    }
+
+    pub fn hook(self) -> Hook {
+        match self {
+            Mode::Native | Mode::Skb => Hook::Xdp,
+            Mode::Tc => Hook::TcxIngress,
+        }
+    }
+
+    /// `BPF_LINK_CREATE`'s attach type and flags for this mode.
+    pub fn link_create(self) -> (bpf_attach_type, u32) {
+        match self {
+            Mode::Native => (bpf_attach_type::BPF_XDP, XDP_FLAGS_DRV_MODE),
+            Mode::Skb => (bpf_attach_type::BPF_XDP, XDP_FLAGS_SKB_MODE),
+            Mode::Tc => (bpf_attach_type::BPF_TCX_INGRESS, 0),
+        }
+    }
+
+    /// The mode of an XDP program the interface reports (`IFLA_XDP_ATTACHED`).
+    pub fn of_xdp_attached(native: bool) -> Mode {
+        if native { Mode::Native } else { Mode::Skb }
+    }
+
+    /// Whether this mode's redirects reach a port only when that port runs
+    /// a native XDP program itself (`ndo_xdp_xmit`: virtio-net, veth and the
+    /// Intel drivers take XDP frames only then, e1000e never). The other
+    /// modes hand skbs to the target's transmit path, which every
+    /// interface takes.
+    pub fn needs_native_target(self) -> bool {
+        match self {
+            Mode::Native => true,
+            Mode::Skb | Mode::Tc => false,
+        }
+    }
+
+    /// What this mode cannot carry on an interface of `kind` (the rtnetlink
+    /// link kind: `veth`, …; `None` for a hardware NIC), said at attach and
+    /// in `status`; `None` when nothing is known to break.
+    pub fn caveat(self, kind: Option<&str>) -> Option<&'static str> {
+        match (self, kind) {
+            (Mode::Native, Some("veth")) => Some(
+                "native XDP on veth loses the checksum state of offloaded TCP/UDP: \
+                 the far end drops every segment whose checksum the sender left to the \
+                 hardware (TCP stalls); use --mode tc",
+            ),
+            (Mode::Skb, Some("veth")) => Some(
+                "generic XDP on veth cannot pass the GSO aggregates a veth peer sends \
+                 (TCP stalls) nor see a VLAN tag the peer sends as metadata (it would end \
+                 up outside ours); use --mode tc",
+            ),
+            (Mode::Native | Mode::Skb | Mode::Tc, _) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Native => "native",
+            Mode::Skb => "skb",
+            Mode::Tc => "tc",
+        })
+    }
+}
+
+/// The mode asked for on the command line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ModeChoice {
+    /// The first of [`ModeChoice::candidates`] that the kernel accepts and
+    /// that works with the ports already attached.
+    #[default]
+    Auto,
+    Native,
+    Skb,
+    Tc,
+}
+
+impl ModeChoice {
+    /// The modes to try, in order. `auto` prefers tc: it carries TCP with
+    /// every offload, every tag, and reaches every interface; on kernels
+    /// without tcx (before 6.6) it falls back to XDP, native first.
+    pub fn candidates(self) -> &'static [Mode] {
+        match self {
+            ModeChoice::Auto => &[Mode::Tc, Mode::Native, Mode::Skb],
+            ModeChoice::Native => &[Mode::Native],
+            ModeChoice::Skb => &[Mode::Skb],
+            ModeChoice::Tc => &[Mode::Tc],
+        }
+    }
+
+    /// The one mode asked for, `None` for `auto`.
+    pub fn fixed(self) -> Option<Mode> {
+        match self {
+            ModeChoice::Auto => None,
+            ModeChoice::Native => Some(Mode::Native),
+            ModeChoice::Skb => Some(Mode::Skb),
+            ModeChoice::Tc => Some(Mode::Tc),
+        }
+    }
+
+    /// Whether a port running `mode` already is what this choice asks for.
+    pub fn accepts(self, mode: Mode) -> bool {
+        self.fixed().is_none_or(|m| m == mode)
+    }
+}
+
+impl ModeChoice {
+    /// Every choice, as `--mode` spells them.
+    pub const ALL: [ModeChoice; 4] = [
+        ModeChoice::Auto,
+        ModeChoice::Native,
+        ModeChoice::Skb,
+        ModeChoice::Tc,
+    ];
+
+    /// The `--mode` value.
+    pub fn as_arg(self) -> &'static str {
+        match self {
+            ModeChoice::Auto => "auto",
+            ModeChoice::Native => "native",
+            ModeChoice::Skb => "skb",
+            ModeChoice::Tc => "tc",
+        }
+    }
+
+    /// The choice `--mode VALUE` names.
+    pub fn from_arg(value: &str) -> Option<ModeChoice> {
+        ModeChoice::ALL.into_iter().find(|c| c.as_arg() == value)
+    }
+}
+
+impl From<Mode> for ModeChoice {
+    fn from(mode: Mode) -> Self {
+        match mode {
+            Mode::Native => ModeChoice::Native,
+            Mode::Skb => ModeChoice::Skb,
+            Mode::Tc => ModeChoice::Tc,
+        }
+    }
+}
+
+/// Why a port in `mode` would leave a direction dead next to a counterpart
+/// (for a NIC: the router; for the router: each NIC) in `other`: a native
+/// redirect reaches only a port that runs native XDP itself. `None` when
+/// both directions work.
+pub fn dead_direction(mode: Mode, other: Mode) -> Option<&'static str> {
+    match (mode.needs_native_target(), other.needs_native_target()) {
+        (true, true) | (false, false) => None,
+        (true, false) => Some(
+            "its native XDP redirects would reach a port that runs no native XDP program, \
+             whose driver then refuses them",
+        ),
+        (false, true) => Some(
+            "the native XDP redirects of a port already attached natively would reach it \
+             without a native XDP program, and its driver would refuse them",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_values_round_trip_and_unknown_values_are_refused() {
+        for mode in Mode::ALL {
+            assert_eq!(Mode::from_u8(mode as u8), Some(mode));
+        }
+        assert_eq!(Mode::from_u8(3), None);
+    }
+
+    #[test]
+    fn auto_prefers_tc_then_native_then_skb() {
+        assert_eq!(
+            ModeChoice::Auto.candidates(),
+            &[Mode::Tc, Mode::Native, Mode::Skb]
+        );
+        for mode in Mode::ALL {
+            assert!(ModeChoice::Auto.accepts(mode));
+        }
+        assert!(ModeChoice::Tc.accepts(Mode::Tc));
+        assert!(!ModeChoice::Tc.accepts(Mode::Skb));
+    }
+
+    #[test]
+    fn native_works_only_with_native_counterparts() {
+        for a in Mode::ALL {
+            for b in Mode::ALL {
+                let both_native = a == Mode::Native && b == Mode::Native;
+                let neither = a != Mode::Native && b != Mode::Native;
+                assert_eq!(
+                    dead_direction(a, b).is_none(),
+                    both_native || neither,
+                    "{a} next to {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn modes_that_break_tcp_say_so() {
+        assert!(Mode::Native.caveat(Some("veth")).is_some());
+        assert!(Mode::Native.caveat(None).is_none());
+        assert!(Mode::Skb.caveat(Some("veth")).is_some());
+        assert!(Mode::Tc.caveat(Some("veth")).is_none());
+    }
+}

@@ -1,0 +1,520 @@
+//! Mode `tc` with what real senders hand over: VLAN tags held in skb
+//! metadata (a VLAN device, a NIC's VLAN offload: `test_vlan_push` on the
+//! sender's tc egress stands in for them), TCP with TSO/GSO and checksum
+//! offload, UDP GSO bursts, and the modes that cannot carry them: flagged
+//! (`caveat`) or refused.
+//!
+//! Frames: the test thread's namespace is the net-vm (`nic1`, VID 10, and
+//! the router interface `rtr`), their peers `nic1x`, `rtrx` live in a named
+//! namespace, where frames are injected and captured over AF_PACKET (the
+//! receiver's outer tag put back from PACKET_AUXDATA: what was on the
+//! wire). Traffic between IP hosts: the demo's topology in mirror image
+//! (support/mirror.rs), offloads as Linux sets them.
+
+mod support;
+
+use std::{
+    net::UdpSocket,
+    time::{Duration, Instant},
+};
+
+use support::{
+    Bpffs, cli, cli_ok, in_fresh_netns,
+    mirror::{EXT_ADDR, LAN_ADDR, Mirror, Vm},
+    netns::NamedNetns,
+    packet::{ETHERTYPE_TEST, RawSocket, frame, tagged},
+    process::Spawned,
+    status_json, veth,
+    vlan_push::VlanPush,
+};
+
+/// The mode under test.
+const MODE: &str = "tc";
+const WAIT: Duration = Duration::from_secs(2);
+const ROUTER_MAC: &str = "02:01:00:00:00:0a";
+const NIC_VID: u16 = 10;
+const DST: [u8; 6] = [0x02, 0, 0, 0, 0, 0xbb];
+const SRC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xaa];
+const TPID_8021Q: u16 = 0x8100;
+const TPID_8021AD: u16 = 0x88a8;
+/// The tag an outside frame already carries.
+const OUTSIDE_VID: u16 = 100;
+
+/// The net-vm in the test thread's namespace: `nic1` (VID 10) and `rtr`
+/// attached in `MODE`, their peers `nic1x` and `rtrx` in `outside`.
+struct NetVm {
+    pins: Bpffs,
+    outside: NamedNetns,
+}
+
+impl NetVm {
+    fn new(tag: &str) -> Self {
+        let vm = NetVm {
+            pins: Bpffs::mount(tag),
+            outside: NamedNetns::add(tag),
+        };
+        vm.outside.plug("nic1", "nic1x", None);
+        vm.outside.plug("rtr", "rtrx", Some(ROUTER_MAC));
+        let p = vm.pins.arg();
+        let vid = NIC_VID.to_string();
+        for args in [
+            &["attach", "nic1", "--role", "physical", "--vid", &vid][..],
+            &["attach", "rtr", "--role", "router"],
+        ] {
+            let mut all = args.to_vec();
+            all.extend(["--mode", MODE, "--pin-dir", p]);
+            cli_ok(&all);
+        }
+        vm
+    }
+
+    /// An AF_PACKET socket on an outside peer.
+    fn socket(&self, peer: &str) -> RawSocket {
+        self.outside.enter(|| RawSocket::bind(peer))
+    }
+
+    /// `test_vlan_push` on an outside peer's egress.
+    fn push_as_metadata(&self, peer: &str, tpid: u16, vid: u16) -> VlanPush {
+        self.outside.enter(|| VlanPush::attach(peer, tpid, vid))
+    }
+
+    /// The counters of port `name`.
+    fn counters(&self, name: &str) -> serde_json::Value {
+        let st = status_json(&self.pins);
+        st["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no port {name}: {st:#}"))["counters"]
+            .clone()
+    }
+}
+
+impl Drop for NetVm {
+    fn drop(&mut self) {
+        // Best effort, also while unwinding: the namespaces go anyway.
+        let _ = cli(&["detach", "--all", "--pin-dir", self.pins.arg()]);
+    }
+}
+
+/// A test frame carrying `id`, `len` bytes, untagged.
+fn test_frame(id: u32, len: usize) -> Vec<u8> {
+    let mut rest = ETHERTYPE_TEST.to_be_bytes().to_vec();
+    rest.extend_from_slice(&id.to_be_bytes());
+    frame(DST, SRC, &rest, len)
+}
+
+/// A frame's first 22 bytes (MACs, two tags, EtherType), in hex.
+fn head(f: &[u8]) -> String {
+    format!("{:02x?}", &f[..22.min(f.len())])
+}
+
+fn tpid_name(tpid: u16) -> &'static str {
+    if tpid == TPID_8021AD {
+        "802.1ad"
+    } else {
+        "802.1Q"
+    }
+}
+
+/// A frame whose tag (VID 100, 802.1Q or 802.1ad) its sender hands over as
+/// metadata, as a VLAN device or a NIC's VLAN offload does, reaches the
+/// router with the port's tag outside and its own tag inside, then the
+/// payload untouched.
+#[test]
+fn an_outside_tag_sent_as_metadata_stays_inside_the_port_tag_in_tc_mode() {
+    in_fresh_netns(|| {
+        let vm = NetVm::new("outtag");
+        let nic = vm.socket("nic1x");
+        let router = vm.socket("rtrx");
+        let mut id = 0;
+        for tpid in [TPID_8021Q, TPID_8021AD] {
+            let push = vm.push_as_metadata("nic1x", tpid, OUTSIDE_VID);
+            for len in [60, 1514] {
+                id += 1;
+                let f = test_frame(id, len);
+                nic.send(&f);
+                let want = tagged(&tagged(&f, tpid, OUTSIDE_VID), TPID_8021Q, NIC_VID);
+                let got = router.recv(WAIT);
+                assert!(
+                    got.as_ref() == Some(&want),
+                    "{MODE} mode, {} tag VID {OUTSIDE_VID} as metadata, {len} bytes: \
+                     want (port tag, then the frame's own) {} bytes {}, got {}",
+                    tpid_name(tpid),
+                    want.len(),
+                    head(&want),
+                    got.as_deref().map_or("nothing".into(), |g| format!(
+                        "{} bytes {}",
+                        g.len(),
+                        head(g)
+                    ))
+                );
+            }
+            drop(push);
+        }
+        let c = vm.counters("nic1");
+        assert_eq!(c["forwarded_frames"], id, "{c:#}");
+        assert_eq!(c["dropped_total"], 0, "{c:#}");
+    });
+}
+
+/// A frame whose port tag the router's peer hands over as metadata reaches
+/// the NIC that VID names without it, byte for byte; a tag inside it (in
+/// the frame's bytes) is what remains.
+#[test]
+fn a_port_tag_sent_as_metadata_reaches_its_nic_untagged_in_tc_mode() {
+    in_fresh_netns(|| {
+        let vm = NetVm::new("porttag");
+        let nic = vm.socket("nic1x");
+        let router = vm.socket("rtrx");
+        let _push = vm.push_as_metadata("rtrx", TPID_8021Q, NIC_VID);
+        let mut id = 0;
+        for inner in [None, Some(TPID_8021Q), Some(TPID_8021AD)] {
+            // Full size: AF_PACKET sends 4 bytes past the MTU only behind
+            // an 802.1Q EtherType.
+            let full = if inner == Some(TPID_8021AD) {
+                1510
+            } else {
+                1514
+            };
+            for len in [60, full] {
+                id += 1;
+                let f = test_frame(id, len);
+                let sent = match inner {
+                    None => f,
+                    Some(tpid) => tagged(&f, tpid, OUTSIDE_VID),
+                };
+                router.send(&sent);
+                let got = nic.recv(WAIT);
+                assert!(
+                    got.as_ref() == Some(&sent),
+                    "{MODE} mode, port tag VID {NIC_VID} as metadata, inner tag {:?}, \
+                     {len} bytes: want {} bytes {}, got {}",
+                    inner.map(tpid_name),
+                    sent.len(),
+                    head(&sent),
+                    got.as_deref().map_or("nothing".into(), |g| format!(
+                        "{} bytes {}",
+                        g.len(),
+                        head(g)
+                    ))
+                );
+            }
+        }
+        let c = vm.counters("rtr");
+        assert_eq!(c["forwarded_frames"], id, "{c:#}");
+        assert_eq!(c["dropped_total"], 0, "{c:#}");
+    });
+}
+
+/// Explicit `--mode skb` on veth says what it cannot carry: a `warning:`
+/// line when attaching and a `caveat` in `status --json`; `--mode tc` on
+/// veth says nothing of the kind.
+#[test]
+fn skb_mode_on_veth_is_flagged() {
+    in_fresh_netns(|| {
+        let pins = Bpffs::mount("caveat");
+        let p = pins.arg();
+        for (name, peer) in [("nic1", "nic1p"), ("nic2", "nic2p"), ("rtr", "rtrp")] {
+            veth(name, peer);
+        }
+        let attach = |iface: &str, role: &str, mode: &str| {
+            let out = cli(&[
+                "attach",
+                iface,
+                "--role",
+                role,
+                "--mode",
+                mode,
+                "--pin-dir",
+                p,
+            ]);
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(
+                out.status.success(),
+                "attach {iface} --mode {mode}: {stderr}"
+            );
+            stderr
+        };
+        let warnings = |stderr: &str| -> Vec<String> {
+            stderr
+                .lines()
+                .filter(|l| l.starts_with("warning:"))
+                .map(str::to_owned)
+                .collect()
+        };
+        let skb = attach("nic1", "physical", "skb");
+        let tc = [
+            ("nic2", attach("nic2", "physical", "tc")),
+            ("rtr", attach("rtr", "router", "tc")),
+        ];
+        let skb_warnings = warnings(&skb);
+        assert!(
+            skb_warnings.len() == 1 && skb_warnings[0].contains("nic1"),
+            "attach --mode skb on veth: want one warning line naming nic1, stderr: {skb}"
+        );
+        for (iface, stderr) in &tc {
+            assert!(
+                warnings(stderr).is_empty(),
+                "attach {iface} --mode tc on veth warned: {stderr}"
+            );
+        }
+        let st = status_json(&pins);
+        let port = |name: &str| {
+            st["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == name)
+                .unwrap_or_else(|| panic!("no port {name}: {st:#}"))
+                .clone()
+        };
+        let nic1 = port("nic1");
+        assert_eq!(nic1["mode"], "skb", "{nic1:#}");
+        assert_eq!(nic1["attached"], true, "{nic1:#}");
+        let caveat = nic1["caveat"].as_str().unwrap_or_default();
+        assert!(
+            !caveat.is_empty() && caveat.contains("--mode tc"),
+            "skb mode on veth: want a caveat naming the fix: {nic1:#}"
+        );
+        for name in ["nic2", "rtr"] {
+            let p = port(name);
+            assert_eq!(p["mode"], "tc", "{p:#}");
+            assert_eq!(p["attached"], true, "{p:#}");
+            assert!(p["caveat"].is_null(), "tc mode on veth has a caveat: {p:#}");
+        }
+        cli_ok(&["detach", "--all", "--pin-dir", p]);
+    });
+}
+
+/// A NIC attached natively next to a router in tc mode would have its
+/// redirects refused by the router's driver: refused, saying so and naming
+/// `--mode tc`, and nothing of the attempt is left on the NIC.
+#[test]
+fn auto_joins_a_native_router_and_an_explicit_mix_is_flagged() {
+    in_fresh_netns(|| {
+        let pins = Bpffs::mount("nativetc");
+        let p = pins.arg();
+        veth("nic1", "nic1p");
+        veth("nic2", "nic2p");
+        veth("rtr", "rtrp");
+        cli_ok(&[
+            "attach",
+            "rtr",
+            "--role",
+            "router",
+            "--mode",
+            "native",
+            "--pin-dir",
+            p,
+        ]);
+        // auto skips tc and skb: the native router's redirects would not
+        // reach a NIC without a native program.
+        let out = cli_ok(&["attach", "nic1", "--role", "physical", "--pin-dir", p]);
+        assert!(out.contains("(native mode"), "{out}");
+        // An explicit tc beside it is attached, and said to leave a
+        // direction dead.
+        let out = cli(&[
+            "attach",
+            "nic2",
+            "--role",
+            "physical",
+            "--mode",
+            "tc",
+            "--pin-dir",
+            p,
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("warning: nic2") && stderr.contains("--mode tc"),
+            "want the dead direction and the fix: {stderr}"
+        );
+        let st = status_json(&pins);
+        let caveat = |name: &str| {
+            st["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == name)
+                .map(|p| p["caveat"].clone())
+                .unwrap()
+        };
+        let mixed = |name: &str| {
+            caveat(name)
+                .as_str()
+                .unwrap_or("")
+                .contains("next to ifindex")
+        };
+        assert!(mixed("nic2"), "{st:#}");
+        assert!(!mixed("nic1"), "native beside native: {st:#}");
+        cli_ok(&["detach", "--all", "--pin-dir", p]);
+    });
+}
+
+/// The bytes the server received and the rate, from the client's
+/// `iperf3 -J` report.
+fn iperf3(client: &NamedNetns, server: &NamedNetns, server_addr: &str) -> (u64, f64) {
+    let srv = Spawned::in_netns(&server.name, "iperf3", &["-s", "-1"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !server.exec("ss", &["-Hltn"]).contains(":5201") {
+        assert!(
+            Instant::now() < deadline,
+            "iperf3 -s did not listen within 5 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let report = Spawned::in_netns(
+        &client.name,
+        "iperf3",
+        &[
+            "-c",
+            server_addr,
+            "-t",
+            "2",
+            "-J",
+            "--connect-timeout",
+            "3000",
+        ],
+    )
+    .wait(Duration::from_secs(30));
+    srv.wait(Duration::from_secs(10));
+    let report: serde_json::Value = serde_json::from_str(&report)
+        .unwrap_or_else(|e| panic!("iperf3 -J printed no JSON ({e}): {report}"));
+    let received = &report["end"]["sum_received"];
+    (
+        received["bytes"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no end.sum_received.bytes: {report:#}")),
+        received["bits_per_second"].as_f64().unwrap_or_default(),
+    )
+}
+
+/// TCP from hosts that leave segmentation and checksums to the "hardware"
+/// (TSO/GSO, tx checksum, GRO as Linux sets them on veth) crosses the
+/// net-vm and the router VM in tc mode at full speed, both ways.
+#[test]
+fn tcp_bulk_crosses_tc_mode_with_offloads_on_both_ways() {
+    let m = Mirror::new("tcp", MODE, 2);
+    for (host, name) in [(&m.ext, "ext"), (&m.lan, "lan")] {
+        for feature in ["tx-checksumming", "tcp-segmentation-offload"] {
+            assert!(
+                Mirror::offload_on(host, "eth0", feature),
+                "{name}'s eth0 has {feature} off: {}",
+                host.exec("ethtool", &["-k", "eth0"])
+            );
+        }
+    }
+    assert!(
+        Mirror::reachable(&m.ext, LAN_ADDR, Duration::from_secs(10)),
+        "ext cannot ping lan through the net-vm and router VM in {MODE} mode"
+    );
+    for (client, server, addr, way) in [
+        (&m.ext, &m.lan, LAN_ADDR, "ext → lan"),
+        (&m.lan, &m.ext, EXT_ADDR, "lan → ext"),
+    ] {
+        let (bytes, bps) = iperf3(client, server, addr);
+        eprintln!(
+            "{MODE} mode, TCP {way}: {bytes} bytes in 2 s, {:.2} Gbit/s",
+            bps / 1e9
+        );
+        assert!(
+            bytes >= 100_000_000,
+            "{MODE} mode, TCP {way}: only {bytes} bytes received in 2 s ({:.3} Gbit/s), \
+             want at least 100 MB",
+            bps / 1e9
+        );
+    }
+}
+
+const SEGMENT: usize = 1400;
+const SEGMENTS_PER_SEND: usize = 46;
+const SENDS: usize = 200;
+
+/// Sends `SENDS` GSO buffers of `SEGMENTS_PER_SEND` × `SEGMENT` bytes from
+/// `from` to `to_addr` in `to`; returns the datagrams and bytes received.
+fn udp_gso_burst(from: &NamedNetns, to: &NamedNetns, to_addr: &str) -> (usize, usize) {
+    let rx = to.enter(|| {
+        let s = UdpSocket::bind((to_addr, 0)).unwrap();
+        xdp_forwarder_testkit::packet::rcvbuf_force(&s, 64 << 20).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        s
+    });
+    let dst = rx.local_addr().unwrap();
+    let tx = from.enter(|| {
+        let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+        nix::sys::socket::setsockopt(
+            &s,
+            nix::sys::socket::sockopt::UdpGsoSegment,
+            &(SEGMENT as i32),
+        )
+        .expect("UDP_SEGMENT");
+        s.connect(dst).unwrap();
+        s
+    });
+    let total = SENDS * SEGMENTS_PER_SEND * SEGMENT;
+    std::thread::scope(|s| {
+        let receiver = s.spawn(|| {
+            let (mut datagrams, mut bytes) = (0, 0);
+            let mut buf = vec![0u8; 65536];
+            // Until everything arrived or 2 s of silence.
+            while bytes < total {
+                match rx.recv(&mut buf) {
+                    Ok(n) => {
+                        datagrams += 1;
+                        bytes += n;
+                    }
+                    Err(_) => break,
+                }
+            }
+            (datagrams, bytes)
+        });
+        let buf: Vec<u8> = (0..SEGMENTS_PER_SEND * SEGMENT).map(|i| i as u8).collect();
+        for _ in 0..SENDS {
+            assert_eq!(tx.send(&buf).expect("send a GSO buffer"), buf.len());
+        }
+        receiver.join().unwrap()
+    })
+}
+
+/// UDP GSO bursts (64 KB buffers cut into 1400-byte datagrams only on the
+/// way out) cross tc mode both ways; the ports count wire frames, not
+/// aggregates.
+#[test]
+fn udp_gso_bursts_cross_tc_mode() {
+    let m = Mirror::new("udpgso", MODE, 3);
+    assert!(
+        Mirror::reachable(&m.ext, LAN_ADDR, Duration::from_secs(10)),
+        "ext cannot ping lan through the net-vm and router VM in {MODE} mode"
+    );
+    let sent_datagrams = SENDS * SEGMENTS_PER_SEND;
+    let sent_bytes = sent_datagrams * SEGMENT;
+    // Each way, the net-vm's port the datagrams enter by.
+    for (from, to, addr, port, way) in [
+        (&m.ext, &m.lan, LAN_ADDR, "nic1", "ext → lan"),
+        (&m.lan, &m.ext, EXT_ADDR, "router0", "lan → ext"),
+    ] {
+        let before = m.forwarded_frames(Vm::Net, port);
+        let (datagrams, bytes) = udp_gso_burst(from, to, addr);
+        let frames = m.forwarded_frames(Vm::Net, port) - before;
+        eprintln!(
+            "{MODE} mode, UDP GSO {way}: {datagrams}/{sent_datagrams} datagrams, \
+             {bytes}/{sent_bytes} bytes; {port} forwarded {frames} frames"
+        );
+        assert!(
+            bytes * 100 >= sent_bytes * 99,
+            "{MODE} mode, UDP GSO {way}: {bytes} of {sent_bytes} bytes \
+             ({datagrams} of {sent_datagrams} datagrams) received"
+        );
+        // Counted as wire frames: one per segment sent (plus the odd ARP),
+        // not one per 64 KB aggregate.
+        assert!(
+            frames >= datagrams as u64
+                && frames * 100 >= sent_datagrams as u64 * 99
+                && frames <= sent_datagrams as u64 + 50,
+            "{MODE} mode, UDP GSO {way}: {port} counted {frames} frames for \
+             {sent_datagrams} segments sent, {datagrams} received"
+        );
+    }
+}
