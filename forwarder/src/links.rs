@@ -31,8 +31,18 @@ pub(crate) fn attach_new(
 ) -> Result<(Mode, Option<String>)> {
     let mut failures: Vec<Error> = Vec::new();
     for &mode in modes {
-        // A fresh load per attempt: a failed one is dropped whole.
-        let (ebpf, prog) = objects::load_for(role, mode, vid, pins)?;
+        // A fresh load per attempt: a failed one is dropped whole. A mode
+        // whose program this kernel refuses (an older verifier) is one
+        // more refusal when others are left to try.
+        let (ebpf, prog) = match objects::load_for(role, mode, vid, pins) {
+            Ok(loaded) => loaded,
+            Err(e) if modes.len() > 1 => {
+                debug!(iface = %link.name, %mode, error = %e, "load failed");
+                failures.push(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         if let Err(refused) = attach_loaded(pins, &ebpf, prog, link, mode, undo)? {
             failures.push(refused);
             continue;
