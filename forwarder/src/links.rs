@@ -31,6 +31,13 @@ pub(crate) fn attach_new(
 ) -> Result<(Mode, Option<String>)> {
     let mut failures: Vec<Error> = Vec::new();
     for &mode in modes {
+        if mode.hook() == Hook::TcxIngress && !sys::has_tcx(link.index) {
+            failures.push(Error::kernel(
+                "tc mode",
+                "this kernel has no tcx (Linux 6.6 and later)",
+            ));
+            continue;
+        }
         // A fresh load per attempt: a failed one is dropped whole. A mode
         // whose program this kernel refuses (an older verifier) is one
         // more refusal when others are left to try.

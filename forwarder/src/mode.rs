@@ -117,11 +117,12 @@ pub enum ModeChoice {
 }
 
 impl ModeChoice {
-    /// The modes to try, in order. `auto` keeps XDP (native, else skb) until
-    /// tc is proven in the VM lab's hot-plug runs; `--mode tc` is explicit.
+    /// The modes to try, in order. `auto` prefers tc: it carries TCP with
+    /// every offload and every tag, and reaches every interface; on kernels
+    /// without tcx (before 6.6) it falls back to XDP, native first.
     pub fn candidates(self) -> &'static [Mode] {
         match self {
-            ModeChoice::Auto => &[Mode::Native, Mode::Skb],
+            ModeChoice::Auto => &[Mode::Tc, Mode::Native, Mode::Skb],
             ModeChoice::Native => &[Mode::Native],
             ModeChoice::Skb => &[Mode::Skb],
             ModeChoice::Tc => &[Mode::Tc],
@@ -210,8 +211,11 @@ mod tests {
     }
 
     #[test]
-    fn auto_tries_native_then_skb() {
-        assert_eq!(ModeChoice::Auto.candidates(), &[Mode::Native, Mode::Skb]);
+    fn auto_prefers_tc_then_native_then_skb() {
+        assert_eq!(
+            ModeChoice::Auto.candidates(),
+            &[Mode::Tc, Mode::Native, Mode::Skb]
+        );
         for mode in Mode::ALL {
             assert!(ModeChoice::Auto.accepts(mode));
         }

@@ -49,6 +49,10 @@ pub struct Port {
     pub attached: bool,
     /// The network namespace the port was attached in (its cookie).
     pub netns: u64,
+    /// The id of the program the port's link runs (the kernel's link
+    /// info), while attached: a new one after each upgrade.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prog_id: Option<u32>,
     /// What the port's program counted since it was attached; `None` when its
     /// counters are not pinned (attached by hand or by an older version).
     pub counters: Option<Counters>,
@@ -167,6 +171,7 @@ impl Forwarder {
                     attached: xdp_link::pinned_link(&pins.link(ifindex))
                         .is_ok_and(|l| l.is_some_and(|l| l.ifindex == ifindex)),
                     netns: rec.netns,
+                    prog_id: None,
                     counters: None,
                     rates: None,
                     warnings: port_warnings,
@@ -246,6 +251,10 @@ impl Forwarder {
                 up: link.as_ref().is_some_and(|l| l.up),
                 attached: health.is_attached(),
                 netns: rec.netns,
+                prog_id: match health {
+                    health::Health::Attached(info) => Some(info.prog_id),
+                    _ => None,
+                },
                 counters,
                 rates: None,
                 warnings: port_warnings,

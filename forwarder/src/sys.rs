@@ -168,6 +168,16 @@ pub fn link_create(prog: BorrowedFd<'_>, ifindex: u32, mode: Mode) -> io::Result
     bpf_fd(bpf_cmd::BPF_LINK_CREATE, &mut attr)
 }
 
+/// Whether this kernel has tcx (Linux 6.6 and later): a BPF_PROG_QUERY of
+/// `ifindex`'s tcx ingress, which older kernels refuse as an unknown attach
+/// type. Cheaper than loading a tc program only to find it cannot attach.
+pub fn has_tcx(ifindex: u32) -> bool {
+    let mut attr = zeroed_attr();
+    attr.query.__bindgen_anon_1.target_ifindex = ifindex;
+    attr.query.attach_type = aya_obj::generated::bpf_attach_type::BPF_TCX_INGRESS as u32;
+    bpf(bpf_cmd::BPF_PROG_QUERY, &mut attr).is_ok()
+}
+
 /// A new fd for the loaded program `id`.
 pub fn prog_fd_by_id(id: u32) -> io::Result<OwnedFd> {
     let mut attr = zeroed_attr();

@@ -51,7 +51,7 @@ enum Command {
               value_parser = clap::value_parser!(u8).range(1..=xdp_forwarder_lab::demo::MAX_NICS as i64))]
         nics: u8,
         /// Attach mode of every program.
-        #[arg(long, default_value = "tc", value_parser = ["auto", "native", "skb", "tc"])]
+        #[arg(long, default_value = "auto", value_parser = ["auto", "native", "skb", "tc"])]
         mode: String,
         /// Leave the topology up and print how to explore and remove it.
         #[arg(long, conflicts_with = "clean")]

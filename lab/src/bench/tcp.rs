@@ -16,9 +16,10 @@
 //!   bridged frames to netfilter (`bridge-nf-call-*` = 0; this kernel has
 //!   br_netfilter built in and would): the forwarders do not either.
 //!
-//! In each, `iperf3 -t SECONDS` each way, one stream and 4 (`-P 4`); runs
-//! interleave the setups, so that drifts hit all of them alike; ratios are
-//! medians against the bridges' medians of the same invocation.
+//! In each, `iperf3 -t SECONDS` each way, one stream and 4 (`-P 4`). Runs
+//! interleave the setups, each run starting one setup later, so that drifts
+//! hit all of them alike; ratios are medians against the bridges' medians
+//! of the same invocation.
 
 use std::fmt::Write as _;
 
@@ -189,7 +190,9 @@ pub fn measure(cells: &[Cell], runs: usize, seconds: u32) -> anyhow::Result<Resu
     let mut transfers: Vec<Vec<Transfer>> = vec![Vec::new(); cells.len()];
     let mut attached = Vec::new();
     for run in 1..=runs {
-        for &setup in &setups {
+        // Each run starts one setup later: none is always first or last.
+        let order = setups.iter().cycle().skip(run - 1).take(setups.len());
+        for &setup in order {
             demo::step()?;
             eprintln!("measuring TCP, run {run}/{runs}: {} ...", setup.name());
             let mode = match setup {

@@ -183,16 +183,18 @@ pub fn cycles(lab: &mut NetVmLab, manager: Manager) -> anyhow::Result<Vec<Check>
 /// proves no frame was lost.
 fn upgrades(lab: &mut NetVmLab, label: &str) -> anyhow::Result<Check> {
     let nic = lab.networks[0].guest_if.clone();
+    // The program the port's link runs, XDP or tc, as `status` reads it
+    // from the kernel.
     let prog = |lab: &mut NetVmLab| -> anyhow::Result<String> {
-        let out = lab
-            .net_vm
-            .sh(&format!("/usr/sbin/ip -d link show dev {nic}"))?;
-        Ok(out
-            .split_whitespace()
-            .skip_while(|w| *w != "prog/xdp")
-            .nth(2)
-            .unwrap_or_default()
-            .to_owned())
+        let status: serde_json::Value =
+            serde_json::from_str(&lab.net_vm.sh("xdp-forwarder status --json")?)?;
+        Ok(status["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["name"] == nic.as_str())
+            .map(|p| p["prog_id"].to_string())
+            .unwrap_or_default())
     };
     let mut progs = vec![prog(lab)?];
     let mut outputs = Vec::new();
@@ -316,14 +318,18 @@ fn one_cycle(
         "for i in {}; do cat /sys/class/net/$i/ifindex; done",
         allowed.join(" ")
     ))?;
-    let mut expected: Vec<String> = ["fwd_vlan_ports".to_owned(), "ports".to_owned()]
-        .into_iter()
-        .chain(
-            ifindexes
-                .split_whitespace()
-                .flat_map(|i| [format!("link-{i}"), format!("counters-{i}")]),
-        )
-        .collect();
+    let mut expected: Vec<String> = [
+        "fwd_tc_targets".to_owned(),
+        "fwd_vlan_ports".to_owned(),
+        "ports".to_owned(),
+    ]
+    .into_iter()
+    .chain(
+        ifindexes
+            .split_whitespace()
+            .flat_map(|i| [format!("link-{i}"), format!("counters-{i}")]),
+    )
+    .collect();
     expected.sort();
     let mut found: Vec<String> = pins.split_whitespace().map(str::to_owned).collect();
     found.sort();
