@@ -4,14 +4,14 @@
 //! one fails; the registry record is written first, so that a command killed
 //! half-way leaves something `status` shows and the next `attach` completes.
 
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 use xdp_forwarder_common::{
     Vid,
     maps::{ROUTER_IFACE_KEY, TC_ROUTER_KEY},
 };
 
 use crate::{
-    Error, Mode, ModeChoice, Result, Role,
+    Error, Mode, ModeChoice, Result, Role, ethtool,
     forwarder::Forwarder,
     health::{self, Health},
     links,
@@ -378,15 +378,15 @@ impl Forwarder {
             self.netdev().set_up(link).await?;
             done.push("link up".to_owned());
         }
+        let mut record = record;
         if !link.promisc {
             // Recorded first: killed in between, `detach` still turns it off.
-            ports.insert(
-                link.index,
-                record.with_flags(record.flags | FLAG_SET_PROMISC),
-            )?;
+            record = record.with_flags(record.flags | FLAG_SET_PROMISC);
+            ports.insert(link.index, record)?;
             self.netdev().set_promisc(link, true).await?;
             done.push("promiscuous mode".to_owned());
         }
+        done.extend(tag_features_off(link, &mut record, ports)?);
         Ok(done)
     }
 
@@ -559,6 +559,41 @@ pub(crate) fn caveat(mode: Mode, link: &Link, all: &[(u32, PortRecord)]) -> Opti
         }
     }
     (!notes.is_empty()).then(|| notes.join("; "))
+}
+
+/// Switches off the receive features that would hide or filter tags from
+/// the port's mode ([`Mode::tag_features_off`]), each recorded first so that
+/// `detach` switches it on again. A feature the driver keeps (fixed, or it
+/// refuses) is left, logged, and shown by `status`: the port still forwards
+/// what reaches it.
+fn tag_features_off(
+    link: &Link,
+    record: &mut PortRecord,
+    ports: &mut Ports,
+) -> Result<Vec<String>> {
+    let mut done = Vec::new();
+    let mut features = match ethtool::Features::of(&link.name) {
+        Ok(f) => f,
+        Err(error) => {
+            warn!(iface = %link.name, %error, "cannot read the interface's features");
+            return Ok(done);
+        }
+    };
+    for feature in record.mode().tag_features_off() {
+        let name = feature.name();
+        match features.get(name) {
+            Some(state) if state.active && state.changeable => {}
+            _ => continue,
+        }
+        *record = record.with_flags(record.flags | feature.flag());
+        ports.insert(link.index, *record)?;
+        match features.set(name, false) {
+            Ok(true) => done.push(format!("{name} off")),
+            Ok(false) => warn!(iface = %link.name, feature = name, "the driver kept it on"),
+            Err(error) => warn!(iface = %link.name, %error, "cannot switch it off"),
+        }
+    }
+    Ok(done)
 }
 
 fn log_repairs(repaired: &[String], link: &Link) {

@@ -9,6 +9,7 @@ use xdp_forwarder_common::maps::{ROUTER_IFACE_KEY, TC_ROUTER_KEY};
 
 use crate::{
     Error, Result, Role,
+    ethtool::{self, TagFeature},
     lock::WriterLock,
     netdev::{Link, Netdev},
     pins::{self, MapSpec, PinDir},
@@ -215,6 +216,9 @@ impl Forwarder {
         {
             self.net.set_promisc(link, false).await?;
         }
+        if let Some(link) = link {
+            restore_tag_features(link, rec)?;
+        }
         ports.remove(ifindex)
     }
 
@@ -253,6 +257,25 @@ impl Forwarder {
         }
         Ok(())
     }
+}
+
+/// Switches on again the receive features `attach` switched off (the
+/// record's flags), before the record goes.
+fn restore_tag_features(link: &Link, rec: &PortRecord) -> Result<()> {
+    let ours: Vec<TagFeature> = TagFeature::ALL
+        .into_iter()
+        .filter(|f| rec.flags & f.flag() != 0)
+        .collect();
+    if ours.is_empty() {
+        return Ok(());
+    }
+    let mut features = ethtool::Features::of(&link.name)?;
+    for feature in ours {
+        if features.get(feature.name()).is_some_and(|s| !s.active) {
+            features.set(feature.name(), true)?;
+        }
+    }
+    Ok(())
 }
 
 /// Pins `router_iface` in `pin_dir` if nothing is pinned there, so that

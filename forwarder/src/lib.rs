@@ -17,6 +17,7 @@ pub mod counters;
 pub mod daemon;
 pub mod detach;
 pub mod error;
+pub mod ethtool;
 pub mod forwarder;
 pub mod health;
 pub mod links;

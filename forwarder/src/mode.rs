@@ -6,6 +6,8 @@
 
 use aya_obj::generated::{XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE, bpf_attach_type};
 
+use crate::ethtool::TagFeature;
+
 /// How a port's program runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -71,6 +73,17 @@ impl Mode {
         match self {
             Mode::Native => true,
             Mode::Skb | Mode::Tc => false,
+        }
+    }
+
+    /// The receive features a port in this mode must not have on: XDP sees
+    /// only what is in the frame, so a tag the NIC strips into its receive
+    /// descriptor would be lost (native) or end up outside ours (skb); tc
+    /// reads a stripped tag from the skb and needs only the filters off.
+    pub fn tag_features_off(self) -> &'static [TagFeature] {
+        match self {
+            Mode::Native | Mode::Skb => &TagFeature::ALL,
+            Mode::Tc => &[TagFeature::CTagFilter, TagFeature::STagFilter],
         }
     }
 

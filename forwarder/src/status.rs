@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use xdp_forwarder_common::{DropReason, PortCounters, maps::ROUTER_IFACE_KEY};
 
 use crate::{
-    Mode, Result, Role, counters,
+    Mode, Result, Role, counters, ethtool,
     forwarder::Forwarder,
     health,
     pins::{self, MapSpec},
@@ -234,6 +234,9 @@ impl Forwarder {
                     "router MTU {router_mtu} < this NIC's MTU {nic_mtu}: full-size frames will be dropped at the router"
                 ));
             }
+            if let Some(l) = link.as_ref().filter(|_| health.is_attached()) {
+                port_warnings.extend(tag_feature_warnings(&l.name, rec.mode()));
+            }
             let counters = match counters::read_pinned(&pins.counters(ifindex)) {
                 Ok(c) => c.map(Counters::from),
                 Err(e) => {
@@ -376,6 +379,34 @@ impl std::fmt::Display for Status {
         }
         Ok(())
     }
+}
+
+/// The receive features that hide or filter tags and are on although the
+/// port's mode needs them off (switched on again by hand, or fixed by the
+/// driver), each with its fix.
+fn tag_feature_warnings(iface: &str, mode: Mode) -> Vec<String> {
+    let Ok(features) = ethtool::Features::of(iface) else {
+        return Vec::new();
+    };
+    mode.tag_features_off()
+        .iter()
+        .filter_map(|f| {
+            let state = features.get(f.name()).filter(|s| s.active)?;
+            Some(if state.changeable {
+                format!(
+                    "{} is on: tagged frames are stripped or filtered before the program \
+                     sees them; `attach` again switches it off",
+                    f.name()
+                )
+            } else {
+                format!(
+                    "{} is fixed on by the driver: tagged frames are stripped or filtered \
+                     before the program sees them; --mode tc reads stripped tags",
+                    f.name()
+                )
+            })
+        })
+        .collect()
 }
 
 /// `1234567.0` → `1.23M`: rates at a glance.

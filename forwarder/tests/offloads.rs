@@ -518,3 +518,81 @@ fn udp_gso_bursts_cross_tc_mode() {
         );
     }
 }
+
+/// `ethtool -k IFACE`'s state of `feature` ("on"/"off", `[fixed]` dropped).
+fn feature(iface: &str, name: &str) -> String {
+    let out = support::run("ethtool", &["-k", iface]);
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no {name} in ethtool -k {iface}: {out}"))
+        .to_owned()
+}
+
+/// A NIC with rx-vlan-offload on strips the outer tag before XDP runs (a
+/// hardware NIC's default; veth has the switch, though its tags come as
+/// metadata anyway): the XDP modes switch it off, detach puts back exactly
+/// what attach changed, and `status` says when it was switched on again.
+#[test]
+fn xdp_modes_switch_tag_stripping_off_and_detach_restores_it() {
+    in_fresh_netns(|| {
+        let pins = Bpffs::mount("rxvlan");
+        let p = pins.arg();
+        veth("nic1", "nic1p");
+        veth("nic2", "nic2p");
+        // Off before attach: not ours to switch on at detach.
+        support::run("ethtool", &["-K", "nic2", "rx-vlan-stag-hw-parse", "off"]);
+        for nic in ["nic1", "nic2"] {
+            cli_ok(&[
+                "attach",
+                nic,
+                "--role",
+                "physical",
+                "--mode",
+                "skb",
+                "--pin-dir",
+                p,
+            ]);
+            assert_eq!(feature(nic, "rx-vlan-offload"), "off", "{nic}");
+            assert_eq!(feature(nic, "rx-vlan-stag-hw-parse"), "off", "{nic}");
+        }
+        support::run("ethtool", &["-K", "nic1", "rxvlan", "on"]);
+        let st = status_json(&pins);
+        let warned = st["ports"].as_array().unwrap().iter().any(|port| {
+            port["name"] == "nic1"
+                && port["warnings"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|w| w.as_str().unwrap().contains("rx-vlan-hw-parse is on"))
+        });
+        assert!(warned, "drift shown: {st:#}");
+        let out = cli_ok(&["attach", "nic1", "--role", "physical", "--pin-dir", p]);
+        assert!(out.contains("rx-vlan-hw-parse off"), "repaired: {out}");
+        assert_eq!(feature("nic1", "rx-vlan-offload"), "off");
+        for nic in ["nic1", "nic2"] {
+            cli_ok(&["detach", nic, "--pin-dir", p]);
+        }
+        assert_eq!(feature("nic1", "rx-vlan-offload"), "on");
+        assert_eq!(feature("nic1", "rx-vlan-stag-hw-parse"), "on");
+        assert_eq!(feature("nic2", "rx-vlan-offload"), "on");
+        assert_eq!(
+            feature("nic2", "rx-vlan-stag-hw-parse"),
+            "off",
+            "left as it was before attach"
+        );
+        // tc reads a stripped tag from the skb: stripping stays on.
+        cli_ok(&[
+            "attach",
+            "nic1",
+            "--role",
+            "physical",
+            "--mode",
+            "tc",
+            "--pin-dir",
+            p,
+        ]);
+        assert_eq!(feature("nic1", "rx-vlan-offload"), "on");
+        cli_ok(&["detach", "nic1", "--pin-dir", p]);
+    });
+}
