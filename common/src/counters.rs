@@ -51,6 +51,18 @@ impl PortCounters {
         }
     }
 
+    /// Moves `frames` the program counted as forwarded to the drops
+    /// ([`DropReason::RedirectFailed`]): redirects the kernel refused after
+    /// the program returned (the `xdp:xdp_redirect_err` tracepoints, counted
+    /// apart). Their bytes stay in `forwarded_bytes`: the tracepoints do
+    /// not carry the frame's length.
+    pub fn refused_redirects(&mut self, frames: u64) {
+        let frames = frames.min(self.forwarded_frames);
+        self.forwarded_frames -= frames;
+        let slot = &mut self.dropped[DropReason::RedirectFailed as usize];
+        *slot = slot.wrapping_add(frames);
+    }
+
     /// Drops of one reason.
     pub fn drops(&self, reason: DropReason) -> u64 {
         self.dropped[reason as usize]
@@ -90,5 +102,23 @@ mod tests {
         assert_eq!(a.forwarded_frames, 3);
         assert_eq!(a.forwarded_bytes, 1674);
         assert_eq!(a.drops(DropReason::NoRouter), 1);
+    }
+
+    #[test]
+    fn refused_redirects_move_from_forwarded_to_redirect_failed() {
+        let mut c = PortCounters::default();
+        for _ in 0..5 {
+            c.record(100, Ok(()));
+        }
+        c.record(10, Err(DropReason::TooShort));
+        c.refused_redirects(2);
+        assert_eq!(c.forwarded_frames, 3);
+        assert_eq!(c.forwarded_bytes, 500);
+        assert_eq!(c.drops(DropReason::RedirectFailed), 2);
+        assert_eq!(c.dropped_total(), 3);
+        // Read apart from the counters: never more than what was forwarded.
+        c.refused_redirects(10);
+        assert_eq!(c.forwarded_frames, 0);
+        assert_eq!(c.drops(DropReason::RedirectFailed), 5);
     }
 }

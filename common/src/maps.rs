@@ -43,3 +43,17 @@ pub const BPF_F_RDONLY_PROG: u32 = 1 << 7;
 /// The program (ELF section `xdp`) and object names, as in the original.
 pub const PROG_PHYSICAL: &str = "physical";
 pub const PROG_ROUTER: &str = "router";
+
+/// LRU_PERCPU_HASH, key: the id of the XDP program that redirected (u32),
+/// value: how many of its redirects the kernel refused afterwards (u64 per
+/// CPU), counted by `prog_redirect_errors` from the tracepoint
+/// `xdp:xdp_redirect_err`. One per pin dir, pinned at
+/// `xdp-forwarder/fwd_redirect_errors`; LRU, so that the ids of programs
+/// long replaced make room.
+pub const REDIRECT_ERRORS: &str = "fwd_redirect_errors";
+pub const REDIRECT_ERRORS_ENTRIES: u32 = 4096;
+/// The tracepoint program of `prog_redirect_errors` (ELF section `tracepoint`).
+pub const PROG_REDIRECT_ERRORS: &str = "redirect_errors";
+/// Read-only global of `prog_redirect_errors`: the offset of `prog_id` in
+/// the tracepoints' record, as their `format` file says.
+pub const GLOBAL_PROG_ID_OFFSET: &str = "PROG_ID_OFFSET";

@@ -14,8 +14,8 @@ use crate::{
     Error, Mode, ModeChoice, Result, Role, ethtool,
     forwarder::Forwarder,
     health::{self, Health},
-    links,
-    mode::{self, Hook},
+    inspect, links,
+    mode::{self, Hook, Reach},
     netdev::Link,
     pins::{self, MapSpec, Pinned},
     ports::{FLAG_SET_PROMISC, PortRecord, Ports},
@@ -205,6 +205,7 @@ impl Forwarder {
                             done
                         };
                         undo.commit();
+                        crate::redirect_errors::ensure(self.pins());
                         return Ok(done);
                     }
                     // Registered, but our program is not running: start over.
@@ -231,6 +232,7 @@ impl Forwarder {
             )
             .await?;
         undo.commit();
+        crate::redirect_errors::ensure(self.pins());
         Ok(done)
     }
 
@@ -268,11 +270,12 @@ impl Forwarder {
         }
     }
 
-    /// The modes of `choice` in which `role` on `link` leaves no direction
-    /// dead next to the ports already attached (`all`); for `auto`, refused
-    /// with the reason and the fix when none is left. An explicit mode is
-    /// taken as asked (a veth target takes native redirects when its peer
-    /// has GRO on, which the rule cannot see): `caveat` says what may break.
+    /// The modes of `choice` for `role` on `link` in which both directions
+    /// work next to the ports already attached (`all`), as far as the kernel
+    /// tells ([`dead_directions`]). `auto` keeps only those; an explicit
+    /// mode the kernel says leaves a direction dead is refused with the
+    /// reason and the fix; one it cannot judge (before Linux 6.3) is taken,
+    /// and `caveat` says what may break.
     async fn workable_modes(
         &self,
         role: Role,
@@ -280,36 +283,32 @@ impl Forwarder {
         link: &Link,
         all: &[(u32, PortRecord)],
     ) -> Result<Vec<Mode>> {
-        let counterparts: Vec<(u32, Mode)> = all
-            .iter()
-            .filter(|(i, r)| *i != link.index && r.role() != role)
-            .map(|(i, r)| (*i, r.mode()))
-            .collect();
-        let mut why = None;
-        let modes: Vec<Mode> = choice
-            .candidates()
-            .iter()
-            .copied()
-            .filter(|&mode| {
-                choice != ModeChoice::Auto
-                    || counterparts.iter().all(|&(ifindex, other)| {
-                        let dead = mode::dead_direction(mode, other);
-                        if let Some(dead) = dead {
-                            why.get_or_insert((mode, ifindex, other, dead));
-                        }
-                        dead.is_none()
-                    })
-            })
-            .collect();
-        if let (true, Some((mode, ifindex, other, dead))) = (modes.is_empty(), why) {
-            let other_name = self.name_of(ifindex).await;
+        let mut first_dead = None;
+        let mut modes = Vec::new();
+        for &mode in choice.candidates() {
+            let dead = dead_directions(mode, role, link, all);
+            let refuse = match choice {
+                ModeChoice::Auto => !dead.is_empty(),
+                _ => dead.iter().any(|d| d.reach == Reach::No),
+            };
+            if refuse {
+                first_dead.get_or_insert((mode, dead));
+            } else {
+                modes.push(mode);
+            }
+        }
+        if let (true, Some((mode, dead))) = (modes.is_empty(), first_dead) {
+            let mut why = Vec::new();
+            for d in &dead {
+                why.push(d.describe(&self.name_of(d.other).await, &link.name));
+            }
             return Err(Error::Refused {
                 iface: link.name.clone(),
                 why: format!(
-                    "{mode} mode would leave a direction dead: {dead} ({} runs {other} mode); \
-                     attach every port in one mode (--mode tc works everywhere on Linux 6.6 \
-                     and later), or move that port first with `attach … --replace --mode {mode}`",
-                    other_name
+                    "{mode} mode would leave a direction dead: {}; attach every port in one \
+                     mode (--mode tc reaches every interface, Linux 6.6 and later), or move \
+                     the other port first with `attach IFACE --replace --mode MODE`",
+                    why.join("; ")
                 ),
             });
         }
@@ -534,29 +533,98 @@ impl Forwarder {
     }
 }
 
+/// A direction between a port and one of its counterparts (for a NIC the
+/// router, for the router each NIC) that does not work.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DeadDirection {
+    /// The counterpart's ifindex and mode.
+    pub other: u32,
+    pub other_mode: Mode,
+    /// `true`: from the port to the counterpart; `false`: back.
+    pub outbound: bool,
+    pub reach: Reach,
+}
+
+impl DeadDirection {
+    fn describe(&self, other: &str, this: &str) -> String {
+        let (from, to) = if self.outbound {
+            (this, other)
+        } else {
+            (other, this)
+        };
+        let why = match self.reach {
+            Reach::No => "its netdev xdp-features lack ndo_xmit",
+            _ => "it runs no native XDP program, and the drivers we know then refuse them",
+        };
+        format!(
+            "the native redirects from {from} would not reach {to} ({why}; {other} runs {} mode)",
+            self.other_mode
+        )
+    }
+}
+
+/// The directions that would not work with `role` on `link` in `mode`
+/// next to the other ports of `all` (all of one network namespace): a native redirect reaches a target
+/// only if its driver takes XDP frames ([`mode::reach`]), which the netdev
+/// family reports (`ndo_xmit`, Linux 6.3 and later). A NIC gains it with a
+/// native program of its own; a veth from its peer's XDP program or GRO,
+/// whatever runs on the veth itself.
+pub(crate) fn dead_directions(
+    mode: Mode,
+    role: Role,
+    link: &Link,
+    all: &[(u32, PortRecord)],
+) -> Vec<DeadDirection> {
+    let this_takes = match (link.kind.as_deref(), mode) {
+        (Some("veth"), _) | (_, Mode::Skb | Mode::Tc) => {
+            inspect::takes_native_redirects(link.index)
+        }
+        // A NIC takes them once its own native program runs.
+        (_, Mode::Native) => None,
+    };
+    let mut dead = Vec::new();
+    for &(other, rec) in all {
+        if other == link.index || rec.role() == role {
+            continue;
+        }
+        let other_takes = inspect::takes_native_redirects(other);
+        for (outbound, reach) in [
+            (true, mode::reach(mode, rec.mode(), other_takes)),
+            (false, mode::reach(rec.mode(), mode, this_takes)),
+        ] {
+            if reach != Reach::Yes {
+                dead.push(DeadDirection {
+                    other,
+                    other_mode: rec.mode(),
+                    outbound,
+                    reach,
+                });
+            }
+        }
+    }
+    dead
+}
+
 /// What `mode` on `link` cannot carry, alone ([`Mode::caveat`]) or next to
-/// the other ports of the pin dir (`all`, [`mode::dead_direction`]).
+/// the other ports of the pin dir (`all`, [`dead_directions`]).
 pub(crate) fn caveat(mode: Mode, link: &Link, all: &[(u32, PortRecord)]) -> Option<String> {
-    let role = all
+    let Some(role) = all
         .iter()
         .find(|(i, _)| *i == link.index)
-        .map(|(_, r)| r.role());
+        .map(|(_, r)| r.role())
+    else {
+        return mode.caveat(link.kind.as_deref()).map(str::to_owned);
+    };
     let mut notes: Vec<String> = mode
         .caveat(link.kind.as_deref())
         .map(str::to_owned)
         .into_iter()
         .collect();
-    for (ifindex, rec) in all {
-        if Some(rec.role()) != role
-            && let Some(dead) = mode::dead_direction(mode, rec.mode())
-        {
-            notes.push(format!(
-                "next to ifindex {ifindex} in {} mode, {dead} (unless that target is a veth \
-                 whose peer has GRO on); `attach IFACE --replace --mode tc` on every port \
-                 makes both directions work",
-                rec.mode()
-            ));
-        }
+    for d in dead_directions(mode, role, link, all) {
+        notes.push(format!(
+            "{}; `attach IFACE --replace --mode tc` on every port makes both directions work",
+            d.describe(&format!("ifindex {}", d.other), &link.name)
+        ));
     }
     (!notes.is_empty()).then(|| notes.join("; "))
 }

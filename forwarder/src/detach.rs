@@ -125,6 +125,7 @@ impl Forwarder {
         if !ports.all()?.is_empty() || DaemonLock::is_held(&state_dir)? {
             return Ok(());
         }
+        crate::redirect_errors::remove(self.pins())?;
         pins::remove_pin(&self.pins().vlan_ports())?;
         pins::remove_pin(&self.pins().tc_targets())?;
         pins::remove_pin(&self.pins().ports())?;

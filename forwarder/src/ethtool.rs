@@ -199,6 +199,12 @@ impl Features {
     }
 }
 
+/// `SIOCETHTOOL` on `iface` with `data`, an ethtool command struct as large
+/// as its command says.
+pub(crate) fn ioctl(iface: &str, data: *mut libc::c_void) -> io::Result<()> {
+    Socket::new()?.ethtool(iface, data)
+}
+
 /// A datagram socket to send `SIOCETHTOOL` through.
 struct Socket(std::net::UdpSocket);
 

@@ -54,15 +54,8 @@ pub(crate) fn attach_new(
             failures.push(refused);
             continue;
         }
+        // Only `auto` has more than one mode to try; its reason says why.
         let reason = (choice == ModeChoice::Auto).then(|| auto_reason(mode, &failures));
-        if !failures.is_empty() {
-            let tried = failures
-                .iter()
-                .map(Error::to_string)
-                .collect::<Vec<_>>()
-                .join("; ");
-            tracing::warn!(iface = %link.name, %mode, %tried, "preferred modes unavailable");
-        }
         return Ok((mode, reason));
     }
     Err(refused(role, link, choice, &failures))

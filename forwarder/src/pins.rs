@@ -7,6 +7,9 @@
 //! - `xdp-forwarder/ports`: HASH ifindex → [`PortRecord`](crate::ports::PortRecord).
 //! - `xdp-forwarder/link-IFINDEX`: the pinned XDP attachment of a port.
 //! - `xdp-forwarder/counters-IFINDEX`: that program's per-CPU counters.
+//! - `xdp-forwarder/fwd_redirect_errors`: program id → redirects the kernel
+//!   refused after it returned, and `redirect-errors-link` the tracepoint
+//!   link counting them ([`redirect_errors`](crate::redirect_errors)).
 
 use std::{
     os::fd::AsFd as _,
@@ -72,6 +75,18 @@ impl PinDir {
 
     pub fn counters(&self, ifindex: u32) -> PathBuf {
         self.state_dir().join(format!("counters-{ifindex}"))
+    }
+
+    /// `xdp-forwarder/fwd_redirect_errors`: refused redirects per program id.
+    pub fn redirect_errors(&self) -> PathBuf {
+        self.state_dir()
+            .join(xdp_forwarder_common::maps::REDIRECT_ERRORS)
+    }
+
+    /// `xdp-forwarder/redirect-errors-link`: the link of the tracepoint
+    /// program counting them (on `xdp:xdp_redirect_err`).
+    pub fn redirect_errors_link(&self) -> PathBuf {
+        self.state_dir().join("redirect-errors-link")
     }
 
     /// The ifindexes of every `link-N` pin in the state dir.

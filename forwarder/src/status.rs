@@ -11,6 +11,7 @@ use crate::{
     health,
     pins::{self, MapSpec},
     ports::Ports,
+    redirect_errors::RedirectErrors,
     xdp_link,
 };
 
@@ -67,7 +68,12 @@ pub struct Port {
     pub caveat: Option<String>,
 }
 
-/// A port's counters, summed over the CPUs.
+/// A port's counters, summed over the CPUs. `forwarded_*` are what the
+/// program handed to the kernel for redirect, less the redirects the kernel
+/// refused afterwards (the `xdp:xdp_redirect_err` tracepoint, by program
+/// id, see [`redirect_errors`](crate::redirect_errors)): those are in
+/// `dropped["redirect_failed"]`. Their bytes cannot be told apart (the
+/// tracepoint carries no length) and stay in `forwarded_bytes`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Counters {
     pub forwarded_frames: u64,
@@ -150,6 +156,8 @@ impl Forwarder {
             None => Vec::new(),
         };
         let vlan_ports = pins::open_existing(&pins.vlan_ports(), MapSpec::VLAN_PORTS)?;
+        // Read per port: a broken pin is that port's warning, not a failure.
+        let redirect_errors = RedirectErrors::open(pins);
         let mut warnings = Vec::new();
         let mut ports = Vec::new();
         for &(ifindex, rec) in &records {
@@ -237,8 +245,25 @@ impl Forwarder {
             if let Some(l) = link.as_ref().filter(|_| health.is_attached()) {
                 port_warnings.extend(tag_feature_warnings(&l.name, rec.mode()));
             }
+            let prog_id = match &health {
+                health::Health::Attached(info) => Some(info.prog_id),
+                _ => None,
+            };
             let counters = match counters::read_pinned(&pins.counters(ifindex)) {
-                Ok(c) => c.map(Counters::from),
+                Ok(Some(mut c)) => {
+                    // The program counted these as forwarded; the kernel
+                    // refused them afterwards (see `redirect_errors`).
+                    match (&redirect_errors, prog_id) {
+                        (Ok(Some(errors)), Some(id)) => match errors.refused(id) {
+                            Ok(n) => c.refused_redirects(n),
+                            Err(e) => port_warnings.push(e.to_string()),
+                        },
+                        (Err(e), _) => port_warnings.push(e.to_string()),
+                        _ => {}
+                    }
+                    Some(Counters::from(c))
+                }
+                Ok(None) => None,
                 Err(e) => {
                     port_warnings.push(e.to_string());
                     None
@@ -254,10 +279,7 @@ impl Forwarder {
                 up: link.as_ref().is_some_and(|l| l.up),
                 attached: health.is_attached(),
                 netns: rec.netns,
-                prog_id: match health {
-                    health::Health::Attached(info) => Some(info.prog_id),
-                    _ => None,
-                },
+                prog_id,
                 counters,
                 rates: None,
                 warnings: port_warnings,

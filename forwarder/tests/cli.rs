@@ -474,3 +474,50 @@ fn tempdir(tag: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// `inspect` reports what the kernel says decides a port's mode: the
+/// driver, its netdev xdp-features (which change with the peer's GRO on
+/// veth: a native redirect then reaches it), tcx, the tag features.
+#[test]
+fn inspect_reports_the_driver_its_xdp_features_and_what_auto_tries() {
+    in_fresh_netns(|| {
+        veth("v1", "v1x");
+        run("ip", &["link", "set", "v1", "up"]);
+        run("ip", &["link", "set", "v1x", "up"]);
+        let json = |iface: &str| -> serde_json::Value {
+            serde_json::from_str(&cli_ok(&["inspect", iface, "--json"])).unwrap()
+        };
+        let v1 = json("v1");
+        assert_eq!(v1["driver"], "veth", "{v1:#}");
+        assert_eq!(v1["tcx"], true, "{v1:#}");
+        let xdp = |v: &serde_json::Value| -> Vec<String> {
+            v["xdp_features"]
+                .as_array()
+                .unwrap_or_else(|| panic!("xdp-features reported on 6.18: {v:#}"))
+                .iter()
+                .map(|f| f.as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert!(xdp(&v1).contains(&"basic".to_owned()), "{v1:#}");
+        assert!(!xdp(&v1).contains(&"ndo_xmit".to_owned()), "{v1:#}");
+        run("ethtool", &["-K", "v1x", "gro", "on"]);
+        assert!(
+            xdp(&json("v1")).contains(&"ndo_xmit".to_owned()),
+            "the peer's GRO lets v1 take native redirects"
+        );
+        assert!(
+            v1["features"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["name"] == "rx-vlan-hw-parse" && f["on"] == true),
+            "{v1:#}"
+        );
+        let text = cli_ok(&["inspect", "lo"]);
+        assert!(
+            text.contains("native (no: the driver has no native XDP)"),
+            "{text}"
+        );
+        assert!(cli_err(&["inspect", "nope0"]).contains("does not exist"));
+    });
+}

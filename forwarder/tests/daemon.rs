@@ -316,11 +316,13 @@ fn churn_leaks_nothing() {
         let mut want = vec![
             format!("counters-{a}"),
             format!("counters-{r}"),
+            "fwd_redirect_errors".to_owned(),
             "fwd_tc_targets".to_owned(),
             "fwd_vlan_ports".to_owned(),
             format!("link-{a}"),
             format!("link-{r}"),
             "ports".to_owned(),
+            "redirect-errors-link".to_owned(),
         ];
         want.sort();
         assert_eq!(pins, want, "leaked pins");

@@ -218,6 +218,21 @@ fn finding_3_router_slot_and_failed_replace() {
             );
             let _ = cli(&["detach", "r1", "--pin-dir", pins.arg()]);
         }
+        // The daemon answers the last detach by attaching the standby
+        // router: wait for it to finish before emptying the slot.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !status_json(&pins)["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["role"] == "router" && p["attached"] == true)
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no router attached again"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         // Emptied behind our back: SIGHUP puts it back.
         let dir = xdp_forwarder::pins::PinDir::open(pins.path()).unwrap();
         let slot = xdp_forwarder::pins::open_existing(
@@ -265,6 +280,15 @@ fn finding_3_router_slot_and_failed_replace() {
             pins.arg(),
         ]);
         let before = (xdp_running()["mv0"], status_json(&pins));
+        // The router must take native redirects (its peer with GRO on), or
+        // the direction check refuses before the kernel is asked: this case
+        // is about the kernel refusing native mode on the macvlan itself.
+        // (Set while the peers are up: a veth recomputes its xdp-features
+        // when its peer's features change, not when the peer comes up.)
+        for peer in ["r0x", "r1x"] {
+            run("ip", &["link", "set", peer, "up"]);
+            run("ethtool", &["-K", peer, "gro", "on"]);
+        }
         let err = cli_err(&[
             "attach",
             "mv0",

@@ -74,6 +74,11 @@ fn thirty_two_writers_and_the_daemon() {
                 "r0x",
             ],
         );
+        // The c* NICs go native and back: the skb router must take their
+        // native redirects, which a veth does while its peer has GRO on
+        // (set while up: the veth recomputes its xdp-features then).
+        run("ip", &["link", "set", "r0x", "up"]);
+        run("ethtool", &["-K", "r0x", "gro", "on"]);
         let daemon_args = ["--ignore", "c*", "--mode", "skb"];
         let mut rng = Lcg(7);
         let mut pins = Bpffs::mount("conc");
@@ -164,8 +169,22 @@ fn thirty_two_writers_and_the_daemon() {
                     );
                 }
             }
-            // Let the daemon finish what the SIGHUP started, then check.
-            std::thread::sleep(Duration::from_millis(100));
+            // Let the daemon finish what the SIGHUP (or its start, on a fresh
+            // pin dir) began: it takes turns with 32 writers. Then check.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while std::time::Instant::now() < deadline {
+                let st = status_json(&pins);
+                let ports = st["ports"].as_array().unwrap();
+                let ready = ["d0", "d0x", "r0", "r0x"].iter().all(|m| {
+                    ports
+                        .iter()
+                        .any(|p| p["name"] == *m && p["attached"] == true)
+                });
+                if ready {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
             let st = assert_consistent(&pins, &format!("round {round}"));
             let names: Vec<&str> = st["ports"]
                 .as_array()
@@ -214,6 +233,10 @@ impl Traffic {
             let mac = (name == "rtr").then_some("02:01:00:00:00:0a");
             outside.plug(name, &peer, mac);
         }
+        // nic2 goes native and back next to the skb router: the router must
+        // take native redirects, which a veth does while its peer has GRO on.
+        outside.ip(&["link", "set", "rtrx", "up"]);
+        outside.exec("ethtool", &["-K", "rtrx", "gro", "on"]);
         let p = pins.arg();
         cli_ok(&[
             "attach",

@@ -98,6 +98,16 @@ pub enum Command {
         #[command(flatten)]
         pins: PinDirArg,
     },
+    /// Show what decides an interface's mode: driver, XDP features (Linux
+    /// 6.3 and later), tcx, the receive features that touch tags and
+    /// aggregates, promiscuous mode, MTU, queues, and what --mode auto tries.
+    Inspect {
+        /// The interface.
+        iface: String,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show what is attached where.
     Status {
         /// Output: a table, JSON (schema in the README) or OpenMetrics text.

@@ -131,6 +131,19 @@ pub async fn run(command: Command) -> Result<()> {
             let (ifindex, _) = fwd.set_router_iface(&iface).await?;
             println!("router_iface → {} (ifindex {ifindex})", printable(&iface));
         }
+        Command::Inspect { iface, json } => {
+            let link = crate::netdev::Netdev::connect()?.by_name(&iface).await?;
+            let found = crate::inspect::inspect(&link)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&found)
+                        .map_err(|e| crate::Error::kernel("cannot write JSON", e))?
+                );
+            } else {
+                println!("{found}");
+            }
+        }
         Command::Status {
             format,
             json,

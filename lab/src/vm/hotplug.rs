@@ -319,9 +319,11 @@ fn one_cycle(
         allowed.join(" ")
     ))?;
     let mut expected: Vec<String> = [
+        "fwd_redirect_errors".to_owned(),
         "fwd_tc_targets".to_owned(),
         "fwd_vlan_ports".to_owned(),
         "ports".to_owned(),
+        "redirect-errors-link".to_owned(),
     ]
     .into_iter()
     .chain(
