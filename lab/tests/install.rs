@@ -50,6 +50,7 @@ fn install_lays_out_the_product() {
             "xdp-forwarder-attach.8",
             "xdp-forwarder-detach.8",
             "xdp-forwarder-export-objects.8",
+            "xdp-forwarder-inspect.8",
             "xdp-forwarder-run.8",
             "xdp-forwarder-set-router-iface.8",
             "xdp-forwarder-status.8",
