@@ -51,6 +51,15 @@ impl TagFeature {
         }
     }
 
+    /// A receive filter (which promiscuous mode lifts in the drivers we
+    /// know), rather than a tag stripper.
+    pub fn is_filter(self) -> bool {
+        match self {
+            TagFeature::CTagStrip | TagFeature::STagStrip => false,
+            TagFeature::CTagFilter | TagFeature::STagFilter => true,
+        }
+    }
+
     /// The registry flag that says we switched it off (so detach switches
     /// it on again).
     pub fn flag(self) -> u8 {

@@ -50,6 +50,8 @@ pub struct Inspection {
     pub tcx: bool,
     /// The XDP program running, if any: id and mode.
     pub xdp_program: Option<(u32, Option<Mode>)>,
+    /// The programs at the tcx ingress, first to last (mode tc).
+    pub tc_programs: Vec<u32>,
     /// Feature name → on, and whether it can be changed.
     pub features: Vec<Feature>,
     /// The modes `--mode auto` tries on it, in order, with why one is out.
@@ -114,6 +116,16 @@ pub fn inspect(link: &Link) -> Result<Inspection> {
         xdp_rx_metadata: netdev.map(|(_, meta)| names(meta, &RX_METADATA_NAMES)),
         tcx,
         xdp_program: link.xdp,
+        tc_programs: if tcx {
+            aya::programs::SchedClassifier::query_tcx(
+                &link.name,
+                aya::programs::TcAttachType::Ingress,
+            )
+            .map(|(_, progs)| progs.iter().map(|p| p.id()).collect())
+            .unwrap_or_default()
+        } else {
+            Vec::new()
+        },
         features: FEATURES
             .iter()
             .filter_map(|&name| {
@@ -162,6 +174,10 @@ impl std::fmt::Display for Inspection {
                 mode.map_or(String::new(), |m| format!(" ({m} mode)"))
             )?,
             None => writeln!(f, "  running: no XDP program")?,
+        }
+        if !self.tc_programs.is_empty() {
+            let ids: Vec<String> = self.tc_programs.iter().map(u32::to_string).collect();
+            writeln!(f, "  running at tcx ingress: program id {}", ids.join(", "))?;
         }
         let features: Vec<String> = self
             .features

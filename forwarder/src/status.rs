@@ -414,6 +414,11 @@ fn tag_feature_warnings(iface: &str, mode: Mode) -> Vec<String> {
         .iter()
         .filter_map(|f| {
             let state = features.get(f.name()).filter(|s| s.active)?;
+            // A VLAN filter the driver keeps on is off while the interface
+            // is promiscuous (virtio-net, e1000e: ethtool still says on).
+            if !state.changeable && f.is_filter() {
+                return None;
+            }
             Some(if state.changeable {
                 format!(
                     "{} is on: tagged frames are stripped or filtered before the program \

@@ -69,17 +69,25 @@ pub struct Kernel {
 
 /// Module directories and files (under `kernel/`) the guests need: virtio
 /// (modules on 6.1, built in on 6.12), the virtio-serial control channel,
-/// virtio-net and 802.1Q with what they depend on.
+/// virtio-net, e1000e (its ptp and pps_core are built in on both) and
+/// 802.1Q with what they depend on. A cached kernel fetched for another
+/// list is fetched again (the list is recorded beside it).
 const MODULES: &[&str] = &[
     "drivers/virtio",
     "drivers/char/virtio_console.ko",
     "drivers/net/virtio_net.ko",
     "drivers/net/net_failover.ko",
+    "drivers/net/ethernet/intel/e1000e",
     "net/core/failover.ko",
     "net/8021q",
     "net/802",
     "net/llc",
 ];
+
+/// What [`MODULES`] is recorded as in a cached kernel (`modules.list`).
+fn modules_list() -> String {
+    MODULES.iter().map(|m| format!("{m}\n")).collect()
+}
 
 /// The cached kernel, fetched first if needed.
 pub fn kernel(which: GuestKernel) -> anyhow::Result<Kernel> {
@@ -137,7 +145,15 @@ pub fn kernel(which: GuestKernel) -> anyhow::Result<Kernel> {
         }
     }
     fs::write(out.join("release"), &release)?;
+    fs::write(out.join("modules.list"), modules_list())?;
     fs::create_dir_all(dir.parent().unwrap())?;
+    // A kernel cached for another module list makes way (moved aside
+    // first, so the path never holds a half-removed tree).
+    if dir.exists() {
+        let stale = cache::scratch(&format!("kernel-{}-stale", which.suite()))?;
+        fs::rename(&dir, stale.join("old"))?;
+        fs::remove_dir_all(&stale)?;
+    }
     cache::commit(&out, &dir)?;
     fs::remove_dir_all(&work)?;
     cached(which, &dir)?.context("the kernel vanished from the cache")
@@ -147,6 +163,9 @@ fn cached(which: GuestKernel, dir: &Path) -> anyhow::Result<Option<Kernel>> {
     let Ok(release) = fs::read_to_string(dir.join("release")) else {
         return Ok(None);
     };
+    if fs::read_to_string(dir.join("modules.list")).ok() != Some(modules_list()) {
+        return Ok(None);
+    }
     Ok(Some(Kernel {
         which,
         release: release.trim().to_owned(),

@@ -225,7 +225,7 @@ fn vm_demo(kernel: GuestKernel, nics: usize, modes: &[String]) -> anyhow::Result
     );
     let lab = NetVmLab::start(&vm::Options {
         kernel,
-        nics,
+        nics: vec![vm::NicModel::VirtioNet; nics],
         prefix: format!("xfdv{}", std::process::id() % 100),
         contents: Contents::of_this_build()?,
         dir: dir.clone(),

@@ -1,6 +1,6 @@
 //! One QEMU guest: booted from a Debian kernel and the lab's initramfs, with
-//! virtio-net NICs on tap devices, driven through a shell on a
-//! virtio-serial port and through QMP (hot-plug).
+//! NICs (virtio-net, or an emulated Intel e1000e) on tap devices, driven
+//! through a shell on a virtio-serial port and through QMP (hot-plug).
 
 use std::{
     io::{Read as _, Write as _},
@@ -16,7 +16,38 @@ use serde_json::{Value, json};
 
 use crate::debian::{Kernel, path_str};
 
-/// A virtio-net NIC on a tap device.
+/// The device model QEMU emulates for a NIC.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NicModel {
+    /// virtio-net: no VLAN offload, native XDP.
+    #[default]
+    VirtioNet,
+    /// Intel 82574L (`e1000e` in QEMU 7.2 and Linux): strips the outer
+    /// 802.1Q tag into the receive descriptor while `rx-vlan-offload` is on
+    /// (the driver's default), as hardware NICs do; no XDP in its driver.
+    E1000e,
+}
+
+impl NicModel {
+    /// QEMU's `-device` driver.
+    pub fn device(self) -> &'static str {
+        match self {
+            NicModel::VirtioNet => "virtio-net-pci",
+            NicModel::E1000e => "e1000e",
+        }
+    }
+}
+
+impl std::fmt::Display for NicModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NicModel::VirtioNet => "virtio-net",
+            NicModel::E1000e => "e1000e",
+        })
+    }
+}
+
+/// A NIC on a tap device.
 #[derive(Clone, Debug)]
 pub struct Nic {
     /// QEMU's id for the device (the netdev is `ID-net`).
@@ -24,15 +55,22 @@ pub struct Nic {
     /// The tap's name on the host (created by QEMU in the guest's namespace).
     pub tap: String,
     pub mac: String,
+    pub model: NicModel,
 }
 
 impl Nic {
+    /// A virtio-net NIC.
     pub fn new(id: impl Into<String>, tap: impl Into<String>, mac: impl Into<String>) -> Self {
         Self {
             id: id.into(),
             tap: tap.into(),
             mac: mac.into(),
+            model: NicModel::VirtioNet,
         }
+    }
+
+    pub fn with_model(self, model: NicModel) -> Self {
+        Self { model, ..self }
     }
 
     fn netdev_args(&self) -> String {
@@ -45,8 +83,11 @@ impl Nic {
     fn device_args(&self) -> String {
         // romfile=: no iPXE option ROM, nothing to boot from the network.
         format!(
-            "virtio-net-pci,netdev={}-net,mac={},id={},romfile=",
-            self.id, self.mac, self.id
+            "{},netdev={}-net,mac={},id={},romfile=",
+            self.model.device(),
+            self.id,
+            self.mac,
+            self.id
         )
     }
 }

@@ -13,7 +13,7 @@ use crate::demo::checks::Check;
 use anyhow::{Context as _, bail};
 use serde_json::json;
 
-use super::{NetVmLab, cases::check, initramfs::GUEST_CONTRIB, nic_mac};
+use super::{NetVmLab, NicModel, cases::check, initramfs::GUEST_CONTRIB, nic_mac};
 use crate::{
     netns::Netns,
     packet::{ETHERTYPE_TEST, RawSocket, frame, parse_mac},
@@ -238,7 +238,7 @@ fn one_cycle(
     )?;
     lab.net_vm.qmp(
         "device_add",
-        json!({"driver": "virtio-net-pci", "netdev": format!("{id}-net"), "mac": mac, "id": id, "romfile": ""}),
+        json!({"driver": NicModel::VirtioNet.device(), "netdev": format!("{id}-net"), "mac": mac, "id": id, "romfile": ""}),
     )?;
     lab.trunk.ip(&["link", "set", &tap, "netns", &ns.name])?;
     ns.ip(&["link", "set", &tap, "up"])?;

@@ -1,8 +1,8 @@
 //! The guests' initramfs: busybox-static, the forwarder's binaries (the
 //! ones the caller names, stripped) and the lab's, the shared libraries
 //! they need, iproute2's `ip` (busybox's has no `ip netns`), the kernel's
-//! virtio/802.1Q modules, contrib/ and a small init that hands the host a
-//! shell on a virtio-serial port.
+//! virtio, e1000e and 802.1Q modules, contrib/ and a small init that hands
+//! the host a shell on a virtio-serial port.
 
 use std::{
     collections::BTreeSet,
@@ -55,7 +55,7 @@ mount -t tmpfs tmpfs /tmp
 mkdir -p /run/netns /var /etc/mdev
 ln -s /run /var/run
 depmod
-for m in virtio_pci virtio_console virtio_net 8021q; do modprobe "$m" 2>/dev/null; done
+for m in virtio_pci virtio_console virtio_net e1000e 8021q; do modprobe "$m" 2>/dev/null; done
 sysctl -qw net.ipv6.conf.all.disable_ipv6=1
 sysctl -qw net.ipv6.conf.default.disable_ipv6=1
 ip link set lo up

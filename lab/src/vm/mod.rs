@@ -1,6 +1,8 @@
 //! A net-vm in a real virtual machine. QEMU runs two guests on a Debian
-//! kernel: the **net-vm**, which owns K virtio-net NICs and a router NIC (MAC
-//! `02:01:…`) and runs the forwarder, and the **router VM**, whose Linux
+//! kernel: the **net-vm**, which owns K NICs (virtio-net, or an emulated
+//! Intel e1000e that strips VLAN tags as hardware does; one model per
+//! network) and a virtio-net router NIC (MAC `02:01:…`) and runs the
+//! forwarder, and the **router VM**, whose Linux
 //! 802.1Q stack (one VLAN sub-interface per VID, each in a namespace of its
 //! own, all with the same address) consumes the tags. Each NIC's tap is
 //! the outside network `K`, in a namespace of its own on the host; the
@@ -25,7 +27,7 @@ use crate::{
     debian::{self, GuestKernel, Kernel},
     netns::Netns,
 };
-pub use guest::{Accel, Guest, IP, Nic};
+pub use guest::{Accel, Guest, IP, Nic, NicModel};
 use initramfs::Contents;
 
 /// The outside hosts' address, and the router VM's VLAN hosts' (the same in
@@ -51,7 +53,8 @@ pub fn lan_mac(k: usize) -> String {
 /// What the lab boots.
 pub struct Options {
     pub kernel: GuestKernel,
-    pub nics: usize,
+    /// The NIC of each outside network, in order (network 1 first).
+    pub nics: Vec<NicModel>,
     /// Names every namespace, tap and file of this lab (≤ 6 characters).
     pub prefix: String,
     pub contents: Contents,
@@ -67,6 +70,7 @@ pub struct Network {
     /// The NIC's name in the net-vm (found by its MAC).
     pub guest_if: String,
     pub mac: String,
+    pub model: NicModel,
 }
 
 pub struct NetVmLab {
@@ -102,7 +106,7 @@ pub fn prepare(
 
 impl NetVmLab {
     pub fn start(opts: &Options) -> anyhow::Result<Self> {
-        if opts.nics == 0 || opts.nics > MAX_NICS {
+        if opts.nics.is_empty() || opts.nics.len() > MAX_NICS {
             bail!("1 to {MAX_NICS} NICs");
         }
         let p = &opts.prefix;
@@ -111,12 +115,15 @@ impl NetVmLab {
         trunk.ip(&["link", "add", "br0", "type", "bridge"])?;
         trunk.ip(&["link", "set", "br0", "up"])?;
         let mut outside = Vec::new();
-        for k in 1..=opts.nics {
+        for k in 1..=opts.nics.len() {
             outside.push(Netns::add(&format!("{p}-e{k}"))?);
         }
         let router_tap = format!("{p}r");
-        let mut nics: Vec<Nic> = (1..=opts.nics)
-            .map(|k| Nic::new(format!("nic{k}"), format!("{p}n{k}"), nic_mac(k)))
+        let mut nics: Vec<Nic> = (1..)
+            .zip(&opts.nics)
+            .map(|(k, &model)| {
+                Nic::new(format!("nic{k}"), format!("{p}n{k}"), nic_mac(k)).with_model(model)
+            })
             .collect();
         nics.push(Nic::new("router", &router_tap, ROUTER_MAC));
         let net_vm_spec = guest::Spec {
@@ -159,7 +166,7 @@ impl NetVmLab {
                 .with_context(|| format!("the net-vm has no NIC with MAC {mac}"))
         };
         let mut networks = Vec::new();
-        for (k, ns) in (1..=opts.nics).zip(outside) {
+        for ((k, ns), &model) in (1..).zip(outside).zip(&opts.nics) {
             let tap = format!("{p}n{k}");
             trunk.ip(&["link", "set", &tap, "netns", &ns.name])?;
             ns.ip(&["link", "set", &tap, "up"])?;
@@ -168,6 +175,7 @@ impl NetVmLab {
                 k,
                 guest_if: find(&nic_mac(k))?,
                 mac: nic_mac(k),
+                model,
                 tap,
                 ns,
             });
@@ -193,9 +201,31 @@ impl NetVmLab {
         serde_json::from_str(&out).with_context(|| format!("status --json printed {out:?}"))
     }
 
-    /// The VID the net-vm gave NIC `k`.
+    /// Runs `f` with [`Self::networks`] cut down to those whose NIC is a
+    /// `model`: every case then leaves the others alone (their NICs stay
+    /// unattached, their taps unused). The router VM's VLAN hosts are
+    /// numbered by position ([`Self::configure_router_vlans`]): keep the
+    /// networks a ping or UDP case runs on first (1 to N).
+    pub fn only<R>(&mut self, model: NicModel, f: impl FnOnce(&mut Self) -> R) -> R {
+        let (these, others) = std::mem::take(&mut self.networks)
+            .into_iter()
+            .partition(|n| n.model == model);
+        self.networks = these;
+        let result = f(self);
+        self.networks.extend(others);
+        self.networks.sort_by_key(|n| n.k);
+        result
+    }
+
+    /// The VID the net-vm gave the NIC of network `k`.
     pub fn vid(&mut self, k: usize) -> anyhow::Result<u16> {
-        let name = self.networks[k - 1].guest_if.clone();
+        let name = self
+            .networks
+            .iter()
+            .find(|n| n.k == k)
+            .with_context(|| format!("no network {k}"))?
+            .guest_if
+            .clone();
         let st = self.status()?;
         st["ports"]
             .as_array()
