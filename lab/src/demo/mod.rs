@@ -226,10 +226,22 @@ impl<'a> Demo<'a> {
         Ok(())
     }
 
-    /// Attaches both forwarders; returns each network's VID.
+    /// Attaches both forwarders; returns each network's VID. The two
+    /// router ports first: in native mode a port is attached only where
+    /// its redirects are taken, and a veth takes them once its peer runs
+    /// a native program (router0 and uplink are each other's peers).
     pub fn attach(&self) -> anyhow::Result<Vec<u16>> {
         let (net_vm, router) = (&self.net_vm, &self.router);
         let mode = self.mode;
+        self.fwd(
+            net_vm,
+            &["attach", "router0", "--role", "router", "--mode", mode],
+        )?;
+        // The router VM, in mirror image: same VIDs, opposite roles.
+        self.fwd(
+            router,
+            &["attach", "uplink", "--role", "router", "--mode", mode],
+        )?;
         for k in self.networks() {
             step()?;
             self.fwd(
@@ -244,10 +256,6 @@ impl<'a> Demo<'a> {
                 ],
             )?;
         }
-        self.fwd(
-            net_vm,
-            &["attach", "router0", "--role", "router", "--mode", mode],
-        )?;
         let status = self.status(net_vm)?;
         let mut vids = Vec::new();
         for k in self.networks() {
@@ -256,11 +264,6 @@ impl<'a> Demo<'a> {
                 .with_context(|| format!("nic{k} has no VID in `status`"))?;
             vids.push(vid);
         }
-        // The router VM, in mirror image: same VIDs, opposite roles.
-        self.fwd(
-            router,
-            &["attach", "uplink", "--role", "router", "--mode", mode],
-        )?;
         for (k, vid) in self.networks().zip(&vids) {
             step()?;
             let vid = vid.to_string();
