@@ -31,7 +31,50 @@ pub fn build_ebpf() -> anyhow::Result<()> {
         }],
         aya_build::Toolchain::default(),
     )
-    .context("building the XDP programs failed; `cargo xtask setup` installs what that needs")
+    .context("building the XDP programs failed; `cargo xtask setup` installs what that needs")?;
+    let out_dir = std::env::var_os("OUT_DIR").ok_or_else(|| anyhow!("no OUT_DIR"))?;
+    for bin in &ebpf.targets {
+        if bin.is_bin() {
+            strip_dwarf(&std::path::Path::new(&out_dir).join(bin.name.as_str()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Drops the DWARF sections of an eBPF object, in place. bpf-linker needs
+/// the DWARF to write the BTF, but no loader reads it afterwards (libbpf and
+/// aya read `.BTF` and `.BTF.ext`, which stay): about 60 KB of each object
+/// the product embeds (docs/size.md).
+fn strip_dwarf(path: &std::path::Path) -> anyhow::Result<()> {
+    let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut elf = object::build::elf::Builder::read(&*data)
+        .with_context(|| format!("parsing {}", path.display()))?;
+    for section in elf.sections.iter_mut() {
+        let name = section.name.as_slice();
+        if [&b".debug_"[..], b".rel.debug_", b".rela.debug_"]
+            .iter()
+            .any(|p| name.starts_with(p))
+        {
+            section.delete = true;
+        }
+    }
+    // bpf-linker keeps section names in the symbol string table; the
+    // writer wants a section name table of its own.
+    if !elf
+        .sections
+        .iter()
+        .any(|s| matches!(s.data, object::build::elf::SectionData::SectionString))
+    {
+        let names = elf.sections.add();
+        names.name = b".shstrtab".to_vec().into();
+        names.sh_type = object::elf::SHT_STRTAB;
+        names.sh_addralign = 1;
+        names.data = object::build::elf::SectionData::SectionString;
+    }
+    let mut out = Vec::new();
+    elf.write(&mut out)
+        .with_context(|| format!("writing {}", path.display()))?;
+    std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
 }
 
 fn which_bpf_linker() -> Option<std::path::PathBuf> {
