@@ -72,12 +72,7 @@ fn auto_reason(mode: Mode, failures: &[Error]) -> String {
     if failures.is_empty() {
         format!("--mode auto: {mode}: {why}")
     } else {
-        let tried = failures
-            .iter()
-            .map(Error::to_string)
-            .collect::<Vec<_>>()
-            .join("; ");
-        format!("--mode auto: {mode} ({why}), because {tried}")
+        format!("--mode auto: {mode} ({why}), because {}", joined(failures))
     }
 }
 
@@ -117,13 +112,18 @@ fn attach_loaded(
     Ok(Ok(()))
 }
 
-/// Every mode the kernel refused, and a hint when native was asked for.
-fn refused(role: Role, link: &Link, choice: ModeChoice, failures: &[Error]) -> Error {
-    let why = failures
+/// The refusals of the modes tried, in order, as one line.
+fn joined(failures: &[Error]) -> String {
+    failures
         .iter()
         .map(Error::to_string)
         .collect::<Vec<_>>()
-        .join("; ");
+        .join("; ")
+}
+
+/// Every mode the kernel refused, and a hint when native was asked for.
+fn refused(role: Role, link: &Link, choice: ModeChoice, failures: &[Error]) -> Error {
+    let why = joined(failures);
     let hint = if choice == ModeChoice::Native {
         format!(
             " (the driver of {} may not run XDP natively: use --mode tc, or --mode auto)",
