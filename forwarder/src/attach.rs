@@ -4,11 +4,10 @@
 //! one fails; the registry record is written first, so that a command killed
 //! half-way leaves something `status` shows and the next `attach` completes.
 
+use std::collections::BTreeMap;
+
 use tracing::{debug, info, warn};
-use xdp_forwarder_common::{
-    Vid,
-    maps::{ROUTER_IFACE_KEY, TC_ROUTER_KEY},
-};
+use xdp_forwarder_common::{Vid, maps::ROUTER_IFACE_KEY};
 
 use crate::{
     Error, Mode, ModeChoice, Result, Role, ethtool,
@@ -17,7 +16,7 @@ use crate::{
     inspect, links,
     mode::{self, Hook, Reach},
     netdev::Link,
-    pins::{self, MapSpec, Pinned},
+    pins::{self, Pinned, SlotMap},
     ports::{FLAG_SET_PROMISC, PortRecord, Ports},
     sys::LinkInfo,
     undo::Undo,
@@ -81,19 +80,16 @@ struct Slots {
 }
 
 impl Slots {
-    /// The maps and keys of a port's slots: its DEVMAP slot, and the same
-    /// slot in `fwd_tc_targets`.
+    /// The maps and keys of a port's slots ([`SlotMap::of_port`]).
     fn of(&self, role: Role, vid: u16) -> [(&Pinned, u32); 2] {
-        match role {
-            Role::Physical => [
-                (&self.vlan_ports, u32::from(vid)),
-                (&self.tc_targets, u32::from(vid)),
-            ],
-            Role::Router => [
-                (&self.router_iface, ROUTER_IFACE_KEY),
-                (&self.tc_targets, TC_ROUTER_KEY),
-            ],
-        }
+        SlotMap::of_port(role, vid).map(|(map, key)| {
+            let pinned = match map {
+                SlotMap::RouterIface => &self.router_iface,
+                SlotMap::VlanPorts => &self.vlan_ports,
+                SlotMap::TcTargets => &self.tc_targets,
+            };
+            (pinned, key)
+        })
     }
 
     /// Points the port's slots at `ifindex`, each step undone on failure.
@@ -165,21 +161,9 @@ impl Forwarder {
         self.claim_netns(&mut ports)?;
         self.prune_gone(&mut ports).await?;
         let slots = Slots {
-            router_iface: self.open_slots(
-                self.pins().router_iface(),
-                MapSpec::ROUTER_IFACE,
-                &mut undo,
-            )?,
-            vlan_ports: self.open_slots(
-                self.pins().vlan_ports(),
-                MapSpec::VLAN_PORTS,
-                &mut undo,
-            )?,
-            tc_targets: self.open_slots(
-                self.pins().tc_targets(),
-                MapSpec::TC_TARGETS,
-                &mut undo,
-            )?,
+            router_iface: self.open_slots(SlotMap::RouterIface, &mut undo)?,
+            vlan_ports: self.open_slots(SlotMap::VlanPorts, &mut undo)?,
+            tc_targets: self.open_slots(SlotMap::TcTargets, &mut undo)?,
         };
 
         let current = ports.get(link.index)?;
@@ -236,12 +220,8 @@ impl Forwarder {
         Ok(done)
     }
 
-    fn open_slots(
-        &self,
-        path: std::path::PathBuf,
-        spec: MapSpec,
-        undo: &mut Undo,
-    ) -> Result<Pinned> {
+    fn open_slots(&self, map: SlotMap, undo: &mut Undo) -> Result<Pinned> {
+        let (path, spec) = map.pin(self.pins());
         let pinned = pins::open_or_create(&path, spec)?;
         if pinned.created {
             undo.remove_pin(pinned.path.clone());
@@ -283,10 +263,11 @@ impl Forwarder {
         link: &Link,
         all: &[(u32, PortRecord)],
     ) -> Result<Vec<Mode>> {
+        let targets = RedirectTargets::ask(all.iter().map(|(i, _)| *i).chain([link.index]));
         let mut first_dead = None;
         let mut modes = Vec::new();
         for &mode in choice.candidates() {
-            let dead = dead_directions(mode, role, link, all);
+            let dead = dead_directions(mode, role, link, all, &targets);
             let refuse = match choice {
                 ModeChoice::Auto => !dead.is_empty(),
                 _ => dead.iter().any(|d| d.reach == Reach::No),
@@ -358,7 +339,10 @@ impl Forwarder {
         debug!(iface = %link.name, role = %req.role, %mode, ?vid, "attached");
         let mut done = Attached::from_record(&link.name, link.index, &record);
         done.mode_reason = mode_reason;
-        done.caveat = caveat(mode, link, &ports.all()?);
+        let all = ports.all()?;
+        // Asked again: the port now runs its program.
+        let targets = RedirectTargets::ask(all.iter().map(|(i, _)| *i));
+        done.caveat = caveat(mode, link, &all, &targets);
         Ok(done)
     }
 
@@ -465,7 +449,10 @@ impl Forwarder {
         log_repairs(&repaired, link);
         let mut done = Attached::from_record(&link.name, link.index, &record);
         done.repaired = repaired;
-        done.caveat = caveat(mode, link, &ports.all()?);
+        let all = ports.all()?;
+        // Asked again: the port now runs its program.
+        let targets = RedirectTargets::ask(all.iter().map(|(i, _)| *i));
+        done.caveat = caveat(mode, link, &all, &targets);
         Ok(done)
     }
 
@@ -563,22 +550,41 @@ impl DeadDirection {
     }
 }
 
+/// Whether each of a set of ports takes native redirects now (`ndo_xmit` in
+/// its netdev xdp-features; `None` where the kernel does not say), asked of
+/// the kernel once per command rather than once per question.
+pub(crate) struct RedirectTargets(BTreeMap<u32, Option<bool>>);
+
+impl RedirectTargets {
+    pub(crate) fn ask(ifindexes: impl IntoIterator<Item = u32>) -> Self {
+        Self(
+            ifindexes
+                .into_iter()
+                .map(|i| (i, inspect::takes_native_redirects(i)))
+                .collect(),
+        )
+    }
+
+    fn takes(&self, ifindex: u32) -> Option<bool> {
+        self.0.get(&ifindex).copied().flatten()
+    }
+}
+
 /// The directions that would not work with `role` on `link` in `mode`
-/// next to the other ports of `all` (all of one network namespace): a native redirect reaches a target
-/// only if its driver takes XDP frames ([`mode::reach`]), which the netdev
-/// family reports (`ndo_xmit`, Linux 6.3 and later). A NIC gains it with a
-/// native program of its own; a veth from its peer's XDP program or GRO,
-/// whatever runs on the veth itself.
+/// next to the other ports of `all` (all of one network namespace): a
+/// native redirect reaches a target only if its driver takes XDP frames
+/// ([`mode::reach`]), as `targets` says. A NIC gains it with a native
+/// program of its own; a veth from its peer's XDP program or GRO, whatever
+/// runs on the veth itself.
 pub(crate) fn dead_directions(
     mode: Mode,
     role: Role,
     link: &Link,
     all: &[(u32, PortRecord)],
+    targets: &RedirectTargets,
 ) -> Vec<DeadDirection> {
     let this_takes = match (link.kind.as_deref(), mode) {
-        (Some("veth"), _) | (_, Mode::Skb | Mode::Tc) => {
-            inspect::takes_native_redirects(link.index)
-        }
+        (Some("veth"), _) | (_, Mode::Skb | Mode::Tc) => targets.takes(link.index),
         // A NIC takes them once its own native program runs.
         (_, Mode::Native) => None,
     };
@@ -587,7 +593,7 @@ pub(crate) fn dead_directions(
         if other == link.index || rec.role() == role {
             continue;
         }
-        let other_takes = inspect::takes_native_redirects(other);
+        let other_takes = targets.takes(other);
         for (outbound, reach) in [
             (true, mode::reach(mode, rec.mode(), other_takes)),
             (false, mode::reach(rec.mode(), mode, this_takes)),
@@ -606,25 +612,26 @@ pub(crate) fn dead_directions(
 }
 
 /// What `mode` on `link` cannot carry, alone ([`Mode::caveat`]) or next to
-/// the other ports of the pin dir (`all`, [`dead_directions`]).
-pub(crate) fn caveat(mode: Mode, link: &Link, all: &[(u32, PortRecord)]) -> Option<String> {
-    let Some(role) = all
-        .iter()
-        .find(|(i, _)| *i == link.index)
-        .map(|(_, r)| r.role())
-    else {
-        return mode.caveat(link.kind.as_deref()).map(str::to_owned);
-    };
+/// the other ports of the pin dir (`all`, where `link`'s own record gives
+/// its role; [`dead_directions`]).
+pub(crate) fn caveat(
+    mode: Mode,
+    link: &Link,
+    all: &[(u32, PortRecord)],
+    targets: &RedirectTargets,
+) -> Option<String> {
     let mut notes: Vec<String> = mode
         .caveat(link.kind.as_deref())
         .map(str::to_owned)
         .into_iter()
         .collect();
-    for d in dead_directions(mode, role, link, all) {
-        notes.push(format!(
-            "{}; `attach IFACE --replace --mode tc` on every port makes both directions work",
-            d.describe(&format!("ifindex {}", d.other), &link.name)
-        ));
+    if let Some((_, rec)) = all.iter().find(|(i, _)| *i == link.index) {
+        for d in dead_directions(mode, rec.role(), link, all, targets) {
+            notes.push(format!(
+                "{}; `attach IFACE --replace --mode tc` on every port makes both directions work",
+                d.describe(&format!("ifindex {}", d.other), &link.name)
+            ));
+        }
     }
     (!notes.is_empty()).then(|| notes.join("; "))
 }

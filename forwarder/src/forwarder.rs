@@ -5,14 +5,14 @@
 use std::path::{Path, PathBuf};
 
 use tracing::{info, warn};
-use xdp_forwarder_common::maps::{ROUTER_IFACE_KEY, TC_ROUTER_KEY};
+use xdp_forwarder_common::maps::ROUTER_IFACE_KEY;
 
 use crate::{
     Error, Result, Role,
     ethtool::{self, TagFeature},
     lock::WriterLock,
     netdev::{Link, Netdev},
-    pins::{self, MapSpec, PinDir},
+    pins::{self, MapSpec, PinDir, SlotMap},
     ports::{FLAG_SET_PROMISC, PortRecord, Ports},
     privileges, sys, xdp_link,
 };
@@ -192,8 +192,10 @@ impl Forwarder {
         let before = pinned.get(ROUTER_IFACE_KEY)?;
         pinned.set(ROUTER_IFACE_KEY, link.index)?;
         // The tc programs' copy, where ports of ours exist to read it.
-        if let Some(tc) = pins::open_existing(&self.pins.tc_targets(), MapSpec::TC_TARGETS)? {
-            tc.set(TC_ROUTER_KEY, link.index)?;
+        let [_, (tc_map, tc_key)] = SlotMap::of_port(Role::Router, 0);
+        let (path, spec) = tc_map.pin(&self.pins);
+        if let Some(tc) = pins::open_existing(&path, spec)? {
+            tc.set(tc_key, link.index)?;
         }
         info!(iface, ifindex = link.index, ?before, "router_iface set");
         Ok((link.index, before))
@@ -226,29 +228,8 @@ impl Forwarder {
     pub(crate) fn release_pins(&self, ifindex: u32, rec: &PortRecord) -> Result<()> {
         xdp_link::release(&self.pins.link(ifindex))?;
         pins::remove_pin(&self.pins.counters(ifindex))?;
-        let slots = match rec.role() {
-            Role::Physical => [
-                (
-                    self.pins.vlan_ports(),
-                    MapSpec::VLAN_PORTS,
-                    u32::from(rec.vid),
-                ),
-                (
-                    self.pins.tc_targets(),
-                    MapSpec::TC_TARGETS,
-                    u32::from(rec.vid),
-                ),
-            ],
-            Role::Router => [
-                (
-                    self.pins.router_iface(),
-                    MapSpec::ROUTER_IFACE,
-                    ROUTER_IFACE_KEY,
-                ),
-                (self.pins.tc_targets(), MapSpec::TC_TARGETS, TC_ROUTER_KEY),
-            ],
-        };
-        for (path, spec, key) in slots {
+        for (slot_map, key) in SlotMap::of_port(rec.role(), rec.vid) {
+            let (path, spec) = slot_map.pin(&self.pins);
             if let Some(map) = pins::open_existing(&path, spec)?
                 && map.get(key)? == Some(ifindex)
             {

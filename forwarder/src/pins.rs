@@ -18,10 +18,11 @@ use std::{
 
 use aya::maps::{MapData, MapType};
 use xdp_forwarder_common::maps::{
-    BPF_F_RDONLY_PROG, ROUTER_IFACE, ROUTER_IFACE_ENTRIES, VLAN_PORTS, VLAN_PORTS_ENTRIES,
+    BPF_F_RDONLY_PROG, ROUTER_IFACE, ROUTER_IFACE_ENTRIES, ROUTER_IFACE_KEY, TC_ROUTER_KEY,
+    VLAN_PORTS, VLAN_PORTS_ENTRIES,
 };
 
-use crate::{Error, Result, sys};
+use crate::{Error, Result, Role, sys};
 
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf";
 const STATE_DIR: &str = "xdp-forwarder";
@@ -169,6 +170,42 @@ impl PinDir {
 
 pub(crate) fn is_bpffs(path: &Path) -> bool {
     nix::sys::statfs::statfs(path).is_ok_and(|st| st.filesystem_type().0 == BPF_FS_MAGIC)
+}
+
+/// A map a port's slot lives in: the DEVMAPs the XDP programs redirect
+/// through, and the tc programs' copy of both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlotMap {
+    RouterIface,
+    VlanPorts,
+    TcTargets,
+}
+
+impl SlotMap {
+    /// Where a port of `role` with `vid` has its slots, as (map, key): its
+    /// DEVMAP slot, and the same slot in `fwd_tc_targets` (written together,
+    /// so the tc programs see what the XDP programs see).
+    pub fn of_port(role: Role, vid: u16) -> [(SlotMap, u32); 2] {
+        match role {
+            Role::Physical => [
+                (SlotMap::VlanPorts, u32::from(vid)),
+                (SlotMap::TcTargets, u32::from(vid)),
+            ],
+            Role::Router => [
+                (SlotMap::RouterIface, ROUTER_IFACE_KEY),
+                (SlotMap::TcTargets, TC_ROUTER_KEY),
+            ],
+        }
+    }
+
+    /// Its pin in `pins` and its shape.
+    pub fn pin(self, pins: &PinDir) -> (PathBuf, MapSpec) {
+        match self {
+            SlotMap::RouterIface => (pins.router_iface(), MapSpec::ROUTER_IFACE),
+            SlotMap::VlanPorts => (pins.vlan_ports(), MapSpec::VLAN_PORTS),
+            SlotMap::TcTargets => (pins.tc_targets(), MapSpec::TC_TARGETS),
+        }
+    }
 }
 
 /// What a pinned map must look like for us to share it.

@@ -6,11 +6,11 @@ use serde::{Deserialize, Serialize};
 use xdp_forwarder_common::{DropReason, PortCounters, maps::ROUTER_IFACE_KEY};
 
 use crate::{
-    Mode, Result, Role, counters, ethtool,
+    Mode, Result, Role, attach, counters, ethtool,
     forwarder::Forwarder,
     health,
     pins::{self, MapSpec},
-    ports::Ports,
+    ports::{PortRecord, Ports},
     redirect_errors::RedirectErrors,
     xdp_link,
 };
@@ -160,6 +160,14 @@ impl Forwarder {
         let redirect_errors = RedirectErrors::open(pins);
         let mut warnings = Vec::new();
         let mut ports = Vec::new();
+        // This namespace's ports, and whether each takes native redirects:
+        // asked once for every port's caveat.
+        let ours: Vec<(u32, PortRecord)> = records
+            .iter()
+            .filter(|(_, r)| r.netns == self.netns())
+            .copied()
+            .collect();
+        let targets = attach::RedirectTargets::ask(ours.iter().map(|(i, _)| *i));
         for &(ifindex, rec) in &records {
             let mut port_warnings = Vec::new();
             let physical = rec.role() == Role::Physical;
@@ -283,14 +291,9 @@ impl Forwarder {
                 counters,
                 rates: None,
                 warnings: port_warnings,
-                caveat: link.as_ref().and_then(|l| {
-                    let same_netns: Vec<_> = records
-                        .iter()
-                        .filter(|(_, r)| r.netns == rec.netns)
-                        .copied()
-                        .collect();
-                    crate::attach::caveat(rec.mode(), l, &same_netns)
-                }),
+                caveat: link
+                    .as_ref()
+                    .and_then(|l| attach::caveat(rec.mode(), l, &ours, &targets)),
             });
         }
         for ifindex in pins.link_pins()? {
