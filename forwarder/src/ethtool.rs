@@ -87,20 +87,11 @@ pub struct Features {
     words: Vec<FeatureWord>,
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
+/// One word of `struct ethtool_get_features_block` (what we read of it).
 struct FeatureWord {
     available: u32,
-    requested: u32,
     active: u32,
     never_changed: u32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct SetWord {
-    valid: u32,
-    requested: u32,
 }
 
 impl Features {
@@ -149,7 +140,6 @@ impl Features {
             .chunks(4)
             .map(|w| FeatureWord {
                 available: w[0],
-                requested: w[1],
                 active: w[2],
                 never_changed: w[3],
             })
@@ -183,17 +173,15 @@ impl Features {
         let Some((word, bit)) = self.bit(name) else {
             return Ok(false);
         };
-        let mut set = vec![SetWord::default(); self.words.len()];
-        set[word] = SetWord {
-            valid: bit,
-            requested: if on { bit } else { 0 },
-        };
-        // struct ethtool_sfeatures: cmd, size, then the words.
-        let mut buf: Vec<u32> = vec![ETHTOOL_SFEATURES, set.len() as u32];
-        buf.extend(set.iter().flat_map(|w| [w.valid, w.requested]));
+        // struct ethtool_sfeatures: cmd, size, then `size` words of (valid,
+        // requested): only this feature's bit is valid.
+        let mut buf = vec![0u32; 2 + 2 * self.words.len()];
+        buf[0] = ETHTOOL_SFEATURES;
+        buf[1] = self.words.len() as u32;
+        buf[2 + 2 * word] = bit;
+        buf[3 + 2 * word] = if on { bit } else { 0 };
         let iface = self.iface.clone();
-        let socket = Socket::new().map_err(|e| Error::kernel("cannot open a socket", e))?;
-        socket.ethtool(&iface, buf.as_mut_ptr().cast()).map_err(|e| {
+        ioctl(&iface, buf.as_mut_ptr().cast()).map_err(|e| {
             Error::kernel(
                 format!(
                     "cannot switch {name} {} on {iface} (`ethtool -K {iface} {name} {}` does the same)",
