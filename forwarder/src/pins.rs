@@ -232,6 +232,16 @@ impl MapSpec {
         max_entries: xdp_forwarder_common::maps::TC_TARGETS_ENTRIES,
     };
 
+    /// `fwd_redirect_errors`: per CPU, program id → redirects the kernel
+    /// refused ([`redirect_errors`](crate::redirect_errors)).
+    pub const REDIRECT_ERRORS: MapSpec = MapSpec {
+        name: xdp_forwarder_common::maps::REDIRECT_ERRORS,
+        kind: MapType::LruPerCpuHash,
+        key_size: 4,
+        value_size: 8,
+        max_entries: xdp_forwarder_common::maps::REDIRECT_ERRORS_ENTRIES,
+    };
+
     /// A port program's `fwd_counters`: one [`PortCounters`] per CPU.
     ///
     /// [`PortCounters`]: xdp_forwarder_common::PortCounters

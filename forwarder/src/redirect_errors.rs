@@ -19,13 +19,17 @@ use std::path::{Path, PathBuf};
 
 use aya::{
     EbpfLoader, include_bytes_aligned,
-    maps::{Map, MapData, MapError, MapType, PerCpuHashMap},
+    maps::{Map, MapError, PerCpuHashMap},
     programs::{TracePoint, links::FdLink},
 };
 use tracing::{debug, info, warn};
 use xdp_forwarder_common::maps::{GLOBAL_PROG_ID_OFFSET, PROG_REDIRECT_ERRORS, REDIRECT_ERRORS};
 
-use crate::{Error, Result, pins, pins::PinDir, sys};
+use crate::{
+    Error, Result, pins,
+    pins::{MapSpec, PinDir},
+    sys,
+};
 
 static OBJECT: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/prog_redirect_errors"));
 
@@ -172,34 +176,13 @@ impl RedirectErrors {
     /// The counts pinned in `pins`; `None` when nothing is pinned (counting
     /// never started, or an older version attached the ports).
     pub fn open(pins: &PinDir) -> Result<Option<Self>> {
-        let path = pins.redirect_errors();
-        if !path.exists() {
-            return Ok(None);
-        }
-        let shape = |found: String| Error::IncompatiblePin {
-            path: path.clone(),
-            found,
-            expected: format!("map {REDIRECT_ERRORS} (type lru_percpu_hash, key 4 B, value 8 B)"),
-        };
-        let data =
-            MapData::from_pin(&path).map_err(|_| shape("an object that is not a map".into()))?;
-        let info = data
-            .info()
-            .map_err(|e| Error::kernel(format!("cannot inspect {}", path.display()), e))?;
-        if !matches!(info.map_type(), Ok(MapType::LruPerCpuHash))
-            || info.key_size() != 4
-            || info.value_size() != 8
-        {
-            return Err(shape(format!(
-                "a map of type {:?}, key {} B, value {} B",
-                info.map_type(),
-                info.key_size(),
-                info.value_size()
-            )));
-        }
-        Ok(Some(Self {
-            map: Map::PerCpuLruHashMap(data),
-        }))
+        Ok(
+            pins::open_existing(&pins.redirect_errors(), MapSpec::REDIRECT_ERRORS)?.map(|pinned| {
+                Self {
+                    map: Map::PerCpuLruHashMap(pinned.map),
+                }
+            }),
+        )
     }
 
     /// The redirects of program `prog_id` the kernel refused, summed over
