@@ -10,17 +10,16 @@ use tracing::{debug, info, warn};
 use xdp_forwarder_common::{Vid, maps::ROUTER_IFACE_KEY};
 
 use crate::{
-    Error, Mode, ModeChoice, Result, Role, ethtool,
+    Error, Mode, ModeChoice, Result, Role, attachment, ethtool,
     forwarder::Forwarder,
     health::{self, Health},
     inspect, links,
-    mode::{self, Hook, Reach},
+    mode::{self, Reach},
     netdev::Link,
     pins::{self, Pinned, SlotMap},
     ports::{FLAG_SET_PROMISC, PortRecord, Ports},
     sys::LinkInfo,
     undo::Undo,
-    xdp_link,
 };
 
 /// What `attach` is asked to do.
@@ -233,10 +232,10 @@ impl Forwarder {
     /// our own orphaned link (pinned, unregistered) is taken away first.
     fn refuse_foreign(&self, link: &Link) -> Result<()> {
         let path = self.pins().link(link.index);
-        let orphan = xdp_link::orphan(&path, link)?;
+        let orphan = attachment::orphan(&path, link)?;
         if orphan.is_some() {
             info!(iface = %link.name, path = %path.display(), "removing our own orphaned link");
-            xdp_link::release(&path)?;
+            attachment::release(&path, link.index)?;
             pins::remove_pin(&self.pins().counters(link.index))?;
         }
         match link.xdp {
@@ -287,7 +286,7 @@ impl Forwarder {
                 iface: link.name.clone(),
                 why: format!(
                     "{mode} mode would leave a direction dead: {}; attach every port in one \
-                     mode (--mode tc reaches every interface, Linux 6.6 and later), or move \
+                     mode (--mode tc reaches every interface), or move \
                      the other port first with `attach IFACE --replace --mode MODE`",
                     why.join("; ")
                 ),
@@ -318,7 +317,7 @@ impl Forwarder {
             .await?;
         if let Some(rec) = stale {
             info!(iface = %link.name, role = %rec.role(), "registered but not running; attaching again");
-            xdp_link::release(&self.pins().link(link.index))?;
+            attachment::release(&self.pins().link(link.index), link.index)?;
             slots.give_up(rec.role(), rec.vid, link.index, undo)?;
         }
         // Promiscuous mode we turned on before is still ours to turn off.
@@ -419,10 +418,9 @@ impl Forwarder {
             .await?;
         // What runs, as the kernel says: a command killed in a mode change
         // leaves a record of the new mode on the old link.
-        let running_mode = match running.hook {
-            Hook::TcxIngress => Mode::Tc,
-            Hook::Xdp => link.xdp.and_then(|(_, m)| m).unwrap_or(rec.mode()),
-        };
+        let running_mode = running
+            .hook
+            .mode(link.xdp.and_then(|(_, m)| m).or(Some(rec.mode())));
         let mode = req.mode.fixed().unwrap_or(running_mode);
         self.workable_modes(req.role, ModeChoice::from(mode), link, &ports.all()?)
             .await?;

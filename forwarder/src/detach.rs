@@ -5,14 +5,13 @@
 use tracing::{debug, info, warn};
 
 use crate::{
-    Error, Mode, Result,
+    Error, Result,
     attach::Attached,
+    attachment,
     forwarder::Forwarder,
     lock::DaemonLock,
-    mode::Hook,
     pins::{self},
     ports::Ports,
-    xdp_link,
 };
 
 /// One port of `detach --all` / `--gone`: done, or why not.
@@ -42,19 +41,16 @@ impl Forwarder {
         };
         let Some(rec) = rec else {
             let path = self.pins().link(link.index);
-            return match xdp_link::orphan(&path, &link)? {
+            return match attachment::orphan(&path, &link)? {
                 Some(orphan) => {
                     info!(iface, path = %path.display(), "removing our own orphaned link");
-                    xdp_link::release(&path)?;
+                    attachment::release(&path, link.index)?;
                     pins::remove_pin(&self.pins().counters(link.index))?;
                     let mut done = Attached {
                         iface: link.name.clone(),
                         ifindex: link.index,
                         role: program_role(orphan.prog_id),
-                        mode: match orphan.hook {
-                            Hook::Xdp => link.xdp.and_then(|(_, m)| m).unwrap_or(Mode::Skb),
-                            Hook::TcxIngress => Mode::Tc,
-                        },
+                        mode: orphan.hook.mode(link.xdp.and_then(|(_, m)| m)),
                         vid: None,
                         unchanged: false,
                         mode_reason: None,

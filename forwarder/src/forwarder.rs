@@ -8,13 +8,13 @@ use tracing::{info, warn};
 use xdp_forwarder_common::maps::ROUTER_IFACE_KEY;
 
 use crate::{
-    Error, Result, Role,
+    Error, Result, Role, attachment,
     ethtool::{self, TagFeature},
     lock::WriterLock,
     netdev::{Link, Netdev},
     pins::{self, MapSpec, PinDir, SlotMap},
     ports::{FLAG_SET_PROMISC, PortRecord, Ports},
-    privileges, sys, xdp_link,
+    privileges, sys,
 };
 
 /// The data plane of one pin dir, in the current network namespace.
@@ -71,7 +71,7 @@ impl Forwarder {
         let live = foreign
             .iter()
             .filter(|(i, _)| {
-                xdp_link::pinned_link(&self.pins.link(*i))
+                attachment::pinned(&self.pins.link(*i), *i)
                     .is_ok_and(|l| l.is_some_and(|l| l.ifindex != 0))
             })
             .count();
@@ -226,7 +226,7 @@ impl Forwarder {
 
     /// The port's link (detached now), counters pin and map slot.
     pub(crate) fn release_pins(&self, ifindex: u32, rec: &PortRecord) -> Result<()> {
-        xdp_link::release(&self.pins.link(ifindex))?;
+        attachment::release(&self.pins.link(ifindex), ifindex)?;
         pins::remove_pin(&self.pins.counters(ifindex))?;
         for (slot_map, key) in SlotMap::of_port(rec.role(), rec.vid) {
             let (path, spec) = slot_map.pin(&self.pins);

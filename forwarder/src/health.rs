@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::{Result, mode::Hook, netdev::Link, sys::LinkInfo, xdp_link::pinned_link};
+use crate::{Result, attachment, mode::Hook, netdev::Link, sys::LinkInfo};
 
 /// What the kernel says about one registered port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,6 +19,9 @@ pub enum Health {
     /// The link is pinned but detached: `bpftool link detach`, or the
     /// interface was removed and the ifindex since reused.
     LinkDetached,
+    /// Our clsact filter is gone or runs another program: `tc filter del`,
+    /// the clsact qdisc deleted, or the ifindex reused.
+    FilterGone,
     /// The interface runs another program than the link's, or none.
     NotRunning { running: Option<u32> },
 }
@@ -41,6 +44,11 @@ impl Health {
                  ifindex belongs to a new interface); `attach` again repairs it"
                     .into()
             }
+            Health::FilterGone => {
+                "not attached (its tc filter was deleted, or the clsact qdisc; or the ifindex \
+                 belongs to a new interface); `attach` again repairs it"
+                    .into()
+            }
             Health::NotRunning { running: Some(id) } => format!(
                 "not attached: the interface runs XDP program id {id}, not ours; \
                  `attach` again re-attaches it"
@@ -59,11 +67,14 @@ pub fn of(ifindex: u32, link: Option<&Link>, link_pin: &Path) -> Result<Health> 
     let Some(link) = link else {
         return Ok(Health::Gone);
     };
-    let Some(info) = pinned_link(link_pin)? else {
+    let Some(info) = attachment::pinned(link_pin, ifindex)? else {
         return Ok(Health::NoLink);
     };
     if info.ifindex != ifindex {
-        return Ok(Health::LinkDetached);
+        return Ok(match info.hook {
+            Hook::Xdp | Hook::TcxIngress => Health::LinkDetached,
+            Hook::ClsactIngress => Health::FilterGone,
+        });
     }
     match info.hook {
         Hook::Xdp => {
@@ -72,8 +83,9 @@ pub fn of(ifindex: u32, link: Option<&Link>, link_pin: &Path) -> Result<Health> 
                 return Ok(Health::NotRunning { running });
             }
         }
-        // tcx runs every attached link's program; none displaces ours.
-        Hook::TcxIngress => {}
+        // tcx runs every attached link's program, and a filter of ours
+        // reads as attached only while it runs the pinned program.
+        Hook::TcxIngress | Hook::ClsactIngress => {}
     }
     Ok(Health::Attached(info))
 }

@@ -50,6 +50,8 @@ pub struct Inspection {
     pub tcx: bool,
     /// The XDP program running, if any: id and mode.
     pub xdp_program: Option<(u32, Option<Mode>)>,
+    /// The program of our clsact ingress filter (mode tc without tcx).
+    pub clsact_program: Option<u32>,
     /// The programs at the tcx ingress, first to last (mode tc).
     pub tc_programs: Vec<u32>,
     /// Feature name → on, and whether it can be changed.
@@ -90,7 +92,6 @@ pub fn inspect(link: &Link) -> Result<Inspection> {
         .iter()
         .map(|&mode| {
             let out = match mode {
-                Mode::Tc if !tcx => Some("this kernel has no tcx (Linux 6.6 and later)".into()),
                 Mode::Native => match &netdev {
                     Some((xdp, _)) if xdp & XDP_BASIC == 0 => {
                         Some("the driver has no native XDP".into())
@@ -116,6 +117,7 @@ pub fn inspect(link: &Link) -> Result<Inspection> {
         xdp_rx_metadata: netdev.map(|(_, meta)| names(meta, &RX_METADATA_NAMES)),
         tcx,
         xdp_program: link.xdp,
+        clsact_program: crate::clsact::running(link.index).ok().flatten(),
         tc_programs: if tcx {
             aya::programs::SchedClassifier::query_tcx(
                 &link.name,
@@ -166,7 +168,15 @@ impl std::fmt::Display for Inspection {
             )?,
             _ => writeln!(f, "  xdp-features: not reported (Linux before 6.3)")?,
         }
-        writeln!(f, "  tcx: {}", if self.tcx { "yes" } else { "no" })?;
+        writeln!(
+            f,
+            "  tc hook: {}",
+            if self.tcx {
+                "tcx"
+            } else {
+                "clsact filter (no tcx: Linux before 6.6)"
+            }
+        )?;
         match self.xdp_program {
             Some((id, mode)) => writeln!(
                 f,
@@ -178,6 +188,9 @@ impl std::fmt::Display for Inspection {
         if !self.tc_programs.is_empty() {
             let ids: Vec<String> = self.tc_programs.iter().map(u32::to_string).collect();
             writeln!(f, "  running at tcx ingress: program id {}", ids.join(", "))?;
+        }
+        if let Some(id) = self.clsact_program {
+            writeln!(f, "  running as our clsact filter: program id {id}")?;
         }
         let features: Vec<String> = self
             .features

@@ -12,7 +12,9 @@
 //! - [`daemon`]: `run`, the hot-plug daemon.
 
 pub mod attach;
+pub mod attachment;
 pub mod cli;
+pub mod clsact;
 pub mod counters;
 pub mod daemon;
 pub mod detach;
@@ -35,7 +37,6 @@ pub mod status;
 mod sys;
 mod undo;
 mod vid;
-pub mod xdp_link;
 
 pub use error::{Error, Result};
 pub use forwarder::Forwarder;

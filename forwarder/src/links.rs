@@ -8,7 +8,7 @@ use tracing::debug;
 use xdp_forwarder_common::maps::COUNTERS;
 
 use crate::{
-    Error, Mode, ModeChoice, Result, Role,
+    Error, Mode, ModeChoice, Result, Role, attachment,
     mode::Hook,
     netdev::Link,
     objects,
@@ -31,13 +31,6 @@ pub(crate) fn attach_new(
 ) -> Result<(Mode, Option<String>)> {
     let mut failures: Vec<Error> = Vec::new();
     for &mode in modes {
-        if mode.hook() == Hook::TcxIngress && !sys::has_tcx(link.index) {
-            failures.push(Error::kernel(
-                "tc mode",
-                "this kernel has no tcx (Linux 6.6 and later)",
-            ));
-            continue;
-        }
         // A fresh load per attempt: a failed one is dropped whole. A mode
         // whose program this kernel refuses (an older verifier) is one
         // more refusal when others are left to try.
@@ -87,27 +80,20 @@ fn attach_loaded(
     mode: Mode,
     undo: &mut Undo,
 ) -> Result<Result<(), Error>> {
-    let fd = match sys::link_create(prog.as_fd(), link.index, mode) {
-        Ok(fd) => fd,
+    let path = pins.link(link.index);
+    let hook = match attachment::attach(prog.as_fd(), link.index, mode, &path)? {
+        Ok(hook) => hook,
         Err(e) => {
             debug!(iface = %link.name, %mode, error = %e, "attach failed");
-            let why = match (mode.hook(), e.raw_os_error()) {
-                (Hook::TcxIngress, Some(libc::EINVAL)) => {
-                    Error::kernel("tc mode (tcx needs Linux 6.6 or later)", e)
-                }
-                _ => Error::kernel(format!("{mode} mode"), e),
+            let why = match attachment::hook_for(mode, link.index) {
+                Hook::ClsactIngress => format!("{mode} mode (clsact filter)"),
+                Hook::Xdp | Hook::TcxIngress => format!("{mode} mode"),
             };
-            return Ok(Err(why));
+            return Ok(Err(Error::kernel(why, e)));
         }
     };
-    let path = pins.link(link.index);
-    sys::obj_pin(fd.as_fd(), &path).map_err(|e| {
-        Error::kernel(
-            format!("cannot pin the link of {} at {}", link.name, path.display()),
-            e,
-        )
-    })?;
-    undo.release_link(path);
+    debug!(iface = %link.name, %mode, ?hook, "attached");
+    undo.release_link(path, link.index);
     pin_counters(pins, ebpf, link, undo)?;
     Ok(Ok(()))
 }
@@ -154,14 +140,8 @@ pub(crate) fn swap(
     undo: &mut Undo,
 ) -> Result<()> {
     let (ebpf, new_prog) = objects::load_for(role, mode, vid, pins)?;
-    let path = pins.link(link.index);
-    let kernel = |what: &str, e| Error::kernel(format!("{what} ({})", path.display()), e);
-    let link_fd = sys::obj_get(&path).map_err(|e| kernel("cannot open the link", e))?;
-    let old_prog = sys::prog_fd_by_id(current.prog_id)
-        .map_err(|e| kernel("cannot open the running program", e))?;
-    sys::link_update(link_fd.as_fd(), new_prog.as_fd(), old_prog.as_fd())
-        .map_err(|e| kernel("cannot swap the program on the link", e))?;
-    undo.swap_back(link_fd, old_prog, new_prog);
+    let swapped = attachment::swap(&pins.link(link.index), link.index, current, new_prog)?;
+    undo.swap_back(swapped);
     pin_counters(pins, &ebpf, link, undo)
 }
 
@@ -186,12 +166,11 @@ pub(crate) fn change_mode(
     let Placement { role, vid, link } = port;
     let path = pins.link(link.index);
     let kernel = |what: &str, e| Error::kernel(format!("{what} ({})", path.display()), e);
-    let link_fd = sys::obj_get(&path).map_err(|e| kernel("cannot open the link", e))?;
     let old_prog = sys::prog_fd_by_id(current.prog_id)
         .map_err(|e| kernel("cannot open the running program", e))?;
     // Loaded (and verified) before anything changes.
     let (ebpf, prog) = objects::load_for(role, to, vid, pins)?;
-    sys::link_detach(link_fd.as_fd()).map_err(|e| kernel("cannot detach the link", e))?;
+    attachment::detach(&path, link.index)?;
     undo.reattach(old_prog, link.index, from, path.clone());
     pins::remove_pin(&path)?;
     attach_loaded(pins, &ebpf, prog, link, to, undo)?

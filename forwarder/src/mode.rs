@@ -18,19 +18,37 @@ pub enum Mode {
     /// Generic XDP on the skb (`XDP_FLAGS_SKB_MODE`), what the original's
     /// `xdp-loader … -m skb` runs.
     Skb = 1,
-    /// A tc program at the interface's ingress (a tcx link, Linux 6.6 and
-    /// later): the kernel pushes and pops the tags on the skb, so GSO
-    /// aggregates, checksum state and tags held in metadata pass whole.
+    /// A tc program at the interface's ingress (a tcx link from Linux 6.6,
+    /// a `clsact` filter before): the kernel pushes and pops the tags on
+    /// the skb, so GSO aggregates, checksum state and tags held in metadata
+    /// pass whole.
     Tc = 2,
 }
 
 /// Which kernel hook a mode attaches to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Hook {
     /// An XDP link; the interface reports the program in `IFLA_XDP`.
+    #[serde(rename = "xdp")]
     Xdp,
-    /// A tcx ingress link (`BPF_TCX_INGRESS`).
+    /// A tcx ingress link (`BPF_TCX_INGRESS`, Linux 6.6 and later).
+    #[serde(rename = "tcx")]
     TcxIngress,
+    /// A direct-action `cls_bpf` filter on the `clsact` qdisc's ingress
+    /// (kernels without tcx): no link; its program is pinned instead.
+    #[serde(rename = "clsact")]
+    ClsactIngress,
+}
+
+impl Hook {
+    /// The mode a program on this hook runs in; `xdp`: the mode the
+    /// interface reports for its XDP program (`None`: it does not say).
+    pub fn mode(self, xdp: Option<Mode>) -> Mode {
+        match self {
+            Hook::Xdp => xdp.unwrap_or(Mode::Skb),
+            Hook::TcxIngress | Hook::ClsactIngress => Mode::Tc,
+        }
+    }
 }
 
 impl Mode {
@@ -43,14 +61,26 @@ impl Mode {
         Mode::ALL.into_iter().find(|m| *m as u8 == value)
     }
 
-    pub fn hook(self) -> Hook {
+    /// The hook this mode attaches to, on a kernel with tcx (`tcx`) or
+    /// without.
+    pub fn hook(self, tcx: bool) -> Hook {
         match self {
             Mode::Native | Mode::Skb => Hook::Xdp,
-            Mode::Tc => Hook::TcxIngress,
+            Mode::Tc if tcx => Hook::TcxIngress,
+            Mode::Tc => Hook::ClsactIngress,
         }
     }
 
-    /// `BPF_LINK_CREATE`'s attach type and flags for this mode.
+    /// Whether this mode runs an XDP program (else a tc one).
+    pub fn is_xdp(self) -> bool {
+        match self {
+            Mode::Native | Mode::Skb => true,
+            Mode::Tc => false,
+        }
+    }
+
+    /// `BPF_LINK_CREATE`'s attach type and flags for this mode (on a kernel
+    /// with tcx, for tc).
     pub fn link_create(self) -> (bpf_attach_type, u32) {
         match self {
             Mode::Native => (bpf_attach_type::BPF_XDP, XDP_FLAGS_DRV_MODE),
@@ -131,8 +161,8 @@ pub enum ModeChoice {
 
 impl ModeChoice {
     /// The modes to try, in order. `auto` prefers tc: it carries TCP with
-    /// every offload and every tag, and reaches every interface; on kernels
-    /// without tcx (before 6.6) it falls back to XDP, native first.
+    /// every offload and every tag, and reaches every interface; where its
+    /// program does not load or attach, XDP, native first.
     pub fn candidates(self) -> &'static [Mode] {
         match self {
             ModeChoice::Auto => &[Mode::Tc, Mode::Native, Mode::Skb],

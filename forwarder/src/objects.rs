@@ -13,7 +13,7 @@ use xdp_forwarder_common::maps::{
     TC_TARGETS, VLAN_PORTS,
 };
 
-use crate::{Error, Mode, Result, Role, mode::Hook, pins::PinDir};
+use crate::{Error, Mode, Result, Role, pins::PinDir};
 
 static PHYSICAL: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/prog_physical"));
 static ROUTER: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/prog_router"));
@@ -138,9 +138,9 @@ pub fn load_for(
     pins: &PinDir,
 ) -> Result<(Ebpf, OwnedFd)> {
     let setting = Setting::Managed { vid };
-    let ebpf = match mode.hook() {
-        Hook::Xdp => load(role, setting, pins)?,
-        Hook::TcxIngress => {
+    let ebpf = match mode {
+        Mode::Native | Mode::Skb => load(role, setting, pins)?,
+        Mode::Tc => {
             let bytes = match role {
                 Role::Physical => PHYSICAL_TC,
                 Role::Router => ROUTER_TC,

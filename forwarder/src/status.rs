@@ -6,13 +6,13 @@ use serde::{Deserialize, Serialize};
 use xdp_forwarder_common::{DropReason, PortCounters, maps::ROUTER_IFACE_KEY};
 
 use crate::{
-    Mode, Result, Role, attach, counters, ethtool,
+    Mode, Result, Role, attach, attachment, counters, ethtool,
     forwarder::Forwarder,
     health,
+    mode::Hook,
     pins::{self, MapSpec},
     ports::{PortRecord, Ports},
     redirect_errors::RedirectErrors,
-    xdp_link,
 };
 
 /// `status --json` schema, version 1. Fields are only ever added.
@@ -54,6 +54,10 @@ pub struct Port {
     /// info), while attached: a new one after each upgrade.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prog_id: Option<u32>,
+    /// Where that program runs, while attached: `xdp`, `tcx` or `clsact`
+    /// (mode tc on a kernel without tcx).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook: Option<Hook>,
     /// What the port's program counted since it was attached; `None` when its
     /// counters are not pinned (attached by hand or by an older version).
     pub counters: Option<Counters>,
@@ -184,10 +188,11 @@ impl Forwarder {
                     vid: physical.then_some(rec.vid),
                     mtu: None,
                     up: false,
-                    attached: xdp_link::pinned_link(&pins.link(ifindex))
+                    attached: attachment::pinned(&pins.link(ifindex), ifindex)
                         .is_ok_and(|l| l.is_some_and(|l| l.ifindex == ifindex)),
                     netns: rec.netns,
                     prog_id: None,
+                    hook: None,
                     counters: None,
                     rates: None,
                     warnings: port_warnings,
@@ -288,6 +293,10 @@ impl Forwarder {
                 attached: health.is_attached(),
                 netns: rec.netns,
                 prog_id,
+                hook: match &health {
+                    health::Health::Attached(info) => Some(info.hook),
+                    _ => None,
+                },
                 counters,
                 rates: None,
                 warnings: port_warnings,

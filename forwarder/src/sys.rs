@@ -171,7 +171,13 @@ pub fn link_create(prog: BorrowedFd<'_>, ifindex: u32, mode: Mode) -> io::Result
 /// Whether this kernel has tcx (Linux 6.6 and later): a BPF_PROG_QUERY of
 /// `ifindex`'s tcx ingress, which older kernels refuse as an unknown attach
 /// type. Cheaper than loading a tc program only to find it cannot attach.
+/// `XDP_FORWARDER_TC_HOOK=clsact` in the environment says no: tc mode then
+/// uses a clsact filter, as on older kernels (for tests, and for a kernel
+/// whose tcx you do not trust).
 pub fn has_tcx(ifindex: u32) -> bool {
+    if std::env::var_os("XDP_FORWARDER_TC_HOOK").is_some_and(|v| v == "clsact") {
+        return false;
+    }
     let mut attr = zeroed_attr();
     attr.query.__bindgen_anon_1.target_ifindex = ifindex;
     attr.query.attach_type = aya_obj::generated::bpf_attach_type::BPF_TCX_INGRESS as u32;
@@ -225,6 +231,44 @@ fn obj_attr(
     req.pathname = c_path.as_ptr() as u64;
     req.bpf_fd = fd.map_or(0, |fd| fd.as_raw_fd() as u32);
     Ok((attr, c_path))
+}
+
+/// A pinned object of a port: a link (XDP, tcx), or the program of a
+/// clsact filter.
+pub enum Pinned {
+    Link(OwnedFd),
+    Prog(OwnedFd),
+}
+
+/// Opens the BPF object pinned at `path` and tells a link from a program
+/// (by the anonymous inode behind the fd: `bpf-link` or `bpf-prog`); an
+/// error for anything else.
+pub fn obj_get_kind(path: &std::path::Path) -> io::Result<Pinned> {
+    let fd = obj_get(path)?;
+    let target = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
+    match target.to_str() {
+        Some("anon_inode:bpf-link") => Ok(Pinned::Link(fd)),
+        Some("anon_inode:bpf-prog") => Ok(Pinned::Prog(fd)),
+        other => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("neither a link nor a program ({})", other.unwrap_or("?")),
+        )),
+    }
+}
+
+/// The id of the program behind `fd`.
+pub fn prog_id(fd: BorrowedFd<'_>) -> io::Result<u32> {
+    // SAFETY: `bpf_prog_info` is a C struct of integers and pointers the
+    // kernel fills only when asked (all left zero); zeroes are valid.
+    let mut info: aya_obj::generated::bpf_prog_info = unsafe { std::mem::zeroed() };
+    let mut attr = zeroed_attr();
+    // SAFETY: writing the info member of a zeroed union.
+    let req = unsafe { &mut attr.info };
+    req.bpf_fd = fd.as_raw_fd() as u32;
+    req.info_len = size_of::<aya_obj::generated::bpf_prog_info>() as u32;
+    req.info = std::ptr::from_mut(&mut info) as u64;
+    bpf(bpf_cmd::BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
+    Ok(info.id)
 }
 
 /// Opens the BPF object pinned at `path`.

@@ -11,9 +11,10 @@ use tracing::warn;
 
 use crate::{
     Mode, Result,
+    attachment::{self, Swapped},
     pins::{self, MapSpec, PinDir, Pinned},
     ports::{PortRecord, Ports},
-    sys, xdp_link,
+    sys,
 };
 
 pub(crate) struct Undo {
@@ -24,8 +25,9 @@ pub(crate) struct Undo {
 enum Step {
     /// A pinned map this command created.
     RemovePin(PathBuf),
-    /// A link this command attached and pinned: detach it, then unpin.
-    ReleaseLink(PathBuf),
+    /// A program this command attached (link or filter) and pinned:
+    /// detach it, then unpin.
+    Release { path: PathBuf, ifindex: u32 },
     /// An object this command unpinned: pin it back.
     Repin { path: PathBuf, fd: OwnedFd },
     /// Reopened only if the rollback happens.
@@ -39,12 +41,8 @@ enum Step {
         ifindex: u32,
         record: Option<PortRecord>,
     },
-    /// A program swapped on a link: swap the old one back.
-    SwapBack {
-        link: OwnedFd,
-        old: OwnedFd,
-        new: OwnedFd,
-    },
+    /// A program swapped on a port: swap the old one back.
+    SwapBack(Swapped),
     /// A link this command detached (to change the mode): attach the old
     /// program again, in its old mode, and pin it where it was.
     Reattach {
@@ -67,8 +65,8 @@ impl Undo {
         self.steps.push(Step::RemovePin(path));
     }
 
-    pub fn release_link(&mut self, path: PathBuf) {
-        self.steps.push(Step::ReleaseLink(path));
+    pub fn release_link(&mut self, path: PathBuf, ifindex: u32) {
+        self.steps.push(Step::Release { path, ifindex });
     }
 
     pub fn repin(&mut self, path: PathBuf, fd: OwnedFd) {
@@ -88,8 +86,8 @@ impl Undo {
         self.steps.push(Step::RestoreRecord { ifindex, record });
     }
 
-    pub fn swap_back(&mut self, link: OwnedFd, old: OwnedFd, new: OwnedFd) {
-        self.steps.push(Step::SwapBack { link, old, new });
+    pub fn swap_back(&mut self, swapped: Swapped) {
+        self.steps.push(Step::SwapBack(swapped));
     }
 
     pub fn reattach(&mut self, prog: OwnedFd, ifindex: u32, mode: Mode, path: PathBuf) {
@@ -108,7 +106,7 @@ impl Undo {
     fn run(&self, step: &Step) -> Result<()> {
         match step {
             Step::RemovePin(path) => pins::remove_pin(path),
-            Step::ReleaseLink(path) => xdp_link::release(path),
+            Step::Release { path, ifindex } => attachment::release(path, *ifindex),
             Step::Repin { path, fd } => {
                 pins::remove_pin(path)?;
                 sys::obj_pin(fd.as_fd(), path).map_err(|e| {
@@ -129,16 +127,13 @@ impl Undo {
                 },
                 None => Ok(()),
             },
-            Step::SwapBack { link, old, new } => {
-                sys::link_update(link.as_fd(), old.as_fd(), new.as_fd())
-                    .map_err(|e| crate::Error::kernel("cannot swap the old program back", e))
-            }
+            Step::SwapBack(swapped) => swapped.undo(),
             Step::Reattach {
                 prog,
                 ifindex,
                 mode,
                 path,
-            } => xdp_link::reattach(prog.as_fd(), *ifindex, *mode, path),
+            } => attachment::reattach(prog.as_fd(), *ifindex, *mode, path),
         }
     }
 }

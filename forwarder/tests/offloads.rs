@@ -20,7 +20,7 @@ use std::{
 
 use support::{
     Bpffs, cli, cli_ok, in_fresh_netns,
-    mirror::{EXT_ADDR, LAN_ADDR, Mirror, Vm},
+    mirror::{EXT_ADDR, LAN_ADDR, Mirror, Vm, iperf3},
     netns::NamedNetns,
     packet::{ETHERTYPE_TEST, RawSocket, frame, tagged},
     process::Spawned,
@@ -351,44 +351,6 @@ fn a_native_router_gets_nics_it_can_reach_and_refuses_the_rest() {
         assert!(out.contains("attached as physical"), "{out}");
         cli_ok(&["detach", "--all", "--pin-dir", p]);
     });
-}
-
-/// The bytes the server received and the rate, from the client's
-/// `iperf3 -J` report.
-fn iperf3(client: &NamedNetns, server: &NamedNetns, server_addr: &str) -> (u64, f64) {
-    let srv = Spawned::in_netns(&server.name, "iperf3", &["-s", "-1"]);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !server.exec("ss", &["-Hltn"]).contains(":5201") {
-        assert!(
-            Instant::now() < deadline,
-            "iperf3 -s did not listen within 5 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let report = Spawned::in_netns(
-        &client.name,
-        "iperf3",
-        &[
-            "-c",
-            server_addr,
-            "-t",
-            "2",
-            "-J",
-            "--connect-timeout",
-            "3000",
-        ],
-    )
-    .wait(Duration::from_secs(30));
-    srv.wait(Duration::from_secs(10));
-    let report: serde_json::Value = serde_json::from_str(&report)
-        .unwrap_or_else(|e| panic!("iperf3 -J printed no JSON ({e}): {report}"));
-    let received = &report["end"]["sum_received"];
-    (
-        received["bytes"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("no end.sum_received.bytes: {report:#}")),
-        received["bits_per_second"].as_f64().unwrap_or_default(),
-    )
 }
 
 /// TCP from hosts that leave segmentation and checksums to the "hardware"

@@ -34,8 +34,8 @@ pub enum Command {
         /// What the interface is.
         #[arg(long, value_enum)]
         role: RoleArg,
-        /// tc (tcx), native (driver) or skb (generic) XDP; auto tries them in
-        /// that order.
+        /// tc (tcx link, or clsact filter before Linux 6.6), native (driver)
+        /// or skb (generic) XDP; auto tries them in that order.
         #[arg(long, value_enum, default_value_t = ModeArg::Auto)]
         mode: ModeArg,
         /// Physical only: the VID (1..=4094) for this NIC; default: its ifindex
@@ -202,16 +202,16 @@ impl From<RoleArg> for Role {
 /// How the program runs on the interface.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum ModeArg {
-    /// tc where the kernel has tcx (6.6 and later), else native, else skb;
-    /// never a mode that leaves a direction dead next to the ports attached.
+    /// tc, else native, else skb; never a mode that leaves a direction dead
+    /// next to the ports attached.
     #[default]
     Auto,
     /// XDP in the driver.
     Native,
     /// Generic XDP on the skb (what the original runs).
     Skb,
-    /// A tc program on the skb (tcx link): GSO, checksum state and tags in
-    /// metadata pass whole.
+    /// A tc program on the skb (a tcx link; a clsact filter before Linux
+    /// 6.6): GSO, checksum state and tags in metadata pass whole.
     Tc,
 }
 

@@ -13,9 +13,9 @@
 //! part is a named namespace of its own. The offloads stay as Linux sets
 //! them: nothing here switches one off.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::{Bpffs, cli, cli_ok, netns::NamedNetns};
+use super::{Bpffs, cli, cli_ok_with, netns::NamedNetns, process::Spawned};
 
 pub const EXT_ADDR: &str = "10.98.0.1";
 pub const LAN_ADDR: &str = "10.98.0.2";
@@ -39,13 +39,26 @@ pub struct Mirror {
     pub lan: NamedNetns,
     net_vm_pins: Bpffs,
     router_vm_pins: Bpffs,
+    /// The CLI's environment (e.g. the tc hook to use).
+    env: &'static [(&'static str, &'static str)],
 }
 
 impl Mirror {
     /// Builds the topology and attaches both forwarders in `mode` (NICs
     /// first, as the demo does), the network's VID `vid` on both sides.
     pub fn new(tag: &str, mode: &str, vid: u16) -> Self {
+        Self::with_env(tag, mode, vid, &[])
+    }
+
+    /// [`Mirror::new`], the CLI always run with `env`.
+    pub fn with_env(
+        tag: &str,
+        mode: &str,
+        vid: u16,
+        env: &'static [(&'static str, &'static str)],
+    ) -> Self {
         let m = Mirror {
+            env,
             mode: mode.to_owned(),
             vid,
             ext: NamedNetns::add(&format!("{tag}-ext")),
@@ -92,7 +105,7 @@ impl Mirror {
             all.extend(["--mode", &self.mode]);
         }
         all.extend(["--pin-dir", pins.arg()]);
-        ns.enter(|| cli_ok(&all))
+        ns.enter(|| cli_ok_with(&all, self.env))
     }
 
     /// `status --json` of `vm`'s port `name`.
@@ -151,4 +164,42 @@ impl Drop for Mirror {
             let _ = ns.enter(|| cli(&["detach", "--all", "--pin-dir", pins.arg()]));
         }
     }
+}
+
+/// The bytes the server received and the rate, from the client's
+/// `iperf3 -J` report.
+pub fn iperf3(client: &NamedNetns, server: &NamedNetns, server_addr: &str) -> (u64, f64) {
+    let srv = Spawned::in_netns(&server.name, "iperf3", &["-s", "-1"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !server.exec("ss", &["-Hltn"]).contains(":5201") {
+        assert!(
+            Instant::now() < deadline,
+            "iperf3 -s did not listen within 5 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let report = Spawned::in_netns(
+        &client.name,
+        "iperf3",
+        &[
+            "-c",
+            server_addr,
+            "-t",
+            "2",
+            "-J",
+            "--connect-timeout",
+            "3000",
+        ],
+    )
+    .wait(Duration::from_secs(30));
+    srv.wait(Duration::from_secs(10));
+    let report: serde_json::Value = serde_json::from_str(&report)
+        .unwrap_or_else(|e| panic!("iperf3 -J printed no JSON ({e}): {report}"));
+    let received = &report["end"]["sum_received"];
+    (
+        received["bytes"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no end.sum_received.bytes: {report:#}")),
+        received["bits_per_second"].as_f64().unwrap_or_default(),
+    )
 }

@@ -91,16 +91,27 @@ impl Drop for Bpffs {
 
 /// Runs the `xdp-forwarder` binary (in the calling thread's namespace).
 pub fn cli(args: &[&str]) -> std::process::Output {
+    cli_with(args, &[])
+}
+
+/// [`cli`] with these environment variables set.
+pub fn cli_with(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_xdp-forwarder"))
         .args(args)
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .output()
         .expect("run xdp-forwarder")
 }
 
 /// Runs the CLI and asserts success; returns stdout.
 pub fn cli_ok(args: &[&str]) -> String {
-    let out = cli(args);
+    cli_ok_with(args, &[])
+}
+
+/// [`cli_ok`] with these environment variables set.
+pub fn cli_ok_with(args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = cli_with(args, env);
     assert!(
         out.status.success(),
         "xdp-forwarder {args:?} failed: {}{}",

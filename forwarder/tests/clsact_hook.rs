@@ -1,0 +1,173 @@
+//! Mode tc on kernels without tcx (Linux 6.1 to 6.5): the program runs as
+//! a direct-action `cls_bpf` filter on the interface's clsact ingress, which
+//! has no link to pin. `XDP_FORWARDER_TC_HOOK=clsact` makes this 6.18
+//! kernel take that path (the VM lab runs it on a real 6.1). What must hold
+//! there as with a link: `status` reads the filter from the kernel, `attach`
+//! repairs it, `--replace` swaps its program in place, `detach` removes it,
+//! and TCP with every offload on crosses it.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{
+    Bpffs, cli_ok_with, in_fresh_netns,
+    mirror::{EXT_ADDR, LAN_ADDR, Mirror, Vm, iperf3},
+    run, veth, xdp_running,
+};
+
+const CLSACT: &[(&str, &str)] = &[("XDP_FORWARDER_TC_HOOK", "clsact")];
+/// Our filter's priority (`tc … pref`).
+const PREF: &str = "30790";
+
+/// Our filter on `iface`'s ingress: the id of its program, if it is there.
+fn our_filter(iface: &str) -> Option<u64> {
+    let out = run("tc", &["filter", "show", "dev", iface, "ingress"]);
+    let line = out
+        .lines()
+        .find(|l| l.contains(&format!("pref {PREF}")) && l.contains("handle 0x1"))?;
+    assert!(line.contains("direct-action"), "{line}");
+    let id = line.split_whitespace().skip_while(|w| *w != "id").nth(1)?;
+    Some(id.parse().unwrap())
+}
+
+/// `status --json`'s port `name`.
+fn port(pins: &Bpffs, name: &str) -> serde_json::Value {
+    let st: serde_json::Value = serde_json::from_str(&cli_ok_with(
+        &["status", "--json", "--pin-dir", pins.arg()],
+        CLSACT,
+    ))
+    .unwrap();
+    st["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no port {name}: {st:#}"))
+        .clone()
+}
+
+#[test]
+fn a_clsact_port_is_what_its_filter_runs_repaired_swapped_and_removed() {
+    in_fresh_netns(|| {
+        let pins = Bpffs::mount("clsact");
+        let p = pins.arg();
+        veth("nic1", "nic1p");
+        veth("rtr", "rtrp");
+        run(
+            "ip",
+            &["link", "set", "rtr", "address", "02:01:00:00:00:0c"],
+        );
+        let fwd = |args: &[&str]| {
+            let mut all = args.to_vec();
+            all.extend(["--pin-dir", p]);
+            cli_ok_with(&all, CLSACT)
+        };
+        fwd(&["attach", "rtr", "--role", "router", "--mode", "tc"]);
+        fwd(&["attach", "nic1", "--role", "physical", "--mode", "tc"]);
+        let nic = port(&pins, "nic1");
+        assert_eq!(nic["hook"], "clsact", "{nic:#}");
+        assert_eq!(nic["attached"], true, "{nic:#}");
+        let first = our_filter("nic1").expect("our filter on nic1");
+        assert_eq!(nic["prog_id"], first, "status names the filter's program");
+        assert!(xdp_running().is_empty(), "no XDP program in tc mode");
+
+        // Deleted by hand: status says so from the kernel, attach repairs.
+        run(
+            "tc",
+            &["filter", "del", "dev", "nic1", "ingress", "pref", PREF],
+        );
+        let nic = port(&pins, "nic1");
+        assert_eq!(nic["attached"], false, "{nic:#}");
+        assert!(
+            nic["warnings"]
+                .to_string()
+                .contains("tc filter was deleted"),
+            "{nic:#}"
+        );
+        fwd(&["attach", "nic1", "--role", "physical", "--mode", "tc"]);
+        let repaired = our_filter("nic1").expect("the filter is back");
+        assert_eq!(port(&pins, "nic1")["attached"], true);
+
+        // An upgrade swaps the program in place: one filter, a new program.
+        fwd(&[
+            "attach",
+            "nic1",
+            "--role",
+            "physical",
+            "--vid",
+            "7",
+            "--replace",
+        ]);
+        let swapped = our_filter("nic1").expect("still our filter");
+        assert_ne!(swapped, repaired, "a new program runs");
+        let nic = port(&pins, "nic1");
+        assert_eq!(
+            (nic["prog_id"].as_u64(), nic["vid"].as_u64()),
+            (Some(swapped), Some(7))
+        );
+        let filters = run("tc", &["filter", "show", "dev", "nic1", "ingress"]);
+        assert_eq!(filters.matches("handle 0x1").count(), 1, "{filters}");
+
+        // To XDP and back: the filter goes, then comes back.
+        fwd(&[
+            "attach",
+            "nic1",
+            "--role",
+            "physical",
+            "--mode",
+            "skb",
+            "--replace",
+        ]);
+        assert_eq!(our_filter("nic1"), None);
+        assert!(xdp_running().contains_key("nic1"));
+        fwd(&[
+            "attach",
+            "nic1",
+            "--role",
+            "physical",
+            "--mode",
+            "tc",
+            "--replace",
+        ]);
+        assert!(our_filter("nic1").is_some());
+        assert!(xdp_running().is_empty());
+
+        fwd(&["detach", "--all"]);
+        assert_eq!(our_filter("nic1"), None);
+        assert_eq!(our_filter("rtr"), None);
+    });
+}
+
+/// TCP from hosts with TSO/GSO, checksum offload and GRO on crosses both
+/// forwarders in tc mode on the clsact hook, both ways, at full speed.
+#[test]
+fn tcp_bulk_crosses_tc_mode_on_the_clsact_hook_both_ways() {
+    let m = Mirror::with_env("tcl", "tc", 2, CLSACT);
+    for (vm, name) in [
+        (Vm::Net, "nic1"),
+        (Vm::Net, "router0"),
+        (Vm::Router, "uplink"),
+    ] {
+        assert_eq!(m.port(vm, name)["hook"], "clsact", "{name}");
+    }
+    assert!(
+        Mirror::reachable(&m.ext, LAN_ADDR, Duration::from_secs(10)),
+        "ext cannot ping lan through the forwarders on the clsact hook"
+    );
+    for (client, server, addr, way) in [
+        (&m.ext, &m.lan, LAN_ADDR, "ext → lan"),
+        (&m.lan, &m.ext, EXT_ADDR, "lan → ext"),
+    ] {
+        let (bytes, bps) = iperf3(client, server, addr);
+        eprintln!(
+            "tc on clsact, TCP {way}: {bytes} bytes, {:.2} Gbit/s",
+            bps / 1e9
+        );
+        assert!(
+            bytes >= 100_000_000,
+            "tc on clsact, TCP {way}: only {bytes} bytes in 2 s ({:.3} Gbit/s)",
+            bps / 1e9
+        );
+    }
+}
