@@ -54,6 +54,7 @@ pub fn ensure_qdisc(ifindex: u32) -> io::Result<()> {
         NLM_F_CREATE | NLM_F_EXCL,
     ) {
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Err(missing(e, "sch_ingress")),
         other => other.map(drop),
     }
 }
@@ -78,7 +79,19 @@ pub fn attach(ifindex: u32, prog: BorrowedFd<'_>, replace: bool) -> io::Result<(
     } else {
         NLM_F_CREATE | NLM_F_EXCL
     };
-    request(RouteNetlinkMessage::NewTrafficFilter(msg), flags).map(drop)
+    match request(RouteNetlinkMessage::NewTrafficFilter(msg), flags) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Err(missing(e, "cls_bpf")),
+        other => other.map(drop),
+    }
+}
+
+/// ENOENT for a qdisc or classifier kind: the kernel has no such kind
+/// (a module not loaded, and none loaded on demand).
+fn missing(e: io::Error, module: &str) -> io::Error {
+    io::Error::new(
+        e.kind(),
+        format!("{e}: the kernel lacks {module} (load it: `modprobe {module}`)"),
+    )
 }
 
 /// Deletes our filter from `ifindex`; fine if it is not there (or the

@@ -69,8 +69,9 @@ pub struct Kernel {
 
 /// Module directories and files (under `kernel/`) the guests need: virtio
 /// (modules on 6.1, built in on 6.12), the virtio-serial control channel,
-/// virtio-net, e1000e (its ptp and pps_core are built in on both) and
-/// 802.1Q with what they depend on. A cached kernel fetched for another
+/// virtio-net, e1000e (its ptp and pps_core are built in on both),
+/// 802.1Q with what they depend on, and tc's clsact qdisc and BPF
+/// classifier (mode tc on 6.1, which has no tcx). A cached kernel fetched for another
 /// list is fetched again (the list is recorded beside it).
 const MODULES: &[&str] = &[
     "drivers/virtio",
@@ -82,6 +83,8 @@ const MODULES: &[&str] = &[
     "net/8021q",
     "net/802",
     "net/llc",
+    "net/sched/sch_ingress.ko",
+    "net/sched/cls_bpf.ko",
 ];
 
 /// What [`MODULES`] is recorded as in a cached kernel (`modules.list`).

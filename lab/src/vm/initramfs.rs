@@ -55,7 +55,10 @@ mount -t tmpfs tmpfs /tmp
 mkdir -p /run/netns /var /etc/mdev
 ln -s /run /var/run
 depmod
-for m in virtio_pci virtio_console virtio_net e1000e 8021q; do modprobe "$m" 2>/dev/null; done
+# The kernel loads modules on demand through /sbin/modprobe (tc's
+# clsact and cls_bpf, on kernels that build them as modules: 6.1).
+ln -s /bin/busybox /sbin/modprobe
+for m in virtio_pci virtio_console virtio_net e1000e 8021q sch_ingress cls_bpf; do modprobe "$m" 2>/dev/null; done
 sysctl -qw net.ipv6.conf.all.disable_ipv6=1
 sysctl -qw net.ipv6.conf.default.disable_ipv6=1
 ip link set lo up
