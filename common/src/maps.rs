@@ -57,3 +57,20 @@ pub const PROG_REDIRECT_ERRORS: &str = "redirect_errors";
 /// Read-only global of `prog_redirect_errors`: the offset of `prog_id` in
 /// the tracepoints' record, as their `format` file says.
 pub const GLOBAL_PROG_ID_OFFSET: &str = "PROG_ID_OFFSET";
+/// The raw tracepoint program of `prog_redirect_errors` on
+/// `xdp_devmap_xmit`: frames a native redirect queued that the target's
+/// driver then refused, counted into the same map by the id of the program
+/// running natively on the receiving device.
+pub const PROG_DEVMAP_XMIT_DROPS: &str = "devmap_xmit_drops";
+/// Read-only globals of `prog_redirect_errors`: the kernel's structure
+/// offsets (bytes, from the running kernel's BTF) that lead from a
+/// `struct net_device *` to the id of its native XDP program:
+/// `net_device.xdp_state[XDP_MODE_DRV].link`, `….prog`,
+/// `bpf_xdp_link.link.prog`, `bpf_prog.aux`, `bpf_prog_aux.id`.
+pub const GLOBAL_DEVMAP_OFFSETS: [&str; 5] = [
+    "OFF_DEV_DRV_LINK",
+    "OFF_DEV_DRV_PROG",
+    "OFF_XDP_LINK_PROG",
+    "OFF_PROG_AUX",
+    "OFF_AUX_ID",
+];

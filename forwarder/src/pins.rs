@@ -8,8 +8,9 @@
 //! - `xdp-forwarder/link-IFINDEX`: the pinned XDP attachment of a port.
 //! - `xdp-forwarder/counters-IFINDEX`: that program's per-CPU counters.
 //! - `xdp-forwarder/fwd_redirect_errors`: program id → redirects the kernel
-//!   refused after it returned, and `redirect-errors-link` the tracepoint
-//!   link counting them ([`redirect_errors`](crate::redirect_errors)).
+//!   refused after it returned, and `redirect-errors-link` /
+//!   `devmap-xmit-link` the tracepoint links counting them
+//!   ([`redirect_errors`](crate::redirect_errors)).
 
 use std::{
     os::fd::AsFd as _,
@@ -88,6 +89,13 @@ impl PinDir {
     /// program counting them (on `xdp:xdp_redirect_err`).
     pub fn redirect_errors_link(&self) -> PathBuf {
         self.state_dir().join("redirect-errors-link")
+    }
+
+    /// `xdp-forwarder/devmap-xmit-link`: the link of the raw tracepoint
+    /// program counting native redirects the target refused (on
+    /// `xdp_devmap_xmit`) into the same map.
+    pub fn devmap_xmit_link(&self) -> PathBuf {
+        self.state_dir().join("devmap-xmit-link")
     }
 
     /// The ifindexes of every `link-N` pin in the state dir.

@@ -1,29 +1,38 @@
 //! Redirects the kernel refused after a program had returned
-//! `XDP_REDIRECT`, which the program itself counted as forwarded: in
-//! generic XDP (`--mode skb`) a frame over the target's MTU + 18 (EMSGSIZE:
-//! a GSO aggregate from a veth peer, a host's TSO segment), a target gone;
-//! in native mode what the redirect refuses at once. The kernel reports
-//! each in the tracepoint `xdp:xdp_redirect_err` with the redirecting
-//! program's id (see [`TRACEPOINT`]). One tracepoint program per pin dir
-//! (`prog_redirect_errors`) counts them per program id in the pinned
-//! `xdp-forwarder/fwd_redirect_errors`; `status` moves each port's count
-//! from forwarded to the drops (`redirect_failed`).
+//! `XDP_REDIRECT`, which the program itself counted as forwarded, as
+//! xdp-tools' xdp-monitor reads them:
+//! - `xdp:xdp_redirect_err` (see [`TRACEPOINT`]), with the redirecting
+//!   program's id: in generic XDP (`--mode skb`) a frame over the target's
+//!   MTU + 18 (EMSGSIZE: a GSO aggregate from a veth peer, a host's TSO
+//!   segment), a target gone; in native mode a target without
+//!   `ndo_xdp_xmit` (e1000e: EOPNOTSUPP);
+//! - `xdp_devmap_xmit` (see [`DEVMAP_XMIT`]): native redirects queued for a
+//!   target whose driver refused them at the flush (a virtio-net or veth
+//!   that runs no native program: ENXIO; a full ring). Its record names
+//!   devices, not programs: a raw tracepoint program follows the receiving
+//!   device to its native program's id, with structure offsets read from
+//!   the running kernel's BTF ([`devmap_offsets`]).
 //!
-//! Best effort: attached with the first port (any mode: tc's redirects are
-//! not reported there, and fail before the program returns anyway),
-//! repaired by any `attach`, never failing one; removed with the last port.
-//! Not seen: what fails later, without a program id (native mode's
-//! `xdp:xdp_devmap_xmit` drops at the target driver, a full queue).
+//! One instance per pin dir (`prog_redirect_errors`) counts both per
+//! program id in the pinned `xdp-forwarder/fwd_redirect_errors`; `status`
+//! moves each port's count from forwarded to the drops (`redirect_failed`).
+//! Best effort: attached with the first port (any mode: tc's redirects
+//! fail before the program returns, and are counted by it), repaired by any
+//! `attach`, never failing one; removed with the last port. Without BTF
+//! only the first is counted.
 
 use std::path::{Path, PathBuf};
 
 use aya::{
     EbpfLoader, include_bytes_aligned,
     maps::{Map, MapError, PerCpuHashMap},
-    programs::{TracePoint, links::FdLink},
+    programs::{RawTracePoint, TracePoint, links::FdLink},
 };
 use tracing::{debug, info, warn};
-use xdp_forwarder_common::maps::{GLOBAL_PROG_ID_OFFSET, PROG_REDIRECT_ERRORS, REDIRECT_ERRORS};
+use xdp_forwarder_common::maps::{
+    GLOBAL_DEVMAP_OFFSETS, GLOBAL_PROG_ID_OFFSET, PROG_DEVMAP_XMIT_DROPS, PROG_REDIRECT_ERRORS,
+    REDIRECT_ERRORS,
+};
 
 use crate::{
     Error, Result, pins,
@@ -43,6 +52,11 @@ const TRACEFS_IN_DEBUGFS: &str = "/sys/kernel/debug/tracing";
 /// `xdp_redirect_map_err` event itself has carried nothing since then and
 /// is gone in 6.16.
 pub const TRACEPOINT: &str = "xdp_redirect_err";
+/// The raw tracepoint of native redirects flushed to a target
+/// (`TP_PROTO(from_dev, to_dev, sent, drops, err)`).
+pub const DEVMAP_XMIT: &str = "xdp_devmap_xmit";
+/// The running kernel's BTF.
+const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 /// Makes sure the counting runs for `pins`' pin dir: a warning, never an
 /// error, when it cannot (no tracefs, a kernel refusing the program).
@@ -59,41 +73,140 @@ pub(crate) fn ensure(pins: &PinDir) {
 
 /// `true` when it attached (something was missing).
 fn try_ensure(pins: &PinDir) -> Result<bool> {
-    let link_path = pins.redirect_errors_link();
-    if pins.redirect_errors().exists() && sys::obj_get(&link_path).is_ok() {
+    let tp_link = pins.redirect_errors_link();
+    let xmit_link = pins.devmap_xmit_link();
+    let have = |link: &Path| pins.redirect_errors().exists() && sys::obj_get(link).is_ok();
+    let (need_tp, need_xmit) = (!have(&tp_link), !have(&xmit_link));
+    if !need_tp && !need_xmit {
         return Ok(false);
     }
     let offset = prog_id_offset(&tracefs()?)?;
+    let devmap = devmap_offsets();
+    let zeroes = [0u32; 5];
     let map_path = pins.redirect_errors();
-    let mut ebpf = EbpfLoader::new()
+    let mut loader = EbpfLoader::new();
+    loader
         .override_global(GLOBAL_PROG_ID_OFFSET, &offset, true)
-        .map_pin_path(REDIRECT_ERRORS, map_path.as_path())
+        .map_pin_path(REDIRECT_ERRORS, map_path.as_path());
+    for (name, value) in GLOBAL_DEVMAP_OFFSETS
+        .iter()
+        .zip(devmap.as_ref().unwrap_or(&zeroes))
+    {
+        loader.override_global(name, value, true);
+    }
+    let mut ebpf = loader
         .load(OBJECT)
         .map_err(|e| Error::kernel("cannot load the redirect-errors object", e))?;
-    let prog: &mut TracePoint = ebpf
-        .program_mut(PROG_REDIRECT_ERRORS)
-        .ok_or_else(|| Error::kernel("corrupt embedded object", "no redirect_errors program"))?
-        .try_into()
-        .map_err(|e| Error::kernel("corrupt embedded object", e))?;
-    prog.load()
-        .map_err(|e| Error::verifier("the kernel refused the redirect-errors program", e))?;
-    pins::remove_pin(&link_path)?;
-    let id = prog
-        .attach("xdp", TRACEPOINT)
-        .map_err(|e| Error::kernel(format!("cannot attach to xdp:{TRACEPOINT}"), e))?;
-    let link = FdLink::try_from(
-        prog.take_link(id)
-            .map_err(|e| Error::kernel("lost the tracepoint link", e))?,
-    )
-    .map_err(|e| Error::kernel("tracepoint link without an fd (Linux < 5.15)", e))?;
-    link.pin(&link_path)
-        .map_err(|e| Error::kernel(format!("cannot pin the link at {}", link_path.display()), e))?;
+    let corrupt = |e: String| Error::kernel("corrupt embedded object", e);
+    if need_tp {
+        let prog: &mut TracePoint = ebpf
+            .program_mut(PROG_REDIRECT_ERRORS)
+            .ok_or_else(|| corrupt(format!("no {PROG_REDIRECT_ERRORS} program")))?
+            .try_into()
+            .map_err(|e| corrupt(format!("{e}")))?;
+        prog.load()
+            .map_err(|e| Error::verifier("the kernel refused the redirect-errors program", e))?;
+        pins::remove_pin(&tp_link)?;
+        let id = prog
+            .attach("xdp", TRACEPOINT)
+            .map_err(|e| Error::kernel(format!("cannot attach to xdp:{TRACEPOINT}"), e))?;
+        let link = prog
+            .take_link(id)
+            .map_err(|e| Error::kernel("lost the tracepoint link", e))?;
+        let link = FdLink::try_from(link)
+            .map_err(|e| Error::kernel("tracepoint link without an fd (Linux < 5.15)", e))?;
+        pin_link(link, &tp_link)?;
+    }
+    match devmap {
+        _ if !need_xmit => {}
+        Ok(_) => {
+            let prog: &mut RawTracePoint = ebpf
+                .program_mut(PROG_DEVMAP_XMIT_DROPS)
+                .ok_or_else(|| corrupt(format!("no {PROG_DEVMAP_XMIT_DROPS} program")))?
+                .try_into()
+                .map_err(|e| corrupt(format!("{e}")))?;
+            prog.load()
+                .map_err(|e| Error::verifier("the kernel refused the devmap-xmit program", e))?;
+            pins::remove_pin(&xmit_link)?;
+            let id = prog
+                .attach(DEVMAP_XMIT)
+                .map_err(|e| Error::kernel(format!("cannot attach to {DEVMAP_XMIT}"), e))?;
+            let link = prog
+                .take_link(id)
+                .map_err(|e| Error::kernel("lost the raw tracepoint link", e))?;
+            pin_link(link.into(), &xmit_link)?;
+        }
+        Err(e) => warn!(
+            error = %e,
+            "native redirects a target refuses at the flush will not be counted"
+        ),
+    }
     Ok(true)
+}
+
+/// Pins a tracepoint link just taken from its program.
+fn pin_link(link: FdLink, path: &Path) -> Result<()> {
+    link.pin(path)
+        .map(drop)
+        .map_err(|e| Error::kernel(format!("cannot pin the link at {}", path.display()), e))
+}
+
+/// BTF bytes read whole, as btfparse reads them.
+struct Bytes<'a>(&'a [u8]);
+
+impl btfparse::Readable for Bytes<'_> {
+    fn read(&self, offset: u64, buffer: &mut [u8]) -> btfparse::Result<()> {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        match start
+            .checked_add(buffer.len())
+            .and_then(|end| self.0.get(start..end))
+        {
+            Some(src) => {
+                buffer.copy_from_slice(src);
+                Ok(())
+            }
+            None => Err(btfparse::Error::new(
+                btfparse::ErrorKind::EOF,
+                "read past the end of the BTF",
+            )),
+        }
+    }
+}
+
+/// The offsets [`GLOBAL_DEVMAP_OFFSETS`] names, from the running kernel's
+/// BTF: they change with the kernel's version and configuration.
+fn devmap_offsets() -> Result<[u32; 5]> {
+    let btf_error = |e: &str| Error::kernel(format!("the BTF in {VMLINUX_BTF}"), e.to_owned());
+    let bytes = std::fs::read(VMLINUX_BTF)
+        .map_err(|e| Error::kernel(format!("cannot read {VMLINUX_BTF}"), e))?;
+    let types =
+        btfparse::TypeInformation::new(&Bytes(&bytes)).map_err(|e| btf_error(e.message()))?;
+    let offset = |ty: &str, path: &str| -> Result<u32> {
+        let id = types
+            .id_of(ty)
+            .ok_or_else(|| btf_error(&format!("no struct {ty}")))?;
+        match types
+            .offset_of(id, path)
+            .map_err(|e| btf_error(e.message()))?
+        {
+            (_, btfparse::Offset::ByteOffset(bytes)) => Ok(bytes),
+            _ => Err(btf_error(&format!("{ty}.{path} is a bit field"))),
+        }
+    };
+    // XDP_MODE_DRV = 1 in `enum bpf_xdp_mode`.
+    Ok([
+        offset("net_device", "xdp_state[1].link")?,
+        offset("net_device", "xdp_state[1].prog")?,
+        offset("bpf_xdp_link", "link.prog")?,
+        offset("bpf_prog", "aux")?,
+        offset("bpf_prog_aux", "id")?,
+    ])
 }
 
 /// Removes the link (which ends the counting) and the counts.
 pub(crate) fn remove(pins: &PinDir) -> Result<()> {
     pins::remove_pin(&pins.redirect_errors_link())?;
+    pins::remove_pin(&pins.devmap_xmit_link())?;
     pins::remove_pin(&pins.redirect_errors())
 }
 

@@ -316,6 +316,7 @@ fn churn_leaks_nothing() {
         let mut want = vec![
             format!("counters-{a}"),
             format!("counters-{r}"),
+            "devmap-xmit-link".to_owned(),
             "fwd_redirect_errors".to_owned(),
             "fwd_tc_targets".to_owned(),
             "fwd_vlan_ports".to_owned(),

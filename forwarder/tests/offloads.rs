@@ -646,3 +646,85 @@ fn redirects_refused_in_skb_mode_are_drops_not_forwarded() {
             >= after["dropped"]["redirect_failed"].as_u64().unwrap()
     );
 }
+
+/// The frames of `test_frame` among `frames` (tagged or not).
+fn test_frames(frames: &[Vec<u8>]) -> Vec<&Vec<u8>> {
+    let ty = ETHERTYPE_TEST.to_be_bytes();
+    frames
+        .iter()
+        .filter(|f| f.get(12..14) == Some(&ty) || f.get(16..18) == Some(&ty))
+        .collect()
+}
+
+/// Native XDP on veth: a redirect reaches the router interface only while
+/// its peer can take XDP frames (an XDP program or GRO there). With GRO
+/// switched off on the peer after attach, every redirect into it is
+/// refused after our program returned: since Linux 6.3 the devmap checks
+/// the target's `ndo_xmit` feature at enqueue (`xdp:xdp_redirect_err`);
+/// before, the driver refuses them at the flush (`xdp_devmap_xmit`: the
+/// VM lab's 6.1 case). Either way `status` shows them as
+/// `redirect_failed`, not as forwarded.
+#[test]
+fn native_redirects_a_veth_cannot_take_are_drops_not_forwarded() {
+    in_fresh_netns(|| {
+        let pins = Bpffs::mount("xmitdrop");
+        let outside = NamedNetns::add("xmitdrop");
+        outside.plug("nic1", "nic1x", None);
+        outside.plug("rtr", "rtrx", Some(ROUTER_MAC));
+        // GRO on the peers: native redirects into both ports work, and
+        // attach accepts native there.
+        for peer in ["nic1x", "rtrx"] {
+            outside.exec("ethtool", &["-K", peer, "gro", "on"]);
+        }
+        let p = pins.arg();
+        for args in [
+            &["attach", "rtr", "--role", "router"][..],
+            &["attach", "nic1", "--role", "physical", "--vid", "10"],
+        ] {
+            let mut all = args.to_vec();
+            all.extend(["--mode", "native", "--pin-dir", p]);
+            cli_ok(&all);
+        }
+        let counters = || {
+            let st = status_json(&pins);
+            st["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == "nic1")
+                .unwrap()["counters"]
+                .clone()
+        };
+        let nic = outside.enter(|| RawSocket::bind("nic1x"));
+        let router = outside.enter(|| RawSocket::bind("rtrx"));
+        let send = |n: u32| {
+            for id in 0..n {
+                nic.send(&test_frame(id, 100));
+            }
+        };
+        send(5);
+        assert_eq!(
+            test_frames(&router.drain(WAIT)).len(),
+            5,
+            "delivered while GRO is on"
+        );
+        let before = counters();
+
+        outside.exec("ethtool", &["-K", "rtrx", "gro", "off"]);
+        send(20);
+        assert!(
+            test_frames(&router.drain(WAIT)).is_empty(),
+            "rtr takes no XDP frames now"
+        );
+        let after = counters();
+        let delta = |k: &str| after[k].as_u64().unwrap() - before[k].as_u64().unwrap();
+        let refused = after["dropped"]["redirect_failed"].as_u64().unwrap()
+            - before["dropped"]["redirect_failed"].as_u64().unwrap();
+        assert_eq!(refused, 20, "the flush's drops counted: {after:#}");
+        assert_eq!(
+            delta("forwarded_frames"),
+            0,
+            "nothing reached rtr: {after:#}"
+        );
+    });
+}

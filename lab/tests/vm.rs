@@ -89,6 +89,12 @@ fn every_case(tag: &str, kernel: GuestKernel, e1000e_auto_picks: Option<&str>) {
                     .unwrap_or_else(|e| panic!("{kernel}, {mode}: {e:#}")),
             );
         }
+        if kernel == GuestKernel::Debian12 {
+            checks.extend(
+                lab.only(NicModel::VirtioNet, cases::refused_redirects_counted)
+                    .unwrap_or_else(|e| panic!("{kernel}, mixed modes: {e:#}")),
+            );
+        }
         checks
     });
 }

@@ -319,6 +319,7 @@ fn one_cycle(
         allowed.join(" ")
     ))?;
     let mut expected: Vec<String> = [
+        "devmap-xmit-link".to_owned(),
         "fwd_redirect_errors".to_owned(),
         "fwd_tc_targets".to_owned(),
         "fwd_vlan_ports".to_owned(),
