@@ -80,7 +80,7 @@ mod tests {
 
     #[test]
     fn reasons_index_their_own_slot() {
-        for (i, reason) in DropReason::ALL.into_iter().enumerate() {
+        for (i, reason) in DropReason::ALL.iter().copied().enumerate() {
             assert_eq!(reason as usize, i);
             let mut c = PortCounters::default();
             c.record(60, Err(reason));

@@ -1,51 +1,73 @@
 //! Why a program dropped a frame.
 
-/// The reason behind every `XDP_DROP` the programs return.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u32)]
-pub enum DropReason {
-    /// Shorter than an Ethernet header (14 bytes).
-    TooShort = 0,
-    /// No VID for the ingress interface (drop-in mode: ifindex 0 or above 4094).
-    NoVid = 1,
-    /// The kernel refused to make room for the tag.
-    NoHeadroom = 2,
-    /// `router_iface` holds no interface.
-    NoRouter = 3,
-    /// Router: the outer tag is absent, incomplete or not 802.1Q (0x8100).
-    BadTag = 4,
-    /// Router: VID 0 or 4095.
-    ReservedVid = 5,
-    /// Router: the VID names no interface the router may reach.
-    UnknownVid = 6,
-    /// The kernel refused the redirect itself.
-    RedirectFailed = 7,
+/// Defines [`DropReason`] from one list: each variant with its counter slot,
+/// its `status --json` name and its doc. [`DropReason::ALL`] and
+/// [`DropReason::name`] come from the same list, so a new reason is
+/// counted, shown and exported without a second list to keep in step.
+macro_rules! drop_reasons {
+    ($( $(#[doc = $doc:literal])* $variant:ident = $slot:literal => $name:literal, )+) => {
+        /// The reason behind every `XDP_DROP` the programs return.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u32)]
+        pub enum DropReason {
+            $( $(#[doc = $doc])* $variant = $slot, )+
+        }
+
+        impl DropReason {
+            /// Every reason, in counter-slot order.
+            pub const ALL: &'static [DropReason] = &[$( DropReason::$variant, )+];
+
+            /// A stable, machine-readable name (used in `status --json`).
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $( DropReason::$variant => $name, )+
+                }
+            }
+        }
+    };
 }
 
-impl DropReason {
-    /// Every reason, in counter-slot order.
-    pub const ALL: [DropReason; 8] = [
-        DropReason::TooShort,
-        DropReason::NoVid,
-        DropReason::NoHeadroom,
-        DropReason::NoRouter,
-        DropReason::BadTag,
-        DropReason::ReservedVid,
-        DropReason::UnknownVid,
-        DropReason::RedirectFailed,
-    ];
+drop_reasons! {
+    /// Shorter than an Ethernet header (14 bytes).
+    TooShort = 0 => "too_short",
+    /// No VID for the ingress interface (drop-in mode: ifindex 0 or above 4094).
+    NoVid = 1 => "no_vid",
+    /// The kernel refused to make room for the tag.
+    NoHeadroom = 2 => "no_headroom",
+    /// `router_iface` holds no interface.
+    NoRouter = 3 => "no_router",
+    /// Router: the outer tag is absent, incomplete or not 802.1Q (0x8100).
+    BadTag = 4 => "bad_tag",
+    /// Router: VID 0 or 4095.
+    ReservedVid = 5 => "reserved_vid",
+    /// Router: the VID names no interface the router may reach.
+    UnknownVid = 6 => "unknown_vid",
+    /// The kernel refused the redirect itself.
+    RedirectFailed = 7 => "redirect_failed",
+}
 
-    /// A stable, machine-readable name (used in `status --json`).
-    pub const fn name(self) -> &'static str {
-        match self {
-            DropReason::TooShort => "too_short",
-            DropReason::NoVid => "no_vid",
-            DropReason::NoHeadroom => "no_headroom",
-            DropReason::NoRouter => "no_router",
-            DropReason::BadTag => "bad_tag",
-            DropReason::ReservedVid => "reserved_vid",
-            DropReason::UnknownVid => "unknown_vid",
-            DropReason::RedirectFailed => "redirect_failed",
+// Slots are the array's indexes: listed in order, none skipped.
+const _: () = {
+    let mut i = 0;
+    while i < DropReason::ALL.len() {
+        assert!(DropReason::ALL[i] as usize == i, "drop reasons out of slot order");
+        i += 1;
+    }
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_has_its_slot_and_a_distinct_name() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+            assert!(
+                DropReason::ALL[..i].iter().all(|o| o.name() != r.name()),
+                "{} twice",
+                r.name()
+            );
         }
     }
 }

@@ -2,9 +2,14 @@
 //! interfaces with pinned links (so they outlive this process), and keeps the
 //! pinned maps that tie physical ports and the router together.
 //!
+//! The crate root only names the modules and re-exports the types every
+//! caller needs ([`Role`], [`Mode`], [`Error`], [`Forwarder`]).
+//!
 //! - [`forwarder`]: one pin dir seen from this network namespace, its
 //!   writer [`lock`]; [`attach`], [`detach`] (all-or-nothing, resumable),
-//!   [`vid`] policy, [`links`] (load, pin, swap), [`undo`].
+//!   [`vid`] policy, [`links`] (load, pin, swap), [`attachment`] (what holds
+//!   a port's program: XDP link, tcx link, [`clsact`] filter), [`undo`].
+//! - [`role`] and [`mode`]: what a port does and how its program runs.
 //! - [`health`]: whether a port really runs our program (asked of the kernel).
 //! - [`status`]: what runs where; [`metrics`]: the same as OpenMetrics.
 //! - [`pins`], [`ports`]: the pinned state; [`netdev`]: interfaces via rtnetlink.
@@ -33,6 +38,7 @@ pub mod pins;
 pub mod ports;
 pub mod privileges;
 pub mod redirect_errors;
+pub mod role;
 pub mod status;
 mod sys;
 mod undo;
@@ -41,24 +47,4 @@ mod vid;
 pub use error::{Error, Result};
 pub use forwarder::Forwarder;
 pub use mode::{Mode, ModeChoice};
-
-/// What a port does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-#[repr(u8)]
-pub enum Role {
-    /// A NIC: frames get its VID and go to the router interface.
-    Physical = 0,
-    /// The router-facing interface: frames lose their tag and go to the NIC
-    /// the VID names.
-    Router = 1,
-}
-
-impl std::fmt::Display for Role {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Role::Physical => "physical",
-            Role::Router => "router",
-        })
-    }
-}
+pub use role::Role;

@@ -94,7 +94,7 @@ impl From<PortCounters> for Counters {
             forwarded_bytes: c.forwarded_bytes,
             dropped: DropReason::ALL
                 .into_iter()
-                .map(|r| (r.name().to_owned(), c.drops(r)))
+                .map(|&r| (r.name().to_owned(), c.drops(r)))
                 .collect(),
             dropped_total: c.dropped_total(),
         }
