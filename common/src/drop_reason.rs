@@ -50,7 +50,10 @@ drop_reasons! {
 const _: () = {
     let mut i = 0;
     while i < DropReason::ALL.len() {
-        assert!(DropReason::ALL[i] as usize == i, "drop reasons out of slot order");
+        assert!(
+            DropReason::ALL[i] as usize == i,
+            "drop reasons out of slot order"
+        );
         i += 1;
     }
 };

@@ -11,5 +11,5 @@ fn main() -> std::process::ExitCode {
     if Path::new(&argv0).file_name() == Some(OsStr::new("set-router-iface")) {
         return main_with(SetRouterIfaceCli::parse().into());
     }
-    main_with(Cli::parse().command)
+    main_with(Cli::parse())
 }

@@ -521,3 +521,22 @@ fn inspect_reports_the_driver_its_xdp_features_and_what_auto_tries() {
         assert!(cli_err(&["inspect", "nope0"]).contains("does not exist"));
     });
 }
+
+/// `--pin-dir` is a global option: before the subcommand (as iproute2 and
+/// bpftool take theirs) it means what it means after it.
+#[test]
+fn the_pin_dir_is_accepted_before_the_subcommand() {
+    in_fresh_netns(|| {
+        let pins = Bpffs::mount("globalopt");
+        let p = pins.arg();
+        veth("gnic", "gnicp");
+        cli_ok(&["--pin-dir", p, "attach", "gnic", "--role", "physical"]);
+        let after: serde_json::Value =
+            serde_json::from_str(&cli_ok(&["status", "--json", "--pin-dir", p])).unwrap();
+        let before: serde_json::Value =
+            serde_json::from_str(&cli_ok(&["--pin-dir", p, "status", "--json"])).unwrap();
+        assert_eq!(before["ports"], after["ports"]);
+        assert_eq!(before["ports"][0]["name"], "gnic", "{before:#}");
+        cli_ok(&["--pin-dir", p, "detach", "gnic"]);
+    });
+}

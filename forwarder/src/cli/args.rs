@@ -13,14 +13,18 @@ use crate::{ModeChoice, Role, daemon::RouterPolicy, pins::DEFAULT_PIN_DIR};
 #[derive(Debug, Parser)]
 #[command(name = "xdp-forwarder", version)]
 pub struct Cli {
+    #[command(flatten)]
+    pub pins: PinDirArg,
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// Global: accepted before the subcommand (`xdp-forwarder --pin-dir D
+/// status`, as iproute2 and bpftool take global options) and after it.
 #[derive(Debug, clap::Args)]
 pub struct PinDirArg {
     /// bpffs directory holding router_iface and the xdp-forwarder state.
-    #[arg(long, default_value = DEFAULT_PIN_DIR, value_name = "DIR")]
+    #[arg(long, global = true, default_value = DEFAULT_PIN_DIR, value_name = "DIR")]
     pub pin_dir: PathBuf,
 }
 
@@ -46,8 +50,6 @@ pub enum Command {
         /// VID or mode).
         #[arg(long)]
         replace: bool,
-        #[command(flatten)]
-        pins: PinDirArg,
     },
     /// Remove an attachment, its pins and its map entries.
     Detach {
@@ -60,8 +62,6 @@ pub enum Command {
         /// Only forget the ports whose interface is gone (an mdev `remove`).
         #[arg(long)]
         gone: bool,
-        #[command(flatten)]
-        pins: PinDirArg,
     },
     /// The hot-plug daemon: attach every interface by the net-vm's rules
     /// (router MAC prefix → router, `lo` and --ignore left alone, the rest
@@ -89,15 +89,9 @@ pub enum Command {
         /// Log lines as text or as JSON objects.
         #[arg(long, value_enum, default_value_t)]
         log_format: LogFormat,
-        #[command(flatten)]
-        pins: PinDirArg,
     },
     /// Point router_iface (entry 0) at IFACE, as the original set_router_iface.
-    SetRouterIface {
-        iface: String,
-        #[command(flatten)]
-        pins: PinDirArg,
-    },
+    SetRouterIface { iface: String },
     /// Show what decides an interface's mode: driver, XDP features (Linux
     /// 6.3 and later), tcx, the receive features that touch tags and
     /// aggregates, promiscuous mode, MTU, queues, and what --mode auto tries.
@@ -126,8 +120,6 @@ pub enum Command {
         #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "1",
               value_parser = parse_interval)]
         watch: Option<std::time::Duration>,
-        #[command(flatten)]
-        pins: PinDirArg,
     },
     /// Write prog_physical.o and prog_router.o, loadable with
     /// `xdp-loader load IFACE DIR/prog_physical.o -m skb -p /sys/fs/bpf`
@@ -141,9 +133,6 @@ pub enum Command {
         /// declare them, and router_iface is pinned in --pin-dir if missing.
         #[arg(long = "libbpf-1.1")]
         libbpf_1_1: bool,
-        /// Where router_iface is pinned for --libbpf-1.1.
-        #[command(flatten)]
-        pins: PinDirArg,
     },
 }
 
@@ -159,11 +148,11 @@ pub struct SetRouterIfaceCli {
     pub pins: PinDirArg,
 }
 
-impl From<SetRouterIfaceCli> for Command {
+impl From<SetRouterIfaceCli> for Cli {
     fn from(cli: SetRouterIfaceCli) -> Self {
-        Command::SetRouterIface {
-            iface: cli.iface,
+        Cli {
             pins: cli.pins,
+            command: Command::SetRouterIface { iface: cli.iface },
         }
     }
 }

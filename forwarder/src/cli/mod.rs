@@ -16,8 +16,8 @@ use crate::{
     objects,
 };
 
-/// Runs one command, printing its outcome.
-pub async fn run(command: Command) -> Result<()> {
+/// Runs one command on the pin dir `pins`, printing its outcome.
+pub async fn run(command: Command, pins: PinDirArg) -> Result<()> {
     match command {
         Command::Attach {
             iface,
@@ -25,7 +25,6 @@ pub async fn run(command: Command) -> Result<()> {
             mode,
             vid,
             replace,
-            pins,
         } => {
             let fwd = Forwarder::open(&pins.pin_dir)?;
             let done = fwd
@@ -60,12 +59,7 @@ pub async fn run(command: Command) -> Result<()> {
                 eprintln!("warning: {}: {caveat}", printable(&done.iface));
             }
         }
-        Command::Detach {
-            iface,
-            all,
-            gone,
-            pins,
-        } => {
+        Command::Detach { iface, all, gone } => {
             let fwd = Forwarder::open(&pins.pin_dir)?;
             let done = match iface {
                 Some(iface) if !all && !gone => {
@@ -114,7 +108,6 @@ pub async fn run(command: Command) -> Result<()> {
             mode,
             detach_on_exit,
             log_format: _,
-            pins,
         } => {
             crate::daemon::run(crate::daemon::Options {
                 pin_dir: pins.pin_dir,
@@ -126,7 +119,7 @@ pub async fn run(command: Command) -> Result<()> {
             })
             .await?;
         }
-        Command::SetRouterIface { iface, pins } => {
+        Command::SetRouterIface { iface } => {
             let fwd = Forwarder::open(&pins.pin_dir)?;
             let (ifindex, _) = fwd.set_router_iface(&iface).await?;
             println!("router_iface → {} (ifindex {ifindex})", printable(&iface));
@@ -149,7 +142,6 @@ pub async fn run(command: Command) -> Result<()> {
             json,
             textfile,
             watch,
-            pins,
         } => {
             let fwd = Forwarder::open(&pins.pin_dir)?;
             let format = if json { args::FormatArg::Json } else { format };
@@ -159,11 +151,7 @@ pub async fn run(command: Command) -> Result<()> {
                 Some(secs) => watch_status(&fwd, &sink, secs).await?,
             }
         }
-        Command::ExportObjects {
-            dir,
-            libbpf_1_1,
-            pins,
-        } => {
+        Command::ExportObjects { dir, libbpf_1_1 } => {
             let target = if libbpf_1_1 {
                 objects::ExportFor::Libbpf1_1
             } else {
@@ -215,9 +203,10 @@ pub fn init_logging(command: &Command) {
     }
 }
 
-/// Runs `command` on a single-threaded runtime and turns an error into a
-/// message and exit code 1.
-pub fn main_with(command: Command) -> std::process::ExitCode {
+/// Runs the command line's command on a single-threaded runtime and turns
+/// an error into a message and exit code 1.
+pub fn main_with(cli: Cli) -> std::process::ExitCode {
+    let Cli { pins, command } = cli;
     // SAFETY: restoring the default disposition before any thread starts, so
     // that `xdp-forwarder status | head` ends quietly instead of panicking.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
@@ -232,7 +221,7 @@ pub fn main_with(command: Command) -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(command)) {
+    match runtime.block_on(run(command, pins)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
