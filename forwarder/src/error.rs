@@ -90,6 +90,9 @@ pub enum Error {
     #[error("refusing to use {iface}: {why}")]
     Refused { iface: String, why: String },
 
+    #[error("refusing to use {path}: {why}")]
+    PinDirRefused { path: PathBuf, why: String },
+
     #[error("{context}: {cause}")]
     Kernel { context: String, cause: Cause },
 }

@@ -50,6 +50,23 @@ impl DaemonLock {
         }
     }
 
+    /// One daemon per pin dir: a lock on its state directory, held for the
+    /// daemon's life (taken under the writer lock, so that no command removes
+    /// the directory in between). Keyed by the directory itself, never by how
+    /// the path is spelled, and nothing is left in /run.
+    pub fn for_pin_dir(pin_dir: &Path) -> Result<DaemonLock> {
+        let pins = crate::pins::PinDir::open(pin_dir)?;
+        let _writer = WriterLock::acquire(pins.root())?;
+        pins.ensure_state_dir()?;
+        DaemonLock::try_acquire(&pins.state_dir())?.ok_or_else(|| Error::PinDirRefused {
+            path: pin_dir.to_owned(),
+            why: format!(
+                "another `xdp-forwarder run` manages this pin dir (it holds a lock on {})",
+                pins.state_dir().display()
+            ),
+        })
+    }
+
     /// Whether a daemon holds the lock of `state_dir` now (checked by taking
     /// and dropping it; call under the writer lock so none can start meanwhile).
     pub fn is_held(state_dir: &Path) -> Result<bool> {

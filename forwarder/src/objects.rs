@@ -67,8 +67,8 @@ pub fn export(dir: &Path, target: ExportFor) -> Result<Vec<std::path::PathBuf>> 
     fs::create_dir_all(dir)
         .map_err(|e| Error::kernel(format!("cannot create {}", dir.display()), e))?;
     if crate::pins::is_bpffs(dir) {
-        return Err(Error::Refused {
-            iface: dir.display().to_string(),
+        return Err(Error::PinDirRefused {
+            path: dir.to_owned(),
             why: "it is on bpffs, which holds only pinned BPF objects, not files: \
                   export the objects into a regular directory"
                 .into(),

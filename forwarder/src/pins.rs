@@ -180,6 +180,64 @@ pub(crate) fn is_bpffs(path: &Path) -> bool {
     nix::sys::statfs::statfs(path).is_ok_and(|st| st.filesystem_type().0 == BPF_FS_MAGIC)
 }
 
+/// Mounts bpffs at `dir` (mode 0700: only root may pin there) unless it is
+/// one already, or fails with `no_mount`. Refuses in a mount namespace of
+/// its own (e.g. under `ip netns exec`): the mount, and every attachment
+/// pinned in it, would vanish with that namespace.
+pub fn ensure_bpffs(dir: &Path, no_mount: bool) -> Result<()> {
+    if is_bpffs(dir) {
+        return Ok(());
+    }
+    if no_mount {
+        return Err(Error::NotBpffs {
+            path: dir.to_owned(),
+        });
+    }
+    if private_mount_namespace() {
+        return Err(Error::PinDirRefused {
+            path: dir.to_owned(),
+            why: "it is not a bpffs mount, and this process runs in a mount namespace of its \
+                  own (e.g. under `ip netns exec`): a bpffs mounted here would vanish with that \
+                  namespace, and every pinned attachment with it. Mount bpffs in the host's \
+                  mount namespace first (`mount -t bpf -o mode=0700 bpf DIR`)"
+                .into(),
+        });
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::kernel(format!("cannot create {}", dir.display()), e))?;
+    nix::mount::mount(
+        Some("bpf"),
+        dir,
+        Some("bpf"),
+        nix::mount::MsFlags::empty(),
+        Some("mode=0700"),
+    )
+    .map_err(|e| {
+        Error::kernel(
+            format!("cannot mount bpffs at {}", dir.display()),
+            std::io::Error::from(e),
+        )
+    })?;
+    tracing::info!(path = %dir.display(), "mounted bpffs (mode 0700)");
+    Ok(())
+}
+
+/// Whether this process runs in a mount namespace of its own: one that
+/// differs from init's or, where init's cannot be read (a container), from
+/// the parent's (`unshare -m`, `ip netns exec` and systemd's PrivateMounts
+/// all give the command a namespace its parent does not share).
+fn private_mount_namespace() -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let ns = |pid: String| {
+        std::fs::metadata(format!("/proc/{pid}/ns/mnt"))
+            .map(|m| (m.dev(), m.ino()))
+            .ok()
+    };
+    let own = ns("self".into());
+    let other = ns("1".into()).or_else(|| ns(std::os::unix::process::parent_id().to_string()));
+    matches!((own, other), (Some(own), Some(other)) if own != other)
+}
+
 /// A map a port's slot lives in: the DEVMAPs the XDP programs redirect
 /// through, and the tc programs' copy of both.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,7 +7,7 @@ mod classify;
 use std::{
     cell::{Cell, RefCell},
     collections::HashSet,
-    path::{Path, PathBuf},
+    path::PathBuf,
     time::{Duration, Instant},
 };
 
@@ -22,9 +22,9 @@ use crate::{
     attach::AttachRequest,
     detach::Outcome,
     forwarder::Forwarder,
-    lock::{DaemonLock, WriterLock},
+    lock::DaemonLock,
     netdev::{self, Link, LinkEvent},
-    pins::{self, PinDir},
+    pins,
 };
 
 /// When a second router-prefix interface appears while one is active.
@@ -49,8 +49,8 @@ pub struct Options {
 
 pub async fn run(opts: Options) -> Result<()> {
     crate::privileges::require("xdp-forwarder run")?;
-    ensure_bpffs(&opts.pin_dir, opts.no_mount)?;
-    let _lock = lock(&opts.pin_dir)?;
+    pins::ensure_bpffs(&opts.pin_dir, opts.no_mount)?;
+    let _lock = DaemonLock::for_pin_dir(&opts.pin_dir)?;
     let fwd = Forwarder::open(&opts.pin_dir)?;
     // Another namespace's live ports: refuse now rather than fail on
     // every interface.
@@ -307,79 +307,4 @@ impl Daemon {
             }
         }
     }
-}
-
-/// Mounts bpffs at `dir` (mode 0700: only root may pin there) unless it is
-/// one already, or fails with `no_mount`. Refuses in a mount namespace of
-/// its own (e.g. under `ip netns exec`): the mount, and every attachment
-/// pinned in it, would vanish with that namespace.
-fn ensure_bpffs(dir: &Path, no_mount: bool) -> Result<()> {
-    if pins::is_bpffs(dir) {
-        return Ok(());
-    }
-    if no_mount {
-        return Err(Error::NotBpffs {
-            path: dir.to_owned(),
-        });
-    }
-    if private_mount_namespace() {
-        return Err(Error::Refused {
-            iface: dir.display().to_string(),
-            why: "it is not a bpffs mount, and this process runs in a mount namespace of its \
-                  own (e.g. under `ip netns exec`): a bpffs mounted here would vanish with that \
-                  namespace, and every pinned attachment with it. Mount bpffs in the host's \
-                  mount namespace first (`mount -t bpf -o mode=0700 bpf DIR`)"
-                .into(),
-        });
-    }
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Error::kernel(format!("cannot create {}", dir.display()), e))?;
-    nix::mount::mount(
-        Some("bpf"),
-        dir,
-        Some("bpf"),
-        nix::mount::MsFlags::empty(),
-        Some("mode=0700"),
-    )
-    .map_err(|e| {
-        Error::kernel(
-            format!("cannot mount bpffs at {}", dir.display()),
-            std::io::Error::from(e),
-        )
-    })?;
-    info!(path = %dir.display(), "mounted bpffs (mode 0700)");
-    Ok(())
-}
-
-/// Whether this process runs in a mount namespace of its own: one that
-/// differs from init's or, where init's cannot be read (a container), from
-/// the parent's (`unshare -m`, `ip netns exec` and systemd's PrivateMounts
-/// all give the command a namespace its parent does not share).
-fn private_mount_namespace() -> bool {
-    use std::os::unix::fs::MetadataExt as _;
-    let ns = |pid: String| {
-        std::fs::metadata(format!("/proc/{pid}/ns/mnt"))
-            .map(|m| (m.dev(), m.ino()))
-            .ok()
-    };
-    let own = ns("self".into());
-    let other = ns("1".into()).or_else(|| ns(std::os::unix::process::parent_id().to_string()));
-    matches!((own, other), (Some(own), Some(other)) if own != other)
-}
-
-/// One daemon per pin dir: a lock on its state directory, held for the
-/// daemon's life (taken under the writer lock, so that no command removes
-/// the directory in between). Keyed by the directory itself, never by how
-/// the path is spelled, and nothing is left in /run.
-fn lock(pin_dir: &Path) -> Result<DaemonLock> {
-    let pins = PinDir::open(pin_dir)?;
-    let _writer = WriterLock::acquire(pins.root())?;
-    pins.ensure_state_dir()?;
-    DaemonLock::try_acquire(&pins.state_dir())?.ok_or_else(|| Error::Refused {
-        iface: pin_dir.display().to_string(),
-        why: format!(
-            "another `xdp-forwarder run` manages this pin dir (it holds a lock on {})",
-            pins.state_dir().display()
-        ),
-    })
 }
