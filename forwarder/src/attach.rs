@@ -126,6 +126,18 @@ impl Slots {
     }
 }
 
+/// One attach under the writer lock: the request, the interface as found
+/// under the lock, and the state it changes (each change logged in `undo`).
+struct Job<'a> {
+    req: &'a AttachRequest,
+    /// `--vid`, checked.
+    requested_vid: Option<u16>,
+    link: &'a Link,
+    ports: &'a mut Ports,
+    slots: &'a Slots,
+    undo: &'a mut Undo,
+}
+
 impl Forwarder {
     /// Attaches `req.role` to `req.iface`: loads the program, pins its link
     /// and fills the maps. Idempotent for the same role; repairs what the
@@ -171,17 +183,15 @@ impl Forwarder {
                 match health::of(link.index, Some(&link), &self.pins().link(link.index))? {
                     Health::Attached(info) => {
                         let done = if req.replace {
-                            self.replace(
+                            let job = Job {
                                 req,
                                 requested_vid,
-                                &link,
-                                rec,
-                                info,
-                                &mut ports,
-                                &slots,
-                                &mut undo,
-                            )
-                            .await?
+                                link: &link,
+                                ports: &mut ports,
+                                slots: &slots,
+                                undo: &mut undo,
+                            };
+                            self.replace(job, rec, info).await?
                         } else {
                             let mut done = already_attached(req, requested_vid, &link, &rec)?;
                             done.repaired = self.repair(&link, &rec, &mut ports, &slots).await?;
@@ -203,17 +213,15 @@ impl Forwarder {
                 None
             }
         };
-        let done = self
-            .attach_fresh(
-                req,
-                requested_vid,
-                &link,
-                stale,
-                &mut ports,
-                &slots,
-                &mut undo,
-            )
-            .await?;
+        let job = Job {
+            req,
+            requested_vid,
+            link: &link,
+            ports: &mut ports,
+            slots: &slots,
+            undo: &mut undo,
+        };
+        let done = self.attach_fresh(job, stale).await?;
         undo.commit();
         crate::redirect_errors::ensure(self.pins());
         Ok(done)
@@ -295,20 +303,15 @@ impl Forwarder {
         Ok(modes)
     }
 
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "the state of one attach, passed down once"
-    )]
-    async fn attach_fresh(
-        &self,
-        req: &AttachRequest,
-        requested_vid: Option<u16>,
-        link: &Link,
-        stale: Option<PortRecord>,
-        ports: &mut Ports,
-        slots: &Slots,
-        undo: &mut Undo,
-    ) -> Result<Attached> {
+    async fn attach_fresh(&self, job: Job<'_>, stale: Option<PortRecord>) -> Result<Attached> {
+        let Job {
+            req,
+            requested_vid,
+            link,
+            ports,
+            slots,
+            undo,
+        } = job;
         let vid = self
             .vid_and_rules(req, requested_vid, stale, link, ports, slots)
             .await?;
@@ -398,21 +401,15 @@ impl Forwarder {
     /// `--replace` of an attached port: same mode, the program is swapped on
     /// its link; another mode, the old link makes way and comes back if the
     /// new one fails. Slots and record follow; all undone on failure.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "the state of one attach, passed down once"
-    )]
-    async fn replace(
-        &self,
-        req: &AttachRequest,
-        requested_vid: Option<u16>,
-        link: &Link,
-        rec: PortRecord,
-        running: LinkInfo,
-        ports: &mut Ports,
-        slots: &Slots,
-        undo: &mut Undo,
-    ) -> Result<Attached> {
+    async fn replace(&self, job: Job<'_>, rec: PortRecord, running: LinkInfo) -> Result<Attached> {
+        let Job {
+            req,
+            requested_vid,
+            link,
+            ports,
+            slots,
+            undo,
+        } = job;
         let vid = self
             .vid_and_rules(req, requested_vid, Some(rec), link, ports, slots)
             .await?;

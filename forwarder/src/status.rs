@@ -93,7 +93,7 @@ impl From<PortCounters> for Counters {
             forwarded_frames: c.forwarded_frames,
             forwarded_bytes: c.forwarded_bytes,
             dropped: DropReason::ALL
-                .into_iter()
+                .iter()
                 .map(|&r| (r.name().to_owned(), c.drops(r)))
                 .collect(),
             dropped_total: c.dropped_total(),
