@@ -239,13 +239,7 @@ impl Forwarder {
     /// An interface running an XDP program that is not ours is left alone;
     /// our own orphaned link (pinned, unregistered) is taken away first.
     fn refuse_foreign(&self, link: &Link) -> Result<()> {
-        let path = self.pins().link(link.index);
-        let orphan = attachment::orphan(&path, link)?;
-        if orphan.is_some() {
-            info!(iface = %link.name, path = %path.display(), "removing our own orphaned link");
-            attachment::release(&path, link.index)?;
-            pins::remove_pin(&self.pins().counters(link.index))?;
-        }
+        let orphan = self.remove_orphan(link)?;
         match link.xdp {
             Some((prog_id, _)) if orphan.is_none_or(|o| o.prog_id != prog_id) => {
                 Err(Error::ForeignProgram {

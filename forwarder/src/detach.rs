@@ -2,29 +2,51 @@
 //! is released in an order a killed command can resume (the registry
 //! record goes last), so running the same command again completes it.
 
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use crate::{
-    Error, Result,
-    attach::Attached,
-    attachment,
+    Error, Result, Role,
     forwarder::Forwarder,
     lock::DaemonLock,
     pins::{self},
-    ports::Ports,
+    ports::{PortRecord, Ports},
 };
 
 /// One port of `detach --all` / `--gone`: done, or why not.
 #[derive(Debug)]
 pub struct Outcome {
-    pub port: Attached,
+    pub port: Detached,
     pub error: Option<Error>,
+}
+
+/// What a detached port was.
+#[derive(Clone, Debug)]
+pub struct Detached {
+    pub iface: String,
+    pub ifindex: u32,
+    pub role: Role,
+    /// A NIC's VID.
+    pub vid: Option<u16>,
+    /// What else was done (an orphaned link removed).
+    pub note: Option<String>,
+}
+
+impl Detached {
+    fn from_record(name: &str, ifindex: u32, rec: &PortRecord) -> Self {
+        Detached {
+            iface: name.to_owned(),
+            ifindex,
+            role: rec.role(),
+            vid: (rec.role() == Role::Physical).then_some(rec.vid),
+            note: None,
+        }
+    }
 }
 
 impl Forwarder {
     /// Detaches `iface`, returning what it was. Our own orphaned link (pinned
     /// but unregistered) on it is removed too.
-    pub async fn detach(&self, iface: &str) -> Result<Attached> {
+    pub async fn detach(&self, iface: &str) -> Result<Detached> {
         self.netdev().by_name(iface).await?;
         let _lock = self.lock()?;
         let link = self.netdev().by_name(iface).await?;
@@ -40,27 +62,14 @@ impl Forwarder {
             None => None,
         };
         let Some(rec) = rec else {
-            let path = self.pins().link(link.index);
-            return match attachment::orphan(&path, &link)? {
-                Some(orphan) => {
-                    info!(iface, path = %path.display(), "removing our own orphaned link");
-                    attachment::release(&path, link.index)?;
-                    pins::remove_pin(&self.pins().counters(link.index))?;
-                    let mut done = Attached {
-                        iface: link.name.clone(),
-                        ifindex: link.index,
-                        role: program_role(orphan.prog_id),
-                        mode: orphan.hook.mode(link.xdp.and_then(|(_, m)| m)),
-                        vid: None,
-                        unchanged: false,
-                        mode_reason: None,
-                        repaired: Vec::new(),
-                        caveat: None,
-                    };
-                    done.repaired
-                        .push("its orphaned link (pinned, not registered) was removed".into());
-                    Ok(done)
-                }
+            return match self.remove_orphan(&link)? {
+                Some(orphan) => Ok(Detached {
+                    iface: link.name.clone(),
+                    ifindex: link.index,
+                    role: program_role(orphan.prog_id),
+                    vid: None,
+                    note: Some("its orphaned link (pinned, not registered) was removed".into()),
+                }),
                 None => Err(not_attached()),
             };
         };
@@ -69,7 +78,7 @@ impl Forwarder {
             .await?;
         self.drop_state_if_empty(&ports)?;
         debug!(iface, role = %rec.role(), "detached");
-        Ok(Attached::from_record(&link.name, link.index, &rec))
+        Ok(Detached::from_record(&link.name, link.index, &rec))
     }
 
     /// Detaches every port of this pin dir and namespace, including those
@@ -105,7 +114,7 @@ impl Forwarder {
             }
             let name = link.map_or_else(|| format!("(gone, ifindex {ifindex})"), |l| l.name);
             done.push(Outcome {
-                port: Attached::from_record(&name, ifindex, &rec),
+                port: Detached::from_record(&name, ifindex, &rec),
                 error,
             });
         }

@@ -14,7 +14,8 @@ use crate::{
     netdev::{Link, Netdev},
     pins::{self, MapSpec, PinDir, SlotMap},
     ports::{FLAG_SET_PROMISC, PortRecord, Ports},
-    privileges, sys,
+    privileges,
+    sys::{self, LinkInfo},
 };
 
 /// The data plane of one pin dir, in the current network namespace.
@@ -225,6 +226,20 @@ impl Forwarder {
     }
 
     /// The port's link (detached now), counters pin and map slot.
+    /// Our own orphaned attachment on `link` (pinned, not registered: a
+    /// command killed between pinning and recording), taken away with its
+    /// counters; what it was, if there was one.
+    pub(crate) fn remove_orphan(&self, link: &Link) -> Result<Option<LinkInfo>> {
+        let path = self.pins.link(link.index);
+        let orphan = attachment::orphan(&path, link)?;
+        if orphan.is_some() {
+            info!(iface = %link.name, path = %path.display(), "removing our own orphaned link");
+            attachment::release(&path, link.index)?;
+            pins::remove_pin(&self.pins.counters(link.index))?;
+        }
+        Ok(orphan)
+    }
+
     pub(crate) fn release_pins(&self, ifindex: u32, rec: &PortRecord) -> Result<()> {
         attachment::release(&self.pins.link(ifindex), ifindex)?;
         pins::remove_pin(&self.pins.counters(ifindex))?;

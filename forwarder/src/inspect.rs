@@ -149,7 +149,7 @@ impl std::fmt::Display for Inspection {
         writeln!(
             f,
             "{} (ifindex {}): driver {}, kind {}, MTU {}, {}, promiscuous {}, queues rx {} tx {}",
-            crate::status::printable(&self.name),
+            crate::cli::output::printable(&self.name),
             self.ifindex,
             or(&self.driver),
             or(&self.kind),

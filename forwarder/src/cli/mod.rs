@@ -6,12 +6,11 @@ pub mod args;
 pub mod output;
 
 pub use args::{Cli, Command, LogFormat, PinDirArg, SetRouterIfaceCli};
-use output::{printable, watch_status};
+use output::watch_status;
 
 use crate::{
     Result,
     attach::AttachRequest,
-    detach::Outcome,
     forwarder::{Forwarder, prepare_router_iface},
     objects,
 };
@@ -36,62 +35,19 @@ pub async fn run(command: Command, pins: PinDirArg) -> Result<()> {
                     replace,
                 })
                 .await?;
-            let vid = done.vid.map(|v| format!(", VID {v}")).unwrap_or_default();
-            let what = if done.unchanged {
-                "already attached"
-            } else {
-                "attached"
-            };
-            let mut why = done
-                .mode_reason
-                .map(|r| format!("; {r}"))
-                .unwrap_or_default();
-            if !done.repaired.is_empty() {
-                why.push_str(&format!("; repaired: {}", done.repaired.join(", ")));
-            }
-            println!(
-                "{}: {what} as {} ({} mode{vid}){why}",
-                printable(&done.iface),
-                done.role,
-                done.mode
-            );
-            if let Some(caveat) = &done.caveat {
-                eprintln!("warning: {}: {caveat}", printable(&done.iface));
-            }
+            output::attached(&done);
         }
         Command::Detach { iface, all, gone } => {
             let fwd = Forwarder::open(&pins.pin_dir)?;
             let done = match iface {
                 Some(iface) if !all && !gone => {
-                    let d = fwd.detach(&iface).await?;
-                    let note = d
-                        .repaired
-                        .first()
-                        .map(|r| format!("; {r}"))
-                        .unwrap_or_default();
-                    println!("{}: detached ({}){note}", printable(&d.iface), d.role);
+                    output::detached(&fwd.detach(&iface).await?);
                     return Ok(());
                 }
                 _ if gone => fwd.forget_gone().await?,
                 _ => fwd.detach_all().await?,
             };
-            if done.is_empty() {
-                println!("nothing attached");
-            }
-            let mut failed = 0;
-            for Outcome { port, error } in &done {
-                match error {
-                    None => println!("{}: detached ({})", printable(&port.iface), port.role),
-                    Some(e) => {
-                        failed += 1;
-                        println!(
-                            "{}: NOT detached ({}): {e}",
-                            printable(&port.iface),
-                            port.role
-                        );
-                    }
-                }
-            }
+            let failed = output::detached_each(&done);
             if failed > 0 {
                 return Err(crate::Error::Failed(format!(
                     "{failed} of {} port(s) could not be detached (see above); \
@@ -122,20 +78,11 @@ pub async fn run(command: Command, pins: PinDirArg) -> Result<()> {
         Command::SetRouterIface { iface } => {
             let fwd = Forwarder::open(&pins.pin_dir)?;
             let (ifindex, _) = fwd.set_router_iface(&iface).await?;
-            println!("router_iface → {} (ifindex {ifindex})", printable(&iface));
+            output::router_iface_set(&iface, ifindex);
         }
         Command::Inspect { iface, json } => {
             let link = crate::netdev::Netdev::connect()?.by_name(&iface).await?;
-            let found = crate::inspect::inspect(&link)?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&found)
-                        .map_err(|e| crate::Error::kernel("cannot write JSON", e))?
-                );
-            } else {
-                println!("{found}");
-            }
+            output::inspection(&crate::inspect::inspect(&link)?, json)?;
         }
         Command::Status {
             format,
@@ -157,19 +104,9 @@ pub async fn run(command: Command, pins: PinDirArg) -> Result<()> {
             } else {
                 objects::ExportFor::Libbpf
             };
-            for path in objects::export(&dir, target)? {
-                println!("{}", path.display());
-            }
-            if !libbpf_1_1 {
-                return Ok(());
-            }
-            match prepare_router_iface(&pins.pin_dir) {
-                Ok(path) => println!("{} is pinned: xdp-loader can share it", path.display()),
-                Err(e) => eprintln!(
-                    "note: router_iface is not pinned ({e}); run `xdp-forwarder set-router-iface IFACE` \
-                     (or this command again) as root before `xdp-loader load ... -p {}`",
-                    pins.pin_dir.display()
-                ),
+            output::exported(&objects::export(&dir, target)?);
+            if libbpf_1_1 {
+                output::router_iface_prepared(prepare_router_iface(&pins.pin_dir), &pins.pin_dir);
             }
         }
     }

@@ -8,8 +8,110 @@ use std::{
 };
 
 use super::args::FormatArg;
-pub use crate::status::printable;
-use crate::{Result, forwarder::Forwarder, metrics, status::Status};
+use crate::{
+    Result,
+    attach::Attached,
+    detach::{Detached, Outcome},
+    forwarder::Forwarder,
+    metrics,
+    status::{Iface, Status},
+};
+
+/// `attach`'s line on stdout, and what its mode cannot carry on stderr.
+pub fn attached(done: &Attached) {
+    let vid = done.vid.map(|v| format!(", VID {v}")).unwrap_or_default();
+    let what = if done.unchanged {
+        "already attached"
+    } else {
+        "attached"
+    };
+    let mut why = done
+        .mode_reason
+        .as_ref()
+        .map(|r| format!("; {r}"))
+        .unwrap_or_default();
+    if !done.repaired.is_empty() {
+        why.push_str(&format!("; repaired: {}", done.repaired.join(", ")));
+    }
+    println!(
+        "{}: {what} as {} ({} mode{vid}){why}",
+        printable(&done.iface),
+        done.role,
+        done.mode
+    );
+    if let Some(caveat) = &done.caveat {
+        eprintln!("warning: {}: {caveat}", printable(&done.iface));
+    }
+}
+
+/// `detach IFACE`'s line.
+pub fn detached(d: &Detached) {
+    let note = d
+        .note
+        .as_ref()
+        .map(|r| format!("; {r}"))
+        .unwrap_or_default();
+    println!("{}: detached ({}){note}", printable(&d.iface), d.role);
+}
+
+/// `detach --all` / `--gone`: a line per port; returns how many failed.
+pub fn detached_each(done: &[Outcome]) -> usize {
+    if done.is_empty() {
+        println!("nothing attached");
+    }
+    let mut failed = 0;
+    for Outcome { port, error } in done {
+        match error {
+            None => println!("{}: detached ({})", printable(&port.iface), port.role),
+            Some(e) => {
+                failed += 1;
+                println!(
+                    "{}: NOT detached ({}): {e}",
+                    printable(&port.iface),
+                    port.role
+                );
+            }
+        }
+    }
+    failed
+}
+
+/// `set-router-iface`'s line.
+pub fn router_iface_set(iface: &str, ifindex: u32) {
+    println!("router_iface → {} (ifindex {ifindex})", printable(iface));
+}
+
+/// `inspect`, as text or JSON.
+pub fn inspection(found: &crate::inspect::Inspection, json: bool) -> Result<()> {
+    if json {
+        let text = serde_json::to_string_pretty(found)
+            .map_err(|e| crate::Error::kernel("cannot write JSON", e))?;
+        println!("{text}");
+    } else {
+        println!("{found}");
+    }
+    Ok(())
+}
+
+/// `export-objects`: the files written.
+pub fn exported(paths: &[PathBuf]) {
+    for path in paths {
+        println!("{}", path.display());
+    }
+}
+
+/// `export-objects --libbpf-1.1`: whether `router_iface` is pinned for
+/// xdp-loader to share.
+pub fn router_iface_prepared(result: Result<PathBuf>, pin_dir: &Path) {
+    match result {
+        Ok(path) => println!("{} is pinned: xdp-loader can share it", path.display()),
+        Err(e) => eprintln!(
+            "note: router_iface is not pinned ({e}); run `xdp-forwarder set-router-iface IFACE` \
+             (or this command again) as root before `xdp-loader load ... -p {}`",
+            pin_dir.display()
+        ),
+    }
+}
 
 /// Where and how `status` shows a sample.
 pub struct Sink {
@@ -83,5 +185,113 @@ pub async fn watch_status(
         sink.show(&status)?;
         previous = Some((status, now));
         tokio::time::sleep(interval).await;
+    }
+}
+
+/// The table `status` prints.
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "pin dir:      {}", self.pin_dir)?;
+        match &self.router_iface {
+            Some(Iface { ifindex, name }) => writeln!(
+                f,
+                "router_iface: {} (ifindex {ifindex})",
+                name.as_deref()
+                    .map_or_else(|| "<gone>".to_owned(), printable)
+            )?,
+            None => writeln!(f, "router_iface: not set (physical ports drop everything)")?,
+        }
+        for w in &self.warnings {
+            writeln!(f, "warning: {w}")?;
+        }
+        if self.ports.is_empty() {
+            return writeln!(f, "no port attached");
+        }
+        let rates = self.ports.iter().any(|p| p.rates.is_some());
+        write!(
+            f,
+            "{:<16} {:>7}  {:<8}  {:<6}  {:>4}  {:>5}  {:<4}  {:<8}  {:>12}  {:>10}",
+            "IFACE",
+            "IFINDEX",
+            "ROLE",
+            "MODE",
+            "VID",
+            "MTU",
+            "LINK",
+            "ATTACHED",
+            "FORWARDED",
+            "DROPPED"
+        )?;
+        if rates {
+            write!(f, "  {:>10}  {:>10}", "FRAMES/S", "BITS/S")?;
+        }
+        writeln!(f)?;
+        for p in &self.ports {
+            let count = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+            write!(
+                f,
+                "{:<16} {:>7}  {:<8}  {:<6}  {:>4}  {:>5}  {:<4}  {:<8}  {:>12}  {:>10}",
+                p.name
+                    .as_deref()
+                    .map_or_else(|| "<gone>".to_owned(), printable),
+                p.ifindex,
+                p.role.to_string(),
+                p.mode.to_string(),
+                p.vid.map_or_else(|| "-".to_owned(), |v| v.to_string()),
+                p.mtu.map_or_else(|| "-".to_owned(), |v| v.to_string()),
+                if p.up { "up" } else { "down" },
+                if p.attached { "yes" } else { "NO" },
+                count(p.counters.as_ref().map(|c| c.forwarded_frames)),
+                count(p.counters.as_ref().map(|c| c.dropped_total)),
+            )?;
+            if rates {
+                match &p.rates {
+                    Some(r) => write!(
+                        f,
+                        "  {:>10}  {:>10}",
+                        si(r.frames_per_sec),
+                        si(r.bits_per_sec)
+                    )?,
+                    None => write!(f, "  {:>10}  {:>10}", "-", "-")?,
+                }
+            }
+            writeln!(f)?;
+            if let Some(c) = p.counters.as_ref().filter(|c| c.dropped_total > 0) {
+                let reasons: Vec<String> = c
+                    .dropped
+                    .iter()
+                    .filter(|(_, n)| **n > 0)
+                    .map(|(r, n)| format!("{r} {n}"))
+                    .collect();
+                writeln!(f, "  dropped: {}", reasons.join(", "))?;
+            }
+            for w in &p.warnings {
+                writeln!(f, "  warning: {w}")?;
+            }
+            if let Some(caveat) = &p.caveat {
+                writeln!(f, "  note: {caveat}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `1234567.0` → `1.23M`: rates at a glance.
+fn si(v: f64) -> String {
+    match v {
+        v if v >= 1e9 => format!("{:.2}G", v / 1e9),
+        v if v >= 1e6 => format!("{:.2}M", v / 1e6),
+        v if v >= 1e3 => format!("{:.2}k", v / 1e3),
+        v => format!("{v:.0}"),
+    }
+}
+
+/// `name` with control characters escaped: interface names come from the
+/// kernel and may hold anything but `/` and NUL.
+pub fn printable(name: &str) -> String {
+    if name.chars().any(char::is_control) {
+        name.escape_debug().to_string()
+    } else {
+        name.to_owned()
     }
 }

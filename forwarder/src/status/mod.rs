@@ -5,8 +5,10 @@ use std::{collections::BTreeMap, time::Duration};
 use serde::{Deserialize, Serialize};
 use xdp_forwarder_common::{DropReason, PortCounters, maps::ROUTER_IFACE_KEY};
 
+mod judge;
+
 use crate::{
-    Mode, Result, Role, attach, attachment, counters, ethtool,
+    Mode, Result, Role, attach, attachment, counters,
     forwarder::Forwarder,
     health,
     mode::Hook,
@@ -176,10 +178,7 @@ impl Forwarder {
             let mut port_warnings = Vec::new();
             let physical = rec.role() == Role::Physical;
             if rec.netns != self.netns() {
-                port_warnings.push(format!(
-                    "attached from another network namespace (cookie {}); its interface is not visible here",
-                    rec.netns
-                ));
+                port_warnings.push(judge::other_netns(rec.netns));
                 ports.push(Port {
                     ifindex,
                     name: None,
@@ -210,53 +209,29 @@ impl Forwarder {
                             Some(m) => m.get(u32::from(rec.vid))?,
                             None => None,
                         };
-                        if slot != Some(ifindex) {
-                            port_warnings.push(format!(
-                                "VID {} does not lead here ({}): the router cannot send to this port; `attach` again repairs it",
-                                rec.vid,
-                                slot.map_or("its slot is empty".to_owned(), |i| format!("it leads to ifindex {i}"))
-                            ));
-                        }
+                        port_warnings.extend(judge::vid_slot(rec.vid, slot, ifindex));
                     }
-                    Role::Router if router_iface != Some(ifindex) => {
-                        port_warnings.push(format!(
-                            "router_iface does not point here ({}): the NICs' frames go {}; `attach` again repairs an empty one",
-                            router_iface.map_or("it is empty".to_owned(), |i| format!("it points at ifindex {i}")),
-                            if router_iface.is_some() { "elsewhere" } else { "nowhere" }
-                        ));
+                    Role::Router => {
+                        port_warnings.extend(judge::router_slot(router_iface, ifindex));
                     }
-                    Role::Router => {}
                 }
             }
             if physical {
-                let twins: Vec<String> = records
+                let twins: Vec<u32> = records
                     .iter()
                     .filter(|(i, r)| {
                         *i != ifindex && r.role() == Role::Physical && r.vid == rec.vid
                     })
-                    .map(|(i, _)| format!("ifindex {i}"))
+                    .map(|(i, _)| *i)
                     .collect();
-                if !twins.is_empty() {
-                    port_warnings.push(format!(
-                        "VID {} is also registered for {}: their frames are indistinguishable at the router; \
-                         `attach IFACE --role physical --vid N --replace` gives one of them another VID",
-                        rec.vid,
-                        twins.join(", ")
-                    ));
-                }
-            }
-            if let (Role::Physical, Some(nic_mtu), Some(router_mtu)) = (
-                rec.role(),
-                link.as_ref().and_then(|l| l.mtu),
-                router_link.as_ref().and_then(|l| l.mtu),
-            ) && router_mtu < nic_mtu
-            {
-                port_warnings.push(format!(
-                    "router MTU {router_mtu} < this NIC's MTU {nic_mtu}: full-size frames will be dropped at the router"
+                port_warnings.extend(judge::twin_vids(rec.vid, &twins));
+                port_warnings.extend(judge::mtu(
+                    link.as_ref().and_then(|l| l.mtu),
+                    router_link.as_ref().and_then(|l| l.mtu),
                 ));
             }
             if let Some(l) = link.as_ref().filter(|_| health.is_attached()) {
-                port_warnings.extend(tag_feature_warnings(&l.name, rec.mode()));
+                port_warnings.extend(judge::tag_features(&l.name, rec.mode()));
             }
             let prog_id = match &health {
                 health::Health::Attached(info) => Some(info.prog_id),
@@ -307,11 +282,7 @@ impl Forwarder {
         }
         for ifindex in pins.link_pins()? {
             if !records.iter().any(|(i, _)| *i == ifindex) {
-                warnings.push(format!(
-                    "orphaned link {} (pinned, not registered): `detach IFACE` on the interface \
-                     with ifindex {ifindex} removes it",
-                    pins.link(ifindex).display()
-                ));
+                warnings.push(judge::orphaned_link(&pins.link(ifindex), ifindex));
             }
         }
         Ok(Status {
@@ -325,145 +296,5 @@ impl Forwarder {
             netns: self.netns(),
             warnings,
         })
-    }
-}
-
-impl std::fmt::Display for Status {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "pin dir:      {}", self.pin_dir)?;
-        match &self.router_iface {
-            Some(Iface { ifindex, name }) => writeln!(
-                f,
-                "router_iface: {} (ifindex {ifindex})",
-                name.as_deref()
-                    .map_or_else(|| "<gone>".to_owned(), printable)
-            )?,
-            None => writeln!(f, "router_iface: not set (physical ports drop everything)")?,
-        }
-        for w in &self.warnings {
-            writeln!(f, "warning: {w}")?;
-        }
-        if self.ports.is_empty() {
-            return writeln!(f, "no port attached");
-        }
-        let rates = self.ports.iter().any(|p| p.rates.is_some());
-        write!(
-            f,
-            "{:<16} {:>7}  {:<8}  {:<6}  {:>4}  {:>5}  {:<4}  {:<8}  {:>12}  {:>10}",
-            "IFACE",
-            "IFINDEX",
-            "ROLE",
-            "MODE",
-            "VID",
-            "MTU",
-            "LINK",
-            "ATTACHED",
-            "FORWARDED",
-            "DROPPED"
-        )?;
-        if rates {
-            write!(f, "  {:>10}  {:>10}", "FRAMES/S", "BITS/S")?;
-        }
-        writeln!(f)?;
-        for p in &self.ports {
-            let count = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
-            write!(
-                f,
-                "{:<16} {:>7}  {:<8}  {:<6}  {:>4}  {:>5}  {:<4}  {:<8}  {:>12}  {:>10}",
-                p.name
-                    .as_deref()
-                    .map_or_else(|| "<gone>".to_owned(), printable),
-                p.ifindex,
-                p.role.to_string(),
-                p.mode.to_string(),
-                p.vid.map_or_else(|| "-".to_owned(), |v| v.to_string()),
-                p.mtu.map_or_else(|| "-".to_owned(), |v| v.to_string()),
-                if p.up { "up" } else { "down" },
-                if p.attached { "yes" } else { "NO" },
-                count(p.counters.as_ref().map(|c| c.forwarded_frames)),
-                count(p.counters.as_ref().map(|c| c.dropped_total)),
-            )?;
-            if rates {
-                match &p.rates {
-                    Some(r) => write!(
-                        f,
-                        "  {:>10}  {:>10}",
-                        si(r.frames_per_sec),
-                        si(r.bits_per_sec)
-                    )?,
-                    None => write!(f, "  {:>10}  {:>10}", "-", "-")?,
-                }
-            }
-            writeln!(f)?;
-            if let Some(c) = p.counters.as_ref().filter(|c| c.dropped_total > 0) {
-                let reasons: Vec<String> = c
-                    .dropped
-                    .iter()
-                    .filter(|(_, n)| **n > 0)
-                    .map(|(r, n)| format!("{r} {n}"))
-                    .collect();
-                writeln!(f, "  dropped: {}", reasons.join(", "))?;
-            }
-            for w in &p.warnings {
-                writeln!(f, "  warning: {w}")?;
-            }
-            if let Some(caveat) = &p.caveat {
-                writeln!(f, "  note: {caveat}")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The receive features that hide or filter tags and are on although the
-/// port's mode needs them off (switched on again by hand, or fixed by the
-/// driver), each with its fix.
-fn tag_feature_warnings(iface: &str, mode: Mode) -> Vec<String> {
-    let Ok(features) = ethtool::Features::of(iface) else {
-        return Vec::new();
-    };
-    mode.tag_features_off()
-        .iter()
-        .filter_map(|f| {
-            let state = features.get(f.name()).filter(|s| s.active)?;
-            // A VLAN filter the driver keeps on is off while the interface
-            // is promiscuous (virtio-net, e1000e: ethtool still says on).
-            if !state.changeable && f.is_filter() {
-                return None;
-            }
-            Some(if state.changeable {
-                format!(
-                    "{} is on: tagged frames are stripped or filtered before the program \
-                     sees them; `attach` again switches it off",
-                    f.name()
-                )
-            } else {
-                format!(
-                    "{} is fixed on by the driver: tagged frames are stripped or filtered \
-                     before the program sees them; --mode tc reads stripped tags",
-                    f.name()
-                )
-            })
-        })
-        .collect()
-}
-
-/// `1234567.0` → `1.23M`: rates at a glance.
-fn si(v: f64) -> String {
-    match v {
-        v if v >= 1e9 => format!("{:.2}G", v / 1e9),
-        v if v >= 1e6 => format!("{:.2}M", v / 1e6),
-        v if v >= 1e3 => format!("{:.2}k", v / 1e3),
-        v => format!("{v:.0}"),
-    }
-}
-
-/// `name` with control characters escaped: interface names come from the
-/// kernel and may hold anything but `/` and NUL.
-pub fn printable(name: &str) -> String {
-    if name.chars().any(char::is_control) {
-        name.escape_debug().to_string()
-    } else {
-        name.to_owned()
     }
 }
