@@ -18,6 +18,10 @@ pub struct PortCounters {
     pub dropped: [u64; DROP_REASONS],
 }
 
+// SAFETY: `repr(C)` u64s only: no padding, any bit pattern valid.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for PortCounters {}
+
 impl PortCounters {
     /// Accounts one frame of `len` received bytes.
     #[inline(always)]

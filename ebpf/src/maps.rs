@@ -10,14 +10,14 @@ use aya_ebpf::{
     bindings::xdp_action,
     helpers::{bpf_map_lookup_elem, bpf_redirect_map},
 };
-use xdp_forwarder_common::PortCounters;
+use xdp_forwarder_common::{
+    PortCounters,
+    maps::{BPF_F_RDONLY_PROG, ROUTER_IFACE_ENTRIES, TC_TARGETS_ENTRIES, VLAN_PORTS_ENTRIES},
+};
 
 /// `LIBBPF_PIN_NONE` / `LIBBPF_PIN_BY_NAME`.
 pub const PIN_NONE: usize = 0;
 pub const PIN_BY_NAME: usize = 1;
-
-/// `BPF_F_RDONLY_PROG`: the kernel ORs it into every DEVMAP's flags.
-pub const RDONLY_PROG: usize = 1 << 7;
 
 /// A DEVMAP with 4-byte keys and values (as the original declares it).
 /// Every member is a pointer whose pointee type carries the value in BTF.
@@ -67,7 +67,8 @@ impl<const M: usize, const P: usize, const F: usize> Default for DevMap<M, P, F>
 
 /// `router_iface`: the router interface in slot 0 (name, type, pinning as
 /// the original's), with the map flags the object declares.
-pub type RouterIface<const FLAGS: usize> = DevMap<1, PIN_BY_NAME, FLAGS>;
+pub type RouterIface<const FLAGS: usize> =
+    DevMap<{ ROUTER_IFACE_ENTRIES as usize }, PIN_BY_NAME, FLAGS>;
 
 /// Flags of the objects we embed and export by default: none, as the
 /// original. Every loader can create the map from them on a fresh bpffs,
@@ -79,7 +80,8 @@ pub const ROUTER_IFACE_FLAGS: usize = 0;
 /// kernel reports, because that libbpf compares them strictly when it
 /// reuses the pin. No loader can create the map from them (the kernel
 /// refuses the flag at creation), so the pin must exist first.
-pub const ROUTER_IFACE_FLAGS_LIBBPF_1_1: usize = RDONLY_PROG;
+/// (`BPF_F_RDONLY_PROG`: the kernel ORs it into every DEVMAP's flags.)
+pub const ROUTER_IFACE_FLAGS_LIBBPF_1_1: usize = BPF_F_RDONLY_PROG as usize;
 
 /// Declares `ROUTER_IFACE`, the `router_iface` map, in a program's object.
 /// Each object declares it (an object's maps are what a loader pins), and
@@ -99,7 +101,7 @@ macro_rules! router_iface {
 /// of its choosing, so a foreign loader leaves it private and unused.
 #[unsafe(link_section = ".maps")]
 #[unsafe(export_name = "fwd_vlan_ports")]
-pub static VLAN_PORTS: DevMap<4096, PIN_NONE, 0> = DevMap::new();
+pub static VLAN_PORTS: DevMap<{ VLAN_PORTS_ENTRIES as usize }, PIN_NONE, 0> = DevMap::new();
 
 /// An ARRAY of `N` ifindexes (0: empty).
 #[repr(C)]
@@ -148,7 +150,7 @@ impl<const N: usize> Default for IfindexArray<N> {
 /// the router, key VID: that NIC). Pinned by our loader.
 #[unsafe(link_section = ".maps")]
 #[unsafe(export_name = "fwd_tc_targets")]
-pub static TC_TARGETS: IfindexArray<4096> = IfindexArray::new();
+pub static TC_TARGETS: IfindexArray<{ TC_TARGETS_ENTRIES as usize }> = IfindexArray::new();
 
 /// A one-entry PERCPU_ARRAY holding `V`.
 #[repr(C)]

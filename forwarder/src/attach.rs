@@ -153,16 +153,8 @@ impl Forwarder {
             Some(v) => Some(Vid::new(v).ok_or(Error::InvalidVid(v))?.get()),
             None => None,
         };
-        self.netdev().by_name(&req.iface).await?;
-        let _lock = self.lock()?;
-        // Looked up under the lock: what it is now, not before we waited.
-        let link = self.netdev().by_name(&req.iface).await?;
-        if link.loopback {
-            return Err(Error::Refused {
-                iface: link.name,
-                why: "the loopback interface never carries forwarded traffic".into(),
-            });
-        }
+        let (_lock, link) = self.lock_for(&req.iface).await?;
+        Self::refuse_loopback(&link, "never carries forwarded traffic")?;
         let mut undo = Undo::new(self.pins());
         self.pins().ensure_state_dir()?;
         let mut ports = Ports::open_or_create(self.pins())?;

@@ -7,17 +7,9 @@ use xdp_forwarder_common::PortCounters;
 
 use crate::{Error, Result, pins::MapSpec};
 
-/// [`PortCounters`] as aya reads it from the map.
-#[repr(transparent)]
-#[derive(Clone, Copy)]
-struct Raw(PortCounters);
-
-// SAFETY: `PortCounters` is `repr(C)` u64s only: no padding, any bit pattern valid.
-unsafe impl aya::Pod for Raw {}
-
 /// The counters of one program instance (its `fwd_counters` map), summed over the CPUs.
 pub fn sum(map: &Map) -> Result<PortCounters> {
-    let array = PerCpuArray::<_, Raw>::try_from(map)
+    let array = PerCpuArray::<_, PortCounters>::try_from(map)
         .map_err(|e| Error::kernel("the counters map has an unexpected shape", e))?;
     let per_cpu = array
         .get(&0, 0)
@@ -25,7 +17,7 @@ pub fn sum(map: &Map) -> Result<PortCounters> {
     Ok(per_cpu
         .iter()
         .fold(PortCounters::default(), |mut total, cpu| {
-            total.add(&cpu.0);
+            total.add(cpu);
             total
         }))
 }

@@ -47,9 +47,7 @@ impl Forwarder {
     /// Detaches `iface`, returning what it was. Our own orphaned link (pinned
     /// but unregistered) on it is removed too.
     pub async fn detach(&self, iface: &str) -> Result<Detached> {
-        self.netdev().by_name(iface).await?;
-        let _lock = self.lock()?;
-        let link = self.netdev().by_name(iface).await?;
+        let (_lock, link) = self.lock_for(iface).await?;
         let not_attached = || Error::NotAttached {
             iface: iface.to_owned(),
         };

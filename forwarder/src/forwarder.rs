@@ -55,6 +55,25 @@ impl Forwarder {
         WriterLock::acquire(self.pins.root())
     }
 
+    /// The writer lock and the interface `name` as it is once we hold it
+    /// (looked up before too: an unknown name fails without waiting).
+    pub(crate) async fn lock_for(&self, name: &str) -> Result<(WriterLock, Link)> {
+        self.net.by_name(name).await?;
+        let lock = self.lock()?;
+        Ok((lock, self.net.by_name(name).await?))
+    }
+
+    /// The loopback interface, refused as a port (`what` it cannot be).
+    pub(crate) fn refuse_loopback(link: &Link, what: &str) -> Result<()> {
+        if link.loopback {
+            return Err(Error::Refused {
+                iface: link.name.clone(),
+                why: format!("the loopback interface {what}"),
+            });
+        }
+        Ok(())
+    }
+
     /// A pin dir serves one network namespace at a time (its ifindexes mean
     /// nothing elsewhere, and `router_iface` has one slot). Ports registered
     /// from another namespace are never touched while one of their links is
@@ -155,15 +174,8 @@ impl Forwarder {
     /// Points `router_iface` at `iface`, creating the pinned map if needed.
     /// Returns the ifindex it pointed at before.
     pub async fn set_router_iface(&self, iface: &str) -> Result<(u32, Option<u32>)> {
-        self.net.by_name(iface).await?;
-        let _lock = self.lock()?;
-        let link = self.net.by_name(iface).await?;
-        if link.loopback {
-            return Err(Error::Refused {
-                iface: link.name,
-                why: "the loopback interface cannot be the router interface".into(),
-            });
-        }
+        let (_lock, link) = self.lock_for(iface).await?;
+        Self::refuse_loopback(&link, "cannot be the router interface")?;
         if let Some(mut ports) = Ports::open(&self.pins)? {
             self.claim_netns(&mut ports)?;
             for (ifindex, rec) in ports.all()? {

@@ -63,15 +63,6 @@ impl Link {
         }
         link
     }
-
-    pub fn mac_string(&self) -> String {
-        self.mac.map_or_else(String::new, |m| {
-            m.iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<Vec<_>>()
-                .join(":")
-        })
-    }
 }
 
 fn xdp_state(attrs: &[LinkXdp]) -> Option<(u32, Option<Mode>)> {

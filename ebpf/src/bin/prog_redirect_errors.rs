@@ -18,6 +18,7 @@ use aya_ebpf::{
     programs::{RawTracePointContext, TracePointContext},
 };
 // The license section and the panic handler.
+use xdp_forwarder_common::maps::REDIRECT_ERRORS_ENTRIES;
 use xdp_forwarder_ebpf as _;
 
 /// The offset of `prog_id` in the tracepoints' record; set by the loader
@@ -33,7 +34,7 @@ pub struct RedirectErrors {
     r#type: *const [i32; 10],
     key: *const u32,
     value: *const u64,
-    max_entries: *const [i32; 4096],
+    max_entries: *const [i32; REDIRECT_ERRORS_ENTRIES as usize],
 }
 
 // SAFETY: the members are never dereferenced; the loader replaces the whole
