@@ -1,6 +1,11 @@
 //! `xdp-forwarder-lab`: the lab beside the forwarder (not part of a net-vm).
 
-use std::{net::UdpSocket, path::PathBuf, process::ExitCode, time::Duration};
+use std::{
+    net::{TcpListener, UdpSocket},
+    path::PathBuf,
+    process::ExitCode,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -109,12 +114,44 @@ enum GuestCommand {
         net: usize,
         #[arg(long)]
         count: u32,
+        /// Through UDP GSO: 64 KB sends cut into 1400-byte datagrams.
+        #[arg(long)]
+        gso: bool,
     },
     /// Count datagrams per sending network on PORT until quiet for a second;
     /// touch READY once listening; write the counts to OUT when done.
     UdpRecv {
         #[arg(long)]
         port: u16,
+        #[arg(long)]
+        ready: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Send BYTES bytes of the pattern of SEED over TCP to TO:PORT within
+    /// SECONDS; print what the receiver answered.
+    TcpSend {
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        bytes: u64,
+        #[arg(long)]
+        seed: u32,
+        #[arg(long)]
+        seconds: u64,
+    },
+    /// Accept one TCP connection on PORT and check the pattern of SEED to
+    /// its end (or for SECONDS); touch READY once listening; write what
+    /// arrived to OUT when done.
+    TcpRecv {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        seed: u32,
+        #[arg(long)]
+        seconds: u64,
         #[arg(long)]
         ready: PathBuf,
         #[arg(long)]
@@ -199,8 +236,49 @@ fn run(command: Command) -> anyhow::Result<bool> {
             port,
             net,
             count,
+            gso,
         }) => {
-            traffic::send(&to, port, net, count)?;
+            if gso {
+                traffic::send_gso(&to, port, net, count)?;
+            } else {
+                traffic::send(&to, port, net, count)?;
+            }
+            Ok(true)
+        }
+        Command::Guest(GuestCommand::TcpSend {
+            to,
+            port,
+            bytes,
+            seed,
+            seconds,
+        }) => {
+            let deadline = Instant::now() + Duration::from_secs(seconds);
+            let sent = traffic::tcp_send(&to, port, bytes, seed, deadline);
+            let reply = sent.reply.map_or("no answer".to_owned(), |r| r.line());
+            println!("sent={} {reply}", sent.bytes);
+            if let Some(e) = sent.error {
+                println!("error: {e}");
+            }
+            Ok(true)
+        }
+        Command::Guest(GuestCommand::TcpRecv {
+            port,
+            seed,
+            seconds,
+            ready,
+            out,
+        }) => {
+            let deadline = Instant::now() + Duration::from_secs(seconds);
+            let listener =
+                TcpListener::bind(("0.0.0.0", port)).with_context(|| format!("bind TCP {port}"))?;
+            std::fs::write(&ready, "")?;
+            let line = match traffic::accept_within(&listener, deadline) {
+                Ok(stream) => traffic::tcp_receive(stream, seed, deadline).line(),
+                Err(e) => format!("error: {e:#}"),
+            };
+            let tmp = out.with_extension("tmp");
+            std::fs::write(&tmp, line)?;
+            std::fs::rename(&tmp, &out)?;
             Ok(true)
         }
         Command::Guest(GuestCommand::UdpRecv { port, ready, out }) => {
@@ -226,6 +304,7 @@ fn vm_demo(kernel: GuestKernel, nics: usize, modes: &[String]) -> anyhow::Result
     let lab = NetVmLab::start(&vm::Options {
         kernel,
         nics: vec![vm::NicModel::VirtioNet; nics],
+        router_nic: vm::RouterNic::QemuDefault,
         prefix: format!("xfdv{}", std::process::id() % 100),
         contents: Contents::of_this_build()?,
         dir: dir.clone(),
@@ -258,7 +337,7 @@ fn vm_demo(kernel: GuestKernel, nics: usize, modes: &[String]) -> anyhow::Result
     );
     let mut checks = Vec::new();
     for mode in modes {
-        checks.extend(cases::all_in_mode(&mut lab, mode)?);
+        checks.extend(cases::all_in_mode(&mut lab, mode, Some(mode))?);
     }
     // What the guest's kernel said about XDP on its NICs (queues, offloads).
     let log = lab
