@@ -676,6 +676,35 @@ pub fn ports_run(
     Ok(check(name, passed, detail))
 }
 
+/// `attach --mode native` on a router NIC made like Spectrum's (no
+/// `CTRL_GUEST_OFFLOADS`) must fail and leave nothing attached. virtio-net
+/// refuses with EOPNOTSUPP; its reason ("Can't set XDP while host is
+/// implementing GRO_HW/CSUM") goes to netlink's extack only, which a BPF
+/// link never sees.
+pub fn native_refused_on_router(lab: &mut NetVmLab) -> anyhow::Result<Check> {
+    let (code, out) = lab.net_vm.sh_status(
+        &format!(
+            "grep -q ' /sys/fs/bpf bpf ' /proc/mounts || mount -t bpf -o mode=0700 bpf /sys/fs/bpf\n\
+             xdp-forwarder attach {} --role router --mode native",
+            lab.router_if
+        ),
+        Duration::from_secs(60),
+    )?;
+    let left = lab.status()?["ports"]
+        .as_array()
+        .map_or(0, std::vec::Vec::len);
+    let said = out.lines().last().unwrap_or_default().trim().to_owned();
+    Ok(check(
+        format!(
+            "{}, {}: --mode native on the router NIC is refused",
+            lab.kernel.which.linux(),
+            lab.router_nic
+        ),
+        code != 0 && out.contains("Operation not supported") && left == 0,
+        format!("attach exited {code}: {said}; ports left attached: {left}"),
+    ))
+}
+
 /// [`frames`] through the lab's networks with every port attached in
 /// `mode`, each of which must then run `expect` (what `--mode auto` picks).
 /// On a NIC that strips tags into metadata (e1000e, `rx-vlan-offload` on)
