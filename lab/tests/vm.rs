@@ -1,8 +1,10 @@
 //! The forwarder in a real net-vm: QEMU guests on Debian 12's (Linux 6.1)
 //! and Debian 13's (Linux 6.12) kernels, virtio-net NICs, the router VM on
-//! Linux's own 802.1Q stack; every case in native and skb mode; on 6.12,
-//! an e1000e NIC (which strips tags into metadata, as hardware does) in the
-//! mode `--mode auto` picks, tc; hot-plug through QEMU's monitor with the
+//! Linux's own 802.1Q stack; every case (frames, counters, pings, UDP, UDP
+//! GSO, bulk TCP) in native and skb mode, and on 6.12 in `auto` (tc); on
+//! 6.12, an e1000e NIC (which strips tags into metadata, as hardware does)
+//! in the mode `--mode auto` picks, tc; a router NIC made like Spectrum's
+//! (no `CTRL_GUEST_OFFLOADS`); hot-plug through QEMU's monitor with the
 //! daemon and with mdev.
 //!
 //! Needs root, QEMU and the kernels in the lab cache (`cargo xtask test`
