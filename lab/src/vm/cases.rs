@@ -777,7 +777,10 @@ pub fn all_in_mode(
     mode: &str,
     expect: Option<&str>,
 ) -> anyhow::Result<Vec<Check>> {
-    let label = format!("{}, {mode}", lab.kernel.which.linux());
+    let mut label = format!("{}, {mode}", lab.kernel.which.linux());
+    if lab.router_nic != super::RouterNic::QemuDefault {
+        label.push_str(&format!(", {}", lab.router_nic));
+    }
     let (vids, said) = attach_all(lab, mode)?;
     let mut checks = vec![ports_run(lab, &label, expect, &said)?];
     checks.extend(frames(lab, &vids, &label)?);
