@@ -602,7 +602,7 @@ pub(crate) fn caveat(
     targets: &RedirectTargets,
 ) -> Option<String> {
     let mut notes: Vec<String> = mode
-        .caveat(link.kind.as_deref())
+        .caveat(link.kind.as_deref(), fixed_aggregates(&link.name))
         .map(str::to_owned)
         .into_iter()
         .collect();
@@ -615,6 +615,16 @@ pub(crate) fn caveat(
         }
     }
     (!notes.is_empty()).then(|| notes.join("; "))
+}
+
+/// Whether `iface` has hardware GRO or LRO on and fixed: it hands the
+/// stack aggregates nothing of ours can switch off.
+fn fixed_aggregates(iface: &str) -> bool {
+    ethtool::Features::of(iface).is_ok_and(|f| {
+        ["rx-gro-hw", "large-receive-offload"]
+            .iter()
+            .any(|name| f.get(name).is_some_and(|s| s.active && !s.changeable))
+    })
 }
 
 /// Switches off the receive features that would hide or filter tags from

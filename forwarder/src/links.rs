@@ -112,7 +112,9 @@ fn refused(role: Role, link: &Link, choice: ModeChoice, failures: &[Error]) -> E
     let why = joined(failures);
     let hint = if choice == ModeChoice::Native {
         format!(
-            " (the driver of {} may not run XDP natively: use --mode tc, or --mode auto)",
+            " (the driver of {} may not run XDP natively, or not on this device: virtio-net \
+             refuses it while the device offers guest offloads without CTRL_GUEST_OFFLOADS; \
+             use --mode tc, or --mode auto)",
             link.name
         )
     } else {

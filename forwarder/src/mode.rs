@@ -118,9 +118,20 @@ impl Mode {
     }
 
     /// What this mode cannot carry on an interface of `kind` (the rtnetlink
-    /// link kind: `veth`, …; `None` for a hardware NIC), said at attach and
-    /// in `status`; `None` when nothing is known to break.
-    pub fn caveat(self, kind: Option<&str>) -> Option<&'static str> {
+    /// link kind: `veth`, …; `None` for a hardware NIC) that may deliver
+    /// receive aggregates it cannot stop (`fixed_aggregates`: hardware GRO
+    /// or LRO fixed on, as on a virtio-net NIC offered guest TSO without
+    /// `CTRL_GUEST_OFFLOADS`), said at attach and in `status`; `None` when
+    /// nothing is known to break.
+    pub fn caveat(self, kind: Option<&str>, fixed_aggregates: bool) -> Option<&'static str> {
+        if self == Mode::Skb && fixed_aggregates {
+            return Some(
+                "this device delivers receive aggregates it cannot stop (rx-gro-hw or LRO \
+                 fixed on: a virtio-net NIC offered guest TSO without CTRL_GUEST_OFFLOADS), \
+                 which generic XDP cannot redirect: TCP towards the other side stalls; use \
+                 --mode tc",
+            );
+        }
         match (self, kind) {
             (Mode::Native, Some("veth")) => Some(
                 "native XDP on veth loses the checksum state of offloaded TCP/UDP: \
@@ -295,9 +306,11 @@ mod tests {
 
     #[test]
     fn modes_that_break_tcp_say_so() {
-        assert!(Mode::Native.caveat(Some("veth")).is_some());
-        assert!(Mode::Native.caveat(None).is_none());
-        assert!(Mode::Skb.caveat(Some("veth")).is_some());
-        assert!(Mode::Tc.caveat(Some("veth")).is_none());
+        assert!(Mode::Native.caveat(Some("veth"), false).is_some());
+        assert!(Mode::Native.caveat(None, false).is_none());
+        assert!(Mode::Skb.caveat(Some("veth"), false).is_some());
+        assert!(Mode::Skb.caveat(None, false).is_none());
+        assert!(Mode::Skb.caveat(None, true).is_some());
+        assert!(Mode::Tc.caveat(Some("veth"), true).is_none());
     }
 }

@@ -1,6 +1,11 @@
 //! `xdp-forwarder-lab`: the lab beside the forwarder (not part of a net-vm).
 
-use std::{net::UdpSocket, path::PathBuf, process::ExitCode, time::Duration};
+use std::{
+    net::{TcpListener, UdpSocket},
+    path::PathBuf,
+    process::ExitCode,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -39,9 +44,15 @@ enum Command {
         /// Outside networks (virtio-net NICs of the net-vm).
         #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=vm::MAX_NICS as i64))]
         nics: u8,
-        /// Attach mode(s) to run.
-        #[arg(long, value_parser = ["native", "skb"], num_args = 1.., default_values = ["native", "skb"])]
+        /// Attach mode(s) to run (auto: whatever it picks, reported).
+        #[arg(long, value_parser = ["native", "skb", "tc", "auto"], num_args = 1.., default_values = ["native", "skb"])]
         mode: Vec<String>,
+        /// The net-vm's router NIC: QEMU's default virtio-net, or made as
+        /// Spectrum's VMM makes it (no CTRL_GUEST_OFFLOADS, no mergeable
+        /// receive buffers: native XDP refused, TSO aggregates delivered
+        /// whole).
+        #[arg(long, default_value = "qemu-default", value_parser = ["qemu-default", "like-spectrum"])]
+        router_nic: String,
     },
     /// Build a throw-away net-vm and router VM (network namespaces), send
     /// real traffic through them, report, and remove everything.
@@ -109,12 +120,44 @@ enum GuestCommand {
         net: usize,
         #[arg(long)]
         count: u32,
+        /// Through UDP GSO: 64 KB sends cut into 1400-byte datagrams.
+        #[arg(long)]
+        gso: bool,
     },
     /// Count datagrams per sending network on PORT until quiet for a second;
     /// touch READY once listening; write the counts to OUT when done.
     UdpRecv {
         #[arg(long)]
         port: u16,
+        #[arg(long)]
+        ready: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Send BYTES bytes of the pattern of SEED over TCP to TO:PORT within
+    /// SECONDS; print what the receiver answered.
+    TcpSend {
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        bytes: u64,
+        #[arg(long)]
+        seed: u32,
+        #[arg(long)]
+        seconds: u64,
+    },
+    /// Accept one TCP connection on PORT and check the pattern of SEED to
+    /// its end (or for SECONDS); touch READY once listening; write what
+    /// arrived to OUT when done.
+    TcpRecv {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        seed: u32,
+        #[arg(long)]
+        seconds: u64,
         #[arg(long)]
         ready: PathBuf,
         #[arg(long)]
@@ -147,7 +190,19 @@ fn run(command: Command) -> anyhow::Result<bool> {
             );
             Ok(true)
         }
-        Command::VmDemo { kernel, nics, mode } => vm_demo(kernel, usize::from(nics), &mode),
+        Command::VmDemo {
+            kernel,
+            nics,
+            mode,
+            router_nic,
+        } => {
+            let router_nic = if router_nic == "like-spectrum" {
+                vm::RouterNic::LikeSpectrum
+            } else {
+                vm::RouterNic::QemuDefault
+            };
+            vm_demo(kernel, usize::from(nics), &mode, router_nic)
+        }
         Command::Man { dir } => {
             for page in docs::man_pages(&dir)? {
                 println!("{}", page.display());
@@ -199,8 +254,49 @@ fn run(command: Command) -> anyhow::Result<bool> {
             port,
             net,
             count,
+            gso,
         }) => {
-            traffic::send(&to, port, net, count)?;
+            if gso {
+                traffic::send_gso(&to, port, net, count)?;
+            } else {
+                traffic::send(&to, port, net, count)?;
+            }
+            Ok(true)
+        }
+        Command::Guest(GuestCommand::TcpSend {
+            to,
+            port,
+            bytes,
+            seed,
+            seconds,
+        }) => {
+            let deadline = Instant::now() + Duration::from_secs(seconds);
+            let sent = traffic::tcp_send(&to, port, bytes, seed, deadline);
+            let reply = sent.reply.map_or("no answer".to_owned(), |r| r.line());
+            println!("sent={} {reply}", sent.bytes);
+            if let Some(e) = sent.error {
+                println!("error: {e}");
+            }
+            Ok(true)
+        }
+        Command::Guest(GuestCommand::TcpRecv {
+            port,
+            seed,
+            seconds,
+            ready,
+            out,
+        }) => {
+            let deadline = Instant::now() + Duration::from_secs(seconds);
+            let listener =
+                TcpListener::bind(("0.0.0.0", port)).with_context(|| format!("bind TCP {port}"))?;
+            std::fs::write(&ready, "")?;
+            let line = match traffic::accept_within(&listener, deadline) {
+                Ok(stream) => traffic::tcp_receive(stream, seed, deadline).line(),
+                Err(e) => format!("error: {e:#}"),
+            };
+            let tmp = out.with_extension("tmp");
+            std::fs::write(&tmp, line)?;
+            std::fs::rename(&tmp, &out)?;
             Ok(true)
         }
         Command::Guest(GuestCommand::UdpRecv { port, ready, out }) => {
@@ -217,7 +313,12 @@ fn run(command: Command) -> anyhow::Result<bool> {
     }
 }
 
-fn vm_demo(kernel: GuestKernel, nics: usize, modes: &[String]) -> anyhow::Result<bool> {
+fn vm_demo(
+    kernel: GuestKernel,
+    nics: usize,
+    modes: &[String],
+    router_nic: vm::RouterNic,
+) -> anyhow::Result<bool> {
     let dir = std::env::temp_dir().join(format!("xdp-forwarder-vm-demo-{}", std::process::id()));
     println!(
         "xdp-forwarder VM demo: a net-vm guest on {kernel} with {nics} virtio-net NICs, \
@@ -226,6 +327,7 @@ fn vm_demo(kernel: GuestKernel, nics: usize, modes: &[String]) -> anyhow::Result
     let lab = NetVmLab::start(&vm::Options {
         kernel,
         nics: vec![vm::NicModel::VirtioNet; nics],
+        router_nic,
         prefix: format!("xfdv{}", std::process::id() % 100),
         contents: Contents::of_this_build()?,
         dir: dir.clone(),
@@ -252,13 +354,14 @@ fn vm_demo(kernel: GuestKernel, nics: usize, modes: &[String]) -> anyhow::Result
         );
     }
     println!(
-        "  {} ({}) ══ router VM trunk",
+        "  {} ({}, {router_nic}) ══ router VM trunk",
         lab.router_if,
         vm::ROUTER_MAC
     );
     let mut checks = Vec::new();
     for mode in modes {
-        checks.extend(cases::all_in_mode(&mut lab, mode)?);
+        let expect = (mode != "auto").then_some(mode.as_str());
+        checks.extend(cases::all_in_mode(&mut lab, mode, expect)?);
     }
     // What the guest's kernel said about XDP on its NICs (queues, offloads).
     let log = lab

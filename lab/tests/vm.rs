@@ -1,9 +1,12 @@
 //! The forwarder in a real net-vm: QEMU guests on Debian 12's (Linux 6.1)
 //! and Debian 13's (Linux 6.12) kernels, virtio-net NICs, the router VM on
-//! Linux's own 802.1Q stack; every case in native and skb mode; an e1000e
-//! NIC (which strips tags into metadata, as hardware does) in the mode
-//! `--mode auto` picks, tc (a tcx link on 6.12, a clsact filter on 6.1);
-//! hot-plug through QEMU's monitor with the
+//! Linux's own 802.1Q stack; every case (frames, counters, pings, UDP, UDP
+//! GSO, bulk TCP) in native and skb mode, and on 6.12 in `auto` (tc); an
+//! e1000e NIC (which strips tags into metadata, as hardware does) in the
+//! mode `--mode auto` picks, tc (a tcx link on 6.12, a clsact filter on
+//! 6.1); a router NIC made like Spectrum's (no `CTRL_GUEST_OFFLOADS`);
+//! mixed modes on 6.1 (refused redirects counted); hot-plug through QEMU's
+//! monitor with the
 //! daemon and with mdev.
 //!
 //! Needs root, QEMU and the kernels in the lab cache (`cargo xtask test`
@@ -15,7 +18,7 @@ use std::sync::Mutex;
 use xdp_forwarder_lab::demo::checks::Check;
 use xdp_forwarder_lab::{
     debian::GuestKernel,
-    vm::{self, NetVmLab, NicModel, cases, hotplug, initramfs::Contents},
+    vm::{self, NetVmLab, NicModel, RouterNic, cases, hotplug, initramfs::Contents},
 };
 
 static ONE_LAB_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -28,6 +31,7 @@ fn with_lab(
     tag: &str,
     kernel: GuestKernel,
     nics: Vec<NicModel>,
+    router_nic: RouterNic,
     f: impl FnOnce(&mut NetVmLab) -> Vec<Check>,
 ) {
     require_root();
@@ -36,6 +40,7 @@ fn with_lab(
     let mut lab = NetVmLab::start(&vm::Options {
         kernel,
         nics,
+        router_nic,
         prefix: format!("xv{tag}"),
         contents: Contents::of_this_build().unwrap(),
         dir: dir.clone(),
@@ -64,16 +69,22 @@ fn with_lab(
     assert!(failed.is_empty(), "{kernel}:\n{}", failed.join("\n"));
 }
 
-/// Every case in native and skb mode through two virtio-net NICs; with
-/// `e1000e_auto_picks`, first the frames through a third network's e1000e
-/// NIC with `--mode auto`, which must pick that mode (one boot for both).
-/// First: until the virtio cases configure them, the router VM's VLAN
-/// hosts are down, so nothing of theirs (an ARP probe left over from the
-/// UDP cases) crosses the router NIC and spoils its counters.
-fn every_case(tag: &str, kernel: GuestKernel, e1000e_auto_picks: Option<&str>) {
+/// Every case (frames, counters, pings, UDP, UDP GSO, bulk TCP) through
+/// two virtio-net NICs in each of `modes` (mode, what every port must then
+/// run); with `e1000e_auto_picks`, first the frames through a third
+/// network's e1000e NIC with `--mode auto`, which must pick that mode (one
+/// boot for all). First: until the virtio cases configure them, the router
+/// VM's VLAN hosts are down, so nothing of theirs (an ARP probe left over
+/// from the UDP cases) crosses the router NIC and spoils its counters.
+fn every_case(
+    tag: &str,
+    kernel: GuestKernel,
+    modes: &[(&str, &str)],
+    e1000e_auto_picks: Option<&str>,
+) {
     let mut nics = vec![NicModel::VirtioNet; 2];
     nics.extend(e1000e_auto_picks.map(|_| NicModel::E1000e));
-    with_lab(tag, kernel, nics, |lab| {
+    with_lab(tag, kernel, nics, RouterNic::QemuDefault, |lab| {
         let mut checks = Vec::new();
         if let Some(auto_picks) = e1000e_auto_picks {
             checks.extend(
@@ -83,10 +94,12 @@ fn every_case(tag: &str, kernel: GuestKernel, e1000e_auto_picks: Option<&str>) {
                 .unwrap_or_else(|e| panic!("{kernel}, e1000e, auto: {e:#}")),
             );
         }
-        for mode in ["native", "skb"] {
+        for &(mode, runs) in modes {
             checks.extend(
-                lab.only(NicModel::VirtioNet, |lab| cases::all_in_mode(lab, mode))
-                    .unwrap_or_else(|e| panic!("{kernel}, {mode}: {e:#}")),
+                lab.only(NicModel::VirtioNet, |lab| {
+                    cases::all_in_mode(lab, mode, Some(runs))
+                })
+                .unwrap_or_else(|e| panic!("{kernel}, {mode}: {e:#}")),
             );
         }
         if kernel == GuestKernel::Debian12 {
@@ -102,23 +115,113 @@ fn every_case(tag: &str, kernel: GuestKernel, e1000e_auto_picks: Option<&str>) {
 /// On 6.1 (no tcx) tc runs as a clsact filter: `--mode auto` picks it
 /// for the e1000e NIC too, and the outside tag survives the stripping.
 #[test]
-fn linux_6_1_every_case_native_and_skb_and_e1000e_keeps_outside_tags_with_auto_tc_on_clsact() {
-    every_case("61", GuestKernel::Debian12, Some("tc"));
+fn linux_6_1_carries_frames_pings_udp_and_tcp_in_native_and_skb_and_e1000e_keeps_outside_tags_with_auto_tc_on_clsact()
+ {
+    every_case(
+        "61",
+        GuestKernel::Debian12,
+        &[("native", "native"), ("skb", "skb")],
+        Some("tc"),
+    );
 }
 
 /// Issue 16: a NIC that strips the outside tag into metadata (QEMU's
 /// e1000e, `rx-vlan-offload` on) must still deliver it inside the port's
 /// tag; `--mode auto` picks tc on 6.12, which keeps it.
 #[test]
-fn linux_6_12_every_case_native_and_skb_and_e1000e_keeps_outside_tags_with_auto_tc() {
-    every_case("612", GuestKernel::Debian13, Some("tc"));
+fn linux_6_12_carries_frames_pings_udp_and_tcp_in_native_skb_and_auto_tc_and_e1000e_keeps_outside_tags()
+ {
+    every_case(
+        "612",
+        GuestKernel::Debian13,
+        &[("native", "native"), ("skb", "skb"), ("auto", "tc")],
+        Some("tc"),
+    );
+}
+
+/// What a run through the Spectrum-like router NIC must show.
+#[derive(Clone, Copy)]
+enum Tcp {
+    /// Every transfer passes.
+    Carried,
+    /// Transfers from the router VM stall: this NIC delivers the router
+    /// VM's TSO aggregates whole, and a generic-XDP redirect refuses
+    /// anything over the outside NIC's MTU (counted as `redirect_failed`).
+    /// Everything else must pass.
+    StallsFromTheRouter,
+}
+
+/// Issue 16: the net-vm's router NIC as Spectrum's VMM makes it
+/// ([`RouterNic::LikeSpectrum`]: no `CTRL_GUEST_OFFLOADS`), through two
+/// virtio-net NICs: native XDP refused on it, then frames, counters and
+/// bulk TCP in each of `modes` (mode, what every port must run if known,
+/// what TCP does).
+fn spectrum_router_nic(tag: &str, kernel: GuestKernel, modes: &[(&str, Option<&str>, Tcp)]) {
+    with_lab(
+        tag,
+        kernel,
+        vec![NicModel::VirtioNet; 2],
+        RouterNic::LikeSpectrum,
+        |lab| {
+            let mut checks = vec![
+                cases::native_refused_on_router(lab)
+                    .unwrap_or_else(|e| panic!("{kernel}, native: {e:#}")),
+            ];
+            for &(mode, runs, tcp) in modes {
+                let these = cases::frames_and_tcp_in_mode(lab, mode, runs)
+                    .unwrap_or_else(|e| panic!("{kernel}, {mode}: {e:#}"));
+                checks.extend(these.into_iter().map(|c| match tcp {
+                    Tcp::StallsFromTheRouter if c.name.contains("TCP VLAN host →") => Check {
+                        name: format!("{} stalls", c.name),
+                        passed: !c.passed && c.detail.contains("redirect_failed"),
+                        detail: c.detail,
+                    },
+                    _ => c,
+                }));
+            }
+            checks
+        },
+    );
+}
+
+/// virtio-net refuses native XDP on this NIC; `auto` picks tc on 6.12:
+/// frames and bulk TCP pass both ways. An explicit `--mode skb` is accepted, passes frames
+/// and TCP towards the router VM, and stalls TCP from it.
+#[test]
+fn linux_6_12_spectrum_router_nic_refuses_native_carries_tcp_with_auto_tc_stalls_it_in_skb() {
+    spectrum_router_nic(
+        "s612",
+        GuestKernel::Debian13,
+        &[
+            ("auto", Some("tc"), Tcp::Carried),
+            ("skb", Some("skb"), Tcp::StallsFromTheRouter),
+        ],
+    );
+}
+
+/// On 6.1 (no tcx) `auto` picks tc on a clsact filter for every port:
+/// native is refused on this NIC, skb would stall TCP from the router VM;
+/// tc carries frames and bulk TCP both ways.
+#[test]
+fn linux_6_1_spectrum_router_nic_refuses_native_carries_tcp_with_auto_tc_on_clsact() {
+    spectrum_router_nic(
+        "s61",
+        GuestKernel::Debian12,
+        &[("auto", Some("tc"), Tcp::Carried)],
+    );
 }
 
 fn hot_plug(tag: &str, kernel: GuestKernel, manager: hotplug::Manager) {
-    with_lab(tag, kernel, vec![NicModel::VirtioNet], |lab| {
-        hotplug::start(lab, manager).unwrap_or_else(|e| panic!("{manager:?}: {e:#}"));
-        hotplug::cycles(lab, manager).unwrap_or_else(|e| panic!("{manager:?}: {e:#}"))
-    });
+    with_lab(
+        tag,
+        kernel,
+        vec![NicModel::VirtioNet],
+        RouterNic::QemuDefault,
+        |lab| {
+            hotplug::start(lab, manager).unwrap_or_else(|e| panic!("{manager:?}: {e:#}"));
+            hotplug::cycles(lab, manager).unwrap_or_else(|e| panic!("{manager:?}: {e:#}"))
+        },
+    );
 }
 
 #[test]

@@ -1,10 +1,14 @@
 //! What the VM lab proves, as the demo's checks (the VM tests assert each
 //! one, the VM demo prints them): raw frames of every kind through each NIC
-//! and back, counters that account for each of them, pings and UDP both
-//! ways between the outside hosts and the router VM's VLAN hosts (full-size
-//! frames too), isolation, and what `--mode auto` picks.
+//! and back, counters that account for each of them, pings, UDP (plain and
+//! through UDP GSO) and bulk TCP both ways between the outside hosts and the
+//! router VM's VLAN hosts (full-size frames too), isolation, and what
+//! `--mode auto` picks.
 
-use std::time::Duration;
+use std::{
+    net::TcpListener,
+    time::{Duration, Instant},
+};
 
 use crate::demo::checks::{Check, PINGS, Receivers, UDP_PORT, summarize_ping};
 use anyhow::Context as _;
@@ -45,8 +49,9 @@ fn no_problems(name: String, problems: &[String], fine: &str) -> Check {
 
 /// Mounts bpffs in the net-vm (once: read from /proc/mounts, the guest's
 /// busybox has no `mountpoint`) and attaches the router NIC and every NIC
-/// in `mode`; returns each NIC's VID.
-pub fn attach_all(lab: &mut NetVmLab, mode: &str) -> anyhow::Result<Vec<u16>> {
+/// in `mode`; returns each NIC's VID, and what attach said about the mode
+/// it chose (`--mode auto`'s reasons, warnings, caveats), one line each.
+pub fn attach_all(lab: &mut NetVmLab, mode: &str) -> anyhow::Result<(Vec<u16>, Vec<String>)> {
     let mut script = format!(
         "set -e\ngrep -q ' /sys/fs/bpf bpf ' /proc/mounts || mount -t bpf -o mode=0700 bpf /sys/fs/bpf\n\
          xdp-forwarder attach {} --role router --mode {mode}\n",
@@ -58,9 +63,21 @@ pub fn attach_all(lab: &mut NetVmLab, mode: &str) -> anyhow::Result<Vec<u16>> {
             n.guest_if
         ));
     }
-    lab.net_vm.sh(&script)?;
+    let out = lab.net_vm.sh(&script)?;
+    let mut said: Vec<String> = Vec::new();
+    for line in out.lines().map(str::trim) {
+        let l = line.to_lowercase();
+        let worth = ["auto", "warning", "caveat"].iter().any(|w| l.contains(w));
+        if worth && !said.iter().any(|s| s == line) {
+            said.push(line.to_owned());
+        }
+    }
     let ks: Vec<usize> = lab.networks.iter().map(|n| n.k).collect();
-    ks.into_iter().map(|k| lab.vid(k)).collect()
+    let vids = ks
+        .into_iter()
+        .map(|k| lab.vid(k))
+        .collect::<anyhow::Result<_>>()?;
+    Ok((vids, said))
 }
 
 pub fn detach_all(lab: &mut NetVmLab) -> anyhow::Result<()> {
@@ -285,11 +302,43 @@ pub fn pings(lab: &mut NetVmLab, size: u32, label: &str) -> anyhow::Result<Vec<C
     Ok(checks)
 }
 
-/// UDP both ways per network ([`DATAGRAMS`] each), and that no datagram of
-/// one network reaches another (every host has the same address).
-pub fn udp(lab: &mut NetVmLab, label: &str) -> anyhow::Result<Vec<Check>> {
+/// How the UDP case sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Udp {
+    /// [`DATAGRAMS`] datagrams, one `send` each.
+    Plain,
+    /// [`GSO_DATAGRAMS`] 1400-byte datagrams, written 64 KB at a time with
+    /// `UDP_SEGMENT` (the stack, or a NIC, cuts them).
+    Gso,
+}
+
+/// Datagrams per network and direction through UDP GSO: 8 sends of 64 KB.
+pub const GSO_DATAGRAMS: u32 = 8 * traffic::GSO_SEGMENTS;
+
+impl Udp {
+    fn count(self) -> u32 {
+        match self {
+            Udp::Plain => DATAGRAMS,
+            Udp::Gso => GSO_DATAGRAMS,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Udp::Plain => "UDP",
+            Udp::Gso => "UDP GSO",
+        }
+    }
+}
+
+/// UDP both ways per network (`how.count()` datagrams each), and that no
+/// datagram of one network reaches another (every host has the same
+/// address).
+pub fn udp(lab: &mut NetVmLab, label: &str, how: Udp) -> anyhow::Result<Vec<Check>> {
     let mut checks = Vec::new();
     let nets = lab.networks.len();
+    let (count, what) = (how.count(), how.name());
+    let gso = if how == Udp::Gso { " --gso" } else { "" };
     // Outside → VLAN hosts: receivers in the router VM first; each writes
     // its counts to /tmp/udpK.out when done.
     let mut start = String::new();
@@ -309,7 +358,10 @@ pub fn udp(lab: &mut NetVmLab, label: &str) -> anyhow::Result<Vec<Check>> {
     std::thread::scope(|s| {
         for n in &lab.networks {
             s.spawn(move || {
-                n.ns.within(|| traffic::send(LAN_ADDR, UDP_PORT, n.k, DATAGRAMS))
+                n.ns.within(|| match how {
+                    Udp::Plain => traffic::send(LAN_ADDR, UDP_PORT, n.k, count),
+                    Udp::Gso => traffic::send_gso(LAN_ADDR, UDP_PORT, n.k, count),
+                })
             });
         }
     });
@@ -338,8 +390,8 @@ pub fn udp(lab: &mut NetVmLab, label: &str) -> anyhow::Result<Vec<Check>> {
     for k in 1..=nets {
         let counts = received.get(&k).cloned().unwrap_or_default();
         let own = counts.get(&k).copied().unwrap_or(0);
-        let mut detail = format!("{own}/{DATAGRAMS} datagrams delivered");
-        if own < DATAGRAMS {
+        let mut detail = format!("{own}/{count} datagrams delivered");
+        if own < count {
             // Where they went: the VLAN host's UDP counters (InCsumErrors...).
             let snmp = lab
                 .router
@@ -348,8 +400,8 @@ pub fn udp(lab: &mut NetVmLab, label: &str) -> anyhow::Result<Vec<Check>> {
             detail.push_str(&format!("; router VM lan{k}: {}", snmp.replace('\n', " ")));
         }
         checks.push(check(
-            format!("{label}: UDP net {k} → VLAN host"),
-            own == DATAGRAMS,
+            format!("{label}: {what} net {k} → VLAN host"),
+            own == count,
             detail,
         ));
         leaked.extend(
@@ -360,7 +412,7 @@ pub fn udp(lab: &mut NetVmLab, label: &str) -> anyhow::Result<Vec<Check>> {
         );
     }
     checks.push(no_problems(
-        format!("{label}: UDP isolation outside → VLAN hosts"),
+        format!("{label}: {what} isolation outside → VLAN hosts"),
         &leaked,
         "no datagram reached another network",
     ));
@@ -375,7 +427,7 @@ pub fn udp(lab: &mut NetVmLab, label: &str) -> anyhow::Result<Vec<Check>> {
     for k in 1..=nets {
         send.push_str(&format!(
             "{IP} netns exec lan{k} xdp-forwarder-lab guest udp-send --to {EXT_ADDR} \
-             --port {UDP_PORT} --net {k} --count {DATAGRAMS} &\n"
+             --port {UDP_PORT} --net {k} --count {count}{gso} &\n"
         ));
     }
     send.push_str("wait\n");
@@ -383,9 +435,9 @@ pub fn udp(lab: &mut NetVmLab, label: &str) -> anyhow::Result<Vec<Check>> {
     let mut leaked = Vec::new();
     for (k, from) in receivers.collect(nets) {
         checks.push(check(
-            format!("{label}: UDP VLAN host → net {k}"),
-            from[k] == DATAGRAMS,
-            format!("{}/{DATAGRAMS} datagrams delivered", from[k]),
+            format!("{label}: {what} VLAN host → net {k}"),
+            from[k] == count,
+            format!("{}/{count} datagrams delivered", from[k]),
         ));
         leaked.extend(
             from.iter()
@@ -395,10 +447,176 @@ pub fn udp(lab: &mut NetVmLab, label: &str) -> anyhow::Result<Vec<Check>> {
         );
     }
     checks.push(no_problems(
-        format!("{label}: UDP isolation VLAN hosts → outside"),
+        format!("{label}: {what} isolation VLAN hosts → outside"),
         &leaked,
         "no datagram reached another network",
     ));
+    Ok(checks)
+}
+
+/// Bytes of each TCP transfer: well under a second under emulation; a
+/// stalled transfer (aggregates refused one by one, then retransmitted)
+/// cannot finish it within [`TCP_WITHIN`].
+pub const TCP_BYTES: u64 = 8 << 20;
+/// How long one transfer may take, answer included: a healthy one takes
+/// well under a second here (80-300 Mbit/s under TCG), a stalled one moves
+/// about 2 Mbit/s (skb mode, Spectrum-like router NIC) and would need ~35 s.
+pub const TCP_WITHIN: Duration = Duration::from_secs(10);
+const TCP_PORT: u16 = 5201;
+
+fn mbit_per_s(bytes: u64, took: Duration) -> f64 {
+    bytes as f64 * 8.0 / took.as_secs_f64().max(1e-3) / 1e6
+}
+
+/// Every port's non-zero drop reasons, e.g. `eth2: redirect_failed 1449`:
+/// where a failed transfer's segments went.
+fn drops(lab: &mut NetVmLab) -> String {
+    let Ok(status) = lab.status() else {
+        return "no status".into();
+    };
+    let mut out = Vec::new();
+    for p in status["ports"].as_array().into_iter().flatten() {
+        let name = p["name"].as_str().unwrap_or("?");
+        let reasons = p["counters"]["dropped"].as_object().into_iter().flatten();
+        for (reason, n) in reasons.filter(|(_, n)| n.as_u64().unwrap_or(0) > 0) {
+            out.push(format!("{name}: {reason} {n}"));
+        }
+    }
+    if out.is_empty() {
+        "the forwarder dropped nothing".into()
+    } else {
+        format!("forwarder drops: {}", out.join(", "))
+    }
+}
+
+/// The check of one transfer: all [`TCP_BYTES`], in order, and its speed.
+fn tcp_check(
+    lab: &mut NetVmLab,
+    name: String,
+    got: Option<traffic::Received>,
+    took: Duration,
+    error: Option<String>,
+) -> Check {
+    let got = got.unwrap_or_default();
+    let mib = |b: u64| b as f64 / f64::from(1 << 20);
+    if got.complete(TCP_BYTES) {
+        let detail = format!(
+            "{:.1} MiB in {:.2} s: {:.1} Mbit/s, every byte in order",
+            mib(TCP_BYTES),
+            took.as_secs_f64(),
+            mbit_per_s(TCP_BYTES, took)
+        );
+        return check(name, true, detail);
+    }
+    let mut detail = format!(
+        "{} of {} bytes arrived in {:.1} s",
+        got.bytes,
+        TCP_BYTES,
+        took.as_secs_f64()
+    );
+    if let Some(at) = got.first_bad {
+        detail.push_str(&format!(", off the pattern from byte {at}"));
+    }
+    if !got.eof {
+        detail.push_str(", no end of stream (stalled?)");
+    }
+    if let Some(e) = error {
+        detail.push_str(&format!("; sender: {e}"));
+    }
+    detail.push_str(&format!("; {}", drops(lab)));
+    check(name, false, detail)
+}
+
+/// Bulk TCP both ways per network, one transfer at a time: [`TCP_BYTES`]
+/// from the outside host to its VLAN host in the router VM, then back. The
+/// hosts keep every offload Linux gives them (TSO/GSO, checksum offload,
+/// GRO), so the forwarder meets what real hosts send. Each byte is checked
+/// against a pattern of its own per network and direction.
+pub fn tcp(lab: &mut NetVmLab, label: &str) -> anyhow::Result<Vec<Check>> {
+    let mut checks = Vec::new();
+    let secs = TCP_WITHIN.as_secs();
+    for i in 0..lab.networks.len() {
+        let k = lab.networks[i].k;
+        // Outside → VLAN host: the receiver in the router VM first.
+        let seed = (k as u32) << 8 | 1;
+        lab.router.sh(&format!(
+            "rm -f /tmp/tcp{k}.ready /tmp/tcp{k}.out
+\
+             {IP} netns exec lan{k} xdp-forwarder-lab guest tcp-recv --port {TCP_PORT} \
+             --seed {seed} --seconds {secs} --ready /tmp/tcp{k}.ready --out /tmp/tcp{k}.out \
+             >/dev/null 2>&1 &\n\
+             while [ ! -e /tmp/tcp{k}.ready ]; do sleep 0.1; done"
+        ))?;
+        let deadline = Instant::now() + TCP_WITHIN;
+        let sent = lab.networks[i].ns.within(|| {
+            Ok(traffic::tcp_send(
+                LAN_ADDR, TCP_PORT, TCP_BYTES, seed, deadline,
+            ))
+        })?;
+        let got = match sent.reply {
+            Some(r) => Some(r),
+            // No answer: what the receiver wrote down when its time was up.
+            None => lab
+                .router
+                .sh_within(
+                    &format!(
+                        "while [ ! -e /tmp/tcp{k}.out ]; do sleep 0.2; done; cat /tmp/tcp{k}.out"
+                    ),
+                    Duration::from_secs(15),
+                )
+                .ok()
+                .and_then(|out| traffic::Received::parse(out.trim())),
+        };
+        checks.push(tcp_check(
+            lab,
+            format!("{label}: TCP net {k} → VLAN host"),
+            got,
+            sent.elapsed,
+            sent.error,
+        ));
+        // VLAN host → outside: the receiver on the host.
+        let seed = (k as u32) << 8 | 2;
+        let listener = lab.networks[i].ns.within(|| {
+            TcpListener::bind((EXT_ADDR, TCP_PORT)).context("cannot listen on the outside host")
+        })?;
+        let deadline = Instant::now() + TCP_WITHIN;
+        let router = &mut lab.router;
+        let (got, out) = std::thread::scope(|s| {
+            let rx = s.spawn(|| {
+                traffic::accept_within(&listener, deadline)
+                    .map(|stream| traffic::tcp_receive(stream, seed, deadline))
+            });
+            let out = router.sh_within(
+                &format!(
+                    "{IP} netns exec lan{k} xdp-forwarder-lab guest tcp-send --to {EXT_ADDR} \
+                     --port {TCP_PORT} --bytes {TCP_BYTES} --seed {seed} --seconds {secs}"
+                ),
+                TCP_WITHIN + Duration::from_secs(15),
+            );
+            (
+                rx.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
+                out,
+            )
+        });
+        let (got, error) = match got {
+            Ok(r) => (Some(r), None),
+            Err(e) => (None, Some(format!("{e:#}"))),
+        };
+        let error = error.or_else(|| {
+            let out = out.unwrap_or_else(|e| format!("{e:#}"));
+            out.lines()
+                .find(|l| l.starts_with("error: "))
+                .map(str::to_owned)
+        });
+        let took = Duration::from_millis(got.map_or(0, |r| r.millis));
+        checks.push(tcp_check(
+            lab,
+            format!("{label}: TCP VLAN host → net {k}"),
+            got,
+            took,
+            error,
+        ));
+    }
     Ok(checks)
 }
 
@@ -419,6 +637,74 @@ pub fn mode_auto(lab: &mut NetVmLab) -> anyhow::Result<Check> {
     ))
 }
 
+/// Which mode each port runs, as one check: every port (the router and
+/// each network's NIC) must run `expect`; with `None` the check only
+/// reports (what `auto` picked where the lab has no expectation). The
+/// detail also carries what attach `said` and what `status` warns about,
+/// with each mode's caveat.
+pub fn ports_run(
+    lab: &mut NetVmLab,
+    label: &str,
+    expect: Option<&str>,
+    said: &[String],
+) -> anyhow::Result<Check> {
+    let status = lab.status()?;
+    let ports = status["ports"].as_array().cloned().unwrap_or_default();
+    let mut modes = Vec::new();
+    for p in &ports {
+        let s = |f: &str| p[f].as_str().unwrap_or("?").to_owned();
+        let mut line = format!("{} {}", s("name"), s("mode"));
+        if let Some(c) = p["caveat"].as_str() {
+            line.push_str(&format!(" (caveat: {c})"));
+        }
+        for w in p["warnings"].as_array().into_iter().flatten() {
+            line.push_str(&format!(" (warning: {})", w.as_str().unwrap_or("?")));
+        }
+        modes.push(line);
+    }
+    let name = match expect {
+        Some(mode) => format!("{label}: every port runs {mode}"),
+        None => format!("{label}: what every port runs"),
+    };
+    let passed = expect.is_none_or(|mode| {
+        ports.len() == lab.networks.len() + 1 && ports.iter().all(|p| p["mode"] == mode)
+    });
+    let mut detail = modes.join(", ");
+    if !said.is_empty() {
+        detail.push_str(&format!("; attach said: {}", said.join(" | ")));
+    }
+    Ok(check(name, passed, detail))
+}
+
+/// `attach --mode native` on a router NIC made like Spectrum's (no
+/// `CTRL_GUEST_OFFLOADS`) must fail and leave nothing attached. virtio-net
+/// refuses with EOPNOTSUPP; its reason ("Can't set XDP while host is
+/// implementing GRO_HW/CSUM") goes to netlink's extack only, which a BPF
+/// link never sees.
+pub fn native_refused_on_router(lab: &mut NetVmLab) -> anyhow::Result<Check> {
+    let (code, out) = lab.net_vm.sh_status(
+        &format!(
+            "grep -q ' /sys/fs/bpf bpf ' /proc/mounts || mount -t bpf -o mode=0700 bpf /sys/fs/bpf\n\
+             xdp-forwarder attach {} --role router --mode native",
+            lab.router_if
+        ),
+        Duration::from_secs(60),
+    )?;
+    let left = lab.status()?["ports"]
+        .as_array()
+        .map_or(0, std::vec::Vec::len);
+    let said = out.lines().last().unwrap_or_default().trim().to_owned();
+    Ok(check(
+        format!(
+            "{}, {}: --mode native on the router NIC is refused",
+            lab.kernel.which.linux(),
+            lab.router_nic
+        ),
+        code != 0 && out.contains("Operation not supported") && left == 0,
+        format!("attach exited {code}: {said}; ports left attached: {left}"),
+    ))
+}
+
 /// [`frames`] through the lab's networks with every port attached in
 /// `mode`, each of which must then run `expect` (what `--mode auto` picks).
 /// On a NIC that strips tags into metadata (e1000e, `rx-vlan-offload` on)
@@ -428,7 +714,7 @@ pub fn frames_in_mode(lab: &mut NetVmLab, mode: &str, expect: &str) -> anyhow::R
     let mut models: Vec<String> = lab.networks.iter().map(|n| n.model.to_string()).collect();
     models.dedup();
     let label = format!("{}, {mode}, {}", lab.kernel.which.linux(), models.join("+"));
-    let vids = attach_all(lab, mode)?;
+    let (vids, said) = attach_all(lab, mode)?;
     // attach brought the NICs up; an e1000e takes a moment to get its
     // carrier, and transmits nothing without it.
     let ifs: Vec<String> = lab
@@ -450,24 +736,7 @@ pub fn frames_in_mode(lab: &mut NetVmLab, mode: &str, expect: &str) -> anyhow::R
     lab.net_vm
         .sh_within(&wait, Duration::from_secs(60))
         .context("the NICs did not get their carrier within 10 s")?;
-    let status = lab.status()?;
-    let modes: Vec<String> = status["ports"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|p| {
-            let s = |f: &str| p[f].as_str().unwrap_or("?").to_owned();
-            format!("{} {}", s("name"), s("mode"))
-        })
-        .collect();
-    let all_expected = status["ports"]
-        .as_array()
-        .is_some_and(|ps| ps.len() == ifs.len() && ps.iter().all(|p| p["mode"] == expect));
-    let mut checks = vec![check(
-        format!("{label}: every port runs {expect}"),
-        all_expected,
-        modes.join(", "),
-    )];
+    let mut checks = vec![ports_run(lab, &label, Some(expect), &said)?];
     // What makes the case worth running: a NIC that strips tags (an
     // e1000e with rx-vlan-offload on, as hardware has it) while the
     // frames cross. tc leaves stripping on; the XDP modes switch it off.
@@ -500,16 +769,27 @@ pub fn frames_in_mode(lab: &mut NetVmLab, mode: &str, expect: &str) -> anyhow::R
     Ok(checks)
 }
 
-/// Everything above in one attach mode: attach, frames and counters, pings,
-/// full-size pings, UDP; detach.
-pub fn all_in_mode(lab: &mut NetVmLab, mode: &str) -> anyhow::Result<Vec<Check>> {
-    let label = format!("{}, {mode}", lab.kernel.which.linux());
-    let vids = attach_all(lab, mode)?;
-    let mut checks = frames(lab, &vids, &label)?;
+/// Everything above in one attach mode, in which every port must then run
+/// `expect` (`None`: whatever it is): attach, frames and counters, pings,
+/// full-size pings, UDP, UDP GSO, TCP; detach.
+pub fn all_in_mode(
+    lab: &mut NetVmLab,
+    mode: &str,
+    expect: Option<&str>,
+) -> anyhow::Result<Vec<Check>> {
+    let mut label = format!("{}, {mode}", lab.kernel.which.linux());
+    if lab.router_nic != super::RouterNic::QemuDefault {
+        label.push_str(&format!(", {}", lab.router_nic));
+    }
+    let (vids, said) = attach_all(lab, mode)?;
+    let mut checks = vec![ports_run(lab, &label, expect, &said)?];
+    checks.extend(frames(lab, &vids, &label)?);
     lab.configure_router_vlans(&vids)?;
     checks.extend(pings(lab, 56, &label)?);
     checks.extend(pings(lab, 1472, &label)?);
-    checks.extend(udp(lab, &label)?);
+    checks.extend(udp(lab, &label, Udp::Plain)?);
+    checks.extend(udp(lab, &label, Udp::Gso)?);
+    checks.extend(tcp(lab, &label)?);
     if mode == "native" {
         checks.push(mode_auto(lab)?);
     }
@@ -578,4 +858,23 @@ pub fn refused_redirects_counted(lab: &mut NetVmLab) -> anyhow::Result<Vec<Check
             ),
         ),
     ])
+}
+
+/// The router NIC's own cases, for a router NIC made otherwise than QEMU's
+/// default ([`super::RouterNic`]): attach in `mode` (every port must then
+/// run `expect`, if given), raw frames both ways and counters, bulk TCP
+/// both ways; detach.
+pub fn frames_and_tcp_in_mode(
+    lab: &mut NetVmLab,
+    mode: &str,
+    expect: Option<&str>,
+) -> anyhow::Result<Vec<Check>> {
+    let label = format!("{}, {mode}, {}", lab.kernel.which.linux(), lab.router_nic);
+    let (vids, said) = attach_all(lab, mode)?;
+    let mut checks = vec![ports_run(lab, &label, expect, &said)?];
+    checks.extend(frames(lab, &vids, &label)?);
+    lab.configure_router_vlans(&vids)?;
+    checks.extend(tcp(lab, &label)?);
+    detach_all(lab)?;
+    Ok(checks)
 }

@@ -56,6 +56,41 @@ pub struct Nic {
     pub tap: String,
     pub mac: String,
     pub model: NicModel,
+    /// More `-device` properties (`name=value,…`), e.g. [`RouterNic::properties`].
+    pub properties: &'static str,
+}
+
+/// How the net-vm's router NIC is made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RouterNic {
+    /// QEMU's virtio-net-pci as it comes: every guest offload, and
+    /// `CTRL_GUEST_OFFLOADS`, so the guest can switch them off for XDP.
+    #[default]
+    QemuDefault,
+    /// As a VMM whose vhost-user backend offers only VERSION_1 + GUEST_CSUM
+    /// makes it (Spectrum's router): no `CTRL_GUEST_OFFLOADS`, so virtio-net
+    /// refuses native XDP and delivers the host's TSO aggregates whole; no
+    /// mergeable receive buffers; one queue pair (QEMU's default).
+    LikeSpectrum,
+}
+
+impl RouterNic {
+    /// The `-device virtio-net-pci` properties that make it.
+    pub fn properties(self) -> &'static str {
+        match self {
+            RouterNic::QemuDefault => "",
+            RouterNic::LikeSpectrum => "ctrl_guest_offloads=off,mrg_rxbuf=off",
+        }
+    }
+}
+
+impl std::fmt::Display for RouterNic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RouterNic::QemuDefault => "QEMU's default router NIC",
+            RouterNic::LikeSpectrum => "Spectrum-like router NIC",
+        })
+    }
 }
 
 impl Nic {
@@ -66,11 +101,16 @@ impl Nic {
             tap: tap.into(),
             mac: mac.into(),
             model: NicModel::VirtioNet,
+            properties: "",
         }
     }
 
     pub fn with_model(self, model: NicModel) -> Self {
         Self { model, ..self }
+    }
+
+    pub fn with_properties(self, properties: &'static str) -> Self {
+        Self { properties, ..self }
     }
 
     fn netdev_args(&self) -> String {
@@ -82,13 +122,18 @@ impl Nic {
 
     fn device_args(&self) -> String {
         // romfile=: no iPXE option ROM, nothing to boot from the network.
-        format!(
+        let mut args = format!(
             "{},netdev={}-net,mac={},id={},romfile=",
             self.model.device(),
             self.id,
             self.mac,
             self.id
-        )
+        );
+        if !self.properties.is_empty() {
+            args.push(',');
+            args.push_str(self.properties);
+        }
+        args
     }
 }
 

@@ -27,7 +27,7 @@ use crate::{
     debian::{self, GuestKernel, Kernel},
     netns::Netns,
 };
-pub use guest::{Accel, Guest, IP, Nic, NicModel};
+pub use guest::{Accel, Guest, IP, Nic, NicModel, RouterNic};
 use initramfs::Contents;
 
 /// The outside hosts' address, and the router VM's VLAN hosts' (the same in
@@ -55,6 +55,7 @@ pub struct Options {
     pub kernel: GuestKernel,
     /// The NIC of each outside network, in order (network 1 first).
     pub nics: Vec<NicModel>,
+    pub router_nic: RouterNic,
     /// Names every namespace, tap and file of this lab (≤ 6 characters).
     pub prefix: String,
     pub contents: Contents,
@@ -82,6 +83,7 @@ pub struct NetVmLab {
     pub router_tap: String,
     /// The router NIC's name in the net-vm.
     pub router_if: String,
+    pub router_nic: RouterNic,
     pub networks: Vec<Network>,
     pub net_vm: Guest,
     pub router: Guest,
@@ -125,7 +127,10 @@ impl NetVmLab {
                 Nic::new(format!("nic{k}"), format!("{p}n{k}"), nic_mac(k)).with_model(model)
             })
             .collect();
-        nics.push(Nic::new("router", &router_tap, ROUTER_MAC));
+        nics.push(
+            Nic::new("router", &router_tap, ROUTER_MAC)
+                .with_properties(opts.router_nic.properties()),
+        );
         let net_vm_spec = guest::Spec {
             name: "net-vm",
             kernel: &kernel,
@@ -188,6 +193,7 @@ impl NetVmLab {
             trunk,
             router_tap,
             router_if,
+            router_nic: opts.router_nic,
             networks,
             net_vm,
             router,
