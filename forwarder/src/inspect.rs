@@ -98,7 +98,7 @@ pub fn inspect(link: &Link) -> Result<Inspection> {
                     }
                     _ => None,
                 },
-                _ => None,
+                Mode::Skb | Mode::Tc => None,
             };
             (mode, out)
         })

@@ -57,11 +57,7 @@ pub(crate) fn attach_new(
 /// Why `--mode auto` ended in `mode` after the `failures` of the modes it
 /// preferred.
 fn auto_reason(mode: Mode, failures: &[Error]) -> String {
-    let why = match mode {
-        Mode::Tc => "tc keeps GSO, checksum state and VLAN tags and reaches every interface",
-        Mode::Native => "the driver runs XDP natively",
-        Mode::Skb => "skb (generic) mode",
-    };
+    let why = mode.auto_reason();
     if failures.is_empty() {
         format!("--mode auto: {mode}: {why}")
     } else {

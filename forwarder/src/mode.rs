@@ -8,21 +8,54 @@ use aya_obj::generated::{XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE, bpf_attach_type
 
 use crate::ethtool::TagFeature;
 
-/// How a port's program runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-#[repr(u8)]
-pub enum Mode {
+/// Defines [`Mode`] from one list (variant, registry value, name):
+/// [`Mode::ALL`], the registry decoding and the names come from it, so a
+/// new mode is listed once; every other question about a mode is an
+/// exhaustive match below.
+macro_rules! modes {
+    ($( $(#[doc = $doc:literal])* $variant:ident = $value:literal => $name:literal, )+) => {
+        /// How a port's program runs.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        #[repr(u8)]
+        pub enum Mode {
+            $( $(#[doc = $doc])* $variant = $value, )+
+        }
+
+        impl Mode {
+            /// Every mode, in the order `status` and the benchmarks list them.
+            pub const ALL: &'static [Mode] = &[$( Mode::$variant, )+];
+
+            /// The mode stored in a registry record; `None` for a value no
+            /// mode has (a record written by a newer version).
+            pub fn from_u8(value: u8) -> Option<Mode> {
+                match value {
+                    $( $value => Some(Mode::$variant), )+
+                    _ => None,
+                }
+            }
+
+            /// The name `--mode` and `status` use.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $( Mode::$variant => $name, )+
+                }
+            }
+        }
+    };
+}
+
+modes! {
     /// XDP in the driver (`XDP_FLAGS_DRV_MODE`).
-    Native = 0,
+    Native = 0 => "native",
     /// Generic XDP on the skb (`XDP_FLAGS_SKB_MODE`), what the original's
     /// `xdp-loader … -m skb` runs.
-    Skb = 1,
+    Skb = 1 => "skb",
     /// A tc program at the interface's ingress (a tcx link from Linux 6.6,
     /// a `clsact` filter before): the kernel pushes and pops the tags on
     /// the skb, so GSO aggregates, checksum state and tags held in metadata
     /// pass whole.
-    Tc = 2,
+    Tc = 2 => "tc",
 }
 
 /// Which kernel hook a mode attaches to.
@@ -52,15 +85,6 @@ impl Hook {
 }
 
 impl Mode {
-    /// Every mode, in the order `status` and the benchmarks list them.
-    pub const ALL: [Mode; 3] = [Mode::Native, Mode::Skb, Mode::Tc];
-
-    /// The mode stored in a registry record; `None` for a value no mode has
-    /// (a record written by a newer version).
-    pub fn from_u8(value: u8) -> Option<Mode> {
-        Mode::ALL.into_iter().find(|m| *m as u8 == value)
-    }
-
     /// The hook this mode attaches to, on a kernel with tcx (`tcx`) or
     /// without.
     pub fn hook(self, tcx: bool) -> Hook {
@@ -68,6 +92,15 @@ impl Mode {
             Mode::Native | Mode::Skb => Hook::Xdp,
             Mode::Tc if tcx => Hook::TcxIngress,
             Mode::Tc => Hook::ClsactIngress,
+        }
+    }
+
+    /// Why `--mode auto` takes this mode when it can.
+    pub fn auto_reason(self) -> &'static str {
+        match self {
+            Mode::Tc => "tc keeps GSO, checksum state and VLAN tags and reaches every interface",
+            Mode::Native => "the driver runs XDP natively",
+            Mode::Skb => "skb (generic) mode",
         }
     }
 
@@ -150,11 +183,7 @@ impl Mode {
 
 impl std::fmt::Display for Mode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Mode::Native => "native",
-            Mode::Skb => "skb",
-            Mode::Tc => "tc",
-        })
+        f.write_str(self.name())
     }
 }
 
@@ -270,7 +299,7 @@ mod tests {
 
     #[test]
     fn registry_values_round_trip_and_unknown_values_are_refused() {
-        for mode in Mode::ALL {
+        for &mode in Mode::ALL {
             assert_eq!(Mode::from_u8(mode as u8), Some(mode));
         }
         assert_eq!(Mode::from_u8(3), None);
@@ -282,7 +311,7 @@ mod tests {
             ModeChoice::Auto.candidates(),
             &[Mode::Tc, Mode::Native, Mode::Skb]
         );
-        for mode in Mode::ALL {
+        for &mode in Mode::ALL {
             assert!(ModeChoice::Auto.accepts(mode));
         }
         assert!(ModeChoice::Tc.accepts(Mode::Tc));
@@ -291,7 +320,7 @@ mod tests {
 
     #[test]
     fn only_native_redirects_depend_on_the_target() {
-        for to in Mode::ALL {
+        for &to in Mode::ALL {
             for takes in [None, Some(true), Some(false)] {
                 assert_eq!(reach(Mode::Tc, to, takes), Reach::Yes);
                 assert_eq!(reach(Mode::Skb, to, takes), Reach::Yes);

@@ -1,6 +1,9 @@
-//! One regression test per finding of the hardening review (issue 10):
-//! what a new user met, reproduced as they met it. Finding 4 (network
-//! namespaces) is in state.rs, finding 10 in e2e.rs and the fuzz target.
+//! What a hardening review met as a new user, reproduced as they met it
+//! and guarded: one VID per port under concurrent attaches, no orphans,
+//! `router_iface` following the router, decisions from the kernel, one
+//! daemon per pin dir, a private bpffs, router MAC prefixes, messages.
+//! (Network namespaces are guarded in state.rs, malformed frames in e2e.rs
+//! and the fuzz target.)
 
 mod support;
 
@@ -40,10 +43,10 @@ fn args(list: &[&str], pins: &Bpffs) -> Vec<String> {
     all
 }
 
-/// 1. Eight `attach aN --vid 7` at once: exactly one gets VID 7. Four
-///    interfaces with ifindex > 4094 at once: four different VIDs.
+/// Eight `attach aN --vid 7` at once: exactly one gets VID 7. Four
+/// interfaces with ifindex > 4094 at once: four different VIDs.
 #[test]
-fn finding_1_one_port_per_vid() {
+fn concurrent_attaches_give_each_vid_to_one_port() {
     in_fresh_netns(|| {
         let pins = Bpffs::mount("f1");
         for k in 0..8 {
@@ -107,11 +110,11 @@ fn finding_1_one_port_per_vid() {
     });
 }
 
-/// 2. Eight concurrent `attach sd` on a fresh pin dir: one attaches, seven
-///    find it attached; nothing orphaned. An orphaned link (registry lost)
-///    is shown by `status` and removed by `detach`, or taken over by `attach`.
+/// Eight concurrent `attach sd` on a fresh pin dir: one attaches, seven
+/// find it attached; nothing orphaned. An orphaned link (registry lost)
+/// is shown by `status` and removed by `detach`, or taken over by `attach`.
 #[test]
-fn finding_2_no_orphans_and_orphans_repaired() {
+fn concurrent_attaches_leave_no_orphan_and_an_orphan_is_shown_removed_or_taken_over() {
     in_fresh_netns(|| {
         let pins = Bpffs::mount("f2");
         veth("sd", "sdx");
@@ -163,13 +166,13 @@ fn finding_2_no_orphans_and_orphans_repaired() {
     });
 }
 
-/// 3. The router slot follows the router: with the daemon running, a
-///    detach and a `--replace` to another router interface never leave
-///    `router_iface` empty under an attached router; an emptied slot is
-///    refilled by SIGHUP. A failed `--replace` (native mode on a macvlan)
-///    leaves the old attachment as it was.
+/// The router slot follows the router: with the daemon running, a
+/// detach and a `--replace` to another router interface never leave
+/// `router_iface` empty under an attached router; an emptied slot is
+/// refilled by SIGHUP. A failed `--replace` (native mode on a macvlan)
+/// leaves the old attachment as it was.
 #[test]
-fn finding_3_router_slot_and_failed_replace() {
+fn router_iface_follows_the_router_and_a_failed_replace_changes_nothing() {
     in_fresh_netns(|| {
         let pins = Bpffs::mount("f3");
         for (name, mac) in [("r0", "02:01:00:00:00:01"), ("r1", "02:01:00:00:00:02")] {
@@ -322,12 +325,12 @@ fn finding_3_router_slot_and_failed_replace() {
     });
 }
 
-/// 5. Decisions from the kernel: after `bpftool link detach`, `status` says
-///    not attached and `attach` re-attaches (it used to say "already
-///    attached"); a new interface that reuses a removed port's ifindex is
-///    not mistaken for it and does not inherit its counters.
+/// Decisions from the kernel: after `bpftool link detach`, `status` says
+/// not attached and `attach` re-attaches (it used to say "already
+/// attached"); a new interface that reuses a removed port's ifindex is
+/// not mistaken for it and does not inherit its counters.
 #[test]
-fn finding_5_kernel_truth() {
+fn status_and_attach_believe_the_kernel_not_the_pins() {
     in_fresh_netns(|| {
         let pins = Bpffs::mount("f5");
         let p = pins.arg();
@@ -416,11 +419,11 @@ fn finding_5_kernel_truth() {
     });
 }
 
-/// 6. One daemon per pin dir whatever the path's spelling, none shared
-///    between different dirs, no lock file in /run; no bpffs mounted in a
-///    private mount namespace.
+/// One daemon per pin dir whatever the path's spelling, none shared
+/// between different dirs, no lock file in /run; no bpffs mounted in a
+/// private mount namespace.
 #[test]
-fn finding_6_daemon_lock_is_the_directory() {
+fn one_daemon_per_pin_dir_whatever_the_path_spelling() {
     in_fresh_netns(|| {
         let a = Bpffs::mount("f6a");
         let b = Bpffs::mount("f6b");
@@ -471,10 +474,10 @@ fn finding_6_daemon_lock_is_the_directory() {
     });
 }
 
-/// 7. The daemon mounts bpffs with mode 0700; a state dir someone else
-///    made (or left writable) is refused with a clear error.
+/// The daemon mounts bpffs with mode 0700; a state dir someone else
+/// made (or left writable) is refused with a clear error.
 #[test]
-fn finding_7_bpffs_mode_and_state_dir_owner() {
+fn the_daemon_mounts_bpffs_0700_and_refuses_a_state_dir_others_can_change() {
     in_fresh_netns(|| {
         let dir = std::env::temp_dir().join(format!("xdpfwd-f7-{}", std::process::id()));
         struct Unmount(std::path::PathBuf);
@@ -544,10 +547,10 @@ fn finding_7_bpffs_mode_and_state_dir_owner() {
     });
 }
 
-/// 8. The router MAC prefix: 1 to 6 hex octets, either case, in the daemon
-///    and in the mdev hook alike.
+/// The router MAC prefix: 1 to 6 hex octets, either case, in the daemon
+/// and in the mdev hook alike.
 #[test]
-fn finding_8_router_mac_prefix() {
+fn router_mac_prefixes_are_read_alike_by_the_daemon_and_the_hook() {
     in_fresh_netns(|| {
         let pins = Bpffs::mount("f8");
         for bad in ["", "zz", "02-01", "02:01:00:00:00:00:00"] {
@@ -610,12 +613,12 @@ fn finding_8_router_mac_prefix() {
     });
 }
 
-/// 9. Messages that say what happened: the kernel's errno, privilege advice
-///    only for privilege errors, kernel names for map types, the right
-///    command for a gone interface, the VID checked first, names too long,
-///    set-router-iface's own help, names escaped in the table.
+/// Messages that say what happened: the kernel's errno, privilege advice
+/// only for privilege errors, kernel names for map types, the right
+/// command for a gone interface, the VID checked first, names too long,
+/// set-router-iface's own help, names escaped in the table.
 #[test]
-fn finding_9_messages() {
+fn messages_name_the_errno_and_the_fix_and_escape_names() {
     in_fresh_netns(|| {
         let pins = Bpffs::mount("f9");
         let p = pins.arg();
