@@ -253,3 +253,20 @@ fn parse_interval(s: &str) -> std::result::Result<std::time::Duration, String> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watch_intervals_are_seconds_from_a_tenth_to_a_day() {
+        assert_eq!(parse_interval("1"), Ok(std::time::Duration::from_secs(1)));
+        assert_eq!(
+            parse_interval("0.5"),
+            Ok(std::time::Duration::from_millis(500))
+        );
+        for bad in ["0", "0.05", "86401", "-1", "NaN", "inf", "soon"] {
+            assert!(parse_interval(bad).is_err(), "{bad}");
+        }
+    }
+}

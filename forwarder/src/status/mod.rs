@@ -298,3 +298,37 @@ impl Forwarder {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counters(frames: u64, bytes: u64, dropped: u64) -> Counters {
+        Counters {
+            forwarded_frames: frames,
+            forwarded_bytes: bytes,
+            dropped: BTreeMap::new(),
+            dropped_total: dropped,
+        }
+    }
+
+    #[test]
+    fn rates_are_per_second_bits_from_bytes_and_survive_a_wrap() {
+        let r = Rates::between(
+            &counters(100, 1000, 5),
+            &counters(300, 3000, 9),
+            Duration::from_secs(2),
+        );
+        assert_eq!(
+            (r.frames_per_sec, r.bits_per_sec, r.drops_per_sec),
+            (100.0, 8000.0, 2.0)
+        );
+        // A counter that wrapped still moved forward.
+        let r = Rates::between(
+            &counters(u64::MAX, 0, 0),
+            &counters(1, 0, 0),
+            Duration::from_secs(1),
+        );
+        assert_eq!(r.frames_per_sec, 2.0);
+    }
+}
