@@ -8,11 +8,9 @@
 
 mod support;
 
-use std::time::Duration;
-
 use support::{
     Bpffs, cli_ok_with, in_fresh_netns,
-    mirror::{EXT_ADDR, LAN_ADDR, Mirror, Vm, iperf3},
+    mirror::{Mirror, Vm},
     run, veth, xdp_running,
 };
 
@@ -151,23 +149,5 @@ fn tcp_bulk_crosses_tc_mode_on_the_clsact_hook_both_ways() {
     ] {
         assert_eq!(m.port(vm, name)["hook"], "clsact", "{name}");
     }
-    assert!(
-        Mirror::reachable(&m.ext, LAN_ADDR, Duration::from_secs(10)),
-        "ext cannot ping lan through the forwarders on the clsact hook"
-    );
-    for (client, server, addr, way) in [
-        (&m.ext, &m.lan, LAN_ADDR, "ext → lan"),
-        (&m.lan, &m.ext, EXT_ADDR, "lan → ext"),
-    ] {
-        let (bytes, bps) = iperf3(client, server, addr);
-        eprintln!(
-            "tc on clsact, TCP {way}: {bytes} bytes, {:.2} Gbit/s",
-            bps / 1e9
-        );
-        assert!(
-            bytes >= 100_000_000,
-            "tc on clsact, TCP {way}: only {bytes} bytes in 2 s ({:.3} Gbit/s)",
-            bps / 1e9
-        );
-    }
+    m.assert_tcp_both_ways("tc on clsact");
 }

@@ -139,6 +139,32 @@ impl Mirror {
         line.split(':').nth(1).unwrap().trim().starts_with("on")
     }
 
+    /// ext pings lan through both forwarders, then TCP (iperf3, 2 s) crosses
+    /// both ways with at least 100 MB each: what `label` (the setup) must
+    /// carry. Prints the rates.
+    pub fn assert_tcp_both_ways(&self, label: &str) {
+        assert!(
+            Self::reachable(&self.ext, LAN_ADDR, Duration::from_secs(10)),
+            "{label}: ext cannot ping lan through the net-vm and router VM"
+        );
+        for (client, server, addr, way) in [
+            (&self.ext, &self.lan, LAN_ADDR, "ext → lan"),
+            (&self.lan, &self.ext, EXT_ADDR, "lan → ext"),
+        ] {
+            let (bytes, bps) = iperf3(client, server, addr);
+            eprintln!(
+                "{label}, TCP {way}: {bytes} bytes in 2 s, {:.2} Gbit/s",
+                bps / 1e9
+            );
+            assert!(
+                bytes >= 100_000_000,
+                "{label}, TCP {way}: only {bytes} bytes received in 2 s ({:.3} Gbit/s), \
+                 want at least 100 MB",
+                bps / 1e9
+            );
+        }
+    }
+
     /// Waits until `from` reaches `addr` (ARP resolved through both
     /// forwarders), up to `timeout`; false if it never does.
     pub fn reachable(from: &NamedNetns, addr: &str, timeout: Duration) -> bool {
