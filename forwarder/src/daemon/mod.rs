@@ -23,7 +23,7 @@ use crate::{
     detach::Outcome,
     forwarder::Forwarder,
     lock::DaemonLock,
-    netdev::{self, Link, LinkEvent},
+    netdev::{self, Interface, LinkEvent},
     pins,
 };
 
@@ -165,7 +165,7 @@ impl Daemon {
 
     /// `link` as its event reported it: interfaces the rules leave alone are
     /// decided on that alone (no query: bursts of them stay cheap).
-    async fn changed(&self, link: Link) {
+    async fn changed(&self, link: Interface) {
         if self.opts.rules.decide(&link) == Decision::LeaveAlone {
             debug!(iface = %link.name, "left alone");
             return;
@@ -229,7 +229,7 @@ impl Daemon {
         }
     }
 
-    async fn handle(&self, link: Link) {
+    async fn handle(&self, link: Interface) {
         match self.opts.rules.decide(&link) {
             Decision::LeaveAlone => debug!(iface = %link.name, "left alone"),
             Decision::Attach(Role::Router) => {
@@ -242,7 +242,7 @@ impl Daemon {
     }
 
     /// Applies the router policy when another router interface is active.
-    async fn may_be_router(&self, link: &Link) -> bool {
+    async fn may_be_router(&self, link: &Interface) -> bool {
         let other = match self.fwd.active_router().await {
             Ok(other) => other,
             Err(e) => {
@@ -282,7 +282,7 @@ impl Daemon {
         }
     }
 
-    async fn attach(&self, link: &Link, role: Role) {
+    async fn attach(&self, link: &Interface, role: Role) {
         let mut req = AttachRequest {
             iface: link.name.clone(),
             role,

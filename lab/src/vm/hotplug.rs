@@ -45,7 +45,7 @@ fn ready_within(model: NicModel) -> Duration {
 /// then an e1000e (no native XDP, strips tags: the daemon and the hook
 /// must still give it a working mode).
 fn cycle_model(cycle: usize) -> NicModel {
-    if cycle % 2 == 0 {
+    if cycle.is_multiple_of(2) {
         NicModel::E1000e
     } else {
         NicModel::VirtioNet
