@@ -95,6 +95,15 @@ pub enum Error {
 
     #[error("{context}: {cause}")]
     Kernel { context: String, cause: Cause },
+
+    #[error(
+        "the eBPF object built into this binary is corrupt ({0}): a build problem, not a \
+         setting; rebuild xdp-forwarder (`cargo xtask install`) or reinstall the package"
+    )]
+    CorruptObject(String),
+
+    #[error("cannot write the output as JSON: {0}")]
+    Output(String),
 }
 
 impl Error {

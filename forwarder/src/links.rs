@@ -181,7 +181,7 @@ fn pin_counters(pins: &PinDir, ebpf: &aya::Ebpf, link: &Interface, undo: &mut Un
     let path = pins.counters(link.index);
     let map = ebpf
         .map(COUNTERS)
-        .ok_or_else(|| Error::kernel("corrupt embedded object", "no counters map"))?;
+        .ok_or_else(|| Error::CorruptObject("no counters map".into()))?;
     if let Ok(old) = sys::obj_get(&path) {
         pins::remove_pin(&path)?;
         undo.repin(path.clone(), old);

@@ -173,7 +173,7 @@ pub fn load_for(
 }
 
 fn corrupt(e: impl std::fmt::Display) -> Error {
-    Error::kernel("corrupt embedded object", e.to_string())
+    Error::CorruptObject(e.to_string())
 }
 
 /// `bytes` loaded with its maps taken from `pins` and its globals set; its
@@ -212,7 +212,7 @@ fn load_object(
 pub fn xdp(ebpf: &mut Ebpf, role: Role) -> Result<&mut Xdp> {
     let name = program_name(role);
     ebpf.program_mut(name)
-        .ok_or_else(|| Error::kernel("corrupt embedded object", format!("no program {name}")))?
+        .ok_or_else(|| corrupt(format!("no program {name}")))?
         .try_into()
-        .map_err(|e| Error::kernel("corrupt embedded object", e))
+        .map_err(corrupt)
 }

@@ -97,7 +97,7 @@ fn try_ensure(pins: &PinDir) -> Result<bool> {
     let mut ebpf = loader
         .load(OBJECT)
         .map_err(|e| Error::kernel("cannot load the redirect-errors object", e))?;
-    let corrupt = |e: String| Error::kernel("corrupt embedded object", e);
+    let corrupt = Error::CorruptObject;
     if need_tp {
         let prog: &mut TracePoint = ebpf
             .program_mut(PROG_REDIRECT_ERRORS)

@@ -84,8 +84,8 @@ pub fn router_iface_set(iface: &str, ifindex: u32) {
 /// `inspect`, as text or JSON.
 pub fn inspection(found: &crate::inspect::Inspection, json: bool) -> Result<()> {
     if json {
-        let text = serde_json::to_string_pretty(found)
-            .map_err(|e| crate::Error::kernel("cannot write JSON", e))?;
+        let text =
+            serde_json::to_string_pretty(found).map_err(|e| crate::Error::Output(e.to_string()))?;
         println!("{text}");
     } else {
         println!("{found}");
@@ -131,7 +131,7 @@ impl Sink {
 
     /// Prints (or writes) one sample.
     pub fn show(&self, status: &Status) -> Result<()> {
-        let json_err = |e| crate::Error::kernel("json", e);
+        let json_err = |e: serde_json::Error| crate::Error::Output(e.to_string());
         let text = match (self.format, self.watching) {
             (FormatArg::Json, false) => {
                 serde_json::to_string_pretty(status).map_err(json_err)? + "\n"
