@@ -19,6 +19,13 @@ use crate::{
 };
 
 /// The data plane of one pin dir, in the current network namespace.
+///
+/// Its methods, one `impl` per concern: here the pin dir itself (open,
+/// locks, the namespace rule, `set_router_iface`, releasing a port, our
+/// own orphans); [`attach`](crate::attach) (`attach`);
+/// [`detach`](crate::detach) (`detach`, `detach_all`, `forget_gone`);
+/// [`status`](crate::status) (`status`); [`vid`](crate::vid) (the VID a
+/// NIC gets).
 pub struct Forwarder {
     pins: PinDir,
     net: Netdev,
