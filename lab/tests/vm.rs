@@ -72,10 +72,12 @@ fn with_lab(
 /// Every case (frames, counters, pings, UDP, UDP GSO, bulk TCP) through
 /// two virtio-net NICs in each of `modes` (mode, what every port must then
 /// run); with `e1000e_auto_picks`, first the frames through a third
-/// network's e1000e NIC with `--mode auto`, which must pick that mode (one
-/// boot for all). First: until the virtio cases configure them, the router
-/// VM's VLAN hosts are down, so nothing of theirs (an ARP probe left over
-/// from the UDP cases) crosses the router NIC and spoils its counters.
+/// network's e1000e NIC with `--mode auto`, which must pick that mode, and
+/// last the frames and bulk TCP through it (one boot for all). First: until
+/// the virtio cases configure them, the router VM's VLAN hosts are down, so
+/// nothing of theirs (an ARP probe left over from the UDP cases) crosses
+/// the router NIC and spoils its counters; the e1000e network's VLAN host
+/// comes up last for the same reason.
 fn every_case(
     tag: &str,
     kernel: GuestKernel,
@@ -106,6 +108,16 @@ fn every_case(
             checks.extend(
                 lab.only(NicModel::VirtioNet, cases::refused_redirects_counted)
                     .unwrap_or_else(|e| panic!("{kernel}, mixed modes: {e:#}")),
+            );
+        }
+        if e1000e_auto_picks.is_some() {
+            // Bulk TCP through the e1000e NIC too (its VLAN host added now:
+            // the virtio cases above have counted their frames).
+            checks.extend(
+                lab.only(NicModel::E1000e, |lab| {
+                    cases::frames_and_tcp_in_mode(lab, "auto", e1000e_auto_picks)
+                })
+                .unwrap_or_else(|e| panic!("{kernel}, e1000e, TCP: {e:#}")),
             );
         }
         checks

@@ -88,7 +88,8 @@ pub struct NetVmLab {
     pub net_vm: Guest,
     pub router: Guest,
     /// The VIDs the router VM's VLANs were configured with.
-    pub router_vids: Option<Vec<u16>>,
+    /// The router VM's VLANs so far: network `k` → VID.
+    pub router_vids: std::collections::BTreeMap<usize, u16>,
 }
 
 /// Builds the initramfs for `kernel` in `dir` (fetching the kernel first if
@@ -197,7 +198,7 @@ impl NetVmLab {
             networks,
             net_vm,
             router,
-            router_vids: None,
+            router_vids: std::collections::BTreeMap::new(),
         })
     }
 
@@ -242,18 +243,29 @@ impl NetVmLab {
     }
 
     /// The router VM's side: one 802.1Q sub-interface of the trunk per
-    /// network, VID as the net-vm gave it, MAC and namespace of its own,
-    /// address [`LAN_ADDR`], IPv6 off (its chatter would cross the
-    /// forwarder at moments of its own and spoil the counter checks).
+    /// network of the lab's (`vids`: their VIDs, in order), VID as the
+    /// net-vm gave it, MAC and namespace `lanK` of its own, address
+    /// [`LAN_ADDR`], IPv6 off (its chatter would cross the forwarder at
+    /// moments of its own and spoil the counter checks). Networks set up
+    /// before are kept; a network whose VID changed is an error.
     pub fn configure_router_vlans(&mut self, vids: &[u16]) -> anyhow::Result<()> {
-        match &self.router_vids {
-            Some(done) if done == vids => return Ok(()),
-            Some(done) => bail!("the net-vm's VIDs changed from {done:?} to {vids:?}"),
-            None => {}
-        }
         let mut script = format!("set -e\n{IP} link set eth0 up\n");
-        for (i, vid) in vids.iter().enumerate() {
-            let k = i + 1;
+        let ks: Vec<usize> = self.networks.iter().map(|n| n.k).collect();
+        if ks.len() != vids.len() {
+            bail!("{} VIDs for {} networks", vids.len(), ks.len());
+        }
+        let mut added = Vec::new();
+        for (&k, &vid) in ks.iter().zip(vids) {
+            match self.router_vids.get(&k) {
+                Some(&done) if done == vid => continue,
+                Some(&done) => bail!("network {k}'s VID changed from {done} to {vid}"),
+                None => added.push((k, vid)),
+            }
+        }
+        if added.is_empty() {
+            return Ok(());
+        }
+        for &(k, vid) in &added {
             let mac = lan_mac(k);
             script.push_str(&format!(
                 "{IP} netns add lan{k}\n\
@@ -267,7 +279,7 @@ impl NetVmLab {
             ));
         }
         self.router.sh(&script)?;
-        self.router_vids = Some(vids.to_vec());
+        self.router_vids.extend(added);
         Ok(())
     }
 }
