@@ -3,6 +3,9 @@
 //! Linux's own 802.1Q stack; every case in native and skb mode; an e1000e
 //! NIC (which strips tags into metadata, as hardware does) in the mode
 //! `--mode auto` picks, tc (a tcx link on 6.12, a clsact filter on 6.1);
+//! an igb NIC (strips tags too, runs native XDP, several queues) in tc and
+//! native mode, with flows spread over its queues and a multi-queue router
+//! NIC (these boots run QEMU from bookworm-backports);
 //! hot-plug through QEMU's monitor with the
 //! daemon and with mdev.
 //!
@@ -28,6 +31,7 @@ fn with_lab(
     tag: &str,
     kernel: GuestKernel,
     nics: Vec<NicModel>,
+    router_queues: u16,
     f: impl FnOnce(&mut NetVmLab) -> Vec<Check>,
 ) {
     require_root();
@@ -36,6 +40,7 @@ fn with_lab(
     let mut lab = NetVmLab::start(&vm::Options {
         kernel,
         nics,
+        router_queues,
         prefix: format!("xv{tag}"),
         contents: Contents::of_this_build().unwrap(),
         dir: dir.clone(),
@@ -64,16 +69,21 @@ fn with_lab(
     assert!(failed.is_empty(), "{kernel}:\n{}", failed.join("\n"));
 }
 
-/// Every case in native and skb mode through two virtio-net NICs; with
-/// `e1000e_auto_picks`, first the frames through a third network's e1000e
-/// NIC with `--mode auto`, which must pick that mode (one boot for both).
+/// Every case in native and skb mode through two virtio-net NICs; first,
+/// with `e1000e_auto_picks`, the frames through a third network's e1000e
+/// NIC with `--mode auto`, which must pick that mode; then the frames
+/// through a fourth network's igb NIC with `--mode auto` (tc) and
+/// `--mode native`, and in both, flows spread over igb's queues and the
+/// router NIC's two queue pairs (one boot for all, on QEMU from
+/// bookworm-backports: 7.2 has no igb).
 /// First: until the virtio cases configure them, the router VM's VLAN
 /// hosts are down, so nothing of theirs (an ARP probe left over from the
 /// UDP cases) crosses the router NIC and spoils its counters.
 fn every_case(tag: &str, kernel: GuestKernel, e1000e_auto_picks: Option<&str>) {
     let mut nics = vec![NicModel::VirtioNet; 2];
     nics.extend(e1000e_auto_picks.map(|_| NicModel::E1000e));
-    with_lab(tag, kernel, nics, |lab| {
+    nics.push(NicModel::Igb);
+    with_lab(tag, kernel, nics, 2, |lab| {
         let mut checks = Vec::new();
         if let Some(auto_picks) = e1000e_auto_picks {
             checks.extend(
@@ -81,6 +91,14 @@ fn every_case(tag: &str, kernel: GuestKernel, e1000e_auto_picks: Option<&str>) {
                     cases::frames_in_mode(lab, "auto", auto_picks)
                 })
                 .unwrap_or_else(|e| panic!("{kernel}, e1000e, auto: {e:#}")),
+            );
+        }
+        for (mode, picks) in [("auto", "tc"), ("native", "native")] {
+            checks.extend(
+                lab.only(NicModel::Igb, |lab| {
+                    cases::frames_and_flows_in_mode(lab, mode, picks)
+                })
+                .unwrap_or_else(|e| panic!("{kernel}, igb, {mode}: {e:#}")),
             );
         }
         for mode in ["native", "skb"] {
@@ -94,22 +112,28 @@ fn every_case(tag: &str, kernel: GuestKernel, e1000e_auto_picks: Option<&str>) {
 }
 
 /// On 6.1 (no tcx) tc runs as a clsact filter: `--mode auto` picks it
-/// for the e1000e NIC too, and the outside tag survives the stripping.
+/// for the e1000e and igb NICs too, and the outside tag survives the
+/// stripping; igb in native mode keeps it too (attach switched stripping
+/// off), and spreads flows over its queues.
 #[test]
-fn linux_6_1_every_case_native_and_skb_and_e1000e_keeps_outside_tags_with_auto_tc_on_clsact() {
-    every_case("61", GuestKernel::Debian12, Some("tc"));
+fn linux_6_1_every_case_native_and_skb_and_e1000e_and_igb_keep_outside_tags_and_spread_flows_over_queues()
+ {
+    every_case("i61", GuestKernel::Debian12, Some("tc"));
 }
 
 /// Issue 16: a NIC that strips the outside tag into metadata (QEMU's
-/// e1000e, `rx-vlan-offload` on) must still deliver it inside the port's
-/// tag; `--mode auto` picks tc on 6.12, which keeps it.
+/// e1000e and igb, `rx-vlan-offload` on) must still deliver it inside the
+/// port's tag; `--mode auto` picks tc on 6.12, which keeps it; igb in
+/// native mode keeps it too (attach switched stripping off); flows spread
+/// over igb's and the router NIC's queues arrive once each.
 #[test]
-fn linux_6_12_every_case_native_and_skb_and_e1000e_keeps_outside_tags_with_auto_tc() {
-    every_case("612", GuestKernel::Debian13, Some("tc"));
+fn linux_6_12_every_case_native_and_skb_and_e1000e_and_igb_keep_outside_tags_and_spread_flows_over_queues()
+ {
+    every_case("i612", GuestKernel::Debian13, Some("tc"));
 }
 
 fn hot_plug(tag: &str, kernel: GuestKernel, manager: hotplug::Manager) {
-    with_lab(tag, kernel, vec![NicModel::VirtioNet], |lab| {
+    with_lab(tag, kernel, vec![NicModel::VirtioNet], 1, |lab| {
         hotplug::start(lab, manager).unwrap_or_else(|e| panic!("{manager:?}: {e:#}"));
         hotplug::cycles(lab, manager).unwrap_or_else(|e| panic!("{manager:?}: {e:#}"))
     });

@@ -17,6 +17,7 @@ pub mod cases;
 pub mod guest;
 pub mod hotplug;
 pub mod initramfs;
+pub mod nic_stats;
 
 use std::path::{Path, PathBuf};
 
@@ -24,7 +25,7 @@ use anyhow::{Context as _, bail};
 use serde_json::Value;
 
 use crate::{
-    debian::{self, GuestKernel, Kernel},
+    debian::{self, GuestKernel, Kernel, Qemu},
     netns::Netns,
 };
 pub use guest::{Accel, Guest, IP, Nic, NicModel};
@@ -53,8 +54,13 @@ pub fn lan_mac(k: usize) -> String {
 /// What the lab boots.
 pub struct Options {
     pub kernel: GuestKernel,
-    /// The NIC of each outside network, in order (network 1 first).
+    /// The NIC of each outside network, in order (network 1 first). An
+    /// igb among them boots both guests on QEMU from bookworm-backports
+    /// ([`debian::qemu_backports`]), else they run on the machine's QEMU.
     pub nics: Vec<NicModel>,
+    /// Queue pairs of the router NIC (1: QEMU's default; more: `mq=on`, a
+    /// multi-queue tap).
+    pub router_queues: u16,
     /// Names every namespace, tap and file of this lab (≤ 6 characters).
     pub prefix: String,
     pub contents: Contents,
@@ -76,6 +82,7 @@ pub struct Network {
 pub struct NetVmLab {
     pub prefix: String,
     pub kernel: Kernel,
+    pub qemu: Qemu,
     pub accel: Accel,
     /// Where QEMU runs; holds the router NIC's tap and the trunk bridge.
     pub trunk: Netns,
@@ -111,6 +118,11 @@ impl NetVmLab {
         }
         let p = &opts.prefix;
         let (kernel, initrd, accel) = prepare(opts.kernel, &opts.contents, &opts.dir)?;
+        let qemu = if opts.nics.iter().any(|m| m.needs_newer_qemu()) {
+            debian::qemu_backports()?
+        } else {
+            Qemu::system()
+        };
         let trunk = Netns::add(&format!("{p}-t"))?;
         trunk.ip(&["link", "add", "br0", "type", "bridge"])?;
         trunk.ip(&["link", "set", "br0", "up"])?;
@@ -125,10 +137,11 @@ impl NetVmLab {
                 Nic::new(format!("nic{k}"), format!("{p}n{k}"), nic_mac(k)).with_model(model)
             })
             .collect();
-        nics.push(Nic::new("router", &router_tap, ROUTER_MAC));
+        nics.push(Nic::new("router", &router_tap, ROUTER_MAC).with_queues(opts.router_queues));
         let net_vm_spec = guest::Spec {
             name: "net-vm",
             kernel: &kernel,
+            qemu: &qemu,
             initrd: &initrd,
             netns: &trunk.name,
             nics,
@@ -140,6 +153,7 @@ impl NetVmLab {
         let router_spec = guest::Spec {
             name: "router-vm",
             kernel: &kernel,
+            qemu: &qemu,
             initrd: &initrd,
             netns: &trunk.name,
             nics: vec![Nic::new("trunk", &trunk_tap, TRUNK_MAC)],
@@ -184,6 +198,7 @@ impl NetVmLab {
         Ok(Self {
             prefix: p.clone(),
             kernel,
+            qemu,
             accel,
             trunk,
             router_tap,
