@@ -121,9 +121,9 @@ enum GuestCommand {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Print IFACE's driver statistics (what `ethtool -S` shows), one
-    /// "NAME VALUE" a line.
-    NicStats { iface: String },
+    /// Print what IFACE's receive queues took, one "QUEUE COUNT" a line,
+    /// after a line "frames" or "interrupts" (what was counted).
+    RxQueues { iface: String },
     /// Switch IFACE's feature NAME on or off (`ethtool -K`), behind the
     /// forwarder's back: for checking that a case notices.
     SetFeature {
@@ -228,9 +228,17 @@ fn run(command: Command) -> anyhow::Result<bool> {
             std::fs::rename(&tmp, &out)?;
             Ok(true)
         }
-        Command::Guest(GuestCommand::NicStats { iface }) => {
-            for (name, value) in vm::nic_stats::read(&iface)? {
-                println!("{name} {value}");
+        Command::Guest(GuestCommand::RxQueues { iface }) => {
+            let (queues, counted) = vm::nic_stats::rx_queues(&iface)?;
+            println!(
+                "{}",
+                match counted {
+                    vm::nic_stats::Counted::Frames => "frames",
+                    vm::nic_stats::Counted::Interrupts => "interrupts",
+                }
+            );
+            for (q, n) in queues {
+                println!("{q} {n}");
             }
             Ok(true)
         }

@@ -120,7 +120,9 @@ impl Nic {
             self.id
         );
         if self.queues > 1 {
-            // A vector per queue (rx and tx), one for config, one spare.
+            // A vector per queue (rx and tx), one for config, one for the
+            // control queue. Each tap queue feeds its virtqueue: the host's
+            // tun driver spreads flows over them by their hash.
             args.push_str(&format!(",mq=on,vectors={}", 2 * self.queues + 2));
         }
         args

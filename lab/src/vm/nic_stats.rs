@@ -2,8 +2,10 @@
 //! the kernel's `SIOCETHTOOL` ioctl (`ETHTOOL_GSSET_INFO` for their count,
 //! `ETHTOOL_GSTRINGS` for the names, `ETHTOOL_GSTATS` for the values): the
 //! guests have busybox, not ethtool. The per-queue counters
-//! (`rx_queue_N_packets` on igb and virtio-net) show how a NIC spread its
-//! frames over its queues.
+//! (`rx_queue_N_packets` on igb and virtio-net before Linux 6.10) show how
+//! a NIC spread its frames over its queues; where the driver has none
+//! (virtio-net since 6.10 reports them only over netlink), each receive
+//! queue's interrupts do ([`rx_queues`]).
 
 use std::{io, os::fd::AsRawFd as _};
 
@@ -70,6 +72,57 @@ pub fn rx_queue_packets(stats: &[(String, u64)]) -> Vec<(u32, u64)> {
     queues
 }
 
+/// What [`rx_queues`] counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counted {
+    /// Frames, from the driver's statistics.
+    Frames,
+    /// Interrupts of each receive queue's vector (`/proc/interrupts`): a
+    /// virtio-net input queue raises one only when the device filled
+    /// buffers of that queue, so a queue with none received nothing.
+    Interrupts,
+}
+
+/// Per receive queue of `iface` (queue, count): frames where the driver
+/// counts them per queue, else the queue's interrupts (virtio-net's
+/// `virtioN-input.Q` vectors).
+pub fn rx_queues(iface: &str) -> anyhow::Result<(Vec<(u32, u64)>, Counted)> {
+    let frames = rx_queue_packets(&read(iface)?);
+    if !frames.is_empty() {
+        return Ok((frames, Counted::Frames));
+    }
+    let device = std::fs::read_link(format!("/sys/class/net/{iface}/device"))
+        .with_context(|| format!("{iface} has no device"))?;
+    let device = device
+        .file_name()
+        .and_then(|n| n.to_str())
+        .with_context(|| format!("{iface}'s device has no name"))?
+        .to_owned();
+    let text = std::fs::read_to_string("/proc/interrupts")?;
+    let queues = input_interrupts(&text, &device);
+    if queues.is_empty() {
+        bail!("{iface} counts neither frames nor interrupts per receive queue");
+    }
+    Ok((queues, Counted::Interrupts))
+}
+
+/// The interrupts of `device`'s input queues (`DEVICE-input.Q`) in
+/// `/proc/interrupts`, summed over the CPUs, by queue.
+fn input_interrupts(text: &str, device: &str) -> Vec<(u32, u64)> {
+    let prefix = format!("{device}-input.");
+    let mut queues: Vec<(u32, u64)> = text
+        .lines()
+        .filter_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let q = words.last()?.strip_prefix(&prefix)?.parse().ok()?;
+            let count = words[1..].iter().map_while(|w| w.parse::<u64>().ok()).sum();
+            Some((q, count))
+        })
+        .collect();
+    queues.sort_unstable();
+    queues
+}
+
 fn ioctl(socket: &std::net::UdpSocket, iface: &str, data: *mut libc::c_void) -> io::Result<()> {
     // SAFETY: `ifreq` is plain data; zeroes are valid.
     let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
@@ -113,5 +166,15 @@ mod tests {
             .map(|(n, v)| ((*n).to_owned(), *v))
             .collect();
         assert_eq!(rx_queue_packets(&newer), vec![(0, 2), (1, 3)]);
+    }
+
+    #[test]
+    fn input_interrupts_sum_each_input_queue_over_the_cpus() {
+        let text = "           CPU0       CPU1\n \
+            30:          5          2  PCI-MSIX-0000:00:05.0   1-edge      virtio2-input.0\n \
+            31:          0          0  PCI-MSIX-0000:00:05.0   2-edge      virtio2-output.0\n \
+            32:          1          3  PCI-MSIX-0000:00:05.0   3-edge      virtio2-input.1\n \
+            33:          9          9  PCI-MSIX-0000:00:06.0   1-edge      virtio3-input.0\n";
+        assert_eq!(input_interrupts(text, "virtio2"), vec![(0, 7), (1, 4)]);
     }
 }
