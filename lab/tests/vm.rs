@@ -13,7 +13,7 @@
 //! sets up and fetches everything). The guests run one lab at a time: two
 //! emulated labs at once would starve each other on two cores.
 
-use std::sync::Mutex;
+use std::{sync::Mutex, time::Instant};
 
 use xdp_forwarder_lab::demo::checks::Check;
 use xdp_forwarder_lab::{
@@ -37,6 +37,7 @@ fn with_lab(
     require_root();
     let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = std::env::temp_dir().join(format!("xfd-vm-{tag}-{}", std::process::id()));
+    let started = Instant::now();
     let mut lab = NetVmLab::start(&vm::Options {
         kernel,
         nics,
@@ -46,6 +47,11 @@ fn with_lab(
         dir: dir.clone(),
     })
     .unwrap_or_else(|e| panic!("{kernel}: the lab did not start: {e:#}"));
+    println!(
+        "{kernel}: the lab started in {:.1} s (QEMU {})",
+        started.elapsed().as_secs_f64(),
+        lab.qemu.version
+    );
     let checks = f(&mut lab);
     let failed: Vec<String> = checks
         .iter()
@@ -94,11 +100,16 @@ fn every_case(tag: &str, kernel: GuestKernel, e1000e_auto_picks: Option<&str>) {
             );
         }
         for (mode, picks) in [("auto", "tc"), ("native", "native")] {
+            let started = Instant::now();
             checks.extend(
                 lab.only(NicModel::Igb, |lab| {
                     cases::frames_and_flows_in_mode(lab, mode, picks)
                 })
                 .unwrap_or_else(|e| panic!("{kernel}, igb, {mode}: {e:#}")),
+            );
+            println!(
+                "{kernel}: igb, {mode}: {:.1} s",
+                started.elapsed().as_secs_f64()
             );
         }
         for mode in ["native", "skb"] {
