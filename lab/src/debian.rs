@@ -1,7 +1,9 @@
-//! Debian kernels for the guests, fetched with apt through a private
-//! configuration (its own sources list, lists and cache under the lab
-//! cache): the machine's apt sources and state stay untouched, and nothing
-//! is installed. The archive is the one this machine's apt already uses.
+//! Debian kernels for the guests, and QEMU from bookworm-backports for the
+//! NICs Debian 12's QEMU 7.2 lacks (igb), fetched with apt through a
+//! private configuration (its own sources list, lists and cache under the
+//! lab cache): the machine's apt sources and state stay untouched, and
+//! nothing is installed (the packages are unpacked with `dpkg-deb -x`).
+//! The archive is the one this machine's apt already uses.
 
 use std::{
     fs,
