@@ -80,7 +80,9 @@ fn with_lab(
 /// NIC with `--mode auto`, which must pick that mode; then the frames
 /// through a fourth network's igb NIC with `--mode auto` (tc) and
 /// `--mode native`, and in both, flows spread over igb's queues and the
-/// router NIC's two queue pairs (one boot for all, on QEMU from
+/// router NIC's two queue pairs; in native mode, the control: stripping
+/// switched on again behind attach's back loses the outside tag, `status`
+/// says so, attach repairs it (one boot for all, on QEMU from
 /// bookworm-backports: 7.2 has no igb).
 /// First: until the virtio cases configure them, the router VM's VLAN
 /// hosts are down, so nothing of theirs (an ARP probe left over from the

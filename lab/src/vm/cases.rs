@@ -523,8 +523,96 @@ fn frames_and_maybe_flows(
     if flows {
         checks.extend(flows_across_queues(lab, &vids, &label)?);
     }
+    if mode != "tc" && expect != "tc" {
+        checks.extend(stripping_on_again(lab, &vids, mode, &label)?);
+    }
     detach_all(lab)?;
     Ok(checks)
+}
+
+/// The control of what attach does for XDP on a NIC that strips tags:
+/// switched on again behind the forwarder's back, `rx-vlan-hw-parse` makes
+/// an outside tag vanish before the program runs (the frame reaches the
+/// router with our tag alone), `status` warns about it, and `attach` again
+/// switches it off.
+fn stripping_on_again(
+    lab: &mut NetVmLab,
+    vids: &[u16],
+    mode: &str,
+    label: &str,
+) -> anyhow::Result<Vec<Check>> {
+    let mut checks = Vec::new();
+    let router = lab
+        .trunk
+        .within(|| RawSocket::bind(&lab.router_tap))
+        .context("router tap")?;
+    let strippers: Vec<(usize, String, String)> = lab
+        .networks
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.model.strips_tags())
+        .map(|(i, n)| (i, n.guest_if.clone(), n.tap.clone()))
+        .collect();
+    for (i, guest_if, tap) in strippers {
+        let vid = vids[i];
+        lab.net_vm.sh(&format!(
+            "xdp-forwarder-lab guest set-feature {guest_if} rx-vlan-hw-parse on"
+        ))?;
+        let warned = port_warnings(&lab.status()?, &guest_if)
+            .iter()
+            .any(|w| w.starts_with("rx-vlan-hw-parse is on"));
+        checks.push(check(
+            format!("{label}: {guest_if}: status warns when rx-vlan-hw-parse is on again"),
+            warned,
+            port_warnings(&lab.status()?, &guest_if).join("; "),
+        ));
+        let net = &lab.networks[i];
+        let outside = net.ns.within(|| RawSocket::bind(&tap))?;
+        let ext_mac = tap_mac(&net.ns, &tap)?;
+        let mut lost = Vec::new();
+        for n in 0..PINGS as usize {
+            let mut rest = ETHERTYPE_TEST.to_be_bytes().to_vec();
+            rest.push(0x70 + n as u8);
+            let f = frame(VM_MAC, ext_mac, &rest, 60 + 100 * n);
+            outside.send(&tagged(&f, 0x8100, INNER_VID))?;
+            lost.push(tagged(&f, 0x8100, vid));
+        }
+        let got = router.drain_test_frames(ARRIVAL);
+        let n = lost.iter().filter(|f| got.contains(f)).count();
+        checks.push(check(
+            format!(
+                "{label}: {guest_if}: with rx-vlan-hw-parse on again, {mode} loses the outside tag (the control)"
+            ),
+            n == lost.len(),
+            format!("{n}/{} arrived with VID {vid} alone", lost.len()),
+        ));
+        lab.net_vm.sh(&format!(
+            "xdp-forwarder attach {guest_if} --role physical --mode {mode} >/dev/null"
+        ))?;
+        let left = port_warnings(&lab.status()?, &guest_if);
+        checks.push(check(
+            format!("{label}: {guest_if}: attach again switches rx-vlan-hw-parse off"),
+            !left.iter().any(|w| w.starts_with("rx-vlan-hw-parse")),
+            if left.is_empty() {
+                "no warning left".to_owned()
+            } else {
+                left.join("; ")
+            },
+        ));
+    }
+    Ok(checks)
+}
+
+/// The warnings `status --json` gives the port on `name`.
+fn port_warnings(status: &Value, name: &str) -> Vec<String> {
+    status["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["name"] == name)
+        .flat_map(|p| p["warnings"].as_array().cloned().unwrap_or_default())
+        .filter_map(|w| w.as_str().map(str::to_owned))
+        .collect()
 }
 
 /// Flows of [`FLOW_FRAMES`] IPv4 frames per direction (different source

@@ -1,8 +1,8 @@
 //! A net-vm in a real virtual machine. QEMU runs two guests on a Debian
 //! kernel: the **net-vm**, which owns K NICs (virtio-net, or an emulated
-//! Intel e1000e that strips VLAN tags as hardware does; one model per
-//! network) and a virtio-net router NIC (MAC `02:01:…`) and runs the
-//! forwarder, and the **router VM**, whose Linux
+//! Intel e1000e or igb that strips VLAN tags as hardware does; one model
+//! per network) and a virtio-net router NIC (MAC `02:01:…`, one or more
+//! queue pairs) and runs the forwarder, and the **router VM**, whose Linux
 //! 802.1Q stack (one VLAN sub-interface per VID, each in a namespace of its
 //! own, all with the same address) consumes the tags. Each NIC's tap is
 //! the outside network `K`, in a namespace of its own on the host; the
