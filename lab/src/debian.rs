@@ -1,7 +1,9 @@
-//! Debian kernels for the guests, fetched with apt through a private
-//! configuration (its own sources list, lists and cache under the lab
-//! cache): the machine's apt sources and state stay untouched, and nothing
-//! is installed. The archive is the one this machine's apt already uses.
+//! Debian kernels for the guests, and QEMU from bookworm-backports for the
+//! NICs Debian 12's QEMU 7.2 lacks (igb), fetched with apt through a
+//! private configuration (its own sources list, lists and cache under the
+//! lab cache): the machine's apt sources and state stay untouched, and
+//! nothing is installed (the packages are unpacked with `dpkg-deb -x`).
+//! The archive is the one this machine's apt already uses.
 
 use std::{
     fs,
@@ -69,16 +71,21 @@ pub struct Kernel {
 
 /// Module directories and files (under `kernel/`) the guests need: virtio
 /// (modules on 6.1, built in on 6.12), the virtio-serial control channel,
-/// virtio-net, e1000e (its ptp and pps_core are built in on both),
-/// 802.1Q with what they depend on, and tc's clsact qdisc and BPF
-/// classifier (mode tc on 6.1, which has no tcx). A cached kernel fetched for another
-/// list is fetched again (the list is recorded beside it).
+/// virtio-net, e1000e and igb (their ptp, pps_core and i2c-core are built
+/// in on both; igb needs dca and i2c-algo-bit), 802.1Q with what they
+/// depend on, and tc's clsact qdisc and BPF classifier (mode tc on 6.1,
+/// which has no tcx). Each list has a cache directory of its own (named
+/// by its hash, the list recorded inside): a checkout with another list
+/// fetches its own copy once instead of replacing this one.
 const MODULES: &[&str] = &[
     "drivers/virtio",
     "drivers/char/virtio_console.ko",
     "drivers/net/virtio_net.ko",
     "drivers/net/net_failover.ko",
     "drivers/net/ethernet/intel/e1000e",
+    "drivers/net/ethernet/intel/igb",
+    "drivers/dca",
+    "drivers/i2c/algos/i2c-algo-bit.ko",
     "net/core/failover.ko",
     "net/8021q",
     "net/802",
@@ -92,9 +99,21 @@ fn modules_list() -> String {
     MODULES.iter().map(|m| format!("{m}\n")).collect()
 }
 
+/// FNV-1a of `text`: names a cache directory after what it holds.
+pub(crate) fn short_hash(text: &str) -> String {
+    let h = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{:08x}", h >> 32)
+}
+
 /// The cached kernel, fetched first if needed.
 pub fn kernel(which: GuestKernel) -> anyhow::Result<Kernel> {
-    let dir = cache::root().join("kernels").join(which.suite());
+    let dir = cache::root().join("kernels").join(format!(
+        "{}-{}",
+        which.suite(),
+        short_hash(&modules_list())
+    ));
     if let Some(k) = cached(which, &dir)? {
         return Ok(k);
     }
@@ -150,8 +169,9 @@ pub fn kernel(which: GuestKernel) -> anyhow::Result<Kernel> {
     fs::write(out.join("release"), &release)?;
     fs::write(out.join("modules.list"), modules_list())?;
     fs::create_dir_all(dir.parent().unwrap())?;
-    // A kernel cached for another module list makes way (moved aside
-    // first, so the path never holds a half-removed tree).
+    // Whatever holds the path without passing `cached` (an interrupted
+    // copy, a hash collision) makes way (moved aside first, so the path
+    // never holds a half-removed tree).
     if dir.exists() {
         let stale = cache::scratch(&format!("kernel-{}-stale", which.suite()))?;
         fs::rename(&dir, stale.join("old"))?;
@@ -160,6 +180,118 @@ pub fn kernel(which: GuestKernel) -> anyhow::Result<Kernel> {
     cache::commit(&out, &dir)?;
     fs::remove_dir_all(&work)?;
     cached(which, &dir)?.context("the kernel vanished from the cache")
+}
+
+/// A QEMU the guests run on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Qemu {
+    /// `qemu-system-x86_64`.
+    pub binary: PathBuf,
+    /// Firmware directories (`-L`), searched before QEMU's own.
+    pub firmware: Vec<PathBuf>,
+    /// Where QEMU loads its modules from (`QEMU_MODULE_DIR`): its own
+    /// build's, never the system QEMU's (which QEMU refuses, aborting).
+    pub module_dir: Option<PathBuf>,
+    /// e.g. "7.2" / "10.0.2+ds-2+deb13u1~bpo12+1".
+    pub version: String,
+}
+
+impl Qemu {
+    /// The machine's QEMU (Debian 12's `qemu-system-x86`: 7.2).
+    pub fn system() -> Self {
+        Self {
+            binary: PathBuf::from("qemu-system-x86_64"),
+            firmware: Vec::new(),
+            module_dir: None,
+            version: "the system's".to_owned(),
+        }
+    }
+}
+
+/// The packages of QEMU from bookworm-backports the lab runs: the emulator,
+/// the modules of the same build, the firmware it loads (linuxboot, the
+/// option ROMs' directory) and SeaBIOS of the version it wants. Their
+/// shared libraries are the ones Debian 12's QEMU 7.2 already needs.
+const QEMU_PACKAGES: &[&str] = &[
+    "qemu-system-x86",
+    "qemu-system-common",
+    "qemu-system-data",
+    "seabios",
+];
+const QEMU_SUITE: &str = "bookworm-backports";
+
+/// QEMU from Debian 12's backports (10.0 today), which emulates igb
+/// (`-device igb`, QEMU ≥ 8.0): fetched once with the lab's private apt
+/// configuration and unpacked under the lab cache (`qemu-backports/`),
+/// never installed: the machine's QEMU stays as it is.
+pub fn qemu_backports() -> anyhow::Result<Qemu> {
+    let dir = cache::root().join("qemu-backports");
+    if let Some(q) = cached_qemu(&dir)? {
+        return Ok(q);
+    }
+    let _lock = cache::lock()?;
+    if let Some(q) = cached_qemu(&dir)? {
+        return Ok(q);
+    }
+    eprintln!("lab: fetching QEMU from Debian's {QEMU_SUITE} (once)");
+    let apt = Apt::new()?;
+    let work = cache::scratch("qemu-backports")?;
+    let tree = work.join("tree");
+    let mut version = String::new();
+    for pkg in QEMU_PACKAGES {
+        let deb = apt.download(&format!("{pkg}/{QEMU_SUITE}"), &work)?;
+        if *pkg == "qemu-system-x86" {
+            version = run("dpkg-deb", &["-f", path_str(&deb)?, "Version"])?
+                .trim()
+                .to_owned();
+        }
+        run("dpkg-deb", &["-x", path_str(&deb)?, path_str(&tree)?])?;
+    }
+    fs::write(tree.join("version"), &version)?;
+    fs::write(tree.join("packages.list"), QEMU_PACKAGES.join("\n"))?;
+    if dir.exists() {
+        let stale = cache::scratch("qemu-backports-stale")?;
+        fs::rename(&dir, stale.join("old"))?;
+        fs::remove_dir_all(&stale)?;
+    }
+    cache::commit(&tree, &dir)?;
+    fs::remove_dir_all(&work)?;
+    cached_qemu(&dir)?.context("QEMU vanished from the cache")
+}
+
+fn cached_qemu(dir: &Path) -> anyhow::Result<Option<Qemu>> {
+    let Ok(version) = fs::read_to_string(dir.join("version")) else {
+        return Ok(None);
+    };
+    if fs::read_to_string(dir.join("packages.list")).ok() != Some(QEMU_PACKAGES.join("\n")) {
+        return Ok(None);
+    }
+    let binary = dir.join("usr/bin/qemu-system-x86_64");
+    // Its libraries come from the machine: say which are missing.
+    let ldd = Command::new("ldd")
+        .arg(&binary)
+        .output()
+        .context("cannot run ldd")?;
+    let missing: Vec<String> = String::from_utf8_lossy(&ldd.stdout)
+        .lines()
+        .filter(|l| l.contains("not found"))
+        .map(|l| l.trim().to_owned())
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "{} (QEMU {}) lacks shared libraries: {}; install Debian 12's qemu-system-x86 \
+             (`cargo xtask setup`), which needs the same ones",
+            binary.display(),
+            version.trim(),
+            missing.join(", ")
+        );
+    }
+    Ok(Some(Qemu {
+        binary,
+        firmware: vec![dir.join("usr/share/qemu"), dir.join("usr/share/seabios")],
+        module_dir: Some(dir.join("usr/lib/x86_64-linux-gnu/qemu")),
+        version: version.trim().to_owned(),
+    }))
 }
 
 fn cached(which: GuestKernel, dir: &Path) -> anyhow::Result<Option<Kernel>> {
@@ -189,7 +321,8 @@ struct Apt {
 
 impl Apt {
     /// Writes the sources list (the machine's Debian archive, suites
-    /// bookworm and trixie) and updates the private lists.
+    /// bookworm, bookworm-backports and trixie) and updates the private
+    /// lists.
     fn new() -> anyhow::Result<Self> {
         let dir = cache::root().join("apt");
         for sub in ["lists/partial", "cache/archives/partial"] {
@@ -197,7 +330,7 @@ impl Apt {
         }
         let (uri, signed_by) = archive()?;
         let opts = signed_by.map_or_else(String::new, |k| format!("[signed-by={k}] "));
-        let list: String = ["bookworm", "trixie"]
+        let list: String = ["bookworm", "bookworm-backports", "trixie"]
             .iter()
             .map(|suite| format!("deb {opts}{uri} {suite} main\n"))
             .collect();

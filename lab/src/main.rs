@@ -31,9 +31,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Fetch the guest kernels (Debian 12's and 13's) and build libbpf
-    /// into the lab cache (/var/cache/xdp-forwarder-lab, or
-    /// $XDP_FORWARDER_LAB_CACHE). Quick when done.
+    /// Fetch the guest kernels (Debian 12's and 13's) and QEMU from
+    /// bookworm-backports (for igb), and build libbpf, into the lab cache
+    /// (/var/cache/xdp-forwarder-lab, or $XDP_FORWARDER_LAB_CACHE). Quick
+    /// when done.
     Fetch,
     /// The demo with a real net-vm: the forwarder inside a QEMU guest with
     /// virtio-net NICs, the router VM on Linux's own 802.1Q stack.
@@ -163,6 +164,17 @@ enum GuestCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Print what IFACE's receive queues took, one "QUEUE COUNT" a line,
+    /// after a line "frames" or "interrupts" (what was counted).
+    RxQueues { iface: String },
+    /// Switch IFACE's feature NAME on or off (`ethtool -K`), behind the
+    /// forwarder's back: for checking that a case notices.
+    SetFeature {
+        iface: String,
+        name: String,
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -183,6 +195,8 @@ fn run(command: Command) -> anyhow::Result<bool> {
                 let kernel = debian::kernel(k)?;
                 println!("{k}: {} ({})", kernel.release, kernel.vmlinuz.display());
             }
+            let qemu = debian::qemu_backports()?;
+            println!("QEMU {}: {}", qemu.version, qemu.binary.display());
             println!(
                 "libbpf {}: {}",
                 libbpf::VERSION,
@@ -310,6 +324,24 @@ fn run(command: Command) -> anyhow::Result<bool> {
             std::fs::rename(&tmp, &out)?;
             Ok(true)
         }
+        Command::Guest(GuestCommand::RxQueues { iface }) => {
+            let (queues, counted) = vm::nic_stats::rx_queues(&iface)?;
+            println!(
+                "{}",
+                match counted {
+                    vm::nic_stats::Counted::Frames => "frames",
+                    vm::nic_stats::Counted::Interrupts => "interrupts",
+                }
+            );
+            for (q, n) in queues {
+                println!("{q} {n}");
+            }
+            Ok(true)
+        }
+        Command::Guest(GuestCommand::SetFeature { iface, name, state }) => {
+            let mut features = xdp_forwarder::ethtool::Features::of(&iface)?;
+            Ok(features.set(&name, state == "on")?)
+        }
     }
 }
 
@@ -328,6 +360,7 @@ fn vm_demo(
         kernel,
         nics: vec![vm::NicModel::VirtioNet; nics],
         router_nic,
+        router_queues: 1,
         prefix: format!("xfdv{}", std::process::id() % 100),
         contents: Contents::of_this_build()?,
         dir: dir.clone(),

@@ -4,16 +4,19 @@
 //! GSO, bulk TCP) in native and skb mode, and on 6.12 in `auto` (tc); an
 //! e1000e NIC (which strips tags into metadata, as hardware does) in the
 //! mode `--mode auto` picks, tc (a tcx link on 6.12, a clsact filter on
-//! 6.1); a router NIC made like Spectrum's (no `CTRL_GUEST_OFFLOADS`);
-//! mixed modes on 6.1 (refused redirects counted); hot-plug through QEMU's
-//! monitor with the
+//! 6.1), bulk TCP through it too; an igb NIC (strips tags too, runs native
+//! XDP, several queues) in tc and native mode, with flows spread over its
+//! queues and a multi-queue router NIC (these boots run QEMU from
+//! bookworm-backports); a router NIC made like Spectrum's (no
+//! `CTRL_GUEST_OFFLOADS`); mixed modes on 6.1 (refused redirects counted);
+//! hot-plug of virtio-net and e1000e NICs through QEMU's monitor with the
 //! daemon and with mdev.
 //!
 //! Needs root, QEMU and the kernels in the lab cache (`cargo xtask test`
 //! sets up and fetches everything). The guests run one lab at a time: two
 //! emulated labs at once would starve each other on two cores.
 
-use std::sync::Mutex;
+use std::{sync::Mutex, time::Instant};
 
 use xdp_forwarder_lab::demo::checks::Check;
 use xdp_forwarder_lab::{
@@ -32,20 +35,28 @@ fn with_lab(
     kernel: GuestKernel,
     nics: Vec<NicModel>,
     router_nic: RouterNic,
+    router_queues: u16,
     f: impl FnOnce(&mut NetVmLab) -> Vec<Check>,
 ) {
     require_root();
     let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = std::env::temp_dir().join(format!("xfd-vm-{tag}-{}", std::process::id()));
+    let started = Instant::now();
     let mut lab = NetVmLab::start(&vm::Options {
         kernel,
         nics,
         router_nic,
+        router_queues,
         prefix: format!("xv{tag}"),
         contents: Contents::of_this_build().unwrap(),
         dir: dir.clone(),
     })
     .unwrap_or_else(|e| panic!("{kernel}: the lab did not start: {e:#}"));
+    println!(
+        "{kernel}: the lab started in {:.1} s (QEMU {})",
+        started.elapsed().as_secs_f64(),
+        lab.qemu.version
+    );
     let checks = f(&mut lab);
     let failed: Vec<String> = checks
         .iter()
@@ -71,13 +82,18 @@ fn with_lab(
 
 /// Every case (frames, counters, pings, UDP, UDP GSO, bulk TCP) through
 /// two virtio-net NICs in each of `modes` (mode, what every port must then
-/// run); with `e1000e_auto_picks`, first the frames through a third
-/// network's e1000e NIC with `--mode auto`, which must pick that mode, and
-/// last the frames and bulk TCP through it (one boot for all). First: until
-/// the virtio cases configure them, the router VM's VLAN hosts are down, so
-/// nothing of theirs (an ARP probe left over from the UDP cases) crosses
-/// the router NIC and spoils its counters; the e1000e network's VLAN host
-/// comes up last for the same reason.
+/// run); first, with `e1000e_auto_picks`, the frames through a third
+/// network's e1000e NIC with `--mode auto`, which must pick that mode; then
+/// the frames through a fourth network's igb NIC with `--mode auto` (tc)
+/// and `--mode native`, and in both, flows spread over igb's queues and the
+/// router NIC's two queue pairs; in native mode, the control: stripping
+/// switched on again behind attach's back loses the outside tag, `status`
+/// says so, attach repairs it; last the frames and bulk TCP through the
+/// e1000e NIC (one boot for all, on QEMU from bookworm-backports: 7.2 has
+/// no igb). First: until the virtio cases configure them, the router VM's
+/// VLAN hosts are down, so nothing of theirs (an ARP probe left over from
+/// the UDP cases) crosses the router NIC and spoils its counters; the
+/// e1000e network's VLAN host comes up last for the same reason.
 fn every_case(
     tag: &str,
     kernel: GuestKernel,
@@ -86,7 +102,8 @@ fn every_case(
 ) {
     let mut nics = vec![NicModel::VirtioNet; 2];
     nics.extend(e1000e_auto_picks.map(|_| NicModel::E1000e));
-    with_lab(tag, kernel, nics, RouterNic::QemuDefault, |lab| {
+    nics.push(NicModel::Igb);
+    with_lab(tag, kernel, nics, RouterNic::QemuDefault, 2, |lab| {
         let mut checks = Vec::new();
         if let Some(auto_picks) = e1000e_auto_picks {
             checks.extend(
@@ -94,6 +111,19 @@ fn every_case(
                     cases::frames_in_mode(lab, "auto", auto_picks)
                 })
                 .unwrap_or_else(|e| panic!("{kernel}, e1000e, auto: {e:#}")),
+            );
+        }
+        for (mode, picks) in [("auto", "tc"), ("native", "native")] {
+            let started = Instant::now();
+            checks.extend(
+                lab.only(NicModel::Igb, |lab| {
+                    cases::frames_and_flows_in_mode(lab, mode, picks)
+                })
+                .unwrap_or_else(|e| panic!("{kernel}, igb, {mode}: {e:#}")),
+            );
+            println!(
+                "{kernel}: igb, {mode}: {:.1} s",
+                started.elapsed().as_secs_f64()
             );
         }
         for &(mode, runs) in modes {
@@ -125,9 +155,11 @@ fn every_case(
 }
 
 /// On 6.1 (no tcx) tc runs as a clsact filter: `--mode auto` picks it
-/// for the e1000e NIC too, and the outside tag survives the stripping.
+/// for the e1000e and igb NICs too, and the outside tag survives the
+/// stripping; igb in native mode keeps it too (attach switched stripping
+/// off), and spreads flows over its queues.
 #[test]
-fn linux_6_1_carries_frames_pings_udp_and_tcp_in_native_and_skb_and_e1000e_keeps_outside_tags_with_auto_tc_on_clsact()
+fn linux_6_1_every_case_native_and_skb_and_e1000e_and_igb_keep_outside_tags_carry_tcp_and_spread_flows_with_auto_tc_on_clsact()
  {
     every_case(
         "61",
@@ -138,10 +170,12 @@ fn linux_6_1_carries_frames_pings_udp_and_tcp_in_native_and_skb_and_e1000e_keeps
 }
 
 /// Issue 16: a NIC that strips the outside tag into metadata (QEMU's
-/// e1000e, `rx-vlan-offload` on) must still deliver it inside the port's
-/// tag; `--mode auto` picks tc on 6.12, which keeps it.
+/// e1000e and igb, `rx-vlan-offload` on) must still deliver it inside the
+/// port's tag; `--mode auto` picks tc on 6.12, which keeps it; igb in
+/// native mode keeps it too (attach switched stripping off); flows spread
+/// over igb's and the router NIC's queues arrive once each.
 #[test]
-fn linux_6_12_carries_frames_pings_udp_and_tcp_in_native_skb_and_auto_tc_and_e1000e_keeps_outside_tags()
+fn linux_6_12_every_case_native_skb_and_auto_tc_and_e1000e_and_igb_keep_outside_tags_carry_tcp_and_spread_flows()
  {
     every_case(
         "612",
@@ -174,6 +208,7 @@ fn spectrum_router_nic(tag: &str, kernel: GuestKernel, modes: &[(&str, Option<&s
         kernel,
         vec![NicModel::VirtioNet; 2],
         RouterNic::LikeSpectrum,
+        1,
         |lab| {
             let mut checks = vec![
                 cases::native_refused_on_router(lab)
@@ -229,6 +264,7 @@ fn hot_plug(tag: &str, kernel: GuestKernel, manager: hotplug::Manager) {
         kernel,
         vec![NicModel::VirtioNet],
         RouterNic::QemuDefault,
+        1,
         |lab| {
             hotplug::start(lab, manager).unwrap_or_else(|e| panic!("{manager:?}: {e:#}"));
             hotplug::cycles(lab, manager).unwrap_or_else(|e| panic!("{manager:?}: {e:#}"))

@@ -26,7 +26,8 @@ enum Task {
     Setup,
     /// Set up, then run fmt, clippy and every test (needs root): host,
     /// BPF_PROG_TEST_RUN, namespaces, and the VM lab (QEMU guests on
-    /// Debian's 6.1 and 6.12 kernels, fetched once into the lab cache).
+    /// Debian's 6.1 and 6.12 kernels, and QEMU 10.0 from bookworm-backports
+    /// for igb NICs, fetched once into the lab cache).
     Test {
         /// Only the VM lab's tests (lab/tests/vm.rs and lab/tests/hook.rs).
         #[arg(long)]
@@ -124,8 +125,8 @@ fn test(vm_only: bool) -> anyhow::Result<()> {
         cargo(&["fmt", "--all", "--", "--check"])?;
         cargo(&["clippy", "--all-targets", "--", "-D", "warnings"])?;
     }
-    // The guests get the release binaries; the lab cache gets the kernels
-    // and libbpf before any test times itself.
+    // The guests get the release binaries; the lab cache gets the kernels,
+    // QEMU from bookworm-backports and libbpf before any test times itself.
     let bins = run_cli::release_bins()?;
     status(Command::new(bins.join("xdp-forwarder-lab")).arg("fetch"))?;
     let args: &[&str] = if vm_only {

@@ -14,7 +14,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
-use crate::debian::{Kernel, path_str};
+use crate::debian::{Kernel, Qemu, path_str};
 
 /// The device model QEMU emulates for a NIC.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -26,6 +26,11 @@ pub enum NicModel {
     /// 802.1Q tag into the receive descriptor while `rx-vlan-offload` is on
     /// (the driver's default), as hardware NICs do; no XDP in its driver.
     E1000e,
+    /// Intel 82576 (`igb`, QEMU ≥ 8.0: the lab runs QEMU from
+    /// bookworm-backports for it): strips tags like e1000e, spreads flows
+    /// over its queues (RSS, one queue pair per vCPU), and its driver runs
+    /// native XDP.
+    Igb,
 }
 
 impl NicModel {
@@ -34,7 +39,19 @@ impl NicModel {
         match self {
             NicModel::VirtioNet => "virtio-net-pci",
             NicModel::E1000e => "e1000e",
+            NicModel::Igb => "igb",
         }
+    }
+
+    /// Whether it strips the outer 802.1Q tag into its receive descriptor
+    /// (`rx-vlan-hw-parse` on by default), as hardware NICs do.
+    pub fn strips_tags(self) -> bool {
+        matches!(self, NicModel::E1000e | NicModel::Igb)
+    }
+
+    /// Whether the machine's QEMU (7.2) lacks it.
+    pub fn needs_newer_qemu(self) -> bool {
+        self == NicModel::Igb
     }
 }
 
@@ -43,6 +60,7 @@ impl std::fmt::Display for NicModel {
         f.write_str(match self {
             NicModel::VirtioNet => "virtio-net",
             NicModel::E1000e => "e1000e",
+            NicModel::Igb => "igb",
         })
     }
 }
@@ -58,6 +76,8 @@ pub struct Nic {
     pub model: NicModel,
     /// More `-device` properties (`name=value,…`), e.g. [`RouterNic::properties`].
     pub properties: &'static str,
+    /// virtio-net queue pairs (`mq=on` and a multi-queue tap when > 1).
+    pub queues: u16,
 }
 
 /// How the net-vm's router NIC is made.
@@ -102,6 +122,7 @@ impl Nic {
             mac: mac.into(),
             model: NicModel::VirtioNet,
             properties: "",
+            queues: 1,
         }
     }
 
@@ -113,11 +134,20 @@ impl Nic {
         Self { properties, ..self }
     }
 
+    /// `queues` queue pairs on a virtio-net NIC.
+    pub fn with_queues(self, queues: u16) -> Self {
+        Self { queues, ..self }
+    }
+
     fn netdev_args(&self) -> String {
-        format!(
+        let mut args = format!(
             "tap,id={}-net,ifname={},script=no,downscript=no",
             self.id, self.tap
-        )
+        );
+        if self.queues > 1 {
+            args.push_str(&format!(",queues={}", self.queues));
+        }
+        args
     }
 
     fn device_args(&self) -> String {
@@ -133,6 +163,12 @@ impl Nic {
             args.push(',');
             args.push_str(self.properties);
         }
+        if self.queues > 1 {
+            // A vector per queue (rx and tx), one for config, one for the
+            // control queue. Each tap queue feeds its virtqueue: the host's
+            // tun driver spreads flows over them by their hash.
+            args.push_str(&format!(",mq=on,vectors={}", 2 * self.queues + 2));
+        }
         args
     }
 }
@@ -142,6 +178,7 @@ pub struct Spec<'a> {
     /// Short name, for messages and file names.
     pub name: &'a str,
     pub kernel: &'a Kernel,
+    pub qemu: &'a Qemu,
     pub initrd: &'a Path,
     /// The network namespace QEMU runs in (and creates its taps in).
     pub netns: &'a str,
@@ -214,9 +251,16 @@ impl Guest {
             let _ = std::fs::remove_file(p);
         }
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", spec.netns, "qemu-system-x86_64"])
-            .args(accel.args())
-            .args(["-m", &spec.mem_mb.to_string()])
+        cmd.args(["netns", "exec", spec.netns])
+            .arg(&spec.qemu.binary)
+            .args(accel.args());
+        for dir in &spec.qemu.firmware {
+            cmd.arg("-L").arg(dir);
+        }
+        if let Some(dir) = &spec.qemu.module_dir {
+            cmd.env("QEMU_MODULE_DIR", dir);
+        }
+        cmd.args(["-m", &spec.mem_mb.to_string()])
             .args(["-smp", &spec.cpus.to_string()])
             .args(["-nodefaults", "-no-user-config", "-display", "none"])
             .arg("-no-reboot")
@@ -258,9 +302,12 @@ impl Guest {
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
-            .context(
-                "cannot run qemu-system-x86_64 (install qemu-system-x86: `cargo xtask setup`)",
-            )?;
+            .with_context(|| {
+                format!(
+                    "cannot run {} (install qemu-system-x86: `cargo xtask setup`)",
+                    spec.qemu.binary.display()
+                )
+            })?;
         let mut guest = Guest {
             name: spec.name.to_owned(),
             child,
@@ -443,9 +490,11 @@ pub fn accel(kernel: &Kernel, initrd: &Path, dir: &Path) -> Accel {
         let probe = (|| {
             let ns = crate::netns::Netns::add(&format!("xfdkvm{}", std::process::id()))?;
             let ns = ns.name.as_str();
+            let qemu = Qemu::system();
             let spec = Spec {
                 name: "kvm-probe",
                 kernel,
+                qemu: &qemu,
                 initrd,
                 netns: ns,
                 nics: Vec::new(),

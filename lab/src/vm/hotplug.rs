@@ -37,7 +37,7 @@ const UPGRADES: usize = 5;
 fn ready_within(model: NicModel) -> Duration {
     match model {
         NicModel::VirtioNet => Duration::from_secs(2),
-        NicModel::E1000e => Duration::from_secs(4),
+        NicModel::E1000e | NicModel::Igb => Duration::from_secs(4),
     }
 }
 

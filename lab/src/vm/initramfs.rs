@@ -1,7 +1,7 @@
 //! The guests' initramfs: busybox-static, the forwarder's binaries (the
 //! ones the caller names, stripped) and the lab's, the shared libraries
 //! they need, iproute2's `ip` (busybox's has no `ip netns`), the kernel's
-//! virtio, e1000e and 802.1Q modules, contrib/ and a small init that hands
+//! virtio, e1000e, igb and 802.1Q modules, contrib/ and a small init that hands
 //! the host a shell on a virtio-serial port.
 
 use std::{
@@ -58,7 +58,7 @@ depmod
 # The kernel loads modules on demand through /sbin/modprobe (tc's
 # clsact and cls_bpf, on kernels that build them as modules: 6.1).
 ln -s /bin/busybox /sbin/modprobe
-for m in virtio_pci virtio_console virtio_net e1000e 8021q sch_ingress cls_bpf; do modprobe "$m" 2>/dev/null; done
+for m in virtio_pci virtio_console virtio_net e1000e igb 8021q sch_ingress cls_bpf; do modprobe "$m" 2>/dev/null; done
 sysctl -qw net.ipv6.conf.all.disable_ipv6=1
 sysctl -qw net.ipv6.conf.default.disable_ipv6=1
 ip link set lo up

@@ -1,8 +1,8 @@
 //! A net-vm in a real virtual machine. QEMU runs two guests on a Debian
 //! kernel: the **net-vm**, which owns K NICs (virtio-net, or an emulated
-//! Intel e1000e that strips VLAN tags as hardware does; one model per
-//! network) and a virtio-net router NIC (MAC `02:01:…`) and runs the
-//! forwarder, and the **router VM**, whose Linux
+//! Intel e1000e or igb that strips VLAN tags as hardware does; one model
+//! per network) and a virtio-net router NIC (MAC `02:01:…`, one or more
+//! queue pairs) and runs the forwarder, and the **router VM**, whose Linux
 //! 802.1Q stack (one VLAN sub-interface per VID, each in a namespace of its
 //! own, all with the same address) consumes the tags. Each NIC's tap is
 //! the outside network `K`, in a namespace of its own on the host; the
@@ -17,6 +17,7 @@ pub mod cases;
 pub mod guest;
 pub mod hotplug;
 pub mod initramfs;
+pub mod nic_stats;
 
 use std::path::{Path, PathBuf};
 
@@ -24,7 +25,7 @@ use anyhow::{Context as _, bail};
 use serde_json::Value;
 
 use crate::{
-    debian::{self, GuestKernel, Kernel},
+    debian::{self, GuestKernel, Kernel, Qemu},
     netns::Netns,
 };
 pub use guest::{Accel, Guest, IP, Nic, NicModel, RouterNic};
@@ -53,9 +54,14 @@ pub fn lan_mac(k: usize) -> String {
 /// What the lab boots.
 pub struct Options {
     pub kernel: GuestKernel,
-    /// The NIC of each outside network, in order (network 1 first).
+    /// The NIC of each outside network, in order (network 1 first). An
+    /// igb among them boots both guests on QEMU from bookworm-backports
+    /// ([`debian::qemu_backports`]), else they run on the machine's QEMU.
     pub nics: Vec<NicModel>,
     pub router_nic: RouterNic,
+    /// Queue pairs of the router NIC (1: QEMU's default; more: `mq=on`, a
+    /// multi-queue tap).
+    pub router_queues: u16,
     /// Names every namespace, tap and file of this lab (≤ 6 characters).
     pub prefix: String,
     pub contents: Contents,
@@ -77,6 +83,7 @@ pub struct Network {
 pub struct NetVmLab {
     pub prefix: String,
     pub kernel: Kernel,
+    pub qemu: Qemu,
     pub accel: Accel,
     /// Where QEMU runs; holds the router NIC's tap and the trunk bridge.
     pub trunk: Netns,
@@ -114,6 +121,11 @@ impl NetVmLab {
         }
         let p = &opts.prefix;
         let (kernel, initrd, accel) = prepare(opts.kernel, &opts.contents, &opts.dir)?;
+        let qemu = if opts.nics.iter().any(|m| m.needs_newer_qemu()) {
+            debian::qemu_backports()?
+        } else {
+            Qemu::system()
+        };
         let trunk = Netns::add(&format!("{p}-t"))?;
         trunk.ip(&["link", "add", "br0", "type", "bridge"])?;
         trunk.ip(&["link", "set", "br0", "up"])?;
@@ -130,11 +142,13 @@ impl NetVmLab {
             .collect();
         nics.push(
             Nic::new("router", &router_tap, ROUTER_MAC)
-                .with_properties(opts.router_nic.properties()),
+                .with_properties(opts.router_nic.properties())
+                .with_queues(opts.router_queues),
         );
         let net_vm_spec = guest::Spec {
             name: "net-vm",
             kernel: &kernel,
+            qemu: &qemu,
             initrd: &initrd,
             netns: &trunk.name,
             nics,
@@ -146,6 +160,7 @@ impl NetVmLab {
         let router_spec = guest::Spec {
             name: "router-vm",
             kernel: &kernel,
+            qemu: &qemu,
             initrd: &initrd,
             netns: &trunk.name,
             nics: vec![Nic::new("trunk", &trunk_tap, TRUNK_MAC)],
@@ -190,6 +205,7 @@ impl NetVmLab {
         Ok(Self {
             prefix: p.clone(),
             kernel,
+            qemu,
             accel,
             trunk,
             router_tap,
