@@ -237,6 +237,7 @@ impl Forwarder {
                 Err(Error::ForeignProgram {
                     iface: link.name.clone(),
                     prog_id,
+                    holder: crate::holder::foreign_program(link, prog_id, self.pins().root()),
                 })
             }
             _ => Ok(()),

@@ -75,11 +75,14 @@ pub enum Error {
     )]
     VidConflict { iface: String, current: u16 },
 
-    #[error(
-        "{iface} already runs XDP program id {prog_id}, which xdp-forwarder did not attach; \
-         remove it first (`ip link set dev {iface} xdp off`)"
-    )]
-    ForeignProgram { iface: String, prog_id: u32 },
+    /// `holder` says who holds it and the command that removes it
+    /// ([`crate::holder::foreign_program`]).
+    #[error("{iface} already runs XDP program id {prog_id}, {holder}")]
+    ForeignProgram {
+        iface: String,
+        prog_id: u32,
+        holder: String,
+    },
 
     #[error("{iface} is not attached by xdp-forwarder (see `xdp-forwarder status`)")]
     NotAttached { iface: String },

@@ -13,6 +13,115 @@ fn xdp_prog_on(iface: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Runs the first command in backquotes after `marker` in `err` (a fix an
+/// error message proposes), with our binary for `xdp-forwarder`; asserts it
+/// succeeds.
+fn run_fix(err: &str, marker: &str) {
+    let rest = &err[err
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker:?} in: {err}"))..];
+    let cmd = rest
+        .split('`')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no command in: {err}"));
+    let cmd = cmd.replacen(
+        "xdp-forwarder ",
+        &format!("{} ", env!("CARGO_BIN_EXE_xdp-forwarder")),
+        1,
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &cmd])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the proposed fix `{cmd}` failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Our own program on an interface, attached through another pin dir: the
+/// message says so, names that pin dir, and its command frees the
+/// interface; a link no pin dir here holds is freed by the `bpftool`
+/// command the message gives (`ip link set … xdp off` fails on a link).
+#[test]
+fn our_program_from_another_pin_dir_is_named_with_a_fix_that_works() {
+    in_fresh_netns(|| {
+        let a = Bpffs::mount("cli-pin-a");
+        let b = Bpffs::mount("cli-pin-b");
+        veth("nic6", "nic6x");
+        veth("nic7", "nic7x");
+        let attach = |iface: &str, pins: &Bpffs| {
+            cli(&[
+                "attach",
+                iface,
+                "--role",
+                "physical",
+                "--mode",
+                "skb",
+                "--pin-dir",
+                pins.arg(),
+            ])
+        };
+        assert!(attach("nic6", &a).status.success());
+        let err = cli_err(&[
+            "attach",
+            "nic6",
+            "--role",
+            "physical",
+            "--mode",
+            "skb",
+            "--pin-dir",
+            b.arg(),
+        ]);
+        assert!(
+            err.contains(&format!("another pin dir, {}", a.arg()))
+                && !err.contains("did not attach"),
+            "{err}"
+        );
+        let off = std::process::Command::new("ip")
+            .args(["link", "set", "dev", "nic6", "xdpgeneric", "off"])
+            .output()
+            .unwrap();
+        assert!(!off.status.success(), "ip link cannot remove an XDP link");
+        run_fix(&err, "detach it there first (");
+        assert!(attach("nic6", &b).status.success(), "free once the fix ran");
+
+        // A link held elsewhere than in a pin dir (here: pinned by hand,
+        // its pin dir's pin removed).
+        assert!(attach("nic7", &a).status.success());
+        let idx = support::ifindex("nic7");
+        let pin = a.path().join(format!("xdp-forwarder/link-{idx}"));
+        let held = a.path().join("held");
+        run(
+            "bpftool",
+            &[
+                "link",
+                "pin",
+                "pinned",
+                pin.to_str().unwrap(),
+                held.to_str().unwrap(),
+            ],
+        );
+        std::fs::remove_file(&pin).unwrap();
+        let err = cli_err(&[
+            "attach",
+            "nic7",
+            "--role",
+            "physical",
+            "--mode",
+            "skb",
+            "--pin-dir",
+            b.arg(),
+        ]);
+        assert!(err.contains("bpftool link detach id"), "{err}");
+        run_fix(&err, "remove it first with");
+        assert!(attach("nic7", &b).status.success(), "free once the fix ran");
+        cli_ok(&["detach", "--all", "--pin-dir", b.arg()]);
+        cli(&["detach", "--all", "--pin-dir", a.arg()]);
+    });
+}
+
 #[test]
 fn attach_status_detach_round_trip() {
     in_fresh_netns(|| {
@@ -412,10 +521,13 @@ fn errors_name_the_problem_and_leave_nothing_behind() {
         );
         let err = cli_err(&["attach", "nic4", "--role", "physical", "--pin-dir", p]);
         assert!(
-            err.contains("which xdp-forwarder did not attach") && err.contains("xdp off"),
-            "{err}"
+            err.contains("by another loader (no link)"),
+            "loaded without a link: {err}"
         );
-        run("ip", &["link", "set", "dev", "nic4", "xdpgeneric", "off"]);
+        // The fix it proposes works.
+        run_fix(&err, "remove it first (");
+        cli_ok(&["attach", "nic4", "--role", "physical", "--pin-dir", p]);
+        cli_ok(&["detach", "nic4", "--pin-dir", p]);
         std::fs::remove_dir_all(&objs).unwrap();
     });
 }

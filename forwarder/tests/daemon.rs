@@ -671,3 +671,43 @@ fn a_failed_interface_is_retried() {
         std::fs::remove_dir_all(&objs).unwrap();
     });
 }
+
+/// An interface our own program holds through another pin dir: the daemon
+/// names that pin dir and the command that frees the interface, logs the
+/// error once however often it retries, and takes the interface once the
+/// proposed command has run.
+#[test]
+fn our_program_from_another_pin_dir_is_logged_once_with_a_fix_that_works() {
+    in_fresh_netns(|| {
+        let w = World::new("otherpin");
+        let other = Bpffs::mount("otherpin-a");
+        w.plug("nicP", None);
+        cli_ok(&[
+            "attach",
+            "nicP",
+            "--role",
+            "physical",
+            "--mode",
+            "skb",
+            "--pin-dir",
+            other.arg(),
+        ]);
+        let d = Daemon::start(&w.pins, &[]);
+        // The first scan, then rescans 1 s and 2 s after that.
+        std::thread::sleep(Duration::from_millis(3500));
+        let log = d.log();
+        let errors: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("ERROR") && l.contains("nicP"))
+            .collect();
+        assert_eq!(errors.len(), 1, "one ERROR per cause, not per retry: {log}");
+        let fix = format!("xdp-forwarder --pin-dir {} detach nicP", other.arg());
+        assert!(
+            errors[0].contains(&fix),
+            "the other pin dir and its fix: {}",
+            errors[0]
+        );
+        cli_ok(&["--pin-dir", other.arg(), "detach", "nicP"]);
+        w.wait_for(&[("nicP", "physical")], None);
+    });
+}

@@ -6,9 +6,9 @@ mod classify;
 
 use std::{
     cell::{Cell, RefCell},
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     path::PathBuf,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use futures::StreamExt as _;
@@ -66,29 +66,35 @@ pub async fn run(opts: Options) -> Result<()> {
         opts,
         standby: RefCell::default(),
         dirty: Cell::new(false),
+        failing: RefCell::default(),
     };
     info!(pin_dir = %daemon.opts.pin_dir.display(), "started");
     daemon.scan().await;
     // Events are edge-triggered: after a failure nothing may come again for
     // that interface, so a failure schedules a full rescan, 1 s later, then
-    // backing off up to a minute while it keeps failing.
-    let mut retry = tokio::time::interval(Duration::from_secs(1));
-    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let (mut backoff, mut next_retry) = (Duration::from_secs(1), Instant::now());
+    // backing off (2, 4, … s) to a minute while it keeps failing.
+    let (mut backoff, mut next_retry) = (RETRY_FIRST, None);
     loop {
+        if daemon.dirty.get() && next_retry.is_none() {
+            next_retry = Some(tokio::time::Instant::now() + backoff);
+        }
+        let retry = async {
+            match next_retry {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            _ = retry.tick() => {
-                if daemon.dirty.get() && Instant::now() >= next_retry {
-                    daemon.dirty.set(false);
-                    info!("rescanning after an error");
-                    daemon.scan().await;
-                    backoff = if daemon.dirty.get() {
-                        (backoff * 2).min(Duration::from_secs(64))
-                    } else {
-                        Duration::from_secs(1)
-                    };
-                    next_retry = Instant::now() + backoff;
-                }
+            () = retry => {
+                daemon.dirty.set(false);
+                next_retry = None;
+                debug!(after = ?backoff, "rescanning after an error");
+                daemon.scan().await;
+                backoff = if daemon.dirty.get() {
+                    (backoff * 2).min(RETRY_MAX)
+                } else {
+                    RETRY_FIRST
+                };
             }
             event = events.next() => match event {
                 Some(LinkEvent::Changed(link)) => daemon.changed(link).await,
@@ -130,6 +136,10 @@ pub async fn run(opts: Options) -> Result<()> {
     Ok(())
 }
 
+/// The first rescan after a failure, and the longest wait between two.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(60);
+
 struct Daemon {
     fwd: Forwarder,
     opts: Options,
@@ -139,6 +149,9 @@ struct Daemon {
     standby: RefCell<HashSet<u32>>,
     /// Something failed since the last scan: rescan on the next tick.
     dirty: Cell<bool>,
+    /// The last error logged per interface: a retry failing the same way
+    /// is logged at debug only, a new cause at error again.
+    failing: RefCell<HashMap<u32, String>>,
 }
 
 /// A VID for the log line: the number, or `-`.
@@ -183,6 +196,7 @@ impl Daemon {
     async fn removed(&self, index: u32) {
         debug!(ifindex = index, "interface removed");
         self.standby.borrow_mut().remove(&index);
+        self.failing.borrow_mut().remove(&index);
         // Only ports need releasing: skip the rest (bursts of them stay cheap).
         match self.fwd.is_port(index) {
             Ok(false) => return,
@@ -296,13 +310,25 @@ impl Daemon {
             req.replace = true;
             outcome = self.fwd.attach(&req).await;
         }
+        if outcome.is_ok() && self.failing.borrow_mut().remove(&link.index).is_some() {
+            info!(iface = %link.name, role = %role, "no longer failing");
+        }
         match outcome {
             Ok(d) if d.unchanged => debug!(iface = %d.iface, role = %d.role, "already attached"),
             Ok(d) => info!(iface = %d.iface, role = %d.role, mode = %d.mode, vid = %vid(d.vid),
                            result = "attached", "interface"),
-            // One bad interface never stops the daemon; it is retried.
+            // One bad interface never stops the daemon; it is retried. The
+            // same error again is not news: logged at debug.
             Err(e) => {
-                error!(iface = %link.name, role = %role, error = %e, result = "failed", "interface");
+                let text = e.to_string();
+                let mut failing = self.failing.borrow_mut();
+                if failing.get(&link.index) == Some(&text) {
+                    debug!(iface = %link.name, role = %role, error = %e, result = "failed",
+                           "interface (still failing; retried with backoff)");
+                } else {
+                    error!(iface = %link.name, role = %role, error = %e, result = "failed", "interface");
+                    failing.insert(link.index, text);
+                }
                 self.dirty.set(true);
             }
         }
