@@ -25,11 +25,17 @@ pub enum Error {
         live: usize,
     },
 
+    /// `fix`: `chmod 0700` where the directory is root's, else removing
+    /// it (which unpins every port in it).
     #[error(
-        "{path} {why}: another user could have replaced our pins. Remove it \
-         (`rm -r {path}`) after checking what it holds, and mount bpffs with mode=0700"
+        "{path} {why}: another user could have replaced our pins. {fix}; and mount bpffs \
+         with mode=0700 (`mount -t bpf -o mode=0700 bpf DIR`)"
     )]
-    UnsafeStateDir { path: PathBuf, why: String },
+    UnsafeStateDir {
+        path: PathBuf,
+        why: String,
+        fix: String,
+    },
 
     #[error(
         "--router-mac-prefix {0:?} is not a MAC prefix: give 1 to 6 octets of two hex \
@@ -37,11 +43,15 @@ pub enum Error {
     )]
     InvalidMacPrefix(String),
 
-    #[error(
-        "{path} is not a bpffs mount: mount it with `mount -t bpf bpf {path}` \
-         (fstab: `bpffs {path} bpf defaults 0 0`), or choose another --pin-dir"
-    )]
-    NotBpffs { path: PathBuf },
+    /// `why` and `fix` depend on where we run ([`crate::pins::not_bpffs`]):
+    /// a missing directory, a mount namespace that hides the host's bpffs
+    /// (`ip netns exec`), or a directory to mount bpffs on.
+    #[error("{path} {why}: {fix}")]
+    NotBpffs {
+        path: PathBuf,
+        why: String,
+        fix: String,
+    },
 
     #[error(
         "{action} needs CAP_BPF (or CAP_SYS_ADMIN) and CAP_NET_ADMIN: run it as root, e.g. with sudo"

@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{Bpffs, cli, cli_err, cli_ok, in_fresh_netns, run, status_json, veth};
+use support::{Bpffs, cli, cli_err, cli_ok, in_fresh_netns, run, run_fix, status_json, veth};
 
 fn xdp_prog_on(iface: &str) -> Option<String> {
     let out = run("ip", &["-d", "link", "show", "dev", iface]);
@@ -11,33 +11,6 @@ fn xdp_prog_on(iface: &str) -> Option<String> {
         .skip_while(|w| *w != "prog/xdp")
         .nth(2)
         .map(str::to_owned)
-}
-
-/// Runs the first command in backquotes after `marker` in `err` (a fix an
-/// error message proposes), with our binary for `xdp-forwarder`; asserts it
-/// succeeds.
-fn run_fix(err: &str, marker: &str) {
-    let rest = &err[err
-        .find(marker)
-        .unwrap_or_else(|| panic!("no {marker:?} in: {err}"))..];
-    let cmd = rest
-        .split('`')
-        .nth(1)
-        .unwrap_or_else(|| panic!("no command in: {err}"));
-    let cmd = cmd.replacen(
-        "xdp-forwarder ",
-        &format!("{} ", env!("CARGO_BIN_EXE_xdp-forwarder")),
-        1,
-    );
-    let out = std::process::Command::new("sh")
-        .args(["-c", &cmd])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the proposed fix `{cmd}` failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Our own program on an interface, attached through another pin dir: the
@@ -119,6 +92,109 @@ fn our_program_from_another_pin_dir_is_named_with_a_fix_that_works() {
         assert!(attach("nic7", &b).status.success(), "free once the fix ran");
         cli_ok(&["detach", "--all", "--pin-dir", b.arg()]);
         cli(&["detach", "--all", "--pin-dir", a.arg()]);
+    });
+}
+
+/// Where the pin dir is not a bpffs mount, the advice fits the situation
+/// and works: a missing directory is said to be missing (and the proposed
+/// commands mount bpffs there); under `ip netns exec`, whose fresh /sys
+/// hides the host's /sys/fs/bpf, the proposed `nsenter --net=…` command
+/// runs.
+#[test]
+fn pin_dir_advice_works_where_it_is_given() {
+    support::require_root();
+    let missing = std::env::temp_dir().join(format!("xdpfwd-test-missing-{}", std::process::id()));
+    let m = missing.to_str().unwrap();
+    let err = cli_err(&["status", "--pin-dir", m]);
+    assert!(
+        err.contains("does not exist") && err.contains("mode=0700"),
+        "{err}"
+    );
+    run_fix(&err, "create it and mount bpffs on it (");
+    let ok = cli(&["status", "--pin-dir", m]);
+    let _ = std::process::Command::new("umount")
+        .args(["-l", m])
+        .status();
+    let _ = std::fs::remove_dir(&missing);
+    assert!(ok.status.success(), "status once the fix ran");
+
+    // A mount namespace of our own, with bpffs on /sys/fs/bpf as a host has.
+    let ns = support::netns::NamedNetns::add("pinadv");
+    let bin = env!("CARGO_BIN_EXE_xdp-forwarder");
+    let with_host_bpffs = |cmd: &str| {
+        std::process::Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg(format!(
+                "mount -t bpf -o mode=0700 bpf /sys/fs/bpf && {cmd}"
+            ))
+            .output()
+            .unwrap()
+    };
+    let out = with_host_bpffs(&format!(
+        "ip netns exec {} {bin} status --pin-dir /sys/fs/bpf",
+        ns.name
+    ));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success()
+            && err.contains("`ip netns exec` mounts a fresh /sys")
+            && err.contains(&format!("nsenter --net=/run/netns/{} ", ns.name)),
+        "{err}"
+    );
+    let fix = err
+        .split("keeps the host's mounts: `")
+        .nth(1)
+        .and_then(|r| r.split('`').next())
+        .unwrap_or_else(|| panic!("no command in: {err}"))
+        .replacen("xdp-forwarder ", &format!("{bin} "), 1);
+    let out = with_host_bpffs(&fix);
+    assert!(
+        out.status.success(),
+        "the proposed `{fix}` failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `router_iface` pointed at an interface by `set-router-iface` alone can
+/// be emptied again: the refusal to attach that interface as a NIC gives a
+/// command that clears it (and it works), `set-router-iface --clear` does
+/// too, and neither takes the router away from a router port of ours.
+#[test]
+fn router_iface_set_by_hand_can_be_cleared() {
+    in_fresh_netns(|| {
+        let pins = Bpffs::mount("cli-rclear");
+        let p = pins.arg();
+        veth("nic8", "nic8x");
+        veth("nic9", "nic9x");
+        cli_ok(&["set-router-iface", "nic8", "--pin-dir", p]);
+        let err = cli_err(&["attach", "nic8", "--role", "physical", "--pin-dir", p]);
+        assert!(err.contains("router_iface"), "{err}");
+        run_fix(&err, "Clear router_iface first (");
+        assert!(
+            status_json(&pins)["router_iface"]["ifindex"].is_null(),
+            "cleared"
+        );
+        cli_ok(&["attach", "nic8", "--role", "physical", "--pin-dir", p]);
+
+        cli_ok(&["set-router-iface", "nic9", "--pin-dir", p]);
+        assert!(!status_json(&pins)["router_iface"]["ifindex"].is_null());
+        let out = cli_ok(&["set-router-iface", "--clear", "--pin-dir", p]);
+        assert!(out.contains("router_iface cleared"), "{out}");
+        assert!(
+            status_json(&pins)["router_iface"]["ifindex"].is_null(),
+            "cleared"
+        );
+
+        // A router port of ours keeps it: detach that instead.
+        cli_ok(&["attach", "nic9", "--role", "router", "--pin-dir", p]);
+        let err = cli_err(&["set-router-iface", "--clear", "--pin-dir", p]);
+        assert!(err.contains("detach it instead"), "{err}");
+        assert_eq!(
+            status_json(&pins)["router_iface"]["name"],
+            "nic9",
+            "the router port keeps router_iface"
+        );
+        cli_ok(&["detach", "--all", "--pin-dir", p]);
     });
 }
 
@@ -463,7 +539,10 @@ fn errors_name_the_problem_and_leave_nothing_behind() {
             plain.to_str().unwrap(),
         ]);
         assert!(
-            err.contains("is not a bpffs mount") && err.contains("mount -t bpf bpf"),
+            err.contains("is not a bpffs mount")
+                && err.contains("mount -t bpf -o mode=0700 bpf")
+                && err.contains("bpf mode=0700 0 0")
+                && !err.contains("defaults"),
             "{err}"
         );
         assert!(xdp_prog_on("nic4").is_none());

@@ -90,8 +90,18 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         log_format: LogFormat,
     },
-    /// Point router_iface (entry 0) at IFACE, as the original set_router_iface.
-    SetRouterIface { iface: String },
+    /// Point router_iface (entry 0) at IFACE, as the original set_router_iface;
+    /// or empty it (--clear).
+    SetRouterIface {
+        /// The router-facing interface (omit with --clear).
+        #[arg(required_unless_present = "clear", conflicts_with = "clear")]
+        iface: Option<String>,
+        /// Empty router_iface (refused while it leads to the router port
+        /// xdp-forwarder attached: detach that instead). `detach IFACE` of
+        /// the interface it points at does the same.
+        #[arg(long)]
+        clear: bool,
+    },
     /// Show what decides an interface's mode: driver, XDP features (Linux
     /// 6.3 and later), tcx, the receive features that touch tags and
     /// aggregates, promiscuous mode, MTU, queues, and what --mode auto tries.
@@ -152,7 +162,10 @@ impl From<SetRouterIfaceCli> for Cli {
     fn from(cli: SetRouterIfaceCli) -> Self {
         Cli {
             pins: cli.pins,
-            command: Command::SetRouterIface { iface: cli.iface },
+            command: Command::SetRouterIface {
+                iface: Some(cli.iface),
+                clear: false,
+            },
         }
     }
 }

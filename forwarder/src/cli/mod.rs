@@ -75,10 +75,15 @@ pub async fn run(command: Command, pins: PinDirArg) -> Result<()> {
             })
             .await?;
         }
-        Command::SetRouterIface { iface } => {
+        Command::SetRouterIface { iface, clear } => {
             let fwd = Forwarder::open(&pins.pin_dir)?;
-            let (ifindex, _) = fwd.set_router_iface(&iface).await?;
-            output::router_iface_set(&iface, ifindex);
+            match iface {
+                Some(iface) if !clear => {
+                    let (ifindex, _) = fwd.set_router_iface(&iface).await?;
+                    output::router_iface_set(&iface, ifindex);
+                }
+                _ => output::router_iface_cleared(fwd.clear_router_iface(None).await?),
+            }
         }
         Command::Inspect { iface, json } => {
             let link = crate::netdev::Netdev::connect()?.by_name(&iface).await?;

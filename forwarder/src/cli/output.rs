@@ -81,6 +81,14 @@ pub fn router_iface_set(iface: &str, ifindex: u32) {
     println!("router_iface → {} (ifindex {ifindex})", printable(iface));
 }
 
+/// `set-router-iface --clear`: what it pointed at.
+pub fn router_iface_cleared(before: Option<u32>) {
+    match before {
+        Some(ifindex) => println!("router_iface cleared (it was ifindex {ifindex})"),
+        None => println!("router_iface was empty"),
+    }
+}
+
 /// `inspect`, as text or JSON.
 pub fn inspection(found: &crate::inspect::Inspection, json: bool) -> Result<()> {
     if json {
