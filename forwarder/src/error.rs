@@ -100,6 +100,10 @@ pub enum Error {
     #[error("{0}")]
     Failed(String),
 
+    /// `status --check`: the status was printed, and it has warnings.
+    #[error("status: {0} warning(s) (see above)")]
+    StatusWarnings(usize),
+
     #[error("refusing to use {iface}: {why}")]
     Refused { iface: String, why: String },
 
@@ -180,3 +184,6 @@ fn chain(mut e: &(dyn std::error::Error + 'static)) -> Cause {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The exit code of `status --check` when the status has warnings.
+pub const EXIT_WARNINGS: u8 = 3;

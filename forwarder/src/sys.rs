@@ -191,6 +191,31 @@ pub fn prog_fd_by_id(id: u32) -> io::Result<OwnedFd> {
     bpf_fd(bpf_cmd::BPF_PROG_GET_FD_BY_ID, &mut attr)
 }
 
+/// The network namespaces `ip netns` names (`/run/netns/NAME`), by cookie:
+/// each is entered on a thread of its own, which then ends.
+pub fn netns_names() -> std::collections::BTreeMap<u64, String> {
+    let Ok(entries) = std::fs::read_dir("/run/netns") else {
+        return Default::default();
+    };
+    let paths: Vec<std::path::PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    std::thread::scope(|s| {
+        paths
+            .iter()
+            .filter_map(|path| {
+                s.spawn(move || {
+                    let file = std::fs::File::open(path).ok()?;
+                    nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).ok()?;
+                    let name = path.file_name()?.to_string_lossy().into_owned();
+                    Some((netns_cookie().ok()?, name))
+                })
+                .join()
+                .ok()
+                .flatten()
+            })
+            .collect()
+    })
+}
+
 /// The cookie of the calling thread's network namespace: unique for the
 /// life of the machine (never reused, unlike an ifindex or an inode).
 pub fn netns_cookie() -> io::Result<u64> {

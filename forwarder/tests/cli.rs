@@ -198,6 +198,159 @@ fn router_iface_set_by_hand_can_be_cleared() {
     });
 }
 
+/// `status --check`'s exit code: 0 when all is well, 3 with a warning.
+fn check(p: &str) -> i32 {
+    cli(&["status", "--check", "--pin-dir", p])
+        .status
+        .code()
+        .unwrap()
+}
+
+/// `status` shows what an operator needs and `--check` exits 3 on it: a
+/// port's link down or promiscuous mode off (and attach repairs both),
+/// `router_iface` at an interface without the router program (and the
+/// fix given empties it), the standby router (a note, not a warning), and
+/// another namespace's port by that namespace's name, with the command
+/// that shows it from there (which works).
+#[test]
+fn status_shows_what_attach_repairs_and_check_exits_3_on_warnings() {
+    in_fresh_netns(|| {
+        let pins = Bpffs::mount("cli-stwarn");
+        let p = pins.arg();
+        veth("nic10", "nic10x");
+        veth("nic11", "nic11x");
+        run(
+            "ip",
+            &[
+                "link",
+                "add",
+                "rtr10",
+                "address",
+                "02:01:00:00:00:10",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "rtr10x",
+            ],
+        );
+        for (iface, role) in [("nic10", "physical"), ("rtr10", "router")] {
+            cli_ok(&[
+                "attach",
+                iface,
+                "--role",
+                role,
+                "--mode",
+                "skb",
+                "--pin-dir",
+                p,
+            ]);
+        }
+        assert_eq!(check(p), 0, "{}", cli_ok(&["status", "--pin-dir", p]));
+
+        for (breaks, says) in [
+            (&["link", "set", "nic10", "down"][..], "link is down"),
+            (
+                &["link", "set", "nic10", "promisc", "off"][..],
+                "promiscuous mode is off",
+            ),
+        ] {
+            run("ip", breaks);
+            let text =
+                String::from_utf8_lossy(&cli(&["status", "--pin-dir", p]).stdout).into_owned();
+            assert!(text.contains(says), "{text}");
+            assert_eq!(check(p), 3, "{says}");
+            cli_ok(&[
+                "attach",
+                "nic10",
+                "--role",
+                "physical",
+                "--mode",
+                "skb",
+                "--pin-dir",
+                p,
+            ]);
+            assert_eq!(check(p), 0, "attach repaired {says}");
+        }
+
+        // A second router-prefix interface: what the daemon keeps aside.
+        run(
+            "ip",
+            &[
+                "link",
+                "add",
+                "rtr11",
+                "address",
+                "02:01:00:00:00:11",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "rtr11x",
+            ],
+        );
+        let text = cli_ok(&["status", "--pin-dir", p]);
+        assert!(
+            text.contains("standby router interface(s): rtr11"),
+            "{text}"
+        );
+        assert_eq!(status_json(&pins)["standby_routers"][0], "rtr11");
+        assert_eq!(check(p), 0, "a standby router is a note");
+
+        // router_iface at an interface without the router program.
+        cli_ok(&["detach", "rtr10", "--pin-dir", p]);
+        cli_ok(&["set-router-iface", "nic11", "--pin-dir", p]);
+        let text = String::from_utf8_lossy(&cli(&["status", "--pin-dir", p]).stdout).into_owned();
+        assert!(text.contains("nic11 (ifindex"), "{text}");
+        assert!(text.contains("which runs no router program"), "{text}");
+        assert_eq!(check(p), 3);
+        cli_ok(&["detach", "nic11", "--pin-dir", p]);
+        assert_eq!(check(p), 0, "detach emptied router_iface");
+        cli_ok(&["detach", "--all", "--pin-dir", p]);
+
+        // Another namespace's port, in words.
+        let other = Bpffs::mount("cli-stwarn-ns");
+        let ns = support::netns::NamedNetns::add("stwarn");
+        ns.ip(&["link", "add", "o1", "type", "veth", "peer", "name", "o1x"]);
+        let bin = env!("CARGO_BIN_EXE_xdp-forwarder");
+        ns.exec(
+            bin,
+            &[
+                "attach",
+                "o1",
+                "--role",
+                "physical",
+                "--mode",
+                "skb",
+                "--pin-dir",
+                other.arg(),
+            ],
+        );
+        let text = cli_ok(&["status", "--pin-dir", other.arg()]);
+        assert!(text.contains(&format!("<netns {}>", ns.name)), "{text}");
+        assert!(
+            !text.contains("<gone>") && !text.contains(" down "),
+            "{text}"
+        );
+        let fix = text
+            .split("seen from there (`")
+            .nth(1)
+            .and_then(|r| r.split('`').next())
+            .unwrap_or_else(|| panic!("no command in: {text}"))
+            .replacen("xdp-forwarder ", &format!("{bin} "), 1);
+        let out = std::process::Command::new("sh")
+            .args(["-c", &fix])
+            .output()
+            .unwrap();
+        let seen = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && seen.contains("o1 "),
+            "`{fix}`: {seen}"
+        );
+        ns.exec(bin, &["detach", "--all", "--pin-dir", other.arg()]);
+    });
+}
+
 #[test]
 fn attach_status_detach_round_trip() {
     in_fresh_netns(|| {

@@ -130,6 +130,15 @@ pub enum Command {
         #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "1",
               value_parser = parse_interval)]
         watch: Option<std::time::Duration>,
+        /// Exit 3 when anything is wrong (a warning on the status or on a
+        /// port), after printing it as usual; 0 when all is well. For
+        /// scripts and health checks. Not with --watch.
+        #[arg(long, conflicts_with = "watch")]
+        check: bool,
+        /// The daemon's router MAC prefix: interfaces with it that are not
+        /// ports are shown as standby routers.
+        #[arg(long, default_value = "02:01:", value_name = "PREFIX")]
+        router_mac_prefix: String,
     },
     /// Write prog_physical.o and prog_router.o, loadable with
     /// `xdp-loader load IFACE DIR/prog_physical.o -m skb -p /sys/fs/bpf`

@@ -182,10 +182,11 @@ pub async fn watch_status(
     fwd: &Forwarder,
     sink: &Sink,
     interval: std::time::Duration,
+    router_prefix: &[u8],
 ) -> Result<()> {
     let mut previous: Option<(Status, std::time::Instant)> = None;
     loop {
-        let mut status = fwd.status().await?;
+        let mut status = fwd.status_with_prefix(router_prefix).await?;
         let now = std::time::Instant::now();
         if let Some((before, at)) = &previous {
             status.set_rates(before, now - *at);
@@ -208,6 +209,9 @@ impl std::fmt::Display for Status {
                     .map_or_else(|| "<gone>".to_owned(), printable)
             )?,
             None => writeln!(f, "router_iface: not set (physical ports drop everything)")?,
+        }
+        if let Some(note) = self.standby_note() {
+            writeln!(f, "note: {note}")?;
         }
         for w in &self.warnings {
             writeln!(f, "warning: {w}")?;
@@ -236,18 +240,30 @@ impl std::fmt::Display for Status {
         writeln!(f)?;
         for p in &self.ports {
             let count = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+            let elsewhere = p.netns != self.netns;
+            let name = match (&p.name, elsewhere) {
+                (Some(n), _) => printable(n),
+                (None, false) => "<gone>".to_owned(),
+                (None, true) => p.netns_name.as_deref().map_or_else(
+                    || "<other netns>".to_owned(),
+                    |n| format!("<netns {}>", printable(n)),
+                ),
+            };
+            let link = match (elsewhere, p.up) {
+                (true, _) => "-",
+                (false, true) => "up",
+                (false, false) => "down",
+            };
             write!(
                 f,
                 "{:<16} {:>7}  {:<8}  {:<6}  {:>4}  {:>5}  {:<4}  {:<8}  {:>12}  {:>10}",
-                p.name
-                    .as_deref()
-                    .map_or_else(|| "<gone>".to_owned(), printable),
+                name,
                 p.ifindex,
                 p.role.to_string(),
                 p.mode.to_string(),
                 p.vid.map_or_else(|| "-".to_owned(), |v| v.to_string()),
                 p.mtu.map_or_else(|| "-".to_owned(), |v| v.to_string()),
-                if p.up { "up" } else { "down" },
+                link,
                 if p.attached { "yes" } else { "NO" },
                 count(p.counters.as_ref().map(|c| c.forwarded_frames)),
                 count(p.counters.as_ref().map(|c| c.dropped_total)),
