@@ -711,3 +711,33 @@ fn our_program_from_another_pin_dir_is_logged_once_with_a_fix_that_works() {
         w.wait_for(&[("nicP", "physical")], None);
     });
 }
+
+/// A manual `detach` while the daemon runs is honoured: the daemon leaves
+/// that interface alone (through its link events and its rescans) until it
+/// is told otherwise: SIGHUP takes it again, as does a manual `attach`.
+#[test]
+fn a_manual_detach_is_honoured_until_sighup() {
+    in_fresh_netns(|| {
+        let w = World::new("handdet");
+        w.plug("nicH", None);
+        w.plug("nicK", None);
+        let d = Daemon::start(&w.pins, &[]);
+        w.wait_for(&[("nicH", "physical"), ("nicK", "physical")], None);
+        let out = cli_ok(&["detach", "nicH", "--pin-dir", w.pins.arg()]);
+        assert!(out.contains("detached"), "{out}");
+        // A change on it (a link event) does not take it back.
+        run("ip", &["link", "set", "nicH", "mtu", "1400"]);
+        std::thread::sleep(Duration::from_millis(1500));
+        let st = w.status();
+        let names: Vec<&str> = st["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert_eq!(names, ["nicK"], "nicH stays detached: {st}");
+        assert!(d.log().contains("detached by hand"), "{}", d.log());
+        d.hup();
+        w.wait_for(&[("nicH", "physical"), ("nicK", "physical")], None);
+    });
+}

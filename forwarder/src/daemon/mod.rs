@@ -67,6 +67,8 @@ pub async fn run(opts: Options) -> Result<()> {
         standby: RefCell::default(),
         dirty: Cell::new(false),
         failing: RefCell::default(),
+        seen_attached: RefCell::default(),
+        hand_detached: RefCell::default(),
     };
     info!(pin_dir = %daemon.opts.pin_dir.display(), "started");
     daemon.scan().await;
@@ -111,7 +113,10 @@ pub async fn run(opts: Options) -> Result<()> {
                 }
             },
             _ = hup.recv() => {
-                info!("SIGHUP: rescanning");
+                info!("SIGHUP: rescanning (interfaces detached by hand are taken again)");
+                daemon.hand_detached.borrow_mut().clear();
+                // Also those whose detach it has not noticed yet.
+                daemon.seen_attached.borrow_mut().clear();
                 daemon.scan().await;
             }
             _ = term.recv() => break,
@@ -149,6 +154,12 @@ struct Daemon {
     standby: RefCell<HashSet<u32>>,
     /// Something failed since the last scan: rescan on the next tick.
     dirty: Cell<bool>,
+    /// Interfaces it saw attached (attached or adopted): one found without
+    /// its registry record later was detached by hand.
+    seen_attached: RefCell<HashSet<u32>>,
+    /// Interfaces detached by hand while it ran: left alone until they are
+    /// attached again by hand, re-plugged, or SIGHUP.
+    hand_detached: RefCell<HashSet<u32>>,
     /// The last error logged per interface: a retry failing the same way
     /// is logged at debug only, a new cause at error again.
     failing: RefCell<HashMap<u32, String>>,
@@ -197,6 +208,8 @@ impl Daemon {
         debug!(ifindex = index, "interface removed");
         self.standby.borrow_mut().remove(&index);
         self.failing.borrow_mut().remove(&index);
+        self.seen_attached.borrow_mut().remove(&index);
+        self.hand_detached.borrow_mut().remove(&index);
         // Only ports need releasing: skip the rest (bursts of them stay cheap).
         match self.fwd.is_port(index) {
             Ok(false) => return,
@@ -282,6 +295,7 @@ impl Daemon {
             }
             RouterPolicy::Latest => match self.fwd.detach(&other_name).await {
                 Ok(_) => {
+                    self.seen_attached.borrow_mut().remove(&other.index);
                     self.standby.borrow_mut().insert(other.index);
                     info!(iface = %other_name, role = "router", result = "standby",
                           "the router role moves to {}", link.name);
@@ -296,7 +310,45 @@ impl Daemon {
         }
     }
 
+    /// Whether `link` was detached by hand while we ran (we saw it
+    /// attached; its record is gone): a manual `detach` is honoured, the
+    /// interface left alone until it is attached by hand again, re-plugged,
+    /// or SIGHUP. Asked under the writer lock, so that a `detach` under way
+    /// is finished first (its own link events come before its end).
+    fn detached_by_hand(&self, link: &Link) -> bool {
+        let registered = match self
+            .fwd
+            .lock()
+            .and_then(|_lock| self.fwd.is_port(link.index))
+        {
+            Ok(registered) => registered,
+            Err(e) => {
+                error!(iface = %link.name, error = %e, "cannot read the port registry");
+                self.dirty.set(true);
+                return true;
+            }
+        };
+        if registered {
+            self.hand_detached.borrow_mut().remove(&link.index);
+            return false;
+        }
+        if self.hand_detached.borrow().contains(&link.index) {
+            debug!(iface = %link.name, "left alone (detached by hand)");
+            return true;
+        }
+        if self.seen_attached.borrow_mut().remove(&link.index) {
+            self.hand_detached.borrow_mut().insert(link.index);
+            info!(iface = %link.name, result = "left alone",
+                  "detached by hand: left alone until attached again, re-plugged, or SIGHUP");
+            return true;
+        }
+        false
+    }
+
     async fn attach(&self, link: &Link, role: Role) {
+        if self.detached_by_hand(link) {
+            return;
+        }
         let mut req = AttachRequest {
             iface: link.name.clone(),
             role,
@@ -312,6 +364,9 @@ impl Daemon {
         }
         if outcome.is_ok() && self.failing.borrow_mut().remove(&link.index).is_some() {
             info!(iface = %link.name, role = %role, "no longer failing");
+        }
+        if outcome.is_ok() {
+            self.seen_attached.borrow_mut().insert(link.index);
         }
         match outcome {
             Ok(d) if d.unchanged => debug!(iface = %d.iface, role = %d.role, "already attached"),
