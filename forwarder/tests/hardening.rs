@@ -221,8 +221,10 @@ fn router_iface_follows_the_router_and_a_failed_replace_changes_nothing() {
             );
             let _ = cli(&["detach", "r1", "--pin-dir", pins.arg()]);
         }
-        // The daemon answers the last detach by attaching the standby
-        // router: wait for it to finish before emptying the slot.
+        // Both routers were detached by hand: the daemon leaves them alone
+        // until SIGHUP, which takes one back as the router: wait for it
+        // before emptying the slot.
+        daemon.hup();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while !status_json(&pins)["ports"]
             .as_array()
