@@ -106,6 +106,37 @@ fn install_lays_out_the_product() {
     }
     assert!(listed.contains("bin/xdp-forwarder") && listed.contains("man8/xdp-forwarder.8"));
 
+    // The pages the unit, the manual pages and the messages point at.
+    for page in ["net-vm.md", "architecture.md", "status.md"] {
+        let text = std::fs::read_to_string(usr.join("share/doc/xdp-forwarder").join(page))
+            .unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.starts_with("# "), "{page}");
+    }
+    // The unit where systemd looks for /usr's units, naming what exists.
+    let unit =
+        std::fs::read_to_string(usr.join("lib/systemd/system/xdp-forwarder.service")).unwrap();
+    for line in unit.lines() {
+        for word in line.split_whitespace() {
+            let path = word
+                .trim_start_matches("Documentation=")
+                .trim_start_matches("ExecStart=")
+                .trim_start_matches("file://");
+            if path.starts_with("/usr/") {
+                assert!(dest.join(&path[1..]).exists(), "{path}, named by the unit");
+            }
+        }
+    }
+    assert!(unit.contains("file:///usr/share/doc/xdp-forwarder/net-vm.md"));
+    // The mdev hook and its coldplug, where an mdev.conf rule names them.
+    for script in ["iface", "coldplug"] {
+        let path = usr.join("lib/xdp-forwarder/mdev").join(script);
+        assert_ne!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o111,
+            0,
+            "{script}"
+        );
+    }
+
     // The installed binary, under both names.
     let out = Command::new(&exe).arg("--version").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("xdp-forwarder "));

@@ -114,7 +114,8 @@ pub enum Command {
     },
     /// Show what is attached where.
     Status {
-        /// Output: a table, JSON (schema in the README) or OpenMetrics text.
+        /// Output: a table, JSON or OpenMetrics text (schema and families:
+        /// /usr/share/doc/xdp-forwarder/status.md).
         #[arg(long, value_enum, default_value_t = FormatArg::Text)]
         format: FormatArg,
         /// The same as --format json.
