@@ -43,5 +43,23 @@ fn page(dir: &Path, cmd: clap::Command) -> anyhow::Result<PathBuf> {
 pub fn completions(shell: Shell) -> Vec<u8> {
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "xdp-forwarder", &mut out);
+    if shell == Shell::Bash {
+        out = fix_bash_state_names(&out);
+    }
     out
+}
+
+/// clap_complete's bash script (up to 4.6.12, the latest release; fixed
+/// upstream by clap-rs/clap PR #6428, not yet released) names a
+/// subcommand's state `xdp__forwarder__subcmd__attach` where it dispatches
+/// and `xdp__subcmd__forwarder__subcmd__attach` in the case arm that
+/// completes it, for a binary name with a hyphen (clap-rs/clap#6421): nothing
+/// after the subcommand completes. Spell the arms as the dispatch does.
+fn fix_bash_state_names(script: &[u8]) -> Vec<u8> {
+    String::from_utf8_lossy(script)
+        .replace(
+            "xdp__subcmd__forwarder__subcmd__",
+            "xdp__forwarder__subcmd__",
+        )
+        .into_bytes()
 }

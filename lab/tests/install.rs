@@ -93,6 +93,41 @@ fn install_lays_out_the_product() {
         let text = std::fs::read_to_string(usr.join(path)).unwrap();
         assert!(text.contains(says) && text.contains("attach"), "{path}");
     }
+    // Bash completes every subcommand's options and values: its completion
+    // function driven as bash drives it (COMP_WORDS, COMP_CWORD).
+    let bash = usr.join("share/bash-completion/completions/xdp-forwarder");
+    for (line, want) in [
+        ("xdp-forwarder st", "status"),
+        ("xdp-forwarder attach nic1 --role ", "physical router"),
+        ("xdp-forwarder attach nic1 --mode ", "auto native skb tc"),
+        ("xdp-forwarder detach --a", "--all"),
+        ("xdp-forwarder status --format ", "text json openmetrics"),
+        ("xdp-forwarder run --router-policy ", "first latest"),
+        ("xdp-forwarder run --log-format ", "text json"),
+        ("xdp-forwarder set-router-iface --c", "--clear"),
+        ("xdp-forwarder export-objects --lib", "--libbpf-1.1"),
+        ("xdp-forwarder --pin-dir /p inspect --j", "--json"),
+    ] {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(
+                r#"source "$1"; read -ra COMP_WORDS <<< "$2"; [[ "$2" == *" " ]] && COMP_WORDS+=("")
+                COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+                _xdp__forwarder xdp-forwarder "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+                echo "${COMPREPLY[*]}""#,
+            )
+            .args(["-", bash.to_str().unwrap(), line])
+            .output()
+            .unwrap();
+        let got = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            got.trim(),
+            want,
+            "{line:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     let hook = usr.join("share/xdp-forwarder/contrib/mdev/iface");
     assert_ne!(
         std::fs::metadata(&hook).unwrap().permissions().mode() & 0o111,
