@@ -465,6 +465,21 @@ fn attach_status_detach_round_trip() {
             cli_err(&["status", "--watch", "0", "--pin-dir", p]).contains("between 0.1"),
             "a zero interval is refused"
         );
+        // The table refreshed into a pipe: samples one after the other,
+        // no terminal codes.
+        let mut watch = std::process::Command::new(env!("CARGO_BIN_EXE_xdp-forwarder"))
+            .args(["status", "--watch", "0.1", "--pin-dir", p])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        watch.kill().unwrap();
+        let out = watch.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.matches("pin dir:").count() >= 2 && !text.contains('\x1b'),
+            "{text:?}"
+        );
         let text = cli_ok(&["status", "--pin-dir", p]);
         assert!(
             text.contains("nic1")

@@ -114,16 +114,19 @@ pub enum Command {
     },
     /// Show what is attached where.
     Status {
-        /// Output: a table, JSON or OpenMetrics text (schema and families:
-        /// /usr/share/doc/xdp-forwarder/status.md).
-        #[arg(long, value_enum, default_value_t = FormatArg::Text)]
-        format: FormatArg,
+        /// Output: a table, JSON, OpenMetrics text, or the classic
+        /// Prometheus text format (schema and families:
+        /// /usr/share/doc/xdp-forwarder/status.md). Default: the table, or
+        /// with --textfile the Prometheus format.
+        #[arg(long, value_enum)]
+        format: Option<FormatArg>,
         /// The same as --format json.
         #[arg(long, conflicts_with = "format")]
         json: bool,
         /// Write the document to PATH instead of stdout, atomically (a
         /// temporary file renamed over it); with --watch, every interval.
-        /// For node_exporter's textfile collector: --format openmetrics.
+        /// For node_exporter's textfile collector (a PATH ending in .prom):
+        /// the Prometheus format unless --format says otherwise.
         #[arg(long, value_name = "PATH")]
         textfile: Option<PathBuf>,
         /// Refresh every SECONDS (default 1) and show rates; with --json,
@@ -188,8 +191,11 @@ pub enum FormatArg {
     Text,
     /// JSON (one document per line with --watch).
     Json,
-    /// OpenMetrics text (Prometheus, node_exporter's textfile collector).
+    /// OpenMetrics text (Prometheus scraping with OpenMetrics).
     Openmetrics,
+    /// The classic Prometheus text format (node_exporter's textfile
+    /// collector).
+    Prometheus,
 }
 
 /// What the interface is.

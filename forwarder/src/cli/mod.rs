@@ -99,7 +99,12 @@ pub async fn run(command: Command, pins: PinDirArg) -> Result<()> {
         } => {
             let prefix = crate::daemon::parse_mac_prefix(&router_mac_prefix)?;
             let fwd = Forwarder::open(&pins.pin_dir)?;
-            let format = if json { args::FormatArg::Json } else { format };
+            let format = match (json, format, &textfile) {
+                (true, _, _) => args::FormatArg::Json,
+                (false, Some(format), _) => format,
+                (false, None, Some(_)) => args::FormatArg::Prometheus,
+                (false, None, None) => args::FormatArg::Text,
+            };
             let sink = output::Sink::new(format, textfile, watch.is_some());
             match watch {
                 None => {

@@ -2,6 +2,7 @@
 //! or OpenMetrics, on stdout or into a file (refreshed with `--watch`),
 //! names escaped for the terminal.
 
+use std::io::IsTerminal as _;
 use std::{
     io::Write as _,
     path::{Path, PathBuf},
@@ -146,8 +147,15 @@ impl Sink {
             }
             (FormatArg::Json, true) => serde_json::to_string(status).map_err(json_err)? + "\n",
             (FormatArg::Openmetrics, _) => metrics::openmetrics(status),
-            // Home the cursor and clear the screen: the table refreshes in place.
-            (FormatArg::Text, true) if self.textfile.is_none() => format!("\x1b[H\x1b[2J{status}"),
+            (FormatArg::Prometheus, _) => metrics::prometheus(status),
+            // Home the cursor and clear the screen: the table refreshes in
+            // place on a terminal; elsewhere (a pipe, a log) the samples
+            // follow each other.
+            (FormatArg::Text, true)
+                if self.textfile.is_none() && std::io::stdout().is_terminal() =>
+            {
+                format!("\x1b[H\x1b[2J{status}")
+            }
             (FormatArg::Text, _) => status.to_string(),
         };
         match &self.textfile {
