@@ -570,8 +570,9 @@ fn roles_vids_and_replace() {
             xdp_prog_on("nic3").is_none(),
             "nothing half-attached: {err}"
         );
-        for bad in ["0", "4095", "70000"] {
-            let err = cli_err(&[
+        // Out of range or too large to be a number: the same usage error.
+        for bad in ["0", "4095", "70000", "5000", "99999999999", "x"] {
+            let out = cli(&[
                 "attach",
                 "nic3",
                 "--role",
@@ -581,7 +582,12 @@ fn roles_vids_and_replace() {
                 "--pin-dir",
                 p,
             ]);
-            assert!(err.contains("not a usable VID"), "{err}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.code() == Some(2)
+                    && err.contains("not a usable VID: choose one in 1..=4094"),
+                "{bad}: {err}"
+            );
         }
         let err = cli_err(&["attach", "nic2", "--role", "router", "--pin-dir", p]);
         assert!(

@@ -431,6 +431,26 @@ fn restart_after_kill_loses_nothing() {
             before,
             "the restarted daemon re-attached instead of adopting"
         );
+        // It says what it adopted, at the default level.
+        let log = _d2.log();
+        for iface in ["nic1", "rtr"] {
+            assert!(
+                log.lines()
+                    .any(|l| l.contains("INFO") && l.contains("adopted") && l.contains(iface)),
+                "{iface}: {log}"
+            );
+        }
+        // A removed port is released under its name.
+        w.unplug("nic1");
+        let deadline = Instant::now() + WAIT;
+        while !_d2
+            .log()
+            .lines()
+            .any(|l| l.contains("released") && l.contains("iface=nic1"))
+        {
+            assert!(Instant::now() < deadline, "{}", _d2.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
     });
 }
 

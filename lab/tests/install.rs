@@ -71,11 +71,41 @@ fn install_lays_out_the_product() {
             out.status.success() && warnings.is_empty(),
             "{page}: {warnings}"
         );
-        assert!(
-            text.contains("NAME") && text.contains("OPTIONS"),
-            "{page}:\n{text}"
-        );
+        for section in [
+            "NAME",
+            "SYNOPSIS",
+            "OPTIONS",
+            "EXAMPLES",
+            "FILES",
+            "EXIT STATUS",
+        ] {
+            assert!(text.contains(section), "{page}: no {section}:\n{text}");
+        }
     }
+    // Option values in the synopsis; the daemon's signals; no page listed
+    // that is not shipped.
+    let man_text = |page: &str| {
+        let out = Command::new("man")
+            .args(["-l"])
+            .arg(man.join(page))
+            .env("LC_ALL", "C")
+            .env("MANWIDTH", "200")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let attach = man_text("xdp-forwarder-attach.8");
+    assert!(
+        attach.contains("--role physical|router") && attach.contains("promiscuous"),
+        "{attach}"
+    );
+    let run = man_text("xdp-forwarder-run.8");
+    assert!(
+        run.contains("SIGNALS") && run.contains("SIGHUP") && run.contains("bpffs"),
+        "{run}"
+    );
+    let main = man_text("xdp-forwarder.8");
+    assert!(!main.contains("xdp-forwarder-help"), "{main}");
     for (path, says) in [
         (
             "share/bash-completion/completions/xdp-forwarder",
@@ -101,7 +131,10 @@ fn install_lays_out_the_product() {
         ("xdp-forwarder attach nic1 --role ", "physical router"),
         ("xdp-forwarder attach nic1 --mode ", "auto native skb tc"),
         ("xdp-forwarder detach --a", "--all"),
-        ("xdp-forwarder status --format ", "text json openmetrics"),
+        (
+            "xdp-forwarder status --format ",
+            "text json openmetrics prometheus",
+        ),
         ("xdp-forwarder run --router-policy ", "first latest"),
         ("xdp-forwarder run --log-format ", "text json"),
         ("xdp-forwarder set-router-iface --c", "--clear"),

@@ -32,6 +32,14 @@ pub struct PinDirArg {
 pub enum Command {
     /// Attach the physical or router program to an interface; the attachment
     /// is pinned and outlives this command.
+    ///
+    /// Also brings the link up and turns promiscuous mode on (the NIC's
+    /// MAC and VLAN filters would drop frames for the VMs behind the router
+    /// before the program sees them; detach turns it off again only if
+    /// attach turned it on); the router role points router_iface at the
+    /// interface. The same command again repairs what the kernel says is
+    /// missing (program detached, empty slot, link down, promiscuous mode
+    /// off).
     Attach {
         /// The interface.
         iface: String,
@@ -44,7 +52,7 @@ pub enum Command {
         mode: ModeArg,
         /// Physical only: the VID (1..=4094) for this NIC; default: its ifindex
         /// when free and in range, else the lowest free VID.
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", value_parser = parse_vid)]
         vid: Option<u32>,
         /// Re-attach even if the interface is already attached (other role,
         /// VID or mode).
@@ -66,6 +74,13 @@ pub enum Command {
     /// The hot-plug daemon: attach every interface by the net-vm's rules
     /// (router MAC prefix → router, `lo` and --ignore left alone, the rest
     /// physical) and follow interfaces as they come and go.
+    ///
+    /// Mounts bpffs at --pin-dir with mode=0700 if it is not mounted
+    /// (--no-mount makes that an error); refuses to in a mount namespace of
+    /// its own (ip netns exec), where the mount would vanish with it. A
+    /// failed interface is retried 1 s later, then 2, 4, 8 s and so on, at most a
+    /// minute apart. A manual detach is honoured until SIGHUP. SIGHUP
+    /// rescans; SIGTERM and SIGINT exit and leave the data plane running.
     Run {
         /// Fail if the pin dir is not a bpffs mount instead of mounting one.
         #[arg(long)]
@@ -269,6 +284,15 @@ pub enum LogFormat {
     #[default]
     Text,
     Json,
+}
+
+/// `--vid N`: refused alike (a usage error, exit 2) whether it is out of
+/// range or not a number at all.
+fn parse_vid(s: &str) -> std::result::Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(vid) if (1..=4094).contains(&vid) => Ok(vid),
+        _ => Err(format!("{s:?} is not a usable VID: choose one in 1..=4094")),
+    }
 }
 
 /// `--watch SECONDS`: at least 0.1 s, so that rates mean something.

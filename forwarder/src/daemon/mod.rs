@@ -69,6 +69,7 @@ pub async fn run(opts: Options) -> Result<()> {
         failing: RefCell::default(),
         seen_attached: RefCell::default(),
         hand_detached: RefCell::default(),
+        names: RefCell::default(),
     };
     info!(pin_dir = %daemon.opts.pin_dir.display(), "started");
     daemon.scan().await;
@@ -160,6 +161,9 @@ struct Daemon {
     /// Interfaces detached by hand while it ran: left alone until they are
     /// attached again by hand, re-plugged, or SIGHUP.
     hand_detached: RefCell<HashSet<u32>>,
+    /// The names of the interfaces it handled, by ifindex: a removed one is
+    /// logged by its name (the kernel no longer has it).
+    names: RefCell<HashMap<u32, String>>,
     /// The last error logged per interface: a retry failing the same way
     /// is logged at debug only, a new cause at error again.
     failing: RefCell<HashMap<u32, String>>,
@@ -235,13 +239,15 @@ impl Daemon {
         match self.fwd.forget_gone().await {
             Ok(gone) => {
                 for Outcome { port: d, error } in &gone {
+                    let name = self.names.borrow_mut().remove(&d.ifindex);
+                    let iface = name.as_deref().unwrap_or(&d.iface);
                     match error {
                         None => {
-                            info!(iface = %d.iface, ifindex = d.ifindex, role = %d.role, vid = %vid(d.vid),
+                            info!(iface = %iface, ifindex = d.ifindex, role = %d.role, vid = %vid(d.vid),
                                       result = "released", "interface gone")
                         }
                         Some(e) => {
-                            error!(iface = %d.iface, ifindex = d.ifindex, error = %e, result = "failed", "interface gone");
+                            error!(iface = %iface, ifindex = d.ifindex, error = %e, result = "failed", "interface gone");
                             self.dirty.set(true);
                         }
                     }
@@ -365,10 +371,16 @@ impl Daemon {
         if outcome.is_ok() && self.failing.borrow_mut().remove(&link.index).is_some() {
             info!(iface = %link.name, role = %role, "no longer failing");
         }
-        if outcome.is_ok() {
-            self.seen_attached.borrow_mut().insert(link.index);
-        }
+        let first_seen = outcome.is_ok() && self.seen_attached.borrow_mut().insert(link.index);
+        self.names
+            .borrow_mut()
+            .insert(link.index, link.name.clone());
         match outcome {
+            // What a previous run or `attach` left: taken over as it is.
+            Ok(d) if d.unchanged && first_seen => {
+                info!(iface = %d.iface, role = %d.role, mode = %d.mode, vid = %vid(d.vid),
+                      result = "adopted", "interface")
+            }
             Ok(d) if d.unchanged => debug!(iface = %d.iface, role = %d.role, "already attached"),
             Ok(d) => info!(iface = %d.iface, role = %d.role, mode = %d.mode, vid = %vid(d.vid),
                            result = "attached", "interface"),
