@@ -15,7 +15,7 @@ use crate::{
     health::{self, Health},
     inspect, links,
     mode::{self, Reach},
-    netdev::Link,
+    netdev::Interface,
     pins::{self, Pinned, SlotMap},
     ports::{FLAG_SET_PROMISC, PortRecord, Ports},
     sys::LinkInfo,
@@ -132,7 +132,7 @@ struct Job<'a> {
     req: &'a AttachRequest,
     /// `--vid`, checked.
     requested_vid: Option<u16>,
-    link: &'a Link,
+    link: &'a Interface,
     ports: &'a mut Ports,
     slots: &'a Slots,
     undo: &'a mut Undo,
@@ -230,7 +230,7 @@ impl Forwarder {
 
     /// An interface running an XDP program that is not ours is left alone;
     /// our own orphaned link (pinned, unregistered) is taken away first.
-    fn refuse_foreign(&self, link: &Link) -> Result<()> {
+    fn refuse_foreign(&self, link: &Interface) -> Result<()> {
         let orphan = self.remove_orphan(link)?;
         match link.xdp {
             Some((prog_id, _)) if orphan.is_none_or(|o| o.prog_id != prog_id) => {
@@ -254,7 +254,7 @@ impl Forwarder {
         &self,
         role: Role,
         choice: ModeChoice,
-        link: &Link,
+        link: &Interface,
         all: &[(u32, PortRecord)],
     ) -> Result<Vec<Mode>> {
         let targets = RedirectTargets::ask(all.iter().map(|(i, _)| *i).chain([link.index]));
@@ -341,7 +341,7 @@ impl Forwarder {
     /// before XDP runs; the router's carries every NIC's MACs.
     async fn bring_up(
         &self,
-        link: &Link,
+        link: &Interface,
         record: PortRecord,
         ports: &mut Ports,
     ) -> Result<Vec<String>> {
@@ -366,7 +366,7 @@ impl Forwarder {
     /// the fix is unambiguous (an empty slot, link down, promisc off).
     async fn repair(
         &self,
-        link: &Link,
+        link: &Interface,
         rec: &PortRecord,
         ports: &mut Ports,
         slots: &Slots,
@@ -446,7 +446,7 @@ impl Forwarder {
         req: &AttachRequest,
         requested_vid: Option<u16>,
         before: Option<PortRecord>,
-        link: &Link,
+        link: &Interface,
         ports: &Ports,
         slots: &Slots,
     ) -> Result<Option<u16>> {
@@ -469,7 +469,7 @@ impl Forwarder {
     async fn check_router_rules(
         &self,
         role: Role,
-        link: &Link,
+        link: &Interface,
         all: &[(u32, PortRecord)],
         router_iface: &Pinned,
     ) -> Result<()> {
@@ -566,7 +566,7 @@ impl RedirectTargets {
 pub(crate) fn dead_directions(
     mode: Mode,
     role: Role,
-    link: &Link,
+    link: &Interface,
     all: &[(u32, PortRecord)],
     targets: &RedirectTargets,
 ) -> Vec<DeadDirection> {
@@ -603,7 +603,7 @@ pub(crate) fn dead_directions(
 /// its role; [`dead_directions`]).
 pub(crate) fn caveat(
     mode: Mode,
-    link: &Link,
+    link: &Interface,
     all: &[(u32, PortRecord)],
     targets: &RedirectTargets,
 ) -> Option<String> {
@@ -639,7 +639,7 @@ fn fixed_aggregates(iface: &str) -> bool {
 /// refuses) is left, logged, and shown by `status`: the port still forwards
 /// what reaches it.
 fn tag_features_off(
-    link: &Link,
+    link: &Interface,
     record: &mut PortRecord,
     ports: &mut Ports,
 ) -> Result<Vec<String>> {
@@ -668,7 +668,7 @@ fn tag_features_off(
     Ok(done)
 }
 
-fn log_repairs(repaired: &[String], link: &Link) {
+fn log_repairs(repaired: &[String], link: &Interface) {
     if !repaired.is_empty() {
         info!(iface = %link.name, ?repaired, "repaired");
     }
@@ -679,7 +679,7 @@ fn log_repairs(repaired: &[String], link: &Link) {
 fn already_attached(
     req: &AttachRequest,
     requested_vid: Option<u16>,
-    link: &Link,
+    link: &Interface,
     rec: &PortRecord,
 ) -> Result<Attached> {
     if rec.role() != req.role {

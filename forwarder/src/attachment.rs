@@ -16,7 +16,7 @@ use tracing::debug;
 use crate::{
     Error, Mode, Result, clsact,
     mode::Hook,
-    netdev::Link,
+    netdev::Interface,
     pins,
     sys::{self, LinkInfo, Pinned},
 };
@@ -221,7 +221,7 @@ pub fn reattach(prog: BorrowedFd<'_>, ifindex: u32, mode: Mode, path: &Path) -> 
 /// for an interface that has no registry record (a command killed between
 /// pinning and recording, or records forgotten): `attach` takes it over,
 /// `detach` removes it.
-pub fn orphan(path: &Path, link: &Link) -> Result<Option<LinkInfo>> {
+pub fn orphan(path: &Path, link: &Interface) -> Result<Option<LinkInfo>> {
     Ok(pinned(path, link.index)?.filter(|info| {
         info.ifindex == link.index
             && match info.hook {

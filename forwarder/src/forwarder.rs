@@ -11,7 +11,7 @@ use crate::{
     Error, Result, Role, attachment,
     ethtool::{self, TagFeature},
     lock::WriterLock,
-    netdev::{Link, Netdev},
+    netdev::{Interface, Netdev},
     pins::{self, MapSpec, PinDir, SlotMap},
     ports::{FLAG_SET_PROMISC, PortRecord, Ports},
     privileges,
@@ -57,14 +57,14 @@ impl Forwarder {
 
     /// The writer lock and the interface `name` as it is once we hold it
     /// (looked up before too: an unknown name fails without waiting).
-    pub(crate) async fn lock_for(&self, name: &str) -> Result<(WriterLock, Link)> {
+    pub(crate) async fn lock_for(&self, name: &str) -> Result<(WriterLock, Interface)> {
         self.net.by_name(name).await?;
         let lock = self.lock()?;
         Ok((lock, self.net.by_name(name).await?))
     }
 
     /// The loopback interface, refused as a port (`what` it cannot be).
-    pub(crate) fn refuse_loopback(link: &Link, what: &str) -> Result<()> {
+    pub(crate) fn refuse_loopback(link: &Interface, what: &str) -> Result<()> {
         if link.loopback {
             return Err(Error::Refused {
                 iface: link.name.clone(),
@@ -148,7 +148,7 @@ impl Forwarder {
     }
 
     /// The interface attached as router in this namespace, if it still exists.
-    pub async fn active_router(&self) -> Result<Option<Link>> {
+    pub async fn active_router(&self) -> Result<Option<Interface>> {
         let Some(ports) = Ports::open(&self.pins)? else {
             return Ok(None);
         };
@@ -281,7 +281,7 @@ impl Forwarder {
         ports: &mut Ports,
         ifindex: u32,
         rec: &PortRecord,
-        link: Option<&Link>,
+        link: Option<&Interface>,
     ) -> Result<()> {
         self.release_pins(ifindex, rec)?;
         if let Some(link) = link
@@ -300,7 +300,7 @@ impl Forwarder {
     /// Our own orphaned attachment on `link` (pinned, not registered: a
     /// command killed between pinning and recording), taken away with its
     /// counters; what it was, if there was one.
-    pub(crate) fn remove_orphan(&self, link: &Link) -> Result<Option<LinkInfo>> {
+    pub(crate) fn remove_orphan(&self, link: &Interface) -> Result<Option<LinkInfo>> {
         let path = self.pins.link(link.index);
         let orphan = attachment::orphan(&path, link)?;
         if orphan.is_some() {
@@ -328,7 +328,7 @@ impl Forwarder {
 
 /// Switches on again the receive features `attach` switched off (the
 /// record's flags), before the record goes.
-fn restore_tag_features(link: &Link, rec: &PortRecord) -> Result<()> {
+fn restore_tag_features(link: &Interface, rec: &PortRecord) -> Result<()> {
     let ours: Vec<TagFeature> = TagFeature::ALL
         .into_iter()
         .filter(|f| rec.flags & f.flag() != 0)

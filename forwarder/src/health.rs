@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::{Result, attachment, mode::Hook, netdev::Link, sys::LinkInfo};
+use crate::{Result, attachment, mode::Hook, netdev::Interface, sys::LinkInfo};
 
 /// What the kernel says about one registered port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,7 +63,7 @@ impl Health {
 
 /// The health of the port registered at `ifindex`, whose link is pinned at
 /// `link_pin`; `link` is the interface with that ifindex now, if any.
-pub fn of(ifindex: u32, link: Option<&Link>, link_pin: &Path) -> Result<Health> {
+pub fn of(ifindex: u32, link: Option<&Interface>, link_pin: &Path) -> Result<Health> {
     let Some(link) = link else {
         return Ok(Health::Gone);
     };

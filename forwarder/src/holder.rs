@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::{
     Mode,
     mode::Hook,
-    netdev::Link,
+    netdev::Interface,
     pins::{self, PinDir},
     sys,
 };
@@ -22,7 +22,7 @@ const OUR_PROGRAM_NAMES: [&str; 2] = ["physical", "router"];
 /// What holds `prog_id` on `link`, and how to remove it, as one clause for
 /// an error message ("…, which … ; remove it …"). `this` is the pin dir
 /// of the command asking.
-pub fn foreign_program(link: &Link, prog_id: u32, this: &Path) -> String {
+pub fn foreign_program(link: &Interface, prog_id: u32, this: &Path) -> String {
     let ours = sys::prog_name(prog_id).is_ok_and(|n| OUR_PROGRAM_NAMES.contains(&n.as_str()));
     let held_by = sys::all_links()
         .into_iter()

@@ -9,7 +9,7 @@ use std::{io, os::fd::AsRawFd as _};
 
 use serde::Serialize;
 
-use crate::{Mode, ModeChoice, Result, ethtool, netdev::Link, sys};
+use crate::{Mode, ModeChoice, Result, ethtool, netdev::Interface, sys};
 
 /// The receive features `inspect` shows: those that hide or filter tags,
 /// and those that make aggregates (which generic XDP cannot redirect).
@@ -68,7 +68,7 @@ pub struct Feature {
 }
 
 /// Inspects `link`.
-pub fn inspect(link: &Link) -> Result<Inspection> {
+pub fn inspect(link: &Interface) -> Result<Inspection> {
     let features = ethtool::Features::of(&link.name).ok();
     let netdev = match netdev_features(link.index) {
         Ok(f) => f,

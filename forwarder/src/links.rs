@@ -10,7 +10,7 @@ use xdp_forwarder_common::maps::COUNTERS;
 use crate::{
     Error, Mode, ModeChoice, Result, Role, attachment,
     mode::Hook,
-    netdev::Link,
+    netdev::Interface,
     objects,
     pins::{self, PinDir},
     sys::{self, LinkInfo},
@@ -26,7 +26,7 @@ pub(crate) fn attach_new(
     vid: Option<u16>,
     choice: ModeChoice,
     modes: &[Mode],
-    link: &Link,
+    link: &Interface,
     undo: &mut Undo,
 ) -> Result<(Mode, Option<String>)> {
     let mut failures: Vec<Error> = Vec::new();
@@ -72,7 +72,7 @@ fn attach_loaded(
     pins: &PinDir,
     ebpf: &aya::Ebpf,
     prog: OwnedFd,
-    link: &Link,
+    link: &Interface,
     mode: Mode,
     undo: &mut Undo,
 ) -> Result<Result<(), Error>> {
@@ -104,7 +104,7 @@ fn joined(failures: &[Error]) -> String {
 }
 
 /// Every mode the kernel refused, and a hint when native was asked for.
-fn refused(role: Role, link: &Link, choice: ModeChoice, failures: &[Error]) -> Error {
+fn refused(role: Role, link: &Interface, choice: ModeChoice, failures: &[Error]) -> Error {
     let why = joined(failures);
     let hint = if choice == ModeChoice::Native {
         format!(
@@ -133,7 +133,7 @@ pub(crate) fn swap(
     role: Role,
     vid: Option<u16>,
     mode: Mode,
-    link: &Link,
+    link: &Interface,
     current: LinkInfo,
     undo: &mut Undo,
 ) -> Result<()> {
@@ -147,7 +147,7 @@ pub(crate) fn swap(
 pub(crate) struct Placement<'a> {
     pub role: Role,
     pub vid: Option<u16>,
-    pub link: &'a Link,
+    pub link: &'a Interface,
 }
 
 /// Moves the port to another mode: the old link is detached (XDP allows one
@@ -177,7 +177,7 @@ pub(crate) fn change_mode(
 
 /// Pins the new program's counters so that `status` finds them; the pin of
 /// an earlier program is replaced (and put back by the undo).
-fn pin_counters(pins: &PinDir, ebpf: &aya::Ebpf, link: &Link, undo: &mut Undo) -> Result<()> {
+fn pin_counters(pins: &PinDir, ebpf: &aya::Ebpf, link: &Interface, undo: &mut Undo) -> Result<()> {
     let path = pins.counters(link.index);
     let map = ebpf
         .map(COUNTERS)

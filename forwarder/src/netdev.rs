@@ -17,7 +17,7 @@ use crate::{Error, Mode, Result};
 
 /// What we need to know about one interface.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Link {
+pub struct Interface {
     pub index: u32,
     pub name: String,
     pub mac: Option<[u8; 6]>,
@@ -32,10 +32,10 @@ pub struct Link {
     pub xdp: Option<(u32, Option<Mode>)>,
 }
 
-impl Link {
+impl Interface {
     fn from_message(msg: LinkMessage) -> Self {
         let flags = msg.header.flags;
-        let mut link = Link {
+        let mut link = Interface {
             index: msg.header.index,
             name: String::new(),
             mac: None,
@@ -96,7 +96,7 @@ impl Netdev {
     }
 
     /// The interface called `name`.
-    pub async fn by_name(&self, name: &str) -> Result<Link> {
+    pub async fn by_name(&self, name: &str) -> Result<Interface> {
         let unknown = || Error::UnknownInterface(name.to_owned());
         if name.len() >= libc::IFNAMSIZ {
             return Err(Error::InterfaceNameTooLong(name.to_owned()));
@@ -111,7 +111,7 @@ impl Netdev {
             .match_name(name.to_owned())
             .execute();
         match links.try_next().await {
-            Ok(Some(msg)) => Ok(Link::from_message(msg)),
+            Ok(Some(msg)) => Ok(Interface::from_message(msg)),
             Ok(None) => Err(unknown()),
             Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => {
                 Err(unknown())
@@ -121,28 +121,28 @@ impl Netdev {
     }
 
     /// The interface with `index`, `None` when there is none.
-    pub async fn by_index(&self, index: u32) -> Result<Option<Link>> {
+    pub async fn by_index(&self, index: u32) -> Result<Option<Interface>> {
         let mut links = self.handle.link().get().match_index(index).execute();
         match links.try_next().await {
-            Ok(msg) => Ok(msg.map(Link::from_message)),
+            Ok(msg) => Ok(msg.map(Interface::from_message)),
             Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
             Err(e) => Err(netlink(format!("cannot look up ifindex {index}"), e)),
         }
     }
 
     /// Every interface in the namespace.
-    pub async fn all(&self) -> Result<Vec<Link>> {
+    pub async fn all(&self) -> Result<Vec<Interface>> {
         self.handle
             .link()
             .get()
             .execute()
-            .map_ok(Link::from_message)
+            .map_ok(Interface::from_message)
             .try_collect()
             .await
             .map_err(|e| netlink("cannot list interfaces", e))
     }
 
-    pub async fn set_up(&self, link: &Link) -> Result<()> {
+    pub async fn set_up(&self, link: &Interface) -> Result<()> {
         self.handle
             .link()
             .set(LinkUnspec::new_with_index(link.index).up().build())
@@ -151,7 +151,7 @@ impl Netdev {
             .map_err(|e| netlink(format!("cannot bring {} up", link.name), e))
     }
 
-    pub async fn set_promisc(&self, link: &Link, on: bool) -> Result<()> {
+    pub async fn set_promisc(&self, link: &Interface, on: bool) -> Result<()> {
         self.handle
             .link()
             .set(
@@ -178,7 +178,7 @@ fn netlink(context: impl Into<String>, e: rtnetlink::Error) -> Error {
 /// ifindex of one that was removed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LinkEvent {
-    Changed(Link),
+    Changed(Interface),
     Removed(u32),
     /// The kernel dropped events (the socket buffer overran): resynchronise.
     Overrun,
@@ -205,7 +205,7 @@ pub fn link_events() -> Result<impl Stream<Item = LinkEvent> + Unpin> {
     Ok(messages.filter_map(|(msg, _)| {
         std::future::ready(match msg.payload {
             NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) => {
-                Some(LinkEvent::Changed(Link::from_message(l)))
+                Some(LinkEvent::Changed(Interface::from_message(l)))
             }
             NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(l)) => {
                 Some(LinkEvent::Removed(l.header.index))

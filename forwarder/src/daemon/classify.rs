@@ -1,6 +1,6 @@
 //! What the daemon makes of an interface: the net-vm's rules.
 
-use crate::{Error, Result, Role, netdev::Link};
+use crate::{Error, Result, Role, netdev::Interface};
 
 /// The rules, from the command line.
 #[derive(Clone, Debug)]
@@ -47,7 +47,7 @@ impl Rules {
         })
     }
 
-    pub fn decide(&self, link: &Link) -> Decision {
+    pub fn decide(&self, link: &Interface) -> Decision {
         if link.loopback || link.name == "lo" || self.ignore.iter().any(|p| glob(p, &link.name)) {
             return Decision::LeaveAlone;
         }
@@ -90,8 +90,8 @@ fn glob(pattern: &str, name: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn link(name: &str, mac: [u8; 6]) -> Link {
-        Link {
+    fn link(name: &str, mac: [u8; 6]) -> Interface {
+        Interface {
             index: 2,
             name: name.into(),
             mac: Some(mac),

@@ -23,7 +23,7 @@ use crate::{
     detach::Outcome,
     forwarder::Forwarder,
     lock::DaemonLock,
-    netdev::{self, Link, LinkEvent},
+    netdev::{self, Interface, LinkEvent},
     pins,
 };
 
@@ -193,7 +193,7 @@ impl Daemon {
 
     /// `link` as its event reported it: interfaces the rules leave alone are
     /// decided on that alone (no query: bursts of them stay cheap).
-    async fn changed(&self, link: Link) {
+    async fn changed(&self, link: Interface) {
         if self.opts.rules.decide(&link) == Decision::LeaveAlone {
             debug!(iface = %link.name, "left alone");
             return;
@@ -262,7 +262,7 @@ impl Daemon {
         }
     }
 
-    async fn handle(&self, link: Link) {
+    async fn handle(&self, link: Interface) {
         match self.opts.rules.decide(&link) {
             Decision::LeaveAlone => debug!(iface = %link.name, "left alone"),
             Decision::Attach(Role::Router) => {
@@ -275,7 +275,7 @@ impl Daemon {
     }
 
     /// Applies the router policy when another router interface is active.
-    async fn may_be_router(&self, link: &Link) -> bool {
+    async fn may_be_router(&self, link: &Interface) -> bool {
         let other = match self.fwd.active_router().await {
             Ok(other) => other,
             Err(e) => {
@@ -321,7 +321,7 @@ impl Daemon {
     /// interface left alone until it is attached by hand again, re-plugged,
     /// or SIGHUP. Asked under the writer lock, so that a `detach` under way
     /// is finished first (its own link events come before its end).
-    fn detached_by_hand(&self, link: &Link) -> bool {
+    fn detached_by_hand(&self, link: &Interface) -> bool {
         let registered = match self
             .fwd
             .lock()
@@ -351,7 +351,7 @@ impl Daemon {
         false
     }
 
-    async fn attach(&self, link: &Link, role: Role) {
+    async fn attach(&self, link: &Interface, role: Role) {
         if self.detached_by_hand(link) {
             return;
         }
