@@ -237,6 +237,7 @@ impl Forwarder {
                 Err(Error::ForeignProgram {
                     iface: link.name.clone(),
                     prog_id,
+                    holder: crate::holder::foreign_program(link, prog_id, self.pins().root()),
                 })
             }
             _ => Ok(()),
@@ -480,7 +481,12 @@ impl Forwarder {
                 if router_iface.get(ROUTER_IFACE_KEY)? == Some(link.index) && !registered_router {
                     return Err(Error::Refused {
                         iface: link.name.clone(),
-                        why: "it is the router interface (router_iface); a port cannot send to itself".into(),
+                        why: format!(
+                            "it is the router interface (router_iface, set by set-router-iface); \
+                             a port cannot send to itself. Clear router_iface first (`{}`), or \
+                             attach the router interface with --role router",
+                            self.command(&format!("detach {}", link.name))
+                        ),
                     });
                 }
             }

@@ -68,7 +68,21 @@ impl Forwarder {
                     vid: None,
                     note: Some("its orphaned link (pinned, not registered) was removed".into()),
                 }),
-                None => Err(not_attached()),
+                // Pointed at by `set-router-iface` alone: that is what
+                // there is to undo.
+                None => match self.clear_router_iface_locked(Some(link.index)).await? {
+                    Some(_) => Ok(Detached {
+                        iface: link.name.clone(),
+                        ifindex: link.index,
+                        role: Role::Router,
+                        vid: None,
+                        note: Some(
+                            "it was router_iface only (set-router-iface); router_iface is now empty"
+                                .into(),
+                        ),
+                    }),
+                    None => Err(not_attached()),
+                },
             };
         };
         let mut ports = ports.expect("a record came from it");

@@ -25,11 +25,17 @@ pub enum Error {
         live: usize,
     },
 
+    /// `fix`: `chmod 0700` where the directory is root's, else removing
+    /// it (which unpins every port in it).
     #[error(
-        "{path} {why}: another user could have replaced our pins. Remove it \
-         (`rm -r {path}`) after checking what it holds, and mount bpffs with mode=0700"
+        "{path} {why}: another user could have replaced our pins. {fix}; and mount bpffs \
+         with mode=0700 (`mount -t bpf -o mode=0700 bpf DIR`)"
     )]
-    UnsafeStateDir { path: PathBuf, why: String },
+    UnsafeStateDir {
+        path: PathBuf,
+        why: String,
+        fix: String,
+    },
 
     #[error(
         "--router-mac-prefix {0:?} is not a MAC prefix: give 1 to 6 octets of two hex \
@@ -37,11 +43,15 @@ pub enum Error {
     )]
     InvalidMacPrefix(String),
 
-    #[error(
-        "{path} is not a bpffs mount: mount it with `mount -t bpf bpf {path}` \
-         (fstab: `bpffs {path} bpf defaults 0 0`), or choose another --pin-dir"
-    )]
-    NotBpffs { path: PathBuf },
+    /// `why` and `fix` depend on where we run ([`crate::pins::not_bpffs`]):
+    /// a missing directory, a mount namespace that hides the host's bpffs
+    /// (`ip netns exec`), or a directory to mount bpffs on.
+    #[error("{path} {why}: {fix}")]
+    NotBpffs {
+        path: PathBuf,
+        why: String,
+        fix: String,
+    },
 
     #[error(
         "{action} needs CAP_BPF (or CAP_SYS_ADMIN) and CAP_NET_ADMIN: run it as root, e.g. with sudo"
@@ -75,17 +85,24 @@ pub enum Error {
     )]
     VidConflict { iface: String, current: u16 },
 
-    #[error(
-        "{iface} already runs XDP program id {prog_id}, which xdp-forwarder did not attach; \
-         remove it first (`ip link set dev {iface} xdp off`)"
-    )]
-    ForeignProgram { iface: String, prog_id: u32 },
+    /// `holder` says who holds it and the command that removes it
+    /// ([`crate::holder::foreign_program`]).
+    #[error("{iface} already runs XDP program id {prog_id}, {holder}")]
+    ForeignProgram {
+        iface: String,
+        prog_id: u32,
+        holder: String,
+    },
 
     #[error("{iface} is not attached by xdp-forwarder (see `xdp-forwarder status`)")]
     NotAttached { iface: String },
 
     #[error("{0}")]
     Failed(String),
+
+    /// `status --check`: the status was printed, and it has warnings.
+    #[error("status: {0} warning(s) (see above)")]
+    StatusWarnings(usize),
 
     #[error("refusing to use {iface}: {why}")]
     Refused { iface: String, why: String },
@@ -176,3 +193,6 @@ fn chain(mut e: &(dyn std::error::Error + 'static)) -> Cause {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The exit code of `status --check` when the status has warnings.
+pub const EXIT_WARNINGS: u8 = 3;

@@ -178,6 +178,65 @@ impl Forwarder {
         })
     }
 
+    /// `xdp-forwarder ARGS` as a user types it for this pin dir (with
+    /// `--pin-dir` unless it is the default): a fix in a message.
+    pub(crate) fn command(&self, args: &str) -> String {
+        let root = self.pins.root();
+        if root == Path::new(pins::DEFAULT_PIN_DIR) {
+            format!("xdp-forwarder {args}")
+        } else {
+            format!("xdp-forwarder --pin-dir {} {args}", root.display())
+        }
+    }
+
+    /// Empties `router_iface` (and the tc programs' copy of it), unless it
+    /// leads to a router port of ours (`detach` that instead). `only`: clear
+    /// it only if it points at that ifindex. Returns what it pointed at.
+    pub async fn clear_router_iface(&self, only: Option<u32>) -> Result<Option<u32>> {
+        let _lock = self.lock()?;
+        self.clear_router_iface_locked(only).await
+    }
+
+    pub(crate) async fn clear_router_iface_locked(&self, only: Option<u32>) -> Result<Option<u32>> {
+        let Some(pinned) = pins::open_existing(&self.pins.router_iface(), MapSpec::ROUTER_IFACE)?
+        else {
+            return Ok(None);
+        };
+        let Some(before) = pinned.get(ROUTER_IFACE_KEY)? else {
+            return Ok(None);
+        };
+        if only.is_some_and(|i| i != before) {
+            return Ok(None);
+        }
+        if let Some(mut ports) = Ports::open(&self.pins)? {
+            self.claim_netns(&mut ports)?;
+            if let Some(rec) = ports.get(before)?
+                && rec.role() == Role::Router
+                && self.net.by_index(before).await?.is_some()
+            {
+                let name = self.name_of(before).await;
+                return Err(Error::Refused {
+                    iface: name.clone(),
+                    why: format!(
+                        "router_iface leads to the router port xdp-forwarder attached; detach \
+                         it instead (`{}`)",
+                        self.command(&format!("detach {name}"))
+                    ),
+                });
+            }
+        }
+        pinned.clear(ROUTER_IFACE_KEY)?;
+        let [_, (tc_map, tc_key)] = SlotMap::of_port(Role::Router, 0);
+        let (path, spec) = tc_map.pin(&self.pins);
+        if let Some(tc) = pins::open_existing(&path, spec)?
+            && tc.get(tc_key)? == Some(before)
+        {
+            tc.clear(tc_key)?;
+        }
+        info!(ifindex = before, "router_iface cleared");
+        Ok(Some(before))
+    }
+
     /// Points `router_iface` at `iface`, creating the pinned map if needed.
     /// Returns the ifindex it pointed at before.
     pub async fn set_router_iface(&self, iface: &str) -> Result<(u32, Option<u32>)> {

@@ -27,6 +27,7 @@ pub mod error;
 pub mod ethtool;
 pub mod forwarder;
 pub mod health;
+mod holder;
 pub mod inspect;
 pub mod links;
 pub mod lock;

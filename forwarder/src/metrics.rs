@@ -1,19 +1,43 @@
-//! `status --format openmetrics`: the counters and the attachment state in
-//! the OpenMetrics text format, for Prometheus and node_exporter's textfile
-//! collector. Only counter and gauge families: node_exporter's parser (the
-//! Prometheus text format) also reads them; `info` and `unit` it would not.
+//! `status --format openmetrics` and `--format prometheus`: the counters
+//! and the attachment state in the OpenMetrics text format (Prometheus
+//! scraping with OpenMetrics negotiated) and in the classic Prometheus text
+//! format (node_exporter's textfile collector, whose parser is the classic
+//! one). The same families and samples in both; only counter and gauge
+//! families. They differ where the formats do: a counter family's TYPE and
+//! HELP name it without `_total` in OpenMetrics and as its sample (with
+//! `_total`) in the classic format, whose parser otherwise takes the
+//! samples for another, untyped family; only OpenMetrics ends with `# EOF`.
 
 use std::fmt::Write as _;
 
 use crate::status::Status;
 
-/// The document for one sample of `status`.
+/// The OpenMetrics document for one sample of `status`.
 pub fn openmetrics(status: &Status) -> String {
+    exposition(status, Dialect::OpenMetrics)
+}
+
+/// The classic Prometheus text format (0.0.4) for one sample of `status`.
+pub fn prometheus(status: &Status) -> String {
+    exposition(status, Dialect::Prometheus)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    OpenMetrics,
+    Prometheus,
+}
+
+fn exposition(status: &Status, dialect: Dialect) -> String {
     let mut out = String::new();
     let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, u64)>| {
-        let _ = writeln!(out, "# TYPE xdp_forwarder_{name} {kind}");
-        let _ = writeln!(out, "# HELP xdp_forwarder_{name} {help}");
         let suffix = if kind == "counter" { "_total" } else { "" };
+        let family = match dialect {
+            Dialect::OpenMetrics => format!("xdp_forwarder_{name}"),
+            Dialect::Prometheus => format!("xdp_forwarder_{name}{suffix}"),
+        };
+        let _ = writeln!(out, "# HELP {family} {help}");
+        let _ = writeln!(out, "# TYPE {family} {kind}");
         for (labels, value) in samples {
             let _ = writeln!(out, "xdp_forwarder_{name}{suffix}{{{labels}}} {value}");
         }
@@ -106,11 +130,13 @@ pub fn openmetrics(status: &Status) -> String {
         "1 for the interface router_iface points at (none: it is empty).",
         router,
     );
-    out.push_str("# EOF\n");
+    if dialect == Dialect::OpenMetrics {
+        out.push_str("# EOF\n");
+    }
     out
 }
 
-/// `a="x",b="y"`, values escaped as OpenMetrics wants (`\\`, `\"`, `\n`).
+/// `a="x",b="y"`, values escaped as both formats want (`\\`, `\"`, `\n`).
 fn render(labels: &[(&str, String)]) -> String {
     labels
         .iter()

@@ -40,7 +40,7 @@ impl PinDir {
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
         if !is_bpffs(&root) {
-            return Err(Error::NotBpffs { path: root });
+            return Err(not_bpffs(&root));
         }
         Ok(Self { root })
     }
@@ -143,9 +143,15 @@ impl PinDir {
     pub fn check_state_dir(&self) -> Result<()> {
         use std::os::unix::fs::MetadataExt as _;
         let path = self.state_dir();
-        let unsafe_dir = |why: String| Error::UnsafeStateDir {
+        let p = path.display();
+        let remove = format!(
+            "Check what it holds (`ls -la {p}`), then remove it (`rm -r {p}`: every port \
+             pinned in it goes down) and attach again"
+        );
+        let unsafe_dir = |why: String, fix: &str| Error::UnsafeStateDir {
             path: path.clone(),
             why,
+            fix: fix.to_owned(),
         };
         let meta = match std::fs::symlink_metadata(&path) {
             Ok(meta) => meta,
@@ -158,19 +164,28 @@ impl PinDir {
             }
         };
         if !meta.is_dir() {
-            return Err(unsafe_dir("is not a directory".into()));
+            return Err(unsafe_dir(
+                "is not a directory".into(),
+                &format!("Check what it is (`ls -la {p}`), then remove it (`rm {p}`)"),
+            ));
         }
         if meta.uid() != 0 {
-            return Err(unsafe_dir(format!(
-                "belongs to uid {}, not root",
-                meta.uid()
-            )));
+            return Err(unsafe_dir(
+                format!("belongs to uid {}, not root", meta.uid()),
+                &remove,
+            ));
         }
         if meta.mode() & 0o022 != 0 {
-            return Err(unsafe_dir(format!(
-                "is writable by its group or others (mode {:o})",
-                meta.mode() & 0o7777
-            )));
+            return Err(unsafe_dir(
+                format!(
+                    "is writable by its group or others (mode {:o})",
+                    meta.mode() & 0o7777
+                ),
+                &format!(
+                    "It is root's: make it root's alone (`chmod 0700 {p}`), after checking that \
+                     what it holds is ours (`ls -la {p}`)"
+                ),
+            ));
         }
         Ok(())
     }
@@ -188,20 +203,8 @@ pub fn ensure_bpffs(dir: &Path, no_mount: bool) -> Result<()> {
     if is_bpffs(dir) {
         return Ok(());
     }
-    if no_mount {
-        return Err(Error::NotBpffs {
-            path: dir.to_owned(),
-        });
-    }
-    if private_mount_namespace() {
-        return Err(Error::PinDirRefused {
-            path: dir.to_owned(),
-            why: "it is not a bpffs mount, and this process runs in a mount namespace of its \
-                  own (e.g. under `ip netns exec`): a bpffs mounted here would vanish with that \
-                  namespace, and every pinned attachment with it. Mount bpffs in the host's \
-                  mount namespace first (`mount -t bpf -o mode=0700 bpf DIR`)"
-                .into(),
-        });
+    if no_mount || private_mount_namespace() {
+        return Err(not_bpffs(dir));
     }
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::kernel(format!("cannot create {}", dir.display()), e))?;
@@ -220,6 +223,138 @@ pub fn ensure_bpffs(dir: &Path, no_mount: bool) -> Result<()> {
     })?;
     tracing::info!(path = %dir.display(), "mounted bpffs (mode 0700)");
     Ok(())
+}
+
+/// `path` is not a bpffs mount: why, and what works from where we run.
+///
+/// - In a mount namespace of our own (`ip netns exec` gives one, with a
+///   fresh /sys that hides the host's /sys/fs/bpf; `unshare -m`), a bpffs
+///   mounted here would vanish with the namespace and every pinned
+///   attachment with it: enter only the network namespace (`nsenter
+///   --net=…`), or mount bpffs in the host's mount namespace outside /sys.
+/// - A directory that does not exist is said to be missing.
+/// - Otherwise: mount bpffs there, mode 0700 as everywhere else.
+pub fn not_bpffs(path: &Path) -> Error {
+    let p = path.display().to_string();
+    let mount = format!("mount -t bpf -o mode=0700 bpf {p}");
+    let fstab = format!("fstab: `bpffs {p} bpf mode=0700 0 0`");
+    let (why, fix) = if private_mount_namespace() {
+        let ns = netns_name();
+        let ns_path = format!("/run/netns/{}", ns.as_deref().unwrap_or("NAME"));
+        let rerun = format!("nsenter --net={ns_path} {}", this_command());
+        let in_host = |dir: &str| {
+            format!(
+                "`nsenter --mount=/proc/1/ns/mnt sh -c 'mkdir -p {dir} && mount -t bpf -o \
+                 mode=0700 bpf {dir}'`"
+            )
+        };
+        let private = "is not a bpffs mount, and this process runs in a mount namespace of its \
+                       own (`ip netns exec`, `unshare -m`): a bpffs mounted from here would \
+                       vanish with that namespace, and every pinned attachment with it";
+        if host_has_bpffs(path) {
+            (
+                "is a bpffs mount in the host's mount namespace, but not in this one: \
+                 `ip netns exec` mounts a fresh /sys, which hides it"
+                    .to_owned(),
+                format!(
+                    "enter only the network namespace, which keeps the host's mounts: \
+                     `{rerun}`; or use a --pin-dir outside /sys, mounted in the host's mount \
+                     namespace ({})",
+                    in_host("/run/xdp-forwarder/pins")
+                ),
+            )
+        } else if path.starts_with("/sys") {
+            (
+                format!("{private}; and `ip netns exec` hides whatever the host mounts under /sys"),
+                format!(
+                    "use a --pin-dir outside /sys, mounted in the host's mount namespace ({}; \
+                     mounts there reach `ip netns exec`), or mount bpffs on {p} in the host's \
+                     mount namespace and enter only the network namespace (`{rerun}`)",
+                    in_host("/run/xdp-forwarder/pins")
+                ),
+            )
+        } else {
+            (
+                private.to_owned(),
+                format!(
+                    "mount it in the host's mount namespace ({}; {fstab}): mounts there reach \
+                     this namespace",
+                    in_host(&p)
+                ),
+            )
+        }
+    } else if std::fs::symlink_metadata(path).is_err() {
+        (
+            "does not exist".to_owned(),
+            format!(
+                "create it and mount bpffs on it (`mkdir -p {p} && {mount}`; {fstab}), or choose another --pin-dir"
+            ),
+        )
+    } else {
+        (
+            "is not a bpffs mount".to_owned(),
+            format!("mount bpffs on it (`{mount}`; {fstab}), or choose another --pin-dir"),
+        )
+    };
+    Error::NotBpffs {
+        path: path.to_owned(),
+        why,
+        fix,
+    }
+}
+
+/// Whether the mount namespace we came from (init's, or our parent's:
+/// `ip netns exec` runs the command as a child of the caller) has bpffs at
+/// `path`.
+fn host_has_bpffs(path: &Path) -> bool {
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    [
+        "1".to_owned(),
+        std::os::unix::process::parent_id().to_string(),
+    ]
+    .iter()
+    .any(|pid| is_bpffs(&Path::new("/proc").join(pid).join("root").join(rel)))
+}
+
+/// The name `ip netns` gives the network namespace we run in, if any.
+fn netns_name() -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let own = std::fs::metadata("/proc/self/ns/net").ok()?;
+    std::fs::read_dir("/run/netns")
+        .ok()?
+        .flatten()
+        .find_map(|e| {
+            let m = std::fs::metadata(e.path()).ok()?;
+            (m.dev() == own.dev() && m.ino() == own.ino())
+                .then(|| e.file_name().to_string_lossy().into_owned())
+        })
+}
+
+/// This command line as a user would type it again (`xdp-forwarder …`),
+/// each argument quoted for a POSIX shell where it needs to be.
+fn this_command() -> String {
+    let mut args = std::env::args();
+    let argv0 = args.next().unwrap_or_default();
+    let name = Path::new(&argv0).file_name().map_or_else(
+        || "xdp-forwarder".to_owned(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    std::iter::once(name)
+        .chain(args)
+        .map(|a| shell_quote(&a))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@+%".contains(&b))
+    {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 /// Whether this process runs in a mount namespace of its own: one that

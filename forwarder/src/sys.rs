@@ -8,7 +8,7 @@
 
 use std::{
     io,
-    os::fd::{AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
+    os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
 };
 
 use aya_obj::generated::{BPF_F_REPLACE, bpf_attr, bpf_cmd, bpf_link_info, bpf_link_type};
@@ -191,6 +191,31 @@ pub fn prog_fd_by_id(id: u32) -> io::Result<OwnedFd> {
     bpf_fd(bpf_cmd::BPF_PROG_GET_FD_BY_ID, &mut attr)
 }
 
+/// The network namespaces `ip netns` names (`/run/netns/NAME`), by cookie:
+/// each is entered on a thread of its own, which then ends.
+pub fn netns_names() -> std::collections::BTreeMap<u64, String> {
+    let Ok(entries) = std::fs::read_dir("/run/netns") else {
+        return Default::default();
+    };
+    let paths: Vec<std::path::PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    std::thread::scope(|s| {
+        paths
+            .iter()
+            .filter_map(|path| {
+                s.spawn(move || {
+                    let file = std::fs::File::open(path).ok()?;
+                    nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).ok()?;
+                    let name = path.file_name()?.to_string_lossy().into_owned();
+                    Some((netns_cookie().ok()?, name))
+                })
+                .join()
+                .ok()
+                .flatten()
+            })
+            .collect()
+    })
+}
+
 /// The cookie of the calling thread's network namespace: unique for the
 /// life of the machine (never reused, unlike an ifindex or an inode).
 pub fn netns_cookie() -> io::Result<u64> {
@@ -258,6 +283,10 @@ pub fn obj_get_kind(path: &std::path::Path) -> io::Result<Pinned> {
 
 /// The id of the program behind `fd`.
 pub fn prog_id(fd: BorrowedFd<'_>) -> io::Result<u32> {
+    prog_info(fd).map(|info| info.id)
+}
+
+fn prog_info(fd: BorrowedFd<'_>) -> io::Result<aya_obj::generated::bpf_prog_info> {
     // SAFETY: `bpf_prog_info` is a C struct of integers and pointers the
     // kernel fills only when asked (all left zero); zeroes are valid.
     let mut info: aya_obj::generated::bpf_prog_info = unsafe { std::mem::zeroed() };
@@ -268,7 +297,43 @@ pub fn prog_id(fd: BorrowedFd<'_>) -> io::Result<u32> {
     req.info_len = size_of::<aya_obj::generated::bpf_prog_info>() as u32;
     req.info = std::ptr::from_mut(&mut info) as u64;
     bpf(bpf_cmd::BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
-    Ok(info.id)
+    Ok(info)
+}
+
+/// The name of the loaded program `id` (at most 15 bytes, as the kernel
+/// keeps it).
+pub fn prog_name(id: u32) -> io::Result<String> {
+    let info = prog_info(prog_fd_by_id(id)?.as_fd())?;
+    let bytes: Vec<u8> = info
+        .name
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Every XDP or tcx link the kernel holds (links of other types, and links
+/// that went away while we looked, are skipped).
+pub fn all_links() -> Vec<LinkInfo> {
+    let mut links = Vec::new();
+    let mut id = 0;
+    loop {
+        let mut attr = zeroed_attr();
+        attr.__bindgen_anon_6.__bindgen_anon_1.start_id = id;
+        if bpf(bpf_cmd::BPF_LINK_GET_NEXT_ID, &mut attr).is_err() {
+            return links;
+        }
+        // SAFETY: the kernel wrote next_id in the member we set.
+        id = unsafe { attr.__bindgen_anon_6.next_id };
+        let mut attr = zeroed_attr();
+        attr.__bindgen_anon_6.__bindgen_anon_1.link_id = id;
+        if let Ok(info) =
+            bpf_fd(bpf_cmd::BPF_LINK_GET_FD_BY_ID, &mut attr).and_then(|fd| link_info(fd.as_fd()))
+        {
+            links.push(info);
+        }
+    }
 }
 
 /// Opens the BPF object pinned at `path`.

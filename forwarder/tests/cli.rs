@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{Bpffs, cli, cli_err, cli_ok, in_fresh_netns, run, status_json, veth};
+use support::{Bpffs, cli, cli_err, cli_ok, in_fresh_netns, run, run_fix, status_json, veth};
 
 fn xdp_prog_on(iface: &str) -> Option<String> {
     let out = run("ip", &["-d", "link", "show", "dev", iface]);
@@ -11,6 +11,344 @@ fn xdp_prog_on(iface: &str) -> Option<String> {
         .skip_while(|w| *w != "prog/xdp")
         .nth(2)
         .map(str::to_owned)
+}
+
+/// Our own program on an interface, attached through another pin dir: the
+/// message says so, names that pin dir, and its command frees the
+/// interface; a link no pin dir here holds is freed by the `bpftool`
+/// command the message gives (`ip link set … xdp off` fails on a link).
+#[test]
+fn our_program_from_another_pin_dir_is_named_with_a_fix_that_works() {
+    in_fresh_netns(|| {
+        let a = Bpffs::mount("cli-pin-a");
+        let b = Bpffs::mount("cli-pin-b");
+        veth("nic6", "nic6x");
+        veth("nic7", "nic7x");
+        let attach = |iface: &str, pins: &Bpffs| {
+            cli(&[
+                "attach",
+                iface,
+                "--role",
+                "physical",
+                "--mode",
+                "skb",
+                "--pin-dir",
+                pins.arg(),
+            ])
+        };
+        assert!(attach("nic6", &a).status.success());
+        let err = cli_err(&[
+            "attach",
+            "nic6",
+            "--role",
+            "physical",
+            "--mode",
+            "skb",
+            "--pin-dir",
+            b.arg(),
+        ]);
+        assert!(
+            err.contains(&format!("another pin dir, {}", a.arg()))
+                && !err.contains("did not attach"),
+            "{err}"
+        );
+        let off = std::process::Command::new("ip")
+            .args(["link", "set", "dev", "nic6", "xdpgeneric", "off"])
+            .output()
+            .unwrap();
+        assert!(!off.status.success(), "ip link cannot remove an XDP link");
+        run_fix(&err, "detach it there first (");
+        assert!(attach("nic6", &b).status.success(), "free once the fix ran");
+
+        // A link held elsewhere than in a pin dir (here: pinned by hand,
+        // its pin dir's pin removed).
+        assert!(attach("nic7", &a).status.success());
+        let idx = support::ifindex("nic7");
+        let pin = a.path().join(format!("xdp-forwarder/link-{idx}"));
+        let held = a.path().join("held");
+        run(
+            "bpftool",
+            &[
+                "link",
+                "pin",
+                "pinned",
+                pin.to_str().unwrap(),
+                held.to_str().unwrap(),
+            ],
+        );
+        std::fs::remove_file(&pin).unwrap();
+        let err = cli_err(&[
+            "attach",
+            "nic7",
+            "--role",
+            "physical",
+            "--mode",
+            "skb",
+            "--pin-dir",
+            b.arg(),
+        ]);
+        assert!(err.contains("bpftool link detach id"), "{err}");
+        run_fix(&err, "remove it first with");
+        assert!(attach("nic7", &b).status.success(), "free once the fix ran");
+        cli_ok(&["detach", "--all", "--pin-dir", b.arg()]);
+        cli(&["detach", "--all", "--pin-dir", a.arg()]);
+    });
+}
+
+/// Where the pin dir is not a bpffs mount, the advice fits the situation
+/// and works: a missing directory is said to be missing (and the proposed
+/// commands mount bpffs there); under `ip netns exec`, whose fresh /sys
+/// hides the host's /sys/fs/bpf, the proposed `nsenter --net=…` command
+/// runs.
+#[test]
+fn pin_dir_advice_works_where_it_is_given() {
+    support::require_root();
+    let missing = std::env::temp_dir().join(format!("xdpfwd-test-missing-{}", std::process::id()));
+    let m = missing.to_str().unwrap();
+    let err = cli_err(&["status", "--pin-dir", m]);
+    assert!(
+        err.contains("does not exist") && err.contains("mode=0700"),
+        "{err}"
+    );
+    run_fix(&err, "create it and mount bpffs on it (");
+    let ok = cli(&["status", "--pin-dir", m]);
+    let _ = std::process::Command::new("umount")
+        .args(["-l", m])
+        .status();
+    let _ = std::fs::remove_dir(&missing);
+    assert!(ok.status.success(), "status once the fix ran");
+
+    // A mount namespace of our own, with bpffs on /sys/fs/bpf as a host has.
+    let ns = support::netns::NamedNetns::add("pinadv");
+    let bin = env!("CARGO_BIN_EXE_xdp-forwarder");
+    let with_host_bpffs = |cmd: &str| {
+        std::process::Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg(format!(
+                "mount -t bpf -o mode=0700 bpf /sys/fs/bpf && {cmd}"
+            ))
+            .output()
+            .unwrap()
+    };
+    let out = with_host_bpffs(&format!(
+        "ip netns exec {} {bin} status --pin-dir /sys/fs/bpf",
+        ns.name
+    ));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success()
+            && err.contains("`ip netns exec` mounts a fresh /sys")
+            && err.contains(&format!("nsenter --net=/run/netns/{} ", ns.name)),
+        "{err}"
+    );
+    let fix = err
+        .split("keeps the host's mounts: `")
+        .nth(1)
+        .and_then(|r| r.split('`').next())
+        .unwrap_or_else(|| panic!("no command in: {err}"))
+        .replacen("xdp-forwarder ", &format!("{bin} "), 1);
+    let out = with_host_bpffs(&fix);
+    assert!(
+        out.status.success(),
+        "the proposed `{fix}` failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `router_iface` pointed at an interface by `set-router-iface` alone can
+/// be emptied again: the refusal to attach that interface as a NIC gives a
+/// command that clears it (and it works), `set-router-iface --clear` does
+/// too, and neither takes the router away from a router port of ours.
+#[test]
+fn router_iface_set_by_hand_can_be_cleared() {
+    in_fresh_netns(|| {
+        let pins = Bpffs::mount("cli-rclear");
+        let p = pins.arg();
+        veth("nic8", "nic8x");
+        veth("nic9", "nic9x");
+        cli_ok(&["set-router-iface", "nic8", "--pin-dir", p]);
+        let err = cli_err(&["attach", "nic8", "--role", "physical", "--pin-dir", p]);
+        assert!(err.contains("router_iface"), "{err}");
+        run_fix(&err, "Clear router_iface first (");
+        assert!(
+            status_json(&pins)["router_iface"]["ifindex"].is_null(),
+            "cleared"
+        );
+        cli_ok(&["attach", "nic8", "--role", "physical", "--pin-dir", p]);
+
+        cli_ok(&["set-router-iface", "nic9", "--pin-dir", p]);
+        assert!(!status_json(&pins)["router_iface"]["ifindex"].is_null());
+        let out = cli_ok(&["set-router-iface", "--clear", "--pin-dir", p]);
+        assert!(out.contains("router_iface cleared"), "{out}");
+        assert!(
+            status_json(&pins)["router_iface"]["ifindex"].is_null(),
+            "cleared"
+        );
+
+        // A router port of ours keeps it: detach that instead.
+        cli_ok(&["attach", "nic9", "--role", "router", "--pin-dir", p]);
+        let err = cli_err(&["set-router-iface", "--clear", "--pin-dir", p]);
+        assert!(err.contains("detach it instead"), "{err}");
+        assert_eq!(
+            status_json(&pins)["router_iface"]["name"],
+            "nic9",
+            "the router port keeps router_iface"
+        );
+        cli_ok(&["detach", "--all", "--pin-dir", p]);
+    });
+}
+
+/// `status --check`'s exit code: 0 when all is well, 3 with a warning.
+fn check(p: &str) -> i32 {
+    cli(&["status", "--check", "--pin-dir", p])
+        .status
+        .code()
+        .unwrap()
+}
+
+/// `status` shows what an operator needs and `--check` exits 3 on it: a
+/// port's link down or promiscuous mode off (and attach repairs both),
+/// `router_iface` at an interface without the router program (and the
+/// fix given empties it), the standby router (a note, not a warning), and
+/// another namespace's port by that namespace's name, with the command
+/// that shows it from there (which works).
+#[test]
+fn status_shows_what_attach_repairs_and_check_exits_3_on_warnings() {
+    in_fresh_netns(|| {
+        let pins = Bpffs::mount("cli-stwarn");
+        let p = pins.arg();
+        veth("nic10", "nic10x");
+        veth("nic11", "nic11x");
+        run(
+            "ip",
+            &[
+                "link",
+                "add",
+                "rtr10",
+                "address",
+                "02:01:00:00:00:10",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "rtr10x",
+            ],
+        );
+        for (iface, role) in [("nic10", "physical"), ("rtr10", "router")] {
+            cli_ok(&[
+                "attach",
+                iface,
+                "--role",
+                role,
+                "--mode",
+                "skb",
+                "--pin-dir",
+                p,
+            ]);
+        }
+        assert_eq!(check(p), 0, "{}", cli_ok(&["status", "--pin-dir", p]));
+
+        for (breaks, says) in [
+            (&["link", "set", "nic10", "down"][..], "link is down"),
+            (
+                &["link", "set", "nic10", "promisc", "off"][..],
+                "promiscuous mode is off",
+            ),
+        ] {
+            run("ip", breaks);
+            let text =
+                String::from_utf8_lossy(&cli(&["status", "--pin-dir", p]).stdout).into_owned();
+            assert!(text.contains(says), "{text}");
+            assert_eq!(check(p), 3, "{says}");
+            cli_ok(&[
+                "attach",
+                "nic10",
+                "--role",
+                "physical",
+                "--mode",
+                "skb",
+                "--pin-dir",
+                p,
+            ]);
+            assert_eq!(check(p), 0, "attach repaired {says}");
+        }
+
+        // A second router-prefix interface: what the daemon keeps aside.
+        run(
+            "ip",
+            &[
+                "link",
+                "add",
+                "rtr11",
+                "address",
+                "02:01:00:00:00:11",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "rtr11x",
+            ],
+        );
+        let text = cli_ok(&["status", "--pin-dir", p]);
+        assert!(
+            text.contains("standby router interface(s): rtr11"),
+            "{text}"
+        );
+        assert_eq!(status_json(&pins)["standby_routers"][0], "rtr11");
+        assert_eq!(check(p), 0, "a standby router is a note");
+
+        // router_iface at an interface without the router program.
+        cli_ok(&["detach", "rtr10", "--pin-dir", p]);
+        cli_ok(&["set-router-iface", "nic11", "--pin-dir", p]);
+        let text = String::from_utf8_lossy(&cli(&["status", "--pin-dir", p]).stdout).into_owned();
+        assert!(text.contains("nic11 (ifindex"), "{text}");
+        assert!(text.contains("which runs no router program"), "{text}");
+        assert_eq!(check(p), 3);
+        cli_ok(&["detach", "nic11", "--pin-dir", p]);
+        assert_eq!(check(p), 0, "detach emptied router_iface");
+        cli_ok(&["detach", "--all", "--pin-dir", p]);
+
+        // Another namespace's port, in words.
+        let other = Bpffs::mount("cli-stwarn-ns");
+        let ns = support::netns::NamedNetns::add("stwarn");
+        ns.ip(&["link", "add", "o1", "type", "veth", "peer", "name", "o1x"]);
+        let bin = env!("CARGO_BIN_EXE_xdp-forwarder");
+        ns.exec(
+            bin,
+            &[
+                "attach",
+                "o1",
+                "--role",
+                "physical",
+                "--mode",
+                "skb",
+                "--pin-dir",
+                other.arg(),
+            ],
+        );
+        let text = cli_ok(&["status", "--pin-dir", other.arg()]);
+        assert!(text.contains(&format!("<netns {}>", ns.name)), "{text}");
+        assert!(
+            !text.contains("<gone>") && !text.contains(" down "),
+            "{text}"
+        );
+        let fix = text
+            .split("seen from there (`")
+            .nth(1)
+            .and_then(|r| r.split('`').next())
+            .unwrap_or_else(|| panic!("no command in: {text}"))
+            .replacen("xdp-forwarder ", &format!("{bin} "), 1);
+        let out = std::process::Command::new("sh")
+            .args(["-c", &fix])
+            .output()
+            .unwrap();
+        let seen = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && seen.contains("o1 "),
+            "`{fix}`: {seen}"
+        );
+        ns.exec(bin, &["detach", "--all", "--pin-dir", other.arg()]);
+    });
 }
 
 #[test]
@@ -127,6 +465,21 @@ fn attach_status_detach_round_trip() {
             cli_err(&["status", "--watch", "0", "--pin-dir", p]).contains("between 0.1"),
             "a zero interval is refused"
         );
+        // The table refreshed into a pipe: samples one after the other,
+        // no terminal codes.
+        let mut watch = std::process::Command::new(env!("CARGO_BIN_EXE_xdp-forwarder"))
+            .args(["status", "--watch", "0.1", "--pin-dir", p])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        watch.kill().unwrap();
+        let out = watch.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.matches("pin dir:").count() >= 2 && !text.contains('\x1b'),
+            "{text:?}"
+        );
         let text = cli_ok(&["status", "--pin-dir", p]);
         assert!(
             text.contains("nic1")
@@ -217,8 +570,9 @@ fn roles_vids_and_replace() {
             xdp_prog_on("nic3").is_none(),
             "nothing half-attached: {err}"
         );
-        for bad in ["0", "4095", "70000"] {
-            let err = cli_err(&[
+        // Out of range or too large to be a number: the same usage error.
+        for bad in ["0", "4095", "70000", "5000", "99999999999", "x"] {
+            let out = cli(&[
                 "attach",
                 "nic3",
                 "--role",
@@ -228,7 +582,12 @@ fn roles_vids_and_replace() {
                 "--pin-dir",
                 p,
             ]);
-            assert!(err.contains("not a usable VID"), "{err}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.code() == Some(2)
+                    && err.contains("not a usable VID: choose one in 1..=4094"),
+                "{bad}: {err}"
+            );
         }
         let err = cli_err(&["attach", "nic2", "--role", "router", "--pin-dir", p]);
         assert!(
@@ -354,7 +713,10 @@ fn errors_name_the_problem_and_leave_nothing_behind() {
             plain.to_str().unwrap(),
         ]);
         assert!(
-            err.contains("is not a bpffs mount") && err.contains("mount -t bpf bpf"),
+            err.contains("is not a bpffs mount")
+                && err.contains("mount -t bpf -o mode=0700 bpf")
+                && err.contains("bpf mode=0700 0 0")
+                && !err.contains("defaults"),
             "{err}"
         );
         assert!(xdp_prog_on("nic4").is_none());
@@ -412,10 +774,13 @@ fn errors_name_the_problem_and_leave_nothing_behind() {
         );
         let err = cli_err(&["attach", "nic4", "--role", "physical", "--pin-dir", p]);
         assert!(
-            err.contains("which xdp-forwarder did not attach") && err.contains("xdp off"),
-            "{err}"
+            err.contains("by another loader (no link)"),
+            "loaded without a link: {err}"
         );
-        run("ip", &["link", "set", "dev", "nic4", "xdpgeneric", "off"]);
+        // The fix it proposes works.
+        run_fix(&err, "remove it first (");
+        cli_ok(&["attach", "nic4", "--role", "physical", "--pin-dir", p]);
+        cli_ok(&["detach", "nic4", "--pin-dir", p]);
         std::fs::remove_dir_all(&objs).unwrap();
     });
 }

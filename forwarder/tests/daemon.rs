@@ -431,11 +431,34 @@ fn restart_after_kill_loses_nothing() {
             before,
             "the restarted daemon re-attached instead of adopting"
         );
+        // It says what it adopted, at the default level.
+        let log = _d2.log();
+        for iface in ["nic1", "rtr"] {
+            assert!(
+                log.lines()
+                    .any(|l| l.contains("INFO") && l.contains("adopted") && l.contains(iface)),
+                "{iface}: {log}"
+            );
+        }
+        // A removed port is released under its name.
+        w.unplug("nic1");
+        let deadline = Instant::now() + WAIT;
+        while !_d2
+            .log()
+            .lines()
+            .any(|l| l.contains("released") && l.contains("iface=nic1"))
+        {
+            assert!(Instant::now() < deadline, "{}", _d2.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
     });
 }
 
 /// contrib/mdev/iface, called as mdev would (INTERFACE and ACTION in the
-/// environment, once per interface), ends where the daemon ends.
+/// environment), ends where the daemon ends: the interfaces present before
+/// mdev starts through contrib/mdev/coldplug (mdev's own scan skips network
+/// interfaces), a removal through the hook; an interface gone before its
+/// hook runs is no error.
 #[test]
 fn mdev_hook_matches_the_daemon() {
     require_hook();
@@ -508,9 +531,20 @@ fn mdev_hook_matches_the_daemon() {
             ],
         )
     };
-    for iface in ["lo", "nic1", "rtr", "nic2"] {
-        call(iface, "add");
-    }
+    // NICs present at boot: the coldplug runs the hook once for each
+    // (lo included, which the hook skips).
+    let coldplug = concat!(env!("CARGO_MANIFEST_DIR"), "/../contrib/mdev/coldplug");
+    hns.exec(
+        "env",
+        &[
+            &format!("XDP_FORWARDER={bin}"),
+            &format!("PIN_DIR={}", hpins.arg()),
+            "sh",
+            coldplug,
+        ],
+    );
+    // Gone before its hook ran: said, not failed.
+    call("gone0", "add");
     let deadline = Instant::now() + WAIT;
     while summary(&dns, &dpins) != summary(&hns, &hpins) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
@@ -669,5 +703,75 @@ fn a_failed_interface_is_retried() {
         run("xdp-loader", &["unload", "nicF", "--all"]);
         w.wait_for(&[("nicF", "physical")], None);
         std::fs::remove_dir_all(&objs).unwrap();
+    });
+}
+
+/// An interface our own program holds through another pin dir: the daemon
+/// names that pin dir and the command that frees the interface, logs the
+/// error once however often it retries, and takes the interface once the
+/// proposed command has run.
+#[test]
+fn our_program_from_another_pin_dir_is_logged_once_with_a_fix_that_works() {
+    in_fresh_netns(|| {
+        let w = World::new("otherpin");
+        let other = Bpffs::mount("otherpin-a");
+        w.plug("nicP", None);
+        cli_ok(&[
+            "attach",
+            "nicP",
+            "--role",
+            "physical",
+            "--mode",
+            "skb",
+            "--pin-dir",
+            other.arg(),
+        ]);
+        let d = Daemon::start(&w.pins, &[]);
+        // The first scan, then rescans 1 s and 2 s after that.
+        std::thread::sleep(Duration::from_millis(3500));
+        let log = d.log();
+        let errors: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("ERROR") && l.contains("nicP"))
+            .collect();
+        assert_eq!(errors.len(), 1, "one ERROR per cause, not per retry: {log}");
+        let fix = format!("xdp-forwarder --pin-dir {} detach nicP", other.arg());
+        assert!(
+            errors[0].contains(&fix),
+            "the other pin dir and its fix: {}",
+            errors[0]
+        );
+        cli_ok(&["--pin-dir", other.arg(), "detach", "nicP"]);
+        w.wait_for(&[("nicP", "physical")], None);
+    });
+}
+
+/// A manual `detach` while the daemon runs is honoured: the daemon leaves
+/// that interface alone (through its link events and its rescans) until it
+/// is told otherwise: SIGHUP takes it again, as does a manual `attach`.
+#[test]
+fn a_manual_detach_is_honoured_until_sighup() {
+    in_fresh_netns(|| {
+        let w = World::new("handdet");
+        w.plug("nicH", None);
+        w.plug("nicK", None);
+        let d = Daemon::start(&w.pins, &[]);
+        w.wait_for(&[("nicH", "physical"), ("nicK", "physical")], None);
+        let out = cli_ok(&["detach", "nicH", "--pin-dir", w.pins.arg()]);
+        assert!(out.contains("detached"), "{out}");
+        // A change on it (a link event) does not take it back.
+        run("ip", &["link", "set", "nicH", "mtu", "1400"]);
+        std::thread::sleep(Duration::from_millis(1500));
+        let st = w.status();
+        let names: Vec<&str> = st["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert_eq!(names, ["nicK"], "nicH stays detached: {st}");
+        assert!(d.log().contains("detached by hand"), "{}", d.log());
+        d.hup();
+        w.wait_for(&[("nicH", "physical"), ("nicK", "physical")], None);
     });
 }

@@ -49,13 +49,27 @@ fn python() -> PathBuf {
 /// Every sample of `doc` as (family, type, sample name, labels, value); the
 /// parser rejects anything that is not valid OpenMetrics.
 fn parse(doc: &str) -> Vec<(String, String, String, Value, f64)> {
+    parse_with("prometheus_client.openmetrics.parser", doc)
+}
+
+/// The same with prometheus_client's classic text-format parser (what
+/// node_exporter's textfile collector and Prometheus without OpenMetrics
+/// read); a sample it cannot tie to a TYPE line lands in an `unknown`
+/// family.
+fn parse_classic(doc: &str) -> Vec<(String, String, String, Value, f64)> {
+    parse_with("prometheus_client.parser", doc)
+}
+
+fn parse_with(module: &str, doc: &str) -> Vec<(String, String, String, Value, f64)> {
     let mut child = Command::new(python())
         .args([
             "-c",
-            "import sys, json\n\
-             from prometheus_client.openmetrics.parser import text_string_to_metric_families as p\n\
-             print(json.dumps([[f.name, f.type, s.name, s.labels, s.value]\n\
-                               for f in p(sys.stdin.read()) for s in f.samples]))",
+            &format!(
+                "import sys, json\n\
+                 from {module} import text_string_to_metric_families as p\n\
+                 print(json.dumps([[f.name, f.type, s.name, s.labels, s.value]\n\
+                                   for f in p(sys.stdin.read()) for s in f.samples]))"
+            ),
         ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -251,6 +265,57 @@ fn openmetrics_matches_status_json() {
             .collect();
         assert!(families.contains(&("xdp_forwarder_forwarded_frames", "counter")));
         assert!(families.contains(&("xdp_forwarder_port_attached", "gauge")));
+        assert!(
+            samples.iter().all(|s| s.1 == "counter" || s.1 == "gauge"),
+            "every sample typed: {samples:?}"
+        );
+
+        // The classic format, read by the classic parser: the same samples,
+        // every one in a typed family (none `unknown`).
+        let classic = parse_classic(&cli_ok(&[
+            "status",
+            "--format",
+            "prometheus",
+            "--pin-dir",
+            p,
+        ]));
+        assert!(
+            classic.iter().all(|s| s.1 == "counter" || s.1 == "gauge"),
+            "every sample typed: {classic:?}"
+        );
+        let key = |v: &[(String, String, String, Value, f64)]| {
+            let mut k: Vec<String> = v
+                .iter()
+                .map(|s| format!("{} {} {} {}", s.1, s.2, s.3, s.4))
+                .collect();
+            k.sort();
+            k
+        };
+        assert_eq!(
+            key(&classic),
+            key(&samples),
+            "the same samples in both formats"
+        );
+        assert_eq!(
+            value(
+                &classic,
+                "xdp_forwarder_forwarded_frames_total",
+                &[("iface", "nic1")]
+            ),
+            7.0
+        );
+        // --textfile alone writes what node_exporter's collector reads.
+        let prom = pins.path().with_extension("classic.prom");
+        cli_ok(&[
+            "status",
+            "--textfile",
+            prom.to_str().unwrap(),
+            "--pin-dir",
+            p,
+        ]);
+        let doc = std::fs::read_to_string(&prom).unwrap();
+        assert_eq!(key(&parse_classic(&doc)), key(&samples), "{doc}");
+        let _ = std::fs::remove_file(&prom);
 
         // --textfile with --watch: every read of the file is a whole document.
         let file = pins.path().with_extension("prom");

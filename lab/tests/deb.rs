@@ -12,8 +12,13 @@ fn run(cmd: &str, args: &[&str]) -> String {
 fn deb_installs_runs_and_removes_cleanly() {
     xdp_forwarder_lab::require_root("dpkg installs into a throw-away root");
     let built = xdp_forwarder_lab::xtask(&["deb"]).unwrap_or_else(|e| panic!("{e:#}"));
-    let deb = built.lines().last().unwrap().to_owned();
-    assert!(deb.ends_with("_amd64.deb"), "{deb}");
+    // Only the package's path on stdout: `dpkg -i "$(cargo xtask deb)"`.
+    assert_eq!(built.lines().count(), 1, "stdout: {built}");
+    let deb = built.trim_end().to_owned();
+    assert!(
+        deb.ends_with("_amd64.deb") && Path::new(&deb).is_file(),
+        "{deb}"
+    );
 
     let info = run("dpkg-deb", &["--info", &deb]);
     for field in [
@@ -54,6 +59,22 @@ fn deb_installs_runs_and_removes_cleanly() {
     assert!(help.starts_with("Point the pinned router_iface"), "{help}");
     assert!(fake.join("usr/share/man/man8/xdp-forwarder.8.gz").is_file());
     assert!(fake.join("usr/lib/xdp/prog_physical.o").is_file());
+    // What the unit and the messages point at is there; the unit and the
+    // mdev hook are installed where their systems look, and not enabled.
+    for file in [
+        "usr/share/doc/xdp-forwarder/net-vm.md",
+        "usr/share/doc/xdp-forwarder/architecture.md",
+        "usr/share/doc/xdp-forwarder/status.md",
+        "usr/lib/systemd/system/xdp-forwarder.service",
+        "usr/lib/xdp-forwarder/mdev/iface",
+        "usr/lib/xdp-forwarder/mdev/coldplug",
+    ] {
+        assert!(fake.join(file).is_file(), "{file}");
+    }
+    assert!(
+        !fake.join("etc").exists(),
+        "nothing enabled (no link in /etc/systemd, no mdev.conf)"
+    );
 
     run("dpkg", &["--root", r, "--purge", "xdp-forwarder"]);
     assert!(!fake.join("usr").exists(), "files left after removal");

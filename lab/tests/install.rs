@@ -71,11 +71,41 @@ fn install_lays_out_the_product() {
             out.status.success() && warnings.is_empty(),
             "{page}: {warnings}"
         );
-        assert!(
-            text.contains("NAME") && text.contains("OPTIONS"),
-            "{page}:\n{text}"
-        );
+        for section in [
+            "NAME",
+            "SYNOPSIS",
+            "OPTIONS",
+            "EXAMPLES",
+            "FILES",
+            "EXIT STATUS",
+        ] {
+            assert!(text.contains(section), "{page}: no {section}:\n{text}");
+        }
     }
+    // Option values in the synopsis; the daemon's signals; no page listed
+    // that is not shipped.
+    let man_text = |page: &str| {
+        let out = Command::new("man")
+            .args(["-l"])
+            .arg(man.join(page))
+            .env("LC_ALL", "C")
+            .env("MANWIDTH", "200")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let attach = man_text("xdp-forwarder-attach.8");
+    assert!(
+        attach.contains("--role physical|router") && attach.contains("promiscuous"),
+        "{attach}"
+    );
+    let run = man_text("xdp-forwarder-run.8");
+    assert!(
+        run.contains("SIGNALS") && run.contains("SIGHUP") && run.contains("bpffs"),
+        "{run}"
+    );
+    let main = man_text("xdp-forwarder.8");
+    assert!(!main.contains("xdp-forwarder-help"), "{main}");
     for (path, says) in [
         (
             "share/bash-completion/completions/xdp-forwarder",
@@ -93,6 +123,44 @@ fn install_lays_out_the_product() {
         let text = std::fs::read_to_string(usr.join(path)).unwrap();
         assert!(text.contains(says) && text.contains("attach"), "{path}");
     }
+    // Bash completes every subcommand's options and values: its completion
+    // function driven as bash drives it (COMP_WORDS, COMP_CWORD).
+    let bash = usr.join("share/bash-completion/completions/xdp-forwarder");
+    for (line, want) in [
+        ("xdp-forwarder st", "status"),
+        ("xdp-forwarder attach nic1 --role ", "physical router"),
+        ("xdp-forwarder attach nic1 --mode ", "auto native skb tc"),
+        ("xdp-forwarder detach --a", "--all"),
+        (
+            "xdp-forwarder status --format ",
+            "text json openmetrics prometheus",
+        ),
+        ("xdp-forwarder run --router-policy ", "first latest"),
+        ("xdp-forwarder run --log-format ", "text json"),
+        ("xdp-forwarder set-router-iface --c", "--clear"),
+        ("xdp-forwarder export-objects --lib", "--libbpf-1.1"),
+        ("xdp-forwarder --pin-dir /p inspect --j", "--json"),
+    ] {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(
+                r#"source "$1"; read -ra COMP_WORDS <<< "$2"; [[ "$2" == *" " ]] && COMP_WORDS+=("")
+                COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+                _xdp__forwarder xdp-forwarder "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+                echo "${COMPREPLY[*]}""#,
+            )
+            .args(["-", bash.to_str().unwrap(), line])
+            .output()
+            .unwrap();
+        let got = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            got.trim(),
+            want,
+            "{line:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     let hook = usr.join("share/xdp-forwarder/contrib/mdev/iface");
     assert_ne!(
         std::fs::metadata(&hook).unwrap().permissions().mode() & 0o111,
@@ -105,6 +173,37 @@ fn install_lays_out_the_product() {
         assert!(usr.join(file).is_file(), "{file}");
     }
     assert!(listed.contains("bin/xdp-forwarder") && listed.contains("man8/xdp-forwarder.8"));
+
+    // The pages the unit, the manual pages and the messages point at.
+    for page in ["net-vm.md", "architecture.md", "status.md"] {
+        let text = std::fs::read_to_string(usr.join("share/doc/xdp-forwarder").join(page))
+            .unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.starts_with("# "), "{page}");
+    }
+    // The unit where systemd looks for /usr's units, naming what exists.
+    let unit =
+        std::fs::read_to_string(usr.join("lib/systemd/system/xdp-forwarder.service")).unwrap();
+    for line in unit.lines() {
+        for word in line.split_whitespace() {
+            let path = word
+                .trim_start_matches("Documentation=")
+                .trim_start_matches("ExecStart=")
+                .trim_start_matches("file://");
+            if path.starts_with("/usr/") {
+                assert!(dest.join(&path[1..]).exists(), "{path}, named by the unit");
+            }
+        }
+    }
+    assert!(unit.contains("file:///usr/share/doc/xdp-forwarder/net-vm.md"));
+    // The mdev hook and its coldplug, where an mdev.conf rule names them.
+    for script in ["iface", "coldplug"] {
+        let path = usr.join("lib/xdp-forwarder/mdev").join(script);
+        assert_ne!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o111,
+            0,
+            "{script}"
+        );
+    }
 
     // The installed binary, under both names.
     let out = Command::new(&exe).arg("--version").output().unwrap();

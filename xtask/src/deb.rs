@@ -9,14 +9,14 @@ use std::{
 
 use anyhow::Context as _;
 
-use crate::{install, status};
+use crate::{install, status_to_stderr};
 
 const PACKAGE: &str = "xdp-forwarder";
 /// Debian revision of this packaging.
 const REVISION: &str = "1";
 
 pub fn run() -> anyhow::Result<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))?;
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let stage = target.join("deb").join(PACKAGE);
@@ -83,7 +83,7 @@ pub fn run() -> anyhow::Result<PathBuf> {
     let deb = target
         .join("deb")
         .join(format!("{PACKAGE}_{version}-{REVISION}_amd64.deb"));
-    status(
+    status_to_stderr(
         Command::new("dpkg-deb")
             .args(["--build", "--root-owner-group"])
             .arg(&stage)
@@ -135,7 +135,7 @@ License: MIT or Apache-2.0
 
 /// `gzip -9n FILE` (no name or timestamp: reproducible).
 fn gzip(path: &Path) -> anyhow::Result<()> {
-    status(Command::new("gzip").args(["-9nf"]).arg(path))
+    status_to_stderr(Command::new("gzip").args(["-9nf"]).arg(path))
 }
 
 fn du_kb(dir: &Path) -> anyhow::Result<u64> {

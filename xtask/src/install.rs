@@ -6,6 +6,12 @@
 //! - `share/man/man8/`: `xdp-forwarder.8`, one page per subcommand,
 //!   `set-router-iface.8`;
 //! - bash, zsh and fish completions where Debian's shells look for them;
+//! - `share/doc/xdp-forwarder/`: net-vm.md, architecture.md, status.md
+//!   (the pages the unit, the manual pages and the messages point at);
+//! - `lib/systemd/system/xdp-forwarder.service` (where systemd looks for a
+//!   prefix's units; not enabled), `lib/xdp-forwarder/mdev/iface` and
+//!   `coldplug` (the path an mdev.conf rule names; nothing runs them until
+//!   the operator adds that rule);
 //! - `share/xdp-forwarder/contrib/`: the service files and the mdev hook.
 
 use std::{
@@ -17,7 +23,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::{run_cli::release_bins, status};
+use crate::{run_cli::release_bins, status_to_stderr};
 
 /// Installs under `destdir` (default `/`) + `prefix`; returns every file.
 pub fn run(destdir: Option<&Path>, prefix: &Path) -> anyhow::Result<Vec<PathBuf>> {
@@ -44,7 +50,7 @@ pub fn run(destdir: Option<&Path>, prefix: &Path) -> anyhow::Result<Vec<PathBuf>
     files.push(link);
 
     let objects = root.join("lib/xdp");
-    status(Command::new(&exe).arg("export-objects").arg(&objects))?;
+    status_to_stderr(Command::new(&exe).arg("export-objects").arg(&objects))?;
     files.extend(["prog_physical.o", "prog_router.o"].map(|o| objects.join(o)));
 
     let man = root.join("share/man/man8");
@@ -76,7 +82,36 @@ pub fn run(destdir: Option<&Path>, prefix: &Path) -> anyhow::Result<Vec<PathBuf>
         files.push(path);
     }
 
-    let contrib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let doc = root.join("share/doc/xdp-forwarder");
+    fs::create_dir_all(&doc)?;
+    for page in DOCS {
+        let to = doc.join(page);
+        fs::copy(source.join("docs").join(page), &to)
+            .with_context(|| format!("cannot install {}", to.display()))?;
+        files.push(to);
+    }
+    // The unit names the binary and the docs under this prefix.
+    let unit = fs::read_to_string(source.join("contrib/systemd/xdp-forwarder.service"))?;
+    let prefix_str = prefix.display().to_string();
+    let unit = unit
+        .replace("/usr/bin/", &format!("{prefix_str}/bin/"))
+        .replace("/usr/share/", &format!("{prefix_str}/share/"));
+    let units = root.join("lib/systemd/system");
+    fs::create_dir_all(&units)?;
+    fs::write(units.join("xdp-forwarder.service"), unit)?;
+    files.push(units.join("xdp-forwarder.service"));
+    let mdev = root.join("lib/xdp-forwarder/mdev");
+    fs::create_dir_all(&mdev)?;
+    for script in ["iface", "coldplug"] {
+        let to = mdev.join(script);
+        fs::copy(source.join("contrib/mdev").join(script), &to)
+            .with_context(|| format!("cannot install {}", to.display()))?;
+        fs::set_permissions(&to, fs::Permissions::from_mode(0o755))?;
+        files.push(to);
+    }
+
+    let contrib = source.join("contrib");
     copy_tree(
         &contrib,
         &root.join("share/xdp-forwarder/contrib"),
@@ -84,6 +119,9 @@ pub fn run(destdir: Option<&Path>, prefix: &Path) -> anyhow::Result<Vec<PathBuf>
     )?;
     Ok(files)
 }
+
+/// The pages installed in share/doc/xdp-forwarder (from docs/).
+const DOCS: [&str; 3] = ["net-vm.md", "architecture.md", "status.md"];
 
 /// Copies `from` into `to` recursively, keeping each file's mode.
 fn copy_tree(from: &Path, to: &Path, files: &mut Vec<PathBuf>) -> anyhow::Result<()> {

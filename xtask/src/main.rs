@@ -216,6 +216,13 @@ pub fn cargo(args: &[&str]) -> anyhow::Result<()> {
     status(Command::new(cargo).args(args))
 }
 
+/// [`status`], the command's stdout sent to our stderr: for tasks whose
+/// stdout is their answer (`deb` prints only the package's path, `install`
+/// only the files) and for set-up steps.
+pub fn status_to_stderr(cmd: &mut Command) -> anyhow::Result<()> {
+    status(cmd.stdout(std::io::stderr()))
+}
+
 pub fn status(cmd: &mut Command) -> anyhow::Result<()> {
     let st = cmd
         .status()

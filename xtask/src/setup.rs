@@ -10,7 +10,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::status;
+use crate::status_to_stderr;
 
 /// Debian packages: (package, a file it installs).
 const APT: &[(&str, &str)] = &[
@@ -62,7 +62,7 @@ fn cargo_fuzz() -> anyhow::Result<()> {
         return Ok(());
     }
     eprintln!("setup: installing cargo-fuzz {CARGO_FUZZ_VERSION} (about a minute)");
-    status(Command::new("cargo").args([
+    status_to_stderr(Command::new("cargo").args([
         "install",
         "cargo-fuzz",
         "--locked",
@@ -87,8 +87,8 @@ fn apt() -> anyhow::Result<()> {
         );
     }
     eprintln!("setup: installing {missing:?}");
-    status(Command::new("apt-get").arg("update").arg("-q"))?;
-    status(
+    status_to_stderr(Command::new("apt-get").arg("update").arg("-q"))?;
+    status_to_stderr(
         Command::new("apt-get")
             .args(["install", "-y", "-q", "--no-install-recommends"])
             .args(&missing)
@@ -116,7 +116,13 @@ fn rust_src() -> anyhow::Result<()> {
         return Ok(());
     }
     eprintln!("setup: adding rust-src to nightly");
-    status(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
+    status_to_stderr(Command::new("rustup").args([
+        "component",
+        "add",
+        "rust-src",
+        "--toolchain",
+        "nightly",
+    ]))
 }
 
 fn bpf_linker() -> anyhow::Result<()> {
@@ -170,7 +176,7 @@ fn bpf_linker() -> anyhow::Result<()> {
         "setup: building bpf-linker {BPF_LINKER_VERSION} against {} (about a minute)",
         libllvm.display()
     );
-    status(
+    status_to_stderr(
         Command::new("cargo")
             .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION])
             .args([

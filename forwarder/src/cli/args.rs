@@ -32,6 +32,14 @@ pub struct PinDirArg {
 pub enum Command {
     /// Attach the physical or router program to an interface; the attachment
     /// is pinned and outlives this command.
+    ///
+    /// Also brings the link up and turns promiscuous mode on (the NIC's
+    /// MAC and VLAN filters would drop frames for the VMs behind the router
+    /// before the program sees them; detach turns it off again only if
+    /// attach turned it on); the router role points router_iface at the
+    /// interface. The same command again repairs what the kernel says is
+    /// missing (program detached, empty slot, link down, promiscuous mode
+    /// off).
     Attach {
         /// The interface.
         iface: String,
@@ -44,7 +52,7 @@ pub enum Command {
         mode: ModeArg,
         /// Physical only: the VID (1..=4094) for this NIC; default: its ifindex
         /// when free and in range, else the lowest free VID.
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", value_parser = parse_vid)]
         vid: Option<u32>,
         /// Re-attach even if the interface is already attached (other role,
         /// VID or mode).
@@ -66,6 +74,13 @@ pub enum Command {
     /// The hot-plug daemon: attach every interface by the net-vm's rules
     /// (router MAC prefix → router, `lo` and --ignore left alone, the rest
     /// physical) and follow interfaces as they come and go.
+    ///
+    /// Mounts bpffs at --pin-dir with mode=0700 if it is not mounted
+    /// (--no-mount makes that an error); refuses to in a mount namespace of
+    /// its own (ip netns exec), where the mount would vanish with it. A
+    /// failed interface is retried 1 s later, then 2, 4, 8 s and so on, at most a
+    /// minute apart. A manual detach is honoured until SIGHUP. SIGHUP
+    /// rescans; SIGTERM and SIGINT exit and leave the data plane running.
     Run {
         /// Fail if the pin dir is not a bpffs mount instead of mounting one.
         #[arg(long)]
@@ -90,8 +105,18 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         log_format: LogFormat,
     },
-    /// Point router_iface (entry 0) at IFACE, as the original set_router_iface.
-    SetRouterIface { iface: String },
+    /// Point router_iface (entry 0) at IFACE, as the original set_router_iface;
+    /// or empty it (--clear).
+    SetRouterIface {
+        /// The router-facing interface (omit with --clear).
+        #[arg(required_unless_present = "clear", conflicts_with = "clear")]
+        iface: Option<String>,
+        /// Empty router_iface (refused while it leads to the router port
+        /// xdp-forwarder attached: detach that instead). `detach IFACE` of
+        /// the interface it points at does the same.
+        #[arg(long)]
+        clear: bool,
+    },
     /// Show what decides an interface's mode: driver, XDP features (Linux
     /// 6.3 and later), tcx, the receive features that touch tags and
     /// aggregates, promiscuous mode, MTU, queues, and what --mode auto tries.
@@ -104,15 +129,19 @@ pub enum Command {
     },
     /// Show what is attached where.
     Status {
-        /// Output: a table, JSON (schema in the README) or OpenMetrics text.
-        #[arg(long, value_enum, default_value_t = FormatArg::Text)]
-        format: FormatArg,
+        /// Output: a table, JSON, OpenMetrics text, or the classic
+        /// Prometheus text format (schema and families:
+        /// /usr/share/doc/xdp-forwarder/status.md). Default: the table, or
+        /// with --textfile the Prometheus format.
+        #[arg(long, value_enum)]
+        format: Option<FormatArg>,
         /// The same as --format json.
         #[arg(long, conflicts_with = "format")]
         json: bool,
         /// Write the document to PATH instead of stdout, atomically (a
         /// temporary file renamed over it); with --watch, every interval.
-        /// For node_exporter's textfile collector: --format openmetrics.
+        /// For node_exporter's textfile collector (a PATH ending in .prom):
+        /// the Prometheus format unless --format says otherwise.
         #[arg(long, value_name = "PATH")]
         textfile: Option<PathBuf>,
         /// Refresh every SECONDS (default 1) and show rates; with --json,
@@ -120,6 +149,15 @@ pub enum Command {
         #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "1",
               value_parser = parse_interval)]
         watch: Option<std::time::Duration>,
+        /// Exit 3 when anything is wrong (a warning on the status or on a
+        /// port), after printing it as usual; 0 when all is well. For
+        /// scripts and health checks. Not with --watch.
+        #[arg(long, conflicts_with = "watch")]
+        check: bool,
+        /// The daemon's router MAC prefix: interfaces with it that are not
+        /// ports are shown as standby routers.
+        #[arg(long, default_value = "02:01:", value_name = "PREFIX")]
+        router_mac_prefix: String,
     },
     /// Write prog_physical.o and prog_router.o, loadable with
     /// `xdp-loader load IFACE DIR/prog_physical.o -m skb -p /sys/fs/bpf`
@@ -152,7 +190,10 @@ impl From<SetRouterIfaceCli> for Cli {
     fn from(cli: SetRouterIfaceCli) -> Self {
         Cli {
             pins: cli.pins,
-            command: Command::SetRouterIface { iface: cli.iface },
+            command: Command::SetRouterIface {
+                iface: Some(cli.iface),
+                clear: false,
+            },
         }
     }
 }
@@ -165,8 +206,11 @@ pub enum FormatArg {
     Text,
     /// JSON (one document per line with --watch).
     Json,
-    /// OpenMetrics text (Prometheus, node_exporter's textfile collector).
+    /// OpenMetrics text (Prometheus scraping with OpenMetrics).
     Openmetrics,
+    /// The classic Prometheus text format (node_exporter's textfile
+    /// collector).
+    Prometheus,
 }
 
 /// What the interface is.
@@ -240,6 +284,15 @@ pub enum LogFormat {
     #[default]
     Text,
     Json,
+}
+
+/// `--vid N`: refused alike (a usage error, exit 2) whether it is out of
+/// range or not a number at all.
+fn parse_vid(s: &str) -> std::result::Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(vid) if (1..=4094).contains(&vid) => Ok(vid),
+        _ => Err(format!("{s:?} is not a usable VID: choose one in 1..=4094")),
+    }
 }
 
 /// `--watch SECONDS`: at least 0.1 s, so that rates mean something.

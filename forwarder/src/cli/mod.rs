@@ -75,10 +75,15 @@ pub async fn run(command: Command, pins: PinDirArg) -> Result<()> {
             })
             .await?;
         }
-        Command::SetRouterIface { iface } => {
+        Command::SetRouterIface { iface, clear } => {
             let fwd = Forwarder::open(&pins.pin_dir)?;
-            let (ifindex, _) = fwd.set_router_iface(&iface).await?;
-            output::router_iface_set(&iface, ifindex);
+            match iface {
+                Some(iface) if !clear => {
+                    let (ifindex, _) = fwd.set_router_iface(&iface).await?;
+                    output::router_iface_set(&iface, ifindex);
+                }
+                _ => output::router_iface_cleared(fwd.clear_router_iface(None).await?),
+            }
         }
         Command::Inspect { iface, json } => {
             let link = crate::netdev::Netdev::connect()?.by_name(&iface).await?;
@@ -89,13 +94,27 @@ pub async fn run(command: Command, pins: PinDirArg) -> Result<()> {
             json,
             textfile,
             watch,
+            check,
+            router_mac_prefix,
         } => {
+            let prefix = crate::daemon::parse_mac_prefix(&router_mac_prefix)?;
             let fwd = Forwarder::open(&pins.pin_dir)?;
-            let format = if json { args::FormatArg::Json } else { format };
+            let format = match (json, format, &textfile) {
+                (true, _, _) => args::FormatArg::Json,
+                (false, Some(format), _) => format,
+                (false, None, Some(_)) => args::FormatArg::Prometheus,
+                (false, None, None) => args::FormatArg::Text,
+            };
             let sink = output::Sink::new(format, textfile, watch.is_some());
             match watch {
-                None => sink.show(&fwd.status().await?)?,
-                Some(secs) => watch_status(&fwd, &sink, secs).await?,
+                None => {
+                    let status = fwd.status_with_prefix(&prefix).await?;
+                    sink.show(&status)?;
+                    if check && status.has_warnings() {
+                        return Err(crate::Error::StatusWarnings(status.warning_count()));
+                    }
+                }
+                Some(secs) => watch_status(&fwd, &sink, secs, &prefix).await?,
             }
         }
         Command::ExportObjects { dir, libbpf_1_1 } => {
@@ -141,7 +160,8 @@ pub fn init_logging(command: &Command) {
 }
 
 /// Runs the command line's command on a single-threaded runtime and turns
-/// an error into a message and exit code 1.
+/// an error into a message and exit code 1 (3: `status --check` found
+/// warnings).
 pub fn main_with(cli: Cli) -> std::process::ExitCode {
     let Cli { pins, command } = cli;
     // SAFETY: restoring the default disposition before any thread starts, so
@@ -160,6 +180,10 @@ pub fn main_with(cli: Cli) -> std::process::ExitCode {
     };
     match runtime.block_on(run(command, pins)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e @ crate::Error::StatusWarnings(_)) => {
+            eprintln!("{e}");
+            std::process::ExitCode::from(crate::error::EXIT_WARNINGS)
+        }
         Err(e) => {
             eprintln!("error: {e}");
             std::process::ExitCode::FAILURE

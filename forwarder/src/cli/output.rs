@@ -2,6 +2,7 @@
 //! or OpenMetrics, on stdout or into a file (refreshed with `--watch`),
 //! names escaped for the terminal.
 
+use std::io::IsTerminal as _;
 use std::{
     io::Write as _,
     path::{Path, PathBuf},
@@ -81,6 +82,14 @@ pub fn router_iface_set(iface: &str, ifindex: u32) {
     println!("router_iface → {} (ifindex {ifindex})", printable(iface));
 }
 
+/// `set-router-iface --clear`: what it pointed at.
+pub fn router_iface_cleared(before: Option<u32>) {
+    match before {
+        Some(ifindex) => println!("router_iface cleared (it was ifindex {ifindex})"),
+        None => println!("router_iface was empty"),
+    }
+}
+
 /// `inspect`, as text or JSON.
 pub fn inspection(found: &crate::inspect::Inspection, json: bool) -> Result<()> {
     if json {
@@ -138,8 +147,15 @@ impl Sink {
             }
             (FormatArg::Json, true) => serde_json::to_string(status).map_err(json_err)? + "\n",
             (FormatArg::Openmetrics, _) => metrics::openmetrics(status),
-            // Home the cursor and clear the screen: the table refreshes in place.
-            (FormatArg::Text, true) if self.textfile.is_none() => format!("\x1b[H\x1b[2J{status}"),
+            (FormatArg::Prometheus, _) => metrics::prometheus(status),
+            // Home the cursor and clear the screen: the table refreshes in
+            // place on a terminal; elsewhere (a pipe, a log) the samples
+            // follow each other.
+            (FormatArg::Text, true)
+                if self.textfile.is_none() && std::io::stdout().is_terminal() =>
+            {
+                format!("\x1b[H\x1b[2J{status}")
+            }
             (FormatArg::Text, _) => status.to_string(),
         };
         match &self.textfile {
@@ -174,10 +190,11 @@ pub async fn watch_status(
     fwd: &Forwarder,
     sink: &Sink,
     interval: std::time::Duration,
+    router_prefix: &[u8],
 ) -> Result<()> {
     let mut previous: Option<(Status, std::time::Instant)> = None;
     loop {
-        let mut status = fwd.status().await?;
+        let mut status = fwd.status_with_prefix(router_prefix).await?;
         let now = std::time::Instant::now();
         if let Some((before, at)) = &previous {
             status.set_rates(before, now - *at);
@@ -200,6 +217,9 @@ impl std::fmt::Display for Status {
                     .map_or_else(|| "<gone>".to_owned(), printable)
             )?,
             None => writeln!(f, "router_iface: not set (physical ports drop everything)")?,
+        }
+        if let Some(note) = self.standby_note() {
+            writeln!(f, "note: {note}")?;
         }
         for w in &self.warnings {
             writeln!(f, "warning: {w}")?;
@@ -228,18 +248,30 @@ impl std::fmt::Display for Status {
         writeln!(f)?;
         for p in &self.ports {
             let count = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+            let elsewhere = p.netns != self.netns;
+            let name = match (&p.name, elsewhere) {
+                (Some(n), _) => printable(n),
+                (None, false) => "<gone>".to_owned(),
+                (None, true) => p.netns_name.as_deref().map_or_else(
+                    || "<other netns>".to_owned(),
+                    |n| format!("<netns {}>", printable(n)),
+                ),
+            };
+            let link = match (elsewhere, p.up) {
+                (true, _) => "-",
+                (false, true) => "up",
+                (false, false) => "down",
+            };
             write!(
                 f,
                 "{:<16} {:>7}  {:<8}  {:<6}  {:>4}  {:>5}  {:<4}  {:<8}  {:>12}  {:>10}",
-                p.name
-                    .as_deref()
-                    .map_or_else(|| "<gone>".to_owned(), printable),
+                name,
                 p.ifindex,
                 p.role.to_string(),
                 p.mode.to_string(),
                 p.vid.map_or_else(|| "-".to_owned(), |v| v.to_string()),
                 p.mtu.map_or_else(|| "-".to_owned(), |v| v.to_string()),
-                if p.up { "up" } else { "down" },
+                link,
                 if p.attached { "yes" } else { "NO" },
                 count(p.counters.as_ref().map(|c| c.forwarded_frames)),
                 count(p.counters.as_ref().map(|c| c.dropped_total)),

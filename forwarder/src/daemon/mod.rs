@@ -6,9 +6,9 @@ mod classify;
 
 use std::{
     cell::{Cell, RefCell},
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     path::PathBuf,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use futures::StreamExt as _;
@@ -66,29 +66,38 @@ pub async fn run(opts: Options) -> Result<()> {
         opts,
         standby: RefCell::default(),
         dirty: Cell::new(false),
+        failing: RefCell::default(),
+        seen_attached: RefCell::default(),
+        hand_detached: RefCell::default(),
+        names: RefCell::default(),
     };
     info!(pin_dir = %daemon.opts.pin_dir.display(), "started");
     daemon.scan().await;
     // Events are edge-triggered: after a failure nothing may come again for
     // that interface, so a failure schedules a full rescan, 1 s later, then
-    // backing off up to a minute while it keeps failing.
-    let mut retry = tokio::time::interval(Duration::from_secs(1));
-    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let (mut backoff, mut next_retry) = (Duration::from_secs(1), Instant::now());
+    // backing off (2, 4, … s) to a minute while it keeps failing.
+    let (mut backoff, mut next_retry) = (RETRY_FIRST, None);
     loop {
+        if daemon.dirty.get() && next_retry.is_none() {
+            next_retry = Some(tokio::time::Instant::now() + backoff);
+        }
+        let retry = async {
+            match next_retry {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            _ = retry.tick() => {
-                if daemon.dirty.get() && Instant::now() >= next_retry {
-                    daemon.dirty.set(false);
-                    info!("rescanning after an error");
-                    daemon.scan().await;
-                    backoff = if daemon.dirty.get() {
-                        (backoff * 2).min(Duration::from_secs(64))
-                    } else {
-                        Duration::from_secs(1)
-                    };
-                    next_retry = Instant::now() + backoff;
-                }
+            () = retry => {
+                daemon.dirty.set(false);
+                next_retry = None;
+                debug!(after = ?backoff, "rescanning after an error");
+                daemon.scan().await;
+                backoff = if daemon.dirty.get() {
+                    (backoff * 2).min(RETRY_MAX)
+                } else {
+                    RETRY_FIRST
+                };
             }
             event = events.next() => match event {
                 Some(LinkEvent::Changed(link)) => daemon.changed(link).await,
@@ -105,7 +114,10 @@ pub async fn run(opts: Options) -> Result<()> {
                 }
             },
             _ = hup.recv() => {
-                info!("SIGHUP: rescanning");
+                info!("SIGHUP: rescanning (interfaces detached by hand are taken again)");
+                daemon.hand_detached.borrow_mut().clear();
+                // Also those whose detach it has not noticed yet.
+                daemon.seen_attached.borrow_mut().clear();
                 daemon.scan().await;
             }
             _ = term.recv() => break,
@@ -130,6 +142,10 @@ pub async fn run(opts: Options) -> Result<()> {
     Ok(())
 }
 
+/// The first rescan after a failure, and the longest wait between two.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(60);
+
 struct Daemon {
     fwd: Forwarder,
     opts: Options,
@@ -139,6 +155,18 @@ struct Daemon {
     standby: RefCell<HashSet<u32>>,
     /// Something failed since the last scan: rescan on the next tick.
     dirty: Cell<bool>,
+    /// Interfaces it saw attached (attached or adopted): one found without
+    /// its registry record later was detached by hand.
+    seen_attached: RefCell<HashSet<u32>>,
+    /// Interfaces detached by hand while it ran: left alone until they are
+    /// attached again by hand, re-plugged, or SIGHUP.
+    hand_detached: RefCell<HashSet<u32>>,
+    /// The names of the interfaces it handled, by ifindex: a removed one is
+    /// logged by its name (the kernel no longer has it).
+    names: RefCell<HashMap<u32, String>>,
+    /// The last error logged per interface: a retry failing the same way
+    /// is logged at debug only, a new cause at error again.
+    failing: RefCell<HashMap<u32, String>>,
 }
 
 /// A VID for the log line: the number, or `-`.
@@ -183,6 +211,9 @@ impl Daemon {
     async fn removed(&self, index: u32) {
         debug!(ifindex = index, "interface removed");
         self.standby.borrow_mut().remove(&index);
+        self.failing.borrow_mut().remove(&index);
+        self.seen_attached.borrow_mut().remove(&index);
+        self.hand_detached.borrow_mut().remove(&index);
         // Only ports need releasing: skip the rest (bursts of them stay cheap).
         match self.fwd.is_port(index) {
             Ok(false) => return,
@@ -208,13 +239,15 @@ impl Daemon {
         match self.fwd.forget_gone().await {
             Ok(gone) => {
                 for Outcome { port: d, error } in &gone {
+                    let name = self.names.borrow_mut().remove(&d.ifindex);
+                    let iface = name.as_deref().unwrap_or(&d.iface);
                     match error {
                         None => {
-                            info!(iface = %d.iface, ifindex = d.ifindex, role = %d.role, vid = %vid(d.vid),
+                            info!(iface = %iface, ifindex = d.ifindex, role = %d.role, vid = %vid(d.vid),
                                       result = "released", "interface gone")
                         }
                         Some(e) => {
-                            error!(iface = %d.iface, ifindex = d.ifindex, error = %e, result = "failed", "interface gone");
+                            error!(iface = %iface, ifindex = d.ifindex, error = %e, result = "failed", "interface gone");
                             self.dirty.set(true);
                         }
                     }
@@ -268,6 +301,7 @@ impl Daemon {
             }
             RouterPolicy::Latest => match self.fwd.detach(&other_name).await {
                 Ok(_) => {
+                    self.seen_attached.borrow_mut().remove(&other.index);
                     self.standby.borrow_mut().insert(other.index);
                     info!(iface = %other_name, role = "router", result = "standby",
                           "the router role moves to {}", link.name);
@@ -282,7 +316,45 @@ impl Daemon {
         }
     }
 
+    /// Whether `link` was detached by hand while we ran (we saw it
+    /// attached; its record is gone): a manual `detach` is honoured, the
+    /// interface left alone until it is attached by hand again, re-plugged,
+    /// or SIGHUP. Asked under the writer lock, so that a `detach` under way
+    /// is finished first (its own link events come before its end).
+    fn detached_by_hand(&self, link: &Interface) -> bool {
+        let registered = match self
+            .fwd
+            .lock()
+            .and_then(|_lock| self.fwd.is_port(link.index))
+        {
+            Ok(registered) => registered,
+            Err(e) => {
+                error!(iface = %link.name, error = %e, "cannot read the port registry");
+                self.dirty.set(true);
+                return true;
+            }
+        };
+        if registered {
+            self.hand_detached.borrow_mut().remove(&link.index);
+            return false;
+        }
+        if self.hand_detached.borrow().contains(&link.index) {
+            debug!(iface = %link.name, "left alone (detached by hand)");
+            return true;
+        }
+        if self.seen_attached.borrow_mut().remove(&link.index) {
+            self.hand_detached.borrow_mut().insert(link.index);
+            info!(iface = %link.name, result = "left alone",
+                  "detached by hand: left alone until attached again, re-plugged, or SIGHUP");
+            return true;
+        }
+        false
+    }
+
     async fn attach(&self, link: &Interface, role: Role) {
+        if self.detached_by_hand(link) {
+            return;
+        }
         let mut req = AttachRequest {
             iface: link.name.clone(),
             role,
@@ -296,13 +368,34 @@ impl Daemon {
             req.replace = true;
             outcome = self.fwd.attach(&req).await;
         }
+        if outcome.is_ok() && self.failing.borrow_mut().remove(&link.index).is_some() {
+            info!(iface = %link.name, role = %role, "no longer failing");
+        }
+        let first_seen = outcome.is_ok() && self.seen_attached.borrow_mut().insert(link.index);
+        self.names
+            .borrow_mut()
+            .insert(link.index, link.name.clone());
         match outcome {
+            // What a previous run or `attach` left: taken over as it is.
+            Ok(d) if d.unchanged && first_seen => {
+                info!(iface = %d.iface, role = %d.role, mode = %d.mode, vid = %vid(d.vid),
+                      result = "adopted", "interface")
+            }
             Ok(d) if d.unchanged => debug!(iface = %d.iface, role = %d.role, "already attached"),
             Ok(d) => info!(iface = %d.iface, role = %d.role, mode = %d.mode, vid = %vid(d.vid),
                            result = "attached", "interface"),
-            // One bad interface never stops the daemon; it is retried.
+            // One bad interface never stops the daemon; it is retried. The
+            // same error again is not news: logged at debug.
             Err(e) => {
-                error!(iface = %link.name, role = %role, error = %e, result = "failed", "interface");
+                let text = e.to_string();
+                let mut failing = self.failing.borrow_mut();
+                if failing.get(&link.index) == Some(&text) {
+                    debug!(iface = %link.name, role = %role, error = %e, result = "failed",
+                           "interface (still failing; retried with backoff)");
+                } else {
+                    error!(iface = %link.name, role = %role, error = %e, result = "failed", "interface");
+                    failing.insert(link.index, text);
+                }
                 self.dirty.set(true);
             }
         }

@@ -5,12 +5,79 @@ use std::path::Path;
 
 use crate::{Mode, ethtool};
 
-/// A port attached from another network namespace than `status` runs in.
-pub fn other_netns(cookie: u64) -> String {
-    format!(
-        "attached from another network namespace (cookie {cookie}); its interface is not \
-         visible here"
-    )
+/// A port attached from another network namespace than `status` runs in:
+/// `name` is what `ip netns` calls it, when it has a name there.
+pub fn other_netns(cookie: u64, name: Option<&str>, pin_dir: &str) -> String {
+    match name {
+        Some(name) => format!(
+            "attached in another network namespace, {name:?} (ip netns; cookie {cookie}): \
+             its interface, link and counters are seen from there \
+             (`nsenter --net=/run/netns/{name} xdp-forwarder --pin-dir {pin_dir} status`)"
+        ),
+        None => format!(
+            "attached in another network namespace (cookie {cookie}; not one `ip netns` names): \
+             its interface, link and counters are seen only from there"
+        ),
+    }
+}
+
+/// A port whose interface is down (attach sets it up).
+pub fn link_down(up: bool) -> Option<String> {
+    (!up).then(|| "link is down: no frame passes; `attach` again sets it up".to_owned())
+}
+
+/// A port whose interface is not promiscuous (attach turns it on).
+pub fn promisc_off(promisc: bool) -> Option<String> {
+    (!promisc).then(|| {
+        "promiscuous mode is off: the NIC's MAC and VLAN filters drop frames for the VMs \
+         behind the router before the program sees them; `attach` again turns it on"
+            .to_owned()
+    })
+}
+
+/// `router_iface` points at `name` (ifindex `ifindex`), which runs no
+/// router program: neither a router port of ours nor the router object
+/// loaded by another loader (`runs_router`).
+pub fn router_iface_without_router(
+    ifindex: u32,
+    name: Option<&str>,
+    runs_router: bool,
+) -> Option<String> {
+    (!runs_router).then(|| {
+        let what = name.map_or_else(
+            || format!("ifindex {ifindex}, which no interface has any more"),
+            |n| {
+                format!(
+                    "{} (ifindex {ifindex}), which runs no router program",
+                    n.escape_debug()
+                )
+            },
+        );
+        format!(
+            "router_iface points at {what}: the NICs' frames go there, and nothing sends the \
+             router's frames back to the NICs; `attach IFACE --role router` attaches the \
+             router, `detach IFACE` (or `set-router-iface --clear`) empties router_iface"
+        )
+    })
+}
+
+/// Router-prefix interfaces that are not ports while `active` is the
+/// router: the daemon keeps them aside (standby), and takes the first one
+/// when the active router goes.
+pub fn standby_routers(active: &str, standby: &[String]) -> Option<String> {
+    (!standby.is_empty()).then(|| {
+        format!(
+            "standby router interface(s): {} (router MAC prefix, not attached): the daemon \
+             keeps them aside while {} is the router (`run --router-policy latest` moves the \
+             role to the newest)",
+            standby
+                .iter()
+                .map(|n| n.escape_debug().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            active.escape_debug()
+        )
+    })
 }
 
 /// A NIC with `vid` whose slot in `fwd_vlan_ports` holds `slot`, not the
@@ -130,6 +197,52 @@ mod tests {
         assert_eq!(router_slot(Some(5), 5), None);
         assert!(router_slot(None, 5).unwrap().contains("go nowhere"));
         assert!(router_slot(Some(6), 5).unwrap().contains("go elsewhere"));
+    }
+
+    #[test]
+    fn a_port_down_or_not_promiscuous_is_named_with_its_fix() {
+        assert_eq!(link_down(true), None);
+        assert!(
+            link_down(false)
+                .unwrap()
+                .contains("`attach` again sets it up")
+        );
+        assert_eq!(promisc_off(true), None);
+        assert!(
+            promisc_off(false)
+                .unwrap()
+                .contains("`attach` again turns it on")
+        );
+    }
+
+    #[test]
+    fn router_iface_must_lead_to_a_router_program() {
+        assert_eq!(router_iface_without_router(5, Some("eth1"), true), None);
+        assert!(
+            router_iface_without_router(5, Some("eth1"), false)
+                .unwrap()
+                .contains("eth1 (ifindex 5), which runs no router program")
+        );
+        assert!(
+            router_iface_without_router(5, None, false)
+                .unwrap()
+                .contains("no interface has any more")
+        );
+    }
+
+    #[test]
+    fn standby_routers_and_other_namespaces_are_said_in_words() {
+        assert_eq!(standby_routers("r0", &[]), None);
+        assert!(
+            standby_routers("r0", &["r1".into()])
+                .unwrap()
+                .contains("r1 (router MAC prefix, not attached)")
+        );
+        assert!(
+            other_netns(7, Some("net-vm"), "/p")
+                .contains("nsenter --net=/run/netns/net-vm xdp-forwarder --pin-dir /p status")
+        );
+        assert!(other_netns(7, None, "/p").contains("not one `ip netns` names"));
     }
 
     #[test]

@@ -27,8 +27,36 @@ pub struct Status {
     pub ports: Vec<Port>,
     /// The cookie of the network namespace `status` ran in.
     pub netns: u64,
-    /// What is wrong beyond one port (orphaned links, another namespace).
+    /// What is wrong beyond one port (orphaned links, `router_iface`
+    /// leading to no router program).
     pub warnings: Vec<String>,
+    /// Interfaces with the router MAC prefix that are not ports while a
+    /// router port is attached: what the daemon keeps aside (standby).
+    #[serde(default)]
+    pub standby_routers: Vec<String>,
+}
+
+impl Status {
+    /// The line about standby routers, if any.
+    pub fn standby_note(&self) -> Option<String> {
+        let active = self
+            .ports
+            .iter()
+            .find(|p| p.role == Role::Router && p.attached && p.netns == self.netns)?;
+        judge::standby_routers(active.name.as_deref()?, &self.standby_routers)
+    }
+
+    /// How many warnings there are, on the status and on its ports.
+    pub fn warning_count(&self) -> usize {
+        self.warnings.len() + self.ports.iter().map(|p| p.warnings.len()).sum::<usize>()
+    }
+
+    /// Whether anything is wrong: a warning on the status or on a port
+    /// (`status --check` exits 3 then). Notes (caveats) and standby
+    /// routers are not warnings.
+    pub fn has_warnings(&self) -> bool {
+        !self.warnings.is_empty() || self.ports.iter().any(|p| !p.warnings.is_empty())
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -52,6 +80,14 @@ pub struct Port {
     pub attached: bool,
     /// The network namespace the port was attached in (its cookie).
     pub netns: u64,
+    /// That namespace's name under `ip netns`, when it is not the one
+    /// `status` ran in and has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns_name: Option<String>,
+    /// Whether the interface is promiscuous (attach turns it on); false
+    /// for another namespace's port.
+    #[serde(default)]
+    pub promisc: bool,
     /// The id of the program the port's link runs (the kernel's link
     /// info), while attached: a new one after each upgrade.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -146,7 +182,13 @@ impl Status {
 
 impl Forwarder {
     /// What the kernel says runs where; reads without the writer lock.
+    /// Standby routers are told by the default router MAC prefix.
     pub async fn status(&self) -> Result<Status> {
+        self.status_with_prefix(&[0x02, 0x01]).await
+    }
+
+    /// [`Self::status`], with the daemon's `--router-mac-prefix`.
+    pub async fn status_with_prefix(&self, router_prefix: &[u8]) -> Result<Status> {
         let pins = self.pins();
         let net = self.netdev();
         let router_iface = match pins::open_existing(&pins.router_iface(), MapSpec::ROUTER_IFACE)? {
@@ -174,11 +216,22 @@ impl Forwarder {
             .copied()
             .collect();
         let targets = attach::RedirectTargets::ask(ours.iter().map(|(i, _)| *i));
+        let pin_dir = pins.root().display().to_string();
+        let netns_names = if records.iter().any(|(_, r)| r.netns != self.netns()) {
+            crate::sys::netns_names()
+        } else {
+            BTreeMap::new()
+        };
         for &(ifindex, rec) in &records {
             let mut port_warnings = Vec::new();
             let physical = rec.role() == Role::Physical;
             if rec.netns != self.netns() {
-                port_warnings.push(judge::other_netns(rec.netns));
+                let netns_name = netns_names.get(&rec.netns).cloned();
+                port_warnings.push(judge::other_netns(
+                    rec.netns,
+                    netns_name.as_deref(),
+                    &pin_dir,
+                ));
                 ports.push(Port {
                     ifindex,
                     name: None,
@@ -190,6 +243,8 @@ impl Forwarder {
                     attached: attachment::pinned(&pins.link(ifindex), ifindex)
                         .is_ok_and(|l| l.is_some_and(|l| l.ifindex == ifindex)),
                     netns: rec.netns,
+                    netns_name,
+                    promisc: false,
                     prog_id: None,
                     hook: None,
                     counters: None,
@@ -231,6 +286,8 @@ impl Forwarder {
                 ));
             }
             if let Some(l) = link.as_ref().filter(|_| health.is_attached()) {
+                port_warnings.extend(judge::link_down(l.up));
+                port_warnings.extend(judge::promisc_off(l.promisc));
                 port_warnings.extend(judge::tag_features(&l.name, rec.mode()));
             }
             let prog_id = match &health {
@@ -267,6 +324,8 @@ impl Forwarder {
                 up: link.as_ref().is_some_and(|l| l.up),
                 attached: health.is_attached(),
                 netns: rec.netns,
+                netns_name: None,
+                promisc: link.as_ref().is_some_and(|l| l.promisc),
                 prog_id,
                 hook: match &health {
                     health::Health::Attached(info) => Some(info.hook),
@@ -285,6 +344,37 @@ impl Forwarder {
                 warnings.push(judge::orphaned_link(&pins.link(ifindex), ifindex));
             }
         }
+        // router_iface names an ifindex of this namespace, unless another
+        // namespace's ports own the pin dir.
+        let active_router = ports
+            .iter()
+            .find(|p| p.role == Role::Router && p.attached && p.netns == self.netns());
+        if let Some(ri) = router_iface
+            && records.iter().all(|(_, r)| r.netns == self.netns())
+        {
+            let runs_router = active_router.is_some_and(|p| p.ifindex == ri)
+                || router_link.as_ref().is_some_and(|l| {
+                    l.xdp.is_some_and(|(id, _)| {
+                        crate::sys::prog_name(id).is_ok_and(|n| n == "router")
+                    })
+                });
+            warnings.extend(judge::router_iface_without_router(
+                ri,
+                router_link.as_ref().map(|l| l.name.as_str()),
+                runs_router,
+            ));
+        }
+        let mut standby_routers = Vec::new();
+        if active_router.is_some_and(|p| p.name.is_some()) {
+            for l in net.all().await? {
+                if !l.loopback
+                    && l.mac.is_some_and(|m| m.starts_with(router_prefix))
+                    && !records.iter().any(|(i, _)| *i == l.index)
+                {
+                    standby_routers.push(l.name);
+                }
+            }
+        }
         Ok(Status {
             schema: 1,
             pin_dir: pins.root().display().to_string(),
@@ -295,6 +385,7 @@ impl Forwarder {
             ports,
             netns: self.netns(),
             warnings,
+            standby_routers,
         })
     }
 }

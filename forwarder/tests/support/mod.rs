@@ -121,6 +121,33 @@ pub fn cli_ok_with(args: &[&str], env: &[(&str, &str)]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs the first command in backquotes after `marker` in `err` (a fix an
+/// error message proposes), with our binary for `xdp-forwarder`; asserts it
+/// succeeds.
+pub fn run_fix(err: &str, marker: &str) {
+    let rest = &err[err
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker:?} in: {err}"))..];
+    let cmd = rest
+        .split('`')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no command in: {err}"));
+    let cmd = cmd.replacen(
+        "xdp-forwarder ",
+        &format!("{} ", env!("CARGO_BIN_EXE_xdp-forwarder")),
+        1,
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &cmd])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the proposed fix `{cmd}` failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Runs the CLI, asserts failure with a non-zero exit code, returns stderr.
 pub fn cli_err(args: &[&str]) -> String {
     let out = cli(args);

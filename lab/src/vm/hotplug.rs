@@ -66,16 +66,18 @@ pub fn start(lab: &mut NetVmLab, manager: Manager) -> anyhow::Result<()> {
         }
         Manager::Mdev => {
             // The rule contrib/mdev/iface documents, mdev as a netlink
-            // daemon (Debian's kernels have no uevent helper); existing
-            // interfaces get the hook once, as a coldplug would run it.
+            // daemon (Debian's kernels have no uevent helper); the NICs
+            // present at boot (the router NIC, NIC 1) get the hook from
+            // the product's coldplug script, as docs/net-vm.md says.
             let hook = format!("{GUEST_CONTRIB}/mdev/iface");
+            let coldplug = format!("{GUEST_CONTRIB}/mdev/coldplug");
             lab.net_vm.sh(&format!(
                 "set -e\n\
                  mount -t bpf -o mode=0700 bpf /sys/fs/bpf\n\
                  grep -o '^#   -SUBSYSTEM=net.*' {hook} | sed 's/^#   //; s#/etc/mdev/iface#{hook}#' > /etc/mdev.conf\n\
                  cat /etc/mdev.conf\n\
                  mdev -d\n\
-                 for i in /sys/class/net/*; do ACTION=add INTERFACE=${{i##*/}} {hook}; done"
+                 {coldplug}"
             ))?;
         }
     }
