@@ -89,9 +89,9 @@ fn with_lab(
 /// router NIC's two queue pairs; in native mode, the control: stripping
 /// switched on again behind attach's back loses the outside tag, `status`
 /// says so, attach repairs it; last the frames and bulk TCP through the
-/// e1000e NIC (one boot for all, on QEMU from bookworm-backports: 7.2 has
-/// no igb). First: until the virtio cases configure them, the router VM's
-/// VLAN hosts are down, so nothing of theirs (an ARP probe left over from
+/// e1000e and the igb NIC in `auto` (one boot for all, on QEMU from
+/// bookworm-backports: 7.2 has no igb). First: until the virtio cases
+/// configure them, the router VM's VLAN hosts are down, so nothing of theirs (an ARP probe left over from
 /// the UDP cases) crosses the router NIC and spoils its counters; the
 /// e1000e network's VLAN host comes up last for the same reason.
 fn every_case(
@@ -150,6 +150,13 @@ fn every_case(
                 .unwrap_or_else(|e| panic!("{kernel}, e1000e, TCP: {e:#}")),
             );
         }
+        // And through the igb NIC, in the mode auto picks.
+        checks.extend(
+            lab.only(NicModel::Igb, |lab| {
+                cases::frames_and_tcp_in_mode(lab, "auto", Some("tc"))
+            })
+            .unwrap_or_else(|e| panic!("{kernel}, igb, TCP: {e:#}")),
+        );
         checks
     });
 }
