@@ -91,9 +91,10 @@ fn with_lab(
 /// says so, attach repairs it; last the frames and bulk TCP through the
 /// e1000e and the igb NIC in `auto` (one boot for all, on QEMU from
 /// bookworm-backports: 7.2 has no igb). First: until the virtio cases
-/// configure them, the router VM's VLAN hosts are down, so nothing of theirs (an ARP probe left over from
-/// the UDP cases) crosses the router NIC and spoils its counters; the
-/// e1000e network's VLAN host comes up last for the same reason.
+/// configure them, the router VM's VLAN hosts are down, so nothing of
+/// theirs (an ARP probe left over from the UDP cases) crosses the router
+/// NIC and spoils its counters; the e1000e and igb networks' VLAN hosts
+/// come up last for the same reason.
 fn every_case(
     tag: &str,
     kernel: GuestKernel,
