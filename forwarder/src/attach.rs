@@ -570,10 +570,11 @@ pub(crate) fn dead_directions(
     all: &[(u32, PortRecord)],
     targets: &RedirectTargets,
 ) -> Vec<DeadDirection> {
-    let this_takes = match (link.kind.as_deref(), mode) {
-        (Some("veth"), _) | (_, Mode::Skb | Mode::Tc) => targets.takes(link.index),
-        // A NIC takes them once its own native program runs.
-        (_, Mode::Native) => None,
+    // A NIC takes them once its own native program runs.
+    let this_takes = if link.kind.as_deref() == Some("veth") || !mode.runs_in_driver() {
+        targets.takes(link.index)
+    } else {
+        None
     };
     let mut dead = Vec::new();
     for &(other, rec) in all {

@@ -8,7 +8,6 @@
 use std::path::{Path, PathBuf};
 
 use crate::{
-    Mode,
     mode::Hook,
     netdev::Interface,
     pins::{self, PinDir},
@@ -53,11 +52,10 @@ pub fn foreign_program(link: &Interface, prog_id: u32, this: &Path) -> String {
             )
         }
         None => {
-            let off = match link.xdp.and_then(|(_, mode)| mode) {
-                Some(Mode::Native) => "xdpdrv",
-                Some(Mode::Skb) => "xdpgeneric",
-                _ => "xdp",
-            };
+            let off = link
+                .xdp
+                .and_then(|(_, mode)| mode?.ip_link_keyword())
+                .unwrap_or("xdp");
             let whose = if ours {
                 "loaded from xdp-forwarder's objects by another loader (no link)"
             } else {

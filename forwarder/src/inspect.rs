@@ -91,14 +91,11 @@ pub fn inspect(link: &Interface) -> Result<Inspection> {
         .candidates()
         .iter()
         .map(|&mode| {
-            let out = match mode {
-                Mode::Native => match &netdev {
-                    Some((xdp, _)) if xdp & XDP_BASIC == 0 => {
-                        Some("the driver has no native XDP".into())
-                    }
-                    _ => None,
-                },
-                Mode::Skb | Mode::Tc => None,
+            let out = match &netdev {
+                Some((xdp, _)) if mode.runs_in_driver() && xdp & XDP_BASIC == 0 => {
+                    Some("the driver has no native XDP".into())
+                }
+                _ => None,
             };
             (mode, out)
         })

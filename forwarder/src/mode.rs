@@ -104,6 +104,26 @@ impl Mode {
         }
     }
 
+    /// Whether this mode runs in the driver: it needs the driver's native
+    /// XDP, and the port takes native redirects once it runs.
+    pub fn runs_in_driver(self) -> bool {
+        match self {
+            Mode::Native => true,
+            Mode::Skb | Mode::Tc => false,
+        }
+    }
+
+    /// The `ip link set dev IFACE KEYWORD off` that removes a program of
+    /// this mode attached without a link (iproute2's names); `None` where
+    /// `ip link` has none.
+    pub fn ip_link_keyword(self) -> Option<&'static str> {
+        match self {
+            Mode::Native => Some("xdpdrv"),
+            Mode::Skb => Some("xdpgeneric"),
+            Mode::Tc => None,
+        }
+    }
+
     /// Whether this mode runs an XDP program (else a tc one).
     pub fn is_xdp(self) -> bool {
         match self {

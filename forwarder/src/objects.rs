@@ -138,29 +138,27 @@ pub fn load_for(
     pins: &PinDir,
 ) -> Result<(Ebpf, OwnedFd)> {
     let setting = Setting::Managed { vid };
-    let ebpf = match mode {
-        Mode::Native | Mode::Skb => load(role, setting, pins)?,
-        Mode::Tc => {
-            let bytes = match role {
-                Role::Physical => PHYSICAL_TC,
-                Role::Router => ROUTER_TC,
-            };
-            let mut ebpf = load_object(bytes, role, setting, pins, Tuning::default())?;
-            debug_assert!(
-                ebpf.map(TC_TARGETS).is_some(),
-                "tc objects use {TC_TARGETS}"
-            );
-            let name = program_name(role);
-            let prog: &mut SchedClassifier = ebpf
-                .program_mut(name)
-                .ok_or_else(|| corrupt(format!("no program {name}")))?
-                .try_into()
-                .map_err(corrupt)?;
-            prog.load().map_err(|e| {
-                Error::verifier(format!("the kernel refused the {role} tc program"), e)
-            })?;
-            ebpf
-        }
+    let ebpf = if mode.is_xdp() {
+        load(role, setting, pins)?
+    } else {
+        let bytes = match role {
+            Role::Physical => PHYSICAL_TC,
+            Role::Router => ROUTER_TC,
+        };
+        let mut ebpf = load_object(bytes, role, setting, pins, Tuning::default())?;
+        debug_assert!(
+            ebpf.map(TC_TARGETS).is_some(),
+            "tc objects use {TC_TARGETS}"
+        );
+        let name = program_name(role);
+        let prog: &mut SchedClassifier = ebpf
+            .program_mut(name)
+            .ok_or_else(|| corrupt(format!("no program {name}")))?
+            .try_into()
+            .map_err(corrupt)?;
+        prog.load()
+            .map_err(|e| Error::verifier(format!("the kernel refused the {role} tc program"), e))?;
+        ebpf
     };
     let name = program_name(role);
     let fd = ebpf
