@@ -113,15 +113,8 @@ fn delta(before: &[(String, u64)], after: &[(String, u64)], name: &str) -> u64 {
 pub fn frames(lab: &mut NetVmLab, vids: &[u16], label: &str) -> anyhow::Result<Vec<Check>> {
     let mut checks = Vec::new();
     let before = frames_seen(&lab.status()?);
-    let router = lab
-        .trunk
-        .within(|| RawSocket::bind(&lab.router_tap))
-        .context("router tap")?;
-    let outside: Vec<RawSocket> = lab
-        .networks
-        .iter()
-        .map(|n| n.ns.within(|| RawSocket::bind(&n.tap)))
-        .collect::<anyhow::Result<_>>()?;
+    let router = lab.router_socket()?;
+    let outside: Vec<RawSocket> = lab.outside_sockets()?;
     let (mut into_nics, mut into_router) = (Vec::new(), 0u64);
     for (i, net) in lab.networks.iter().enumerate() {
         let vid = vids[i];
@@ -811,10 +804,7 @@ fn stripping_on_again(
     label: &str,
 ) -> anyhow::Result<Vec<Check>> {
     let mut checks = Vec::new();
-    let router = lab
-        .trunk
-        .within(|| RawSocket::bind(&lab.router_tap))
-        .context("router tap")?;
+    let router = lab.router_socket()?;
     let strippers: Vec<(usize, String, String)> = lab
         .networks
         .iter()
@@ -897,15 +887,8 @@ pub fn flows_across_queues(
     label: &str,
 ) -> anyhow::Result<Vec<Check>> {
     let mut checks = Vec::new();
-    let router = lab
-        .trunk
-        .within(|| RawSocket::bind(&lab.router_tap))
-        .context("router tap")?;
-    let outside: Vec<RawSocket> = lab
-        .networks
-        .iter()
-        .map(|n| n.ns.within(|| RawSocket::bind(&n.tap)))
-        .collect::<anyhow::Result<_>>()?;
+    let router = lab.router_socket()?;
+    let outside: Vec<RawSocket> = lab.outside_sockets()?;
     // Frames for the router NIC enter the trunk bridge, as the router VM's
     // do, through a veth of their own: the router tap then picks a queue
     // by each flow's hash. (Sent on the tap itself by a packet socket, a
@@ -1173,10 +1156,7 @@ pub fn refused_redirects_counted(lab: &mut NetVmLab) -> anyhow::Result<Vec<Check
             })
     };
     let before = lab.status()?;
-    let router = lab
-        .trunk
-        .within(|| RawSocket::bind(&lab.router_tap))
-        .context("router tap")?;
+    let router = lab.router_socket()?;
     let net = &lab.networks[0];
     let outside = net.ns.within(|| RawSocket::bind(&net.tap))?;
     let ext_mac = tap_mac(&net.ns, &net.tap)?;

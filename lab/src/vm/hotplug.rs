@@ -139,7 +139,7 @@ fn attached(lab: &mut NetVmLab) -> anyhow::Result<Vec<(String, u64)>> {
 pub fn cycles(lab: &mut NetVmLab, manager: Manager) -> anyhow::Result<Vec<Check>> {
     let label = format!("{}, hot-plug with {manager:?}", lab.kernel.which.linux()).to_lowercase();
     let mut checks = Vec::new();
-    let router = lab.trunk.within(|| RawSocket::bind(&lab.router_tap))?;
+    let router = lab.router_socket()?;
     let busy = &lab.networks[0];
     let busy_sock = busy.ns.within(|| RawSocket::bind(&busy.tap))?;
     let busy_mac = parse_mac(&busy.mac)?;

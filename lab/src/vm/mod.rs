@@ -240,6 +240,21 @@ impl NetVmLab {
         result
     }
 
+    /// An AF_PACKET socket on the router NIC's tap (in the trunk namespace).
+    pub fn router_socket(&self) -> anyhow::Result<crate::packet::RawSocket> {
+        self.trunk
+            .within(|| crate::packet::RawSocket::bind(&self.router_tap))
+            .context("router tap")
+    }
+
+    /// An AF_PACKET socket on each network's tap, in network order.
+    pub fn outside_sockets(&self) -> anyhow::Result<Vec<crate::packet::RawSocket>> {
+        self.networks
+            .iter()
+            .map(|n| n.ns.within(|| crate::packet::RawSocket::bind(&n.tap)))
+            .collect()
+    }
+
     /// The VID the net-vm gave the NIC of network `k`.
     pub fn vid(&mut self, k: usize) -> anyhow::Result<u16> {
         let name = self
