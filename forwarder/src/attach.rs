@@ -10,14 +10,16 @@ use tracing::{debug, info, warn};
 use xdp_forwarder_common::{Vid, maps::ROUTER_IFACE_KEY};
 
 use crate::{
-    Error, Mode, ModeChoice, Result, Role, attachment, ethtool,
+    Error, Mode, ModeChoice, Result, Role, attachment,
+    directions::{self, RedirectTargets, dead_directions},
+    ethtool,
     forwarder::Forwarder,
     health::{self, Health},
-    inspect, links,
-    mode::{self, Reach},
+    links,
+    mode::Reach,
     netdev::Interface,
     pins::{self, Pinned, SlotMap},
-    ports::{FLAG_SET_PROMISC, PortRecord, Ports},
+    ports::{FLAG_AUTO_MODE, FLAG_SET_PROMISC, PortRecord, Ports},
     sys::LinkInfo,
     undo::Undo,
 };
@@ -52,6 +54,25 @@ pub struct Attached {
     /// What the mode cannot carry on this interface ([`Mode::caveat`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub caveat: Option<String>,
+    /// With `--mode auto`: the other ports it moved to this port's mode so
+    /// that every direction works ([`crate::directions::regroup`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub moved: Vec<Moved>,
+}
+
+/// A port `--mode auto` moved to another mode.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Moved {
+    pub iface: String,
+    pub ifindex: u32,
+    pub from: Mode,
+    pub to: Mode,
+}
+
+/// A mode to try for a new port, and the ports `auto` moves along.
+struct Candidate {
+    mode: Mode,
+    moves: Vec<u32>,
 }
 
 impl Attached {
@@ -66,6 +87,7 @@ impl Attached {
             mode_reason: None,
             repaired: Vec::new(),
             caveat: None,
+            moved: Vec::new(),
         }
     }
 }
@@ -244,50 +266,205 @@ impl Forwarder {
         }
     }
 
-    /// The modes of `choice` for `role` on `link` in which both directions
-    /// work next to the ports already attached (`all`), as far as the kernel
-    /// tells ([`dead_directions`]). `auto` keeps only those; an explicit
-    /// mode the kernel says leaves a direction dead is refused with the
-    /// reason and the fix; one it cannot judge (before Linux 6.3) is taken,
-    /// and `caveat` says what may break.
-    async fn workable_modes(
+    /// The modes of `choice` to try for `role` on `link`, in order: those
+    /// in which both directions work next to the ports already attached
+    /// (`all`), as far as the kernel tells ([`dead_directions`]); then, for
+    /// `auto` only, those that work once the ports `auto` placed are moved
+    /// along ([`directions::regroup`]). An explicit mode the kernel says
+    /// leaves a direction dead is refused with the reason and the fix; one
+    /// it cannot judge (before Linux 6.3) is taken, and `caveat` says what
+    /// may break.
+    async fn candidates(
         &self,
         role: Role,
         choice: ModeChoice,
         link: &Interface,
         all: &[(u32, PortRecord)],
-    ) -> Result<Vec<Mode>> {
+    ) -> Result<Vec<Candidate>> {
         let targets = RedirectTargets::ask(all.iter().map(|(i, _)| *i).chain([link.index]));
-        let mut first_dead = None;
-        let mut modes = Vec::new();
+        let mut ifaces = None;
+        let (mut plain, mut regrouped) = (Vec::new(), Vec::new());
+        let (mut first_dead, mut blocked) = (None, None);
         for &mode in choice.candidates() {
             let dead = dead_directions(mode, role, link, all, &targets);
             let refuse = match choice {
                 ModeChoice::Auto => !dead.is_empty(),
                 _ => dead.iter().any(|d| d.reach == Reach::No),
             };
-            if refuse {
-                first_dead.get_or_insert((mode, dead));
-            } else {
-                modes.push(mode);
+            if !refuse {
+                plain.push(Candidate {
+                    mode,
+                    moves: Vec::new(),
+                });
+                continue;
             }
+            if choice == ModeChoice::Auto {
+                if ifaces.is_none() {
+                    ifaces = Some(self.registered_interfaces(all).await?);
+                }
+                let ifaces = ifaces.as_ref().expect("looked up above");
+                match directions::regroup(mode, role, link, all, ifaces, &targets) {
+                    Ok(moves) => regrouped.push(Candidate { mode, moves }),
+                    Err(unmoved) => {
+                        blocked.get_or_insert(unmoved);
+                    }
+                }
+            }
+            first_dead.get_or_insert((mode, dead));
         }
-        if let (true, Some((mode, dead))) = (modes.is_empty(), first_dead) {
-            let mut why = Vec::new();
-            for d in &dead {
-                why.push(d.describe(&self.name_of(d.other).await, &link.name));
-            }
+        // Moving ports comes after every mode that needs no move.
+        plain.extend(regrouped);
+        if let (true, Some((mode, dead))) = (plain.is_empty(), first_dead) {
+            let why: Vec<String> = dead
+                .iter()
+                .map(|d| d.describe(&targets, &link.name))
+                .collect();
+            let explicit = blocked
+                .filter(|b| {
+                    all.iter()
+                        .any(|(i, r)| *i == b.other && r.flags & FLAG_AUTO_MODE == 0)
+                })
+                .map(|b| {
+                    format!(
+                        " ({} was attached with an explicit --mode, and --mode auto moves only \
+                         the ports it placed)",
+                        targets.name(b.other)
+                    )
+                })
+                .unwrap_or_default();
             return Err(Error::Refused {
                 iface: link.name.clone(),
                 why: format!(
-                    "{mode} mode would leave a direction dead: {}; attach every port in one \
-                     mode (--mode tc reaches every interface), or move \
-                     the other port first with `attach IFACE --replace --mode MODE`",
+                    "{mode} mode would leave a direction dead: {}{explicit}; attach every port \
+                     in one mode (--mode tc reaches every interface), or move the other port \
+                     first with `attach IFACE --replace --mode MODE`",
                     why.join("; ")
                 ),
             });
         }
-        Ok(modes)
+        Ok(plain)
+    }
+
+    /// The registered ports of this namespace, as they are now.
+    async fn registered_interfaces(
+        &self,
+        all: &[(u32, PortRecord)],
+    ) -> Result<BTreeMap<u32, Interface>> {
+        let mut ifaces = BTreeMap::new();
+        for &(ifindex, rec) in all {
+            if rec.netns == self.netns()
+                && let Some(link) = self.netdev().by_index(ifindex).await?
+            {
+                ifaces.insert(ifindex, link);
+            }
+        }
+        Ok(ifaces)
+    }
+
+    /// Attaches `role` to `link` in the first of `candidates` that the
+    /// kernel accepts, moving the ports that candidate moves; a candidate
+    /// that fails half-way is undone whole before the next is tried.
+    /// Returns the mode, for `--mode auto` why that one, and the ports
+    /// moved.
+    async fn attach_first(
+        &self,
+        port: links::Placement<'_>,
+        choice: ModeChoice,
+        candidates: &[Candidate],
+        ports: &mut Ports,
+        undo: &mut Undo,
+    ) -> Result<(Mode, Option<String>, Vec<Moved>)> {
+        let links::Placement { role, vid, link } = port;
+        let mut failures = Vec::new();
+        for candidate in candidates {
+            let mut trial = Undo::new(self.pins());
+            let alone = candidates.len() == 1;
+            if let Err(refused) = links::attach_new(
+                self.pins(),
+                role,
+                vid,
+                candidate.mode,
+                link,
+                alone,
+                &mut trial,
+            )? {
+                failures.push(refused);
+                continue;
+            }
+            let mut moved = Vec::new();
+            for &other in &candidate.moves {
+                match self
+                    .move_port(other, candidate.mode, ports, &mut trial)
+                    .await
+                {
+                    Ok(m) => moved.push(m),
+                    Err(e) => {
+                        failures.push(e);
+                        break;
+                    }
+                }
+            }
+            if moved.len() < candidate.moves.len() {
+                // Dropped: this candidate's steps are undone.
+                continue;
+            }
+            undo.absorb(trial);
+            let reason =
+                (choice == ModeChoice::Auto).then(|| links::auto_reason(candidate.mode, &failures));
+            return Ok((candidate.mode, reason, moved));
+        }
+        Err(links::refused(role, link, choice, &failures))
+    }
+
+    /// Moves the registered port `ifindex` to `to` (a port `auto` placed,
+    /// for a [`directions::regroup`]): record first, then the program; both
+    /// undone with `undo`.
+    async fn move_port(
+        &self,
+        ifindex: u32,
+        to: Mode,
+        ports: &mut Ports,
+        undo: &mut Undo,
+    ) -> Result<Moved> {
+        let name = self.name_of(ifindex).await;
+        let gone = |why: &str| Error::Refused {
+            iface: name.clone(),
+            why: format!("cannot move it to {to} mode: {why}"),
+        };
+        let rec = ports
+            .get(ifindex)?
+            .ok_or_else(|| gone("it is no longer registered"))?;
+        let link = self
+            .netdev()
+            .by_index(ifindex)
+            .await?
+            .ok_or_else(|| gone("the interface is gone"))?;
+        let Health::Attached(running) =
+            health::of(ifindex, Some(&link), &self.pins().link(ifindex))?
+        else {
+            return Err(gone(&format!(
+                "its program is not running (`{}` repairs it)",
+                self.command(&format!("attach {}", link.name))
+            )));
+        };
+        let from = running
+            .hook
+            .mode(link.xdp.and_then(|(_, m)| m).or(Some(rec.mode())));
+        undo.restore_record(ifindex, Some(rec));
+        ports.insert(ifindex, rec.with_mode(to))?;
+        let port = links::Placement {
+            role: rec.role(),
+            vid: (rec.role() == Role::Physical).then_some(rec.vid),
+            link: &link,
+        };
+        links::change_mode(self.pins(), port, running, from, to, undo)?;
+        debug!(iface = %link.name, %from, %to, "moved by --mode auto so that every direction works");
+        Ok(Moved {
+            iface: link.name,
+            ifindex,
+            from,
+            to,
+        })
     }
 
     async fn attach_fresh(&self, job: Job<'_>, stale: Option<PortRecord>) -> Result<Attached> {
@@ -302,8 +479,8 @@ impl Forwarder {
         let vid = self
             .vid_and_rules(req, requested_vid, stale, link, ports, slots)
             .await?;
-        let modes = self
-            .workable_modes(req.role, req.mode, link, &ports.all()?)
+        let candidates = self
+            .candidates(req.role, req.mode, link, &ports.all()?)
             .await?;
         if let Some(rec) = stale {
             info!(iface = %link.name, role = %rec.role(), "registered but not running; attaching again");
@@ -311,23 +488,48 @@ impl Forwarder {
             slots.give_up(rec.role(), rec.vid, link.index, undo)?;
         }
         // Promiscuous mode we turned on before is still ours to turn off.
-        let flags = match stale {
+        let mut flags = match stale {
             Some(rec) if link.promisc => rec.flags & FLAG_SET_PROMISC,
             _ => 0,
         };
-        let mut record = PortRecord::new(req.role, modes[0], vid.unwrap_or(0), flags, self.netns());
+        if req.mode == ModeChoice::Auto {
+            flags |= FLAG_AUTO_MODE;
+        }
+        let mut record = PortRecord::new(
+            req.role,
+            candidates[0].mode,
+            vid.unwrap_or(0),
+            flags,
+            self.netns(),
+        );
         undo.restore_record(link.index, stale);
         ports.insert(link.index, record)?;
 
-        let (mode, mode_reason) =
-            links::attach_new(self.pins(), req.role, vid, req.mode, &modes, link, undo)?;
+        let port = links::Placement {
+            role: req.role,
+            vid,
+            link,
+        };
+        let (mode, mode_reason, moved) = self
+            .attach_first(port, req.mode, &candidates, ports, undo)
+            .await?;
         record = record.with_mode(mode);
         ports.insert(link.index, record)?;
         slots.take(req.role, vid.unwrap_or(0), link.index, undo)?;
         self.bring_up(link, record, ports).await?;
+        for m in &moved {
+            // A move into an XDP mode may need more tag features off.
+            if let (Some(l), Some(mut rec)) = (
+                self.netdev().by_index(m.ifindex).await?,
+                ports.get(m.ifindex)?,
+            ) {
+                tag_features_off(&l, &mut rec, ports)?;
+            }
+        }
         debug!(iface = %link.name, role = %req.role, %mode, ?vid, "attached");
         let mut done = Attached::from_record(&link.name, link.index, &record);
         done.mode_reason = mode_reason;
+        done.moved = moved;
         let all = ports.all()?;
         // Asked again: the port now runs its program.
         let targets = RedirectTargets::ask(all.iter().map(|(i, _)| *i));
@@ -406,10 +608,15 @@ impl Forwarder {
             .hook
             .mode(link.xdp.and_then(|(_, m)| m).or(Some(rec.mode())));
         let mode = req.mode.fixed().unwrap_or(running_mode);
-        self.workable_modes(req.role, ModeChoice::from(mode), link, &ports.all()?)
+        self.candidates(req.role, ModeChoice::from(mode), link, &ports.all()?)
             .await?;
         info!(iface = %link.name, from = %rec.role(), to = %req.role, %mode, "replacing");
-        let record = PortRecord::new(req.role, mode, vid.unwrap_or(0), rec.flags, self.netns());
+        // `--replace --mode auto` keeps the mode and leaves it to auto.
+        let flags = match req.mode {
+            ModeChoice::Auto => rec.flags | FLAG_AUTO_MODE,
+            _ => rec.flags & !FLAG_AUTO_MODE,
+        };
+        let record = PortRecord::new(req.role, mode, vid.unwrap_or(0), flags, self.netns());
         undo.restore_record(link.index, Some(rec));
         ports.insert(link.index, record)?;
         if mode == running_mode {
@@ -507,98 +714,6 @@ impl Forwarder {
     }
 }
 
-/// A direction between a port and one of its counterparts (for a NIC the
-/// router, for the router each NIC) that does not work.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct DeadDirection {
-    /// The counterpart's ifindex and mode.
-    pub other: u32,
-    pub other_mode: Mode,
-    /// `true`: from the port to the counterpart; `false`: back.
-    pub outbound: bool,
-    pub reach: Reach,
-}
-
-impl DeadDirection {
-    fn describe(&self, other: &str, this: &str) -> String {
-        let (from, to) = if self.outbound {
-            (this, other)
-        } else {
-            (other, this)
-        };
-        let why = match self.reach {
-            Reach::No => "its netdev xdp-features lack ndo_xmit",
-            _ => "it runs no native XDP program, and the drivers we know then refuse them",
-        };
-        format!(
-            "the native redirects from {from} would not reach {to} ({why}; {other} runs {} mode)",
-            self.other_mode
-        )
-    }
-}
-
-/// Whether each of a set of ports takes native redirects now (`ndo_xmit` in
-/// its netdev xdp-features; `None` where the kernel does not say), asked of
-/// the kernel once per command rather than once per question.
-pub(crate) struct RedirectTargets(BTreeMap<u32, Option<bool>>);
-
-impl RedirectTargets {
-    pub(crate) fn ask(ifindexes: impl IntoIterator<Item = u32>) -> Self {
-        Self(
-            ifindexes
-                .into_iter()
-                .map(|i| (i, inspect::takes_native_redirects(i)))
-                .collect(),
-        )
-    }
-
-    fn takes(&self, ifindex: u32) -> Option<bool> {
-        self.0.get(&ifindex).copied().flatten()
-    }
-}
-
-/// The directions that would not work with `role` on `link` in `mode`
-/// next to the other ports of `all` (all of one network namespace): a
-/// native redirect reaches a target only if its driver takes XDP frames
-/// ([`mode::reach`]), as `targets` says. A NIC gains it with a native
-/// program of its own; a veth from its peer's XDP program or GRO, whatever
-/// runs on the veth itself.
-pub(crate) fn dead_directions(
-    mode: Mode,
-    role: Role,
-    link: &Interface,
-    all: &[(u32, PortRecord)],
-    targets: &RedirectTargets,
-) -> Vec<DeadDirection> {
-    // A NIC takes them once its own native program runs.
-    let this_takes = if link.kind.as_deref() == Some("veth") || !mode.runs_in_driver() {
-        targets.takes(link.index)
-    } else {
-        None
-    };
-    let mut dead = Vec::new();
-    for &(other, rec) in all {
-        if other == link.index || rec.role() == role {
-            continue;
-        }
-        let other_takes = targets.takes(other);
-        for (outbound, reach) in [
-            (true, mode::reach(mode, rec.mode(), other_takes)),
-            (false, mode::reach(rec.mode(), mode, this_takes)),
-        ] {
-            if reach != Reach::Yes {
-                dead.push(DeadDirection {
-                    other,
-                    other_mode: rec.mode(),
-                    outbound,
-                    reach,
-                });
-            }
-        }
-    }
-    dead
-}
-
 /// What `mode` on `link` cannot carry, alone ([`Mode::caveat`]) or next to
 /// the other ports of the pin dir (`all`, where `link`'s own record gives
 /// its role; [`dead_directions`]).
@@ -617,7 +732,7 @@ pub(crate) fn caveat(
         for d in dead_directions(mode, rec.role(), link, all, targets) {
             notes.push(format!(
                 "{}; `attach IFACE --replace --mode tc` on every port makes both directions work",
-                d.describe(&format!("ifindex {}", d.other), &link.name)
+                d.describe(targets, &link.name)
             ));
         }
     }

@@ -23,6 +23,7 @@ pub mod clsact;
 pub mod counters;
 pub mod daemon;
 pub mod detach;
+mod directions;
 pub mod error;
 pub mod ethtool;
 pub mod forwarder;

@@ -17,46 +17,36 @@ use crate::{
     undo::Undo,
 };
 
-/// Attaches a new program of `role` to `link` in the first of `modes` that
-/// the kernel accepts, pins the link and its counters. Returns the mode and,
-/// for `--mode auto`, why that one.
+/// Attaches a new program of `role` to `link` in `mode`, pins the link
+/// and its counters. The inner error: the kernel refused that mode, or
+/// (unless `alone`, the only mode to try) its program did not load: another
+/// mode may work. The outer one: anything else.
 pub(crate) fn attach_new(
     pins: &PinDir,
     role: Role,
     vid: Option<u16>,
-    choice: ModeChoice,
-    modes: &[Mode],
+    mode: Mode,
     link: &Interface,
+    alone: bool,
     undo: &mut Undo,
-) -> Result<(Mode, Option<String>)> {
-    let mut failures: Vec<Error> = Vec::new();
-    for &mode in modes {
-        // A fresh load per attempt: a failed one is dropped whole. A mode
-        // whose program this kernel refuses (an older verifier) is one
-        // more refusal when others are left to try.
-        let (ebpf, prog) = match objects::load_for(role, mode, vid, pins) {
-            Ok(loaded) => loaded,
-            Err(e) if modes.len() > 1 => {
-                debug!(iface = %link.name, %mode, error = %e, "load failed");
-                failures.push(e);
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        if let Err(refused) = attach_loaded(pins, &ebpf, prog, link, mode, undo)? {
-            failures.push(refused);
-            continue;
+) -> Result<Result<(), Error>> {
+    // A fresh load per attempt: a failed one is dropped whole. A mode
+    // whose program this kernel refuses (an older verifier) is one more
+    // refusal when others are left to try.
+    let (ebpf, prog) = match objects::load_for(role, mode, vid, pins) {
+        Ok(loaded) => loaded,
+        Err(e) if !alone => {
+            debug!(iface = %link.name, %mode, error = %e, "load failed");
+            return Ok(Err(e));
         }
-        // Only `auto` has more than one mode to try; its reason says why.
-        let reason = (choice == ModeChoice::Auto).then(|| auto_reason(mode, &failures));
-        return Ok((mode, reason));
-    }
-    Err(refused(role, link, choice, &failures))
+        Err(e) => return Err(e),
+    };
+    attach_loaded(pins, &ebpf, prog, link, mode, undo)
 }
 
 /// Why `--mode auto` ended in `mode` after the `failures` of the modes it
 /// preferred.
-fn auto_reason(mode: Mode, failures: &[Error]) -> String {
+pub(crate) fn auto_reason(mode: Mode, failures: &[Error]) -> String {
     let why = mode.auto_reason();
     if failures.is_empty() {
         format!("--mode auto: {mode}: {why}")
@@ -104,7 +94,12 @@ fn joined(failures: &[Error]) -> String {
 }
 
 /// Every mode the kernel refused, and a hint when native was asked for.
-fn refused(role: Role, link: &Interface, choice: ModeChoice, failures: &[Error]) -> Error {
+pub(crate) fn refused(
+    role: Role,
+    link: &Interface,
+    choice: ModeChoice,
+    failures: &[Error],
+) -> Error {
     let why = joined(failures);
     let hint = if choice == ModeChoice::Native {
         format!(

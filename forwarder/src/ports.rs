@@ -15,6 +15,12 @@ pub const PORTS_MAX: u32 = 4096;
 /// We turned promiscuous mode on, so detaching turns it off again.
 pub const FLAG_SET_PROMISC: u8 = 1;
 
+/// `--mode auto` chose the port's mode: a later `attach --mode auto` may
+/// move it to another mode so that every direction works
+/// ([`crate::directions::regroup`]). Bits 1–4 are the tag features
+/// ([`crate::ethtool::TagFeature::flag`]).
+pub const FLAG_AUTO_MODE: u8 = 1 << 5;
+
 /// One attached port, keyed by ifindex. Written before the port's program
 /// is attached (it reserves the VID), so a command killed half-way leaves a
 /// record that `status` reports and the next `attach` or `detach` completes.

@@ -99,6 +99,12 @@ impl Undo {
         });
     }
 
+    /// Takes over the steps of `trial` (a tried alternative that worked):
+    /// undone with this command's own, newest first.
+    pub fn absorb(&mut self, mut trial: Undo) {
+        self.steps.append(&mut trial.steps);
+    }
+
     pub fn commit(mut self) {
         self.steps.clear();
     }

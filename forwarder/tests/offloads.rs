@@ -2,7 +2,7 @@
 //! metadata (a VLAN device, a NIC's VLAN offload: `test_vlan_push` on the
 //! sender's tc egress stands in for them), TCP with TSO/GSO and checksum
 //! offload, UDP GSO bursts, and the modes that cannot carry them: flagged
-//! (`caveat`) or refused.
+//! (`caveat`) or refused; sets of ports in modes that must work together.
 //!
 //! Frames: the test thread's namespace is the net-vm (`nic1`, VID 10, and
 //! the router interface `rtr`), their peers `nic1x`, `rtrx` live in a named
@@ -349,6 +349,157 @@ fn a_native_router_gets_nics_it_can_reach_and_refuses_the_rest() {
         support::run("ethtool", &["-K", "nic2p", "gro", "on"]);
         let out = cli_ok(&["attach", "nic2", "--role", "physical", "--pin-dir", p]);
         assert!(out.contains("attached as physical"), "{out}");
+        cli_ok(&["detach", "--all", "--pin-dir", p]);
+    });
+}
+
+/// Where tc cannot attach, `--mode auto` falls back port by port; when a
+/// new port then leaves no mode in which every direction works, auto moves
+/// the ports it placed itself. Here tc cannot attach on any port (a foreign
+/// cls_bpf filter holds the clsact slot tc mode uses, as a kernel without
+/// cls_bpf refuses it): two NICs get native. The router cannot run native
+/// (its peer's MTU 9000 is over veth's native XDP limit) and skb would
+/// leave the NICs' native redirects without a taker (the router's peer has
+/// no GRO, as Linux sets a veth up): both NICs are moved to skb with it,
+/// and frames pass both ways. A NIC attached with an explicit `--mode` is
+/// never moved: the router is refused, naming it, nothing changes; the
+/// fix the refusal gives (move that NIC by hand) works.
+#[test]
+fn auto_moves_the_ports_it_placed_when_a_new_port_leaves_no_mode_that_works() {
+    in_fresh_netns(|| {
+        let pins = Bpffs::mount("regroup");
+        let outside = NamedNetns::add("regroup");
+        let p = pins.arg();
+        let env = [("XDP_FORWARDER_TC_HOOK", "clsact")];
+        outside.plug("nic1", "nic1x", None);
+        outside.plug("nic2", "nic2x", None);
+        outside.plug("rtr", "rtrx", Some(ROUTER_MAC));
+        outside.ip(&["link", "set", "rtrx", "mtu", "9000"]);
+        for port in ["nic1", "nic2", "rtr"] {
+            support::run("tc", &["qdisc", "add", "dev", port, "clsact"]);
+            support::run(
+                "tc",
+                &[
+                    "filter",
+                    "add",
+                    "dev",
+                    port,
+                    "ingress",
+                    "pref",
+                    "30790",
+                    "handle",
+                    "1",
+                    "bpf",
+                    "bytecode",
+                    "1,6 0 0 0,",
+                ],
+            );
+        }
+        let attach = |port: &str, role: &str, extra: &[&str]| {
+            let mut args = vec!["attach", port, "--role", role, "--pin-dir", p];
+            args.extend(extra);
+            support::cli_with(&args, &env)
+        };
+        let modes = || -> Vec<(String, String)> {
+            let st = status_json(&pins);
+            st["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    assert_eq!(p["attached"], true, "{st:#}");
+                    (
+                        p["name"].as_str().unwrap().to_owned(),
+                        p["mode"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect()
+        };
+        let text = |out: &std::process::Output| {
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        };
+        let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+
+        for (nic, vid) in [("nic1", "10"), ("nic2", "20")] {
+            let out = attach(nic, "physical", &["--vid", vid]);
+            assert!(
+                out.status.success() && text(&out).contains("(native mode"),
+                "tc refused, native next: {}",
+                text(&out)
+            );
+        }
+        let out = attach("rtr", "router", &[]);
+        let said = text(&out);
+        assert!(out.status.success(), "{said}");
+        assert!(
+            said.contains("(skb mode")
+                && said.contains("moved nic1 (native → skb), nic2 (native → skb)"),
+            "the router in skb, both NICs moved: {said}"
+        );
+        assert_eq!(
+            modes(),
+            [pair("nic1", "skb"), pair("nic2", "skb"), pair("rtr", "skb")],
+            "what the kernel runs"
+        );
+        // Both directions, every port.
+        let router = outside.enter(|| RawSocket::bind("rtrx"));
+        for (nic, peer, vid) in [("nic1", "nic1x", 10u16), ("nic2", "nic2x", 20)] {
+            let sock = outside.enter(|| RawSocket::bind(peer));
+            sock.send(&test_frame(vid.into(), 100));
+            let up = test_frames(&router.drain(WAIT))
+                .into_iter()
+                .filter(|f| f[12..16] == [0x81, 0x00, 0, vid as u8])
+                .count();
+            assert_eq!(up, 1, "{nic} → router, tagged VID {vid}");
+            router.send(&tagged(
+                &test_frame(u32::from(vid) + 1, 100),
+                TPID_8021Q,
+                vid,
+            ));
+            assert_eq!(test_frames(&sock.drain(WAIT)).len(), 1, "router → {nic}");
+        }
+
+        // An explicit mode is the operator's: never moved.
+        cli_ok(&["detach", "--all", "--pin-dir", p]);
+        assert!(
+            attach("nic1", "physical", &["--vid", "10"])
+                .status
+                .success()
+        );
+        let out = attach("nic2", "physical", &["--vid", "20", "--mode", "native"]);
+        assert!(out.status.success(), "{}", text(&out));
+        let out = attach("rtr", "router", &[]);
+        let err = text(&out);
+        assert!(
+            !out.status.success()
+                && err.contains("would not reach rtr")
+                && err.contains("nic2 was attached with an explicit --mode"),
+            "refused, naming nic2: {err}"
+        );
+        assert_eq!(
+            modes(),
+            [pair("nic1", "native"), pair("nic2", "native")],
+            "nothing moved, nothing of rtr left"
+        );
+        assert!(!support::promisc("rtr"), "nothing left of rtr");
+        // The fix it gives: move the explicit NIC by hand, then auto moves
+        // the other.
+        assert!(
+            err.contains("`attach IFACE --replace --mode MODE`"),
+            "{err}"
+        );
+        let out = attach("nic2", "physical", &["--replace", "--mode", "skb"]);
+        assert!(out.status.success(), "{}", text(&out));
+        let out = attach("rtr", "router", &[]);
+        assert!(
+            out.status.success() && text(&out).contains("moved nic1 (native → skb)"),
+            "{}",
+            text(&out)
+        );
         cli_ok(&["detach", "--all", "--pin-dir", p]);
     });
 }

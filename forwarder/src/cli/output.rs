@@ -34,6 +34,17 @@ pub fn attached(done: &Attached) {
     if !done.repaired.is_empty() {
         why.push_str(&format!("; repaired: {}", done.repaired.join(", ")));
     }
+    if !done.moved.is_empty() {
+        let moved: Vec<String> = done
+            .moved
+            .iter()
+            .map(|m| format!("{} ({} → {})", printable(&m.iface), m.from, m.to))
+            .collect();
+        why.push_str(&format!(
+            "; moved {} so that every direction works",
+            moved.join(", ")
+        ));
+    }
     println!(
         "{}: {what} as {} ({} mode{vid}){why}",
         printable(&done.iface),

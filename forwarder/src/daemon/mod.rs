@@ -382,8 +382,14 @@ impl Daemon {
                       result = "adopted", "interface")
             }
             Ok(d) if d.unchanged => debug!(iface = %d.iface, role = %d.role, "already attached"),
-            Ok(d) => info!(iface = %d.iface, role = %d.role, mode = %d.mode, vid = %vid(d.vid),
-                           result = "attached", "interface"),
+            Ok(d) => {
+                info!(iface = %d.iface, role = %d.role, mode = %d.mode, vid = %vid(d.vid),
+                      result = "attached", "interface");
+                for m in &d.moved {
+                    info!(iface = %m.iface, from = %m.from, to = %m.to, because = %d.iface,
+                          "moved so that every direction works");
+                }
+            }
             // One bad interface never stops the daemon; it is retried. The
             // same error again is not news: logged at debug.
             Err(e) => {

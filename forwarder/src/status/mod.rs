@@ -215,7 +215,7 @@ impl Forwarder {
             .filter(|(_, r)| r.netns == self.netns())
             .copied()
             .collect();
-        let targets = attach::RedirectTargets::ask(ours.iter().map(|(i, _)| *i));
+        let targets = crate::directions::RedirectTargets::ask(ours.iter().map(|(i, _)| *i));
         let pin_dir = pins.root().display().to_string();
         let netns_names = if records.iter().any(|(_, r)| r.netns != self.netns()) {
             crate::sys::netns_names()
