@@ -486,6 +486,14 @@ fn auto_moves_the_ports_it_placed_when_a_new_port_leaves_no_mode_that_works() {
             "nothing moved, nothing of rtr left"
         );
         assert!(!support::promisc("rtr"), "nothing left of rtr");
+        let st = status_json(&pins);
+        let auto: Vec<bool> = st["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["auto"].as_bool().unwrap())
+            .collect();
+        assert_eq!(auto, [true, false], "status tells auto's ports: {st:#}");
         // The fix it gives: move the explicit NIC by hand, then auto moves
         // the other.
         assert!(

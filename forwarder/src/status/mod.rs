@@ -13,7 +13,7 @@ use crate::{
     health,
     mode::Hook,
     pins::{self, MapSpec},
-    ports::{PortRecord, Ports},
+    ports::{FLAG_AUTO_MODE, PortRecord, Ports},
     redirect_errors::RedirectErrors,
 };
 
@@ -72,6 +72,10 @@ pub struct Port {
     pub name: Option<String>,
     pub role: Role,
     pub mode: Mode,
+    /// `--mode auto` chose the mode: a later `attach --mode auto` may move
+    /// the port to another so that every direction works. `false`: an
+    /// explicit `--mode`, never moved.
+    pub auto: bool,
     pub vid: Option<u16>,
     pub mtu: Option<u32>,
     pub up: bool,
@@ -237,6 +241,7 @@ impl Forwarder {
                     name: None,
                     role: rec.role(),
                     mode: rec.mode(),
+                    auto: rec.flags & FLAG_AUTO_MODE != 0,
                     vid: physical.then_some(rec.vid),
                     mtu: None,
                     up: false,
@@ -319,6 +324,7 @@ impl Forwarder {
                 name: link.as_ref().map(|l| l.name.clone()),
                 role: rec.role(),
                 mode: rec.mode(),
+                auto: rec.flags & FLAG_AUTO_MODE != 0,
                 vid: physical.then_some(rec.vid),
                 mtu: link.as_ref().and_then(|l| l.mtu),
                 up: link.as_ref().is_some_and(|l| l.up),
