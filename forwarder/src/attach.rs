@@ -250,20 +250,33 @@ impl Forwarder {
         Ok(pinned)
     }
 
-    /// An interface running an XDP program that is not ours is left alone;
-    /// our own orphaned link (pinned, unregistered) is taken away first.
+    /// An interface running an XDP program that is not ours is left alone,
+    /// and so is one running our program through another pin dir, in any
+    /// hook (whatever mode this attach asks for: two forwarders on one
+    /// interface would both handle every frame); our own orphaned link
+    /// (pinned, unregistered) is taken away first. Another tool's tc
+    /// programs may run beside ours (tcx runs them in turn; a filter in
+    /// our clsact place fails tc mode with its own fix).
     fn refuse_foreign(&self, link: &Interface) -> Result<()> {
         let orphan = self.remove_orphan(link)?;
-        match link.xdp {
-            Some((prog_id, _)) if orphan.is_none_or(|o| o.prog_id != prog_id) => {
-                Err(Error::ForeignProgram {
-                    iface: link.name.clone(),
-                    prog_id,
-                    holder: crate::holder::foreign_program(link, prog_id, self.pins().root()),
-                })
-            }
-            _ => Ok(()),
+        let this = self.pins().root();
+        if let Some((prog_id, _)) = link.xdp
+            && orphan.is_none_or(|o| o.prog_id != prog_id)
+        {
+            return Err(Error::ForeignProgram {
+                iface: link.name.clone(),
+                program: format!("XDP program id {prog_id}"),
+                holder: crate::holder::foreign_program(link, prog_id, this),
+            });
         }
+        if let Some((program, holder)) = crate::holder::our_tc_program(link, this) {
+            return Err(Error::ForeignProgram {
+                iface: link.name.clone(),
+                program,
+                holder,
+            });
+        }
+        Ok(())
     }
 
     /// The modes of `choice` to try for `role` on `link`, in order: those

@@ -85,6 +85,48 @@ pub fn attach(ifindex: u32, prog: BorrowedFd<'_>, replace: bool) -> io::Result<(
     }
 }
 
+/// The `tc` command that deletes our filter from `iface` (or a filter in its
+/// place: every filter at our priority).
+pub fn delete_command(iface: &str) -> String {
+    format!("tc filter del dev {iface} ingress pref {PRIORITY}")
+}
+
+/// Why [`attach`] failed on `iface` (`ifindex`), when another tool's filter
+/// holds our priority (the kernel's EEXIST for a `bpf` filter at our
+/// handle, EINVAL for another classifier or protocol there): `e` with what
+/// holds it and the command that removes it; `e` alone otherwise.
+pub fn taken(e: io::Error, ifindex: u32, iface: &str) -> io::Error {
+    if !matches!(e.raw_os_error(), Some(libc::EEXIST | libc::EINVAL)) {
+        return e;
+    }
+    let filters = match at_our_priority(ifindex) {
+        Ok(filters) if !filters.is_empty() => filters,
+        _ => return e,
+    };
+    let held: Vec<String> = filters
+        .iter()
+        .map(|f| {
+            let prog = f
+                .prog_id
+                .map(|id| {
+                    let name = crate::sys::prog_name(id).unwrap_or_default();
+                    format!(" running program id {id} {name:?}")
+                })
+                .unwrap_or_default();
+            format!("a {} filter (handle {:#x}){prog}", f.kind, f.handle)
+        })
+        .collect();
+    io::Error::new(
+        e.kind(),
+        format!(
+            "{e}: pref {PRIORITY} of {iface}'s clsact ingress, where our filter goes, holds {} \
+             that this pin dir did not add; remove it first (`{}`), or use another --mode",
+            held.join(" and "),
+            delete_command(iface)
+        ),
+    )
+}
+
 /// ENOENT for a qdisc or classifier kind: the kernel has no such kind
 /// (a module not loaded, and none loaded on demand).
 fn missing(e: io::Error, module: &str) -> io::Error {
@@ -108,32 +150,64 @@ pub fn detach(ifindex: u32) -> io::Result<()> {
 /// The id of the program our filter on `ifindex` runs; `None` without our
 /// filter (or without clsact, or without the interface).
 pub fn running(ifindex: u32) -> io::Result<Option<u32>> {
+    Ok(at_our_priority(ifindex)?
+        .into_iter()
+        .find(|f| f.handle == HANDLE && f.kind == "bpf")
+        .and_then(|f| f.prog_id))
+}
+
+/// A filter at our priority on an interface's clsact ingress: ours, or
+/// another tool's in our place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Filter {
+    pub handle: u32,
+    /// The classifier (`bpf`, `u32`, `matchall`, …).
+    pub kind: String,
+    /// A `bpf` filter's program.
+    pub prog_id: Option<u32>,
+}
+
+/// The filters at our priority on `ifindex`'s clsact ingress (none without
+/// clsact, or without the interface).
+pub fn at_our_priority(ifindex: u32) -> io::Result<Vec<Filter>> {
     let mut msg = TcMessage::with_index(ifindex as i32);
     msg.header.parent = INGRESS_PARENT;
     let replies = match request(RouteNetlinkMessage::GetTrafficFilter(msg), NLM_F_DUMP) {
         Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENODEV)) => {
-            return Ok(None);
+            return Ok(Vec::new());
         }
         other => other?,
     };
-    Ok(replies.into_iter().find_map(|m| {
-        let RouteNetlinkMessage::NewTrafficFilter(m) = m else {
-            return None;
-        };
-        let ours = (m.header.info >> 16) as u16 == PRIORITY
-            && u32::from(m.header.handle) == HANDLE
-            && m.attributes.contains(&TcAttribute::Kind("bpf".into()));
-        if !ours {
-            return None;
-        }
-        m.attributes.iter().find_map(|a| match a {
-            TcAttribute::Options(options) => options.iter().find_map(|o| match o {
-                TcOption::Bpf(TcFilterBpfOption::ProgId(id)) => Some(*id),
+    Ok(replies
+        .into_iter()
+        .filter_map(|m| {
+            let RouteNetlinkMessage::NewTrafficFilter(m) = m else {
+                return None;
+            };
+            // The first message of each priority names only the
+            // classifier (handle 0); the filters follow.
+            let handle = u32::from(m.header.handle);
+            if (m.header.info >> 16) as u16 != PRIORITY || handle == 0 {
+                return None;
+            }
+            let kind = m.attributes.iter().find_map(|a| match a {
+                TcAttribute::Kind(kind) => Some(kind.clone()),
                 _ => None,
-            }),
-            _ => None,
+            })?;
+            let prog_id = m.attributes.iter().find_map(|a| match a {
+                TcAttribute::Options(options) => options.iter().find_map(|o| match o {
+                    TcOption::Bpf(TcFilterBpfOption::ProgId(id)) => Some(*id),
+                    _ => None,
+                }),
+                _ => None,
+            });
+            Some(Filter {
+                handle,
+                kind,
+                prog_id,
+            })
         })
-    }))
+        .collect())
 }
 
 /// A message naming our filter on `ifindex`'s clsact ingress.

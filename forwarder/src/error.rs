@@ -85,12 +85,13 @@ pub enum Error {
     )]
     VidConflict { iface: String, current: u16 },
 
+    /// `program`: what runs ("XDP program id N", "tc program id N …");
     /// `holder` says who holds it and the command that removes it
-    /// ([`crate::holder::foreign_program`]).
-    #[error("{iface} already runs XDP program id {prog_id}, {holder}")]
+    /// ([`crate::holder`]).
+    #[error("{iface} already runs {program}, {holder}")]
     ForeignProgram {
         iface: String,
-        prog_id: u32,
+        program: String,
         holder: String,
     },
 

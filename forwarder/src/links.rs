@@ -8,7 +8,7 @@ use tracing::debug;
 use xdp_forwarder_common::maps::COUNTERS;
 
 use crate::{
-    Error, Mode, ModeChoice, Result, Role, attachment,
+    Error, Mode, ModeChoice, Result, Role, attachment, clsact,
     mode::Hook,
     netdev::Interface,
     objects,
@@ -71,9 +71,12 @@ fn attach_loaded(
         Ok(hook) => hook,
         Err(e) => {
             debug!(iface = %link.name, %mode, error = %e, "attach failed");
-            let why = match attachment::hook_for(mode, link.index) {
-                Hook::ClsactIngress => format!("{mode} mode (clsact filter)"),
-                Hook::Xdp | Hook::TcxIngress => format!("{mode} mode"),
+            let (why, e) = match attachment::hook_for(mode, link.index) {
+                Hook::ClsactIngress => (
+                    format!("{mode} mode (clsact filter)"),
+                    clsact::taken(e, link.index, &link.name),
+                ),
+                Hook::Xdp | Hook::TcxIngress => (format!("{mode} mode"), e),
             };
             return Ok(Err(Error::kernel(why, e)));
         }

@@ -98,9 +98,9 @@ impl Mode {
     /// Why `--mode auto` takes this mode when it can.
     pub fn auto_reason(self) -> &'static str {
         match self {
-            Mode::Tc => "tc keeps GSO, checksum state and VLAN tags and reaches every interface",
+            Mode::Tc => "it keeps GSO, checksum state and VLAN tags and reaches every interface",
             Mode::Native => "the driver runs XDP natively",
-            Mode::Skb => "skb (generic) mode",
+            Mode::Skb => "generic XDP, which every driver runs",
         }
     }
 
@@ -351,6 +351,15 @@ mod tests {
         assert_eq!(reach(Mode::Native, Mode::Native, Some(false)), Reach::No);
         assert_eq!(reach(Mode::Native, Mode::Native, None), Reach::Yes);
         assert_eq!(reach(Mode::Native, Mode::Skb, None), Reach::Unlikely);
+    }
+
+    #[test]
+    fn auto_reasons_do_not_repeat_the_mode() {
+        // `--mode auto: skb (…)`: the name is printed before the reason.
+        for &mode in Mode::ALL {
+            let mut words = mode.auto_reason().split(|c: char| !c.is_alphanumeric());
+            assert!(words.all(|w| w != mode.name()), "{mode}");
+        }
     }
 
     #[test]

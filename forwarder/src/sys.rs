@@ -184,6 +184,46 @@ pub fn has_tcx(ifindex: u32) -> bool {
     bpf(bpf_cmd::BPF_PROG_QUERY, &mut attr).is_ok()
 }
 
+/// The programs on `ifindex`'s tcx ingress, in the order they run, each
+/// with the id of the tcx link that holds it (0: attached without a link).
+/// Empty on a kernel without tcx (Linux before 6.6), whatever
+/// `XDP_FORWARDER_TC_HOOK` says: a program another pin dir attached there
+/// runs all the same.
+pub fn tcx_ingress(ifindex: u32) -> io::Result<Vec<(u32, u32)>> {
+    let mut capacity = 16;
+    loop {
+        let mut prog_ids = vec![0u32; capacity];
+        let mut link_ids = vec![0u32; capacity];
+        let mut attr = zeroed_attr();
+        // SAFETY: writing the query member of a zeroed union.
+        let req = unsafe { &mut attr.query };
+        req.__bindgen_anon_1.target_ifindex = ifindex;
+        req.attach_type = aya_obj::generated::bpf_attach_type::BPF_TCX_INGRESS as u32;
+        req.prog_ids = prog_ids.as_mut_ptr() as u64;
+        req.link_ids = link_ids.as_mut_ptr() as u64;
+        req.__bindgen_anon_2.count = capacity as u32;
+        match bpf(bpf_cmd::BPF_PROG_QUERY, &mut attr) {
+            Ok(_) => {}
+            // Too many to fit: the kernel wrote how many there are.
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
+                // SAFETY: the kernel wrote the count in the member we set.
+                capacity = unsafe { attr.query.__bindgen_anon_2.count } as usize;
+                continue;
+            }
+            // No tcx on this kernel (an unknown attach type).
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        }
+        // SAFETY: as above.
+        let count = unsafe { attr.query.__bindgen_anon_2.count } as usize;
+        return Ok(prog_ids
+            .into_iter()
+            .zip(link_ids)
+            .take(count.min(capacity))
+            .collect());
+    }
+}
+
 /// A new fd for the loaded program `id`.
 pub fn prog_fd_by_id(id: u32) -> io::Result<OwnedFd> {
     let mut attr = zeroed_attr();

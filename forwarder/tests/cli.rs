@@ -3,7 +3,9 @@
 
 mod support;
 
-use support::{Bpffs, cli, cli_err, cli_ok, in_fresh_netns, run, run_fix, status_json, veth};
+use support::{
+    Bpffs, cli, cli_err, cli_ok, cli_with, in_fresh_netns, run, run_fix, status_json, veth,
+};
 
 fn xdp_prog_on(iface: &str) -> Option<String> {
     let out = run("ip", &["-d", "link", "show", "dev", iface]);
@@ -903,5 +905,216 @@ fn the_pin_dir_is_accepted_before_the_subcommand() {
         assert_eq!(before["ports"], after["ports"]);
         assert_eq!(before["ports"][0]["name"], "gnic", "{before:#}");
         cli_ok(&["--pin-dir", p, "detach", "gnic"]);
+    });
+}
+
+/// What runs on `iface`, as the kernel says: its XDP program, the programs
+/// on its tcx ingress, and the filters at our clsact priority.
+fn programs_on(iface: &str) -> (Option<String>, Vec<u32>, Vec<String>) {
+    let tcx =
+        aya::programs::SchedClassifier::query_tcx(iface, aya::programs::TcAttachType::Ingress)
+            .map(|(_, progs)| progs.iter().map(|p| p.id()).collect())
+            .unwrap_or_default();
+    let filters = run("tc", &["filter", "show", "dev", iface, "ingress"])
+        .lines()
+        .filter(|l| l.contains("pref 30790") && l.contains("handle"))
+        .map(str::to_owned)
+        .collect();
+    (xdp_prog_on(iface), tcx, filters)
+}
+
+/// What `status` says of each port of a pin dir, but its counters (frames
+/// may arrive meanwhile): name, whether attached, mode, hook, program.
+fn ports_of(pins: &Bpffs) -> Vec<String> {
+    status_json(pins)["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let fields = ["name", "attached", "mode", "hook", "prog_id", "warnings"];
+            fields.map(|f| p[f].to_string()).join(" ")
+        })
+        .collect()
+}
+
+/// The entries of a pin dir's state dir (none, or no state dir: nothing
+/// pinned there).
+fn state_entries(pins: &Bpffs) -> Vec<String> {
+    std::fs::read_dir(pins.path().join("xdp-forwarder"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One forwarder per interface: our program attached through pin dir A,
+/// in any hook (tc on tcx, tc on a clsact filter, skb, native), makes an
+/// attach of the same interface through pin dir B fail in every mode and
+/// with either tc hook, naming A and the command that frees the interface;
+/// B leaves nothing behind (no pin, the interface runs what it ran); the
+/// command it proposes works, and B attaches then.
+#[test]
+fn our_program_from_another_pin_dir_in_any_hook_refuses_every_mode_with_a_fix_that_works() {
+    in_fresh_netns(|| {
+        let a = Bpffs::mount("cli-onefwd-a");
+        let b = Bpffs::mount("cli-onefwd-b");
+        const TCX: &[(&str, &str)] = &[];
+        const CLSACT: &[(&str, &str)] = &[("XDP_FORWARDER_TC_HOOK", "clsact")];
+        let attach = |iface: &str, pins: &Bpffs, mode: &str, env: &[(&str, &str)]| {
+            cli_with(
+                &[
+                    "attach",
+                    iface,
+                    "--role",
+                    "physical",
+                    "--mode",
+                    mode,
+                    "--pin-dir",
+                    pins.arg(),
+                ],
+                env,
+            )
+        };
+        for (n, (a_mode, a_env, runs)) in [
+            ("tc", TCX, "on its tcx ingress"),
+            ("tc", CLSACT, "clsact ingress filter pref 30790"),
+            ("skb", TCX, "XDP program id"),
+            ("native", TCX, "XDP program id"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let iface = format!("onefwd{n}");
+            veth(&iface, &format!("onefwd{n}p"));
+            let ok = attach(&iface, &a, a_mode, a_env);
+            assert!(ok.status.success(), "{ok:?}");
+            let before = programs_on(&iface);
+            let a_before = ports_of(&a);
+            for (b_mode, b_env) in [
+                ("tc", TCX),
+                ("tc", CLSACT),
+                ("auto", TCX),
+                ("auto", CLSACT),
+                ("native", TCX),
+                ("skb", TCX),
+            ] {
+                let context = format!("A: {a_mode} {a_env:?}, B: {b_mode} {b_env:?}");
+                let out = attach(&iface, &b, b_mode, b_env);
+                let err = String::from_utf8_lossy(&out.stderr);
+                assert!(!out.status.success(), "{context}: B attached too: {out:?}");
+                assert!(
+                    err.contains(&format!("{iface} already runs"))
+                        && err.contains(runs)
+                        && err.contains(&format!("another pin dir, {}", a.arg()))
+                        && err.contains(&format!(
+                            "`xdp-forwarder --pin-dir {} detach {iface}`",
+                            a.arg()
+                        )),
+                    "{context}: {err}"
+                );
+                assert_eq!(
+                    programs_on(&iface),
+                    before,
+                    "{context}: B changed the kernel"
+                );
+                assert!(
+                    state_entries(&b).is_empty(),
+                    "{context}: B left {:?}",
+                    state_entries(&b)
+                );
+                assert_eq!(ports_of(&a), a_before, "A's ports as they were: {context}");
+            }
+            let err = String::from_utf8_lossy(&attach(&iface, &b, "tc", TCX).stderr).into_owned();
+            run_fix(&err, "detach it there first (");
+            assert_eq!(
+                programs_on(&iface),
+                (None, vec![], vec![]),
+                "A's fix frees {iface}"
+            );
+            for (b_mode, b_env) in [("tc", TCX), ("tc", CLSACT), ("skb", TCX)] {
+                let ok = attach(&iface, &b, b_mode, b_env);
+                assert!(ok.status.success(), "free once the fix ran: {ok:?}");
+                cli_ok(&["detach", &iface, "--pin-dir", b.arg()]);
+            }
+        }
+    });
+}
+
+/// Our tc program held by no pin dir mounted here (its pin removed; a tcx
+/// link kept by a pin elsewhere, a clsact filter by itself) is refused
+/// with the command that removes it, which works.
+#[test]
+fn our_tc_program_no_pin_dir_holds_is_refused_with_the_command_that_removes_it() {
+    in_fresh_netns(|| {
+        let a = Bpffs::mount("cli-tcorphan-a");
+        let b = Bpffs::mount("cli-tcorphan-b");
+        for (n, env, fix) in [
+            (0, &[][..], "bpftool link detach id"),
+            (
+                1,
+                &[("XDP_FORWARDER_TC_HOOK", "clsact")][..],
+                "tc filter del dev",
+            ),
+        ] {
+            let iface = format!("tcorph{n}");
+            veth(&iface, &format!("tcorph{n}p"));
+            let attach = |pins: &Bpffs| {
+                cli_with(
+                    &[
+                        "attach",
+                        &iface,
+                        "--role",
+                        "physical",
+                        "--mode",
+                        "tc",
+                        "--pin-dir",
+                        pins.arg(),
+                    ],
+                    env,
+                )
+            };
+            assert!(attach(&a).status.success());
+            let pin = a
+                .path()
+                .join(format!("xdp-forwarder/link-{}", support::ifindex(&iface)));
+            if n == 0 {
+                // A tcx link lives while something holds it.
+                let held = a.path().join("held");
+                run(
+                    "bpftool",
+                    &[
+                        "link",
+                        "pin",
+                        "pinned",
+                        pin.to_str().unwrap(),
+                        held.to_str().unwrap(),
+                    ],
+                );
+            }
+            std::fs::remove_file(&pin).unwrap();
+            let out = attach(&b);
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(!out.status.success(), "{out:?}");
+            assert!(
+                err.contains("no pin dir mounted here") && err.contains(fix),
+                "{err}"
+            );
+            assert!(
+                state_entries(&b).is_empty(),
+                "B left {:?}",
+                state_entries(&b)
+            );
+            run_fix(&err, "remove it first with");
+            assert_eq!(
+                programs_on(&iface),
+                (None, vec![], vec![]),
+                "the fix frees {iface}"
+            );
+            assert!(attach(&b).status.success(), "free once the fix ran");
+            cli_ok(&["detach", "--all", "--pin-dir", b.arg()]);
+            cli(&["detach", "--all", "--pin-dir", a.arg()]);
+        }
     });
 }

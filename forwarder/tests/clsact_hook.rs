@@ -151,3 +151,99 @@ fn tcp_bulk_crosses_tc_mode_on_the_clsact_hook_both_ways() {
     }
     m.assert_tcp_both_ways("tc on clsact");
 }
+
+/// Another tool's filter at our priority (a classic-BPF `bpf` filter at
+/// pref 30790 handle 1): tc mode on clsact cannot add ours, and says what
+/// holds the place and the command that removes it; auto falls back to
+/// XDP and says why, once; the command works, and tc attaches then.
+#[test]
+fn a_foreign_filter_in_our_place_is_named_with_the_command_that_removes_it() {
+    in_fresh_netns(|| {
+        let pins = Bpffs::mount("clsact-foreign");
+        let p = pins.arg();
+        veth("cfor0", "cfor0p");
+        run("tc", &["qdisc", "add", "dev", "cfor0", "clsact"]);
+        let foreign = [
+            "filter",
+            "add",
+            "dev",
+            "cfor0",
+            "ingress",
+            "pref",
+            PREF,
+            "handle",
+            "1",
+            "bpf",
+            "bytecode",
+            "1,6 0 0 4294967295,",
+        ];
+        run("tc", &foreign);
+        let attach = |mode: &str| {
+            support::cli_with(
+                &[
+                    "attach",
+                    "cfor0",
+                    "--role",
+                    "physical",
+                    "--mode",
+                    mode,
+                    "--pin-dir",
+                    p,
+                ],
+                CLSACT,
+            )
+        };
+        let out = attach("tc");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "{out:?}");
+        assert!(
+            err.contains("File exists (os error 17)")
+                && err.contains("a bpf filter (handle 0x1)")
+                && err.contains("did not add"),
+            "{err}"
+        );
+        assert!(xdp_running().is_empty(), "nothing attached");
+
+        // auto: tc refused, native taken; the reason says why, once.
+        let out = attach("auto");
+        assert!(out.status.success(), "{out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("(native mode")
+                && stdout.contains("--mode auto: native")
+                && stdout.matches("File exists").count() == 1,
+            "{stdout}"
+        );
+        cli_ok_with(&["detach", "cfor0", "--pin-dir", p], CLSACT);
+
+        // Native refused too (a veth's native XDP takes no 9000-byte MTU):
+        // skb, each refusal said once, the mode's name once.
+        for dev in ["cfor0", "cfor0p"] {
+            run("ip", &["link", "set", dev, "mtu", "9000"]);
+        }
+        let out = attach("auto");
+        assert!(out.status.success(), "{out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("(skb mode")
+                && stdout.contains("--mode auto: skb (generic XDP")
+                && stdout.matches("File exists").count() == 1
+                && stdout.matches("native mode:").count() == 1
+                && stdout.matches("skb").count() == 2
+                && stdout.lines().count() == 1,
+            "{stdout}"
+        );
+        cli_ok_with(&["detach", "cfor0", "--pin-dir", p], CLSACT);
+        for dev in ["cfor0", "cfor0p"] {
+            run("ip", &["link", "set", dev, "mtu", "1500"]);
+        }
+
+        support::run_fix(&err, "remove it first (");
+        let filters = run("tc", &["filter", "show", "dev", "cfor0", "ingress"]);
+        assert!(!filters.contains(&format!("pref {PREF}")), "{filters}");
+        assert!(attach("tc").status.success(), "free once the fix ran");
+        assert!(our_filter("cfor0").is_some());
+        cli_ok_with(&["detach", "cfor0", "--pin-dir", p], CLSACT);
+        assert_eq!(our_filter("cfor0"), None);
+    });
+}

@@ -11,9 +11,28 @@ fn run(cmd: &str, args: &[&str]) -> String {
 #[test]
 fn deb_installs_runs_and_removes_cleanly() {
     xdp_forwarder_lab::require_root("dpkg installs into a throw-away root");
-    let built = xdp_forwarder_lab::xtask(&["deb"]).unwrap_or_else(|e| panic!("{e:#}"));
-    // Only the package's path on stdout: `dpkg -i "$(cargo xtask deb)"`.
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["xtask", "deb"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .unwrap();
+    let built = String::from_utf8_lossy(&out.stdout);
+    let progress = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "cargo xtask deb failed: {progress}");
+    // Only the package's path on stdout: `dpkg -i "$(cargo xtask deb)"`;
+    // on stderr a progress line, not the output of the steps (cargo's,
+    // aya-build's eBPF build passed through as cargo warnings: a hundred
+    // lines from scratch; dpkg-deb's).
     assert_eq!(built.lines().count(), 1, "stdout: {built}");
+    for step in [
+        "Compiling",
+        "Finished",
+        "warning: xdp-forwarder",
+        "dpkg-deb",
+    ] {
+        assert!(!progress.contains(step), "{step:?} on stderr: {progress}");
+    }
     let deb = built.trim_end().to_owned();
     assert!(
         deb.ends_with("_amd64.deb") && Path::new(&deb).is_file(),

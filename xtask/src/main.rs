@@ -6,8 +6,9 @@ mod run_cli;
 mod setup;
 
 use std::{
-    io::{BufRead as _, BufReader},
+    io::{BufRead as _, BufReader, Write as _},
     process::{Command, Stdio},
+    sync::atomic::{AtomicBool, Ordering},
 };
 
 use anyhow::{Context as _, bail};
@@ -34,7 +35,7 @@ enum Task {
         vm_only: bool,
     },
     /// Build a Debian package (the install layout under /usr) with dpkg-deb;
-    /// prints its path.
+    /// prints its path (the build's output only if a step fails).
     Deb,
     /// Set up, then fuzz the shared frame logic (fuzz/, cargo-fuzz on
     /// nightly) for SECONDS; `test` runs it for 60.
@@ -90,6 +91,10 @@ fn main() -> anyhow::Result<()> {
         }
         Task::Deb => {
             setup::run()?;
+            // Only the package's path on stdout, and one line on stderr:
+            // the build's output is shown if it fails.
+            eprintln!("cargo xtask deb: building the release binaries and the package");
+            quiet();
             println!("{}", deb::run()?.display());
             Ok(())
         }
@@ -223,12 +228,51 @@ pub fn status_to_stderr(cmd: &mut Command) -> anyhow::Result<()> {
     status(cmd.stdout(std::io::stderr()))
 }
 
+/// Whether [`status`] keeps the output of the commands it runs, showing it
+/// only when one fails ([`quiet`]).
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// From now on, the commands [`status`] runs (the release builds, whose
+/// `cargo` and aya-build's eBPF build print a hundred lines, `dpkg-deb`, …)
+/// are silent when they succeed; a failing one's whole output, stdout and
+/// stderr as they came, goes to our stderr. For tasks whose answer is a
+/// line on stdout (`deb`).
+pub fn quiet() {
+    QUIET.store(true, Ordering::Relaxed);
+}
+
 pub fn status(cmd: &mut Command) -> anyhow::Result<()> {
+    if QUIET.load(Ordering::Relaxed) {
+        return status_quietly(cmd);
+    }
     let st = cmd
         .status()
         .with_context(|| format!("cannot run {cmd:?}"))?;
     if !st.success() {
         bail!("{cmd:?} failed ({st})");
+    }
+    Ok(())
+}
+
+/// Runs `cmd` with its stdout and stderr into one pipe, read to the end;
+/// shown on our stderr only if it fails.
+fn status_quietly(cmd: &mut Command) -> anyhow::Result<()> {
+    let (mut reader, writer) = std::io::pipe().context("cannot make a pipe")?;
+    let mut child = cmd
+        .stdout(writer.try_clone()?)
+        .stderr(writer)
+        .spawn()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    // Our copies of the write end go with the Command's, so that the read
+    // ends when the child (and whatever it left running) closes its own.
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut output = Vec::new();
+    std::io::Read::read_to_end(&mut reader, &mut output)
+        .with_context(|| format!("cannot read the output of {cmd:?}"))?;
+    let st = child.wait()?;
+    if !st.success() {
+        std::io::stderr().write_all(&output)?;
+        bail!("{cmd:?} failed ({st}); its output is above");
     }
     Ok(())
 }

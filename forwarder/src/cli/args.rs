@@ -40,6 +40,11 @@ pub enum Command {
     /// interface. The same command again repairs what the kernel says is
     /// missing (program detached, empty slot, link down, promiscuous mode
     /// off).
+    ///
+    /// Refused, in every mode, on an interface that already runs our
+    /// program through another pin dir (XDP, tcx or clsact: one forwarder
+    /// per interface) or an XDP program not ours; the message names what
+    /// holds it and the command that frees the interface.
     Attach {
         /// The interface.
         iface: String,
