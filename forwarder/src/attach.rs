@@ -75,6 +75,13 @@ struct Candidate {
     moves: Vec<u32>,
 }
 
+/// The modes to try, in order, and why `auto` skipped the others (a
+/// direction dead that no move mends), for its reason line.
+struct Candidates {
+    list: Vec<Candidate>,
+    skipped: Vec<String>,
+}
+
 impl Attached {
     pub(crate) fn from_record(name: &str, ifindex: u32, rec: &PortRecord) -> Self {
         Attached {
@@ -293,10 +300,10 @@ impl Forwarder {
         choice: ModeChoice,
         link: &Interface,
         all: &[(u32, PortRecord)],
-    ) -> Result<Vec<Candidate>> {
+    ) -> Result<Candidates> {
         let targets = RedirectTargets::ask(all.iter().map(|(i, _)| *i).chain([link.index]));
         let mut ifaces = None;
-        let (mut plain, mut regrouped) = (Vec::new(), Vec::new());
+        let (mut plain, mut regrouped, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
         let (mut first_dead, mut blocked) = (None, None);
         for &mode in choice.candidates() {
             let dead = dead_directions(mode, role, link, all, &targets);
@@ -319,6 +326,10 @@ impl Forwarder {
                 match directions::regroup(mode, role, link, all, ifaces, &targets) {
                     Ok(moves) => regrouped.push(Candidate { mode, moves }),
                     Err(unmoved) => {
+                        skipped.push(format!(
+                            "{mode} mode would leave a direction dead ({})",
+                            unmoved.describe(&targets, &link.name)
+                        ));
                         blocked.get_or_insert(unmoved);
                     }
                 }
@@ -355,7 +366,10 @@ impl Forwarder {
                 ),
             });
         }
-        Ok(plain)
+        Ok(Candidates {
+            list: plain,
+            skipped,
+        })
     }
 
     /// The registered ports of this namespace, as they are now.
@@ -383,15 +397,15 @@ impl Forwarder {
         &self,
         port: links::Placement<'_>,
         choice: ModeChoice,
-        candidates: &[Candidate],
+        candidates: &Candidates,
         ports: &mut Ports,
         undo: &mut Undo,
     ) -> Result<(Mode, Option<String>, Vec<Moved>)> {
         let links::Placement { role, vid, link } = port;
         let mut failures = Vec::new();
-        for candidate in candidates {
+        for candidate in &candidates.list {
             let mut trial = Undo::new(self.pins());
-            let alone = candidates.len() == 1;
+            let alone = candidates.list.len() == 1;
             if let Err(refused) = links::attach_new(
                 self.pins(),
                 role,
@@ -422,8 +436,8 @@ impl Forwarder {
                 continue;
             }
             undo.absorb(trial);
-            let reason =
-                (choice == ModeChoice::Auto).then(|| links::auto_reason(candidate.mode, &failures));
+            let reason = (choice == ModeChoice::Auto)
+                .then(|| links::auto_reason(candidate.mode, &failures, &candidates.skipped));
             return Ok((candidate.mode, reason, moved));
         }
         Err(links::refused(role, link, choice, &failures))
@@ -510,7 +524,7 @@ impl Forwarder {
         }
         let mut record = PortRecord::new(
             req.role,
-            candidates[0].mode,
+            candidates.list[0].mode,
             vid.unwrap_or(0),
             flags,
             self.netns(),

@@ -45,13 +45,21 @@ pub(crate) fn attach_new(
 }
 
 /// Why `--mode auto` ended in `mode` after the `failures` of the modes it
-/// preferred.
-pub(crate) fn auto_reason(mode: Mode, failures: &[Error]) -> String {
+/// preferred and the modes it `skipped` (a direction would be dead).
+pub(crate) fn auto_reason(mode: Mode, failures: &[Error], skipped: &[String]) -> String {
     let why = mode.auto_reason();
-    if failures.is_empty() {
+    let because: Vec<String> = failures
+        .iter()
+        .map(Error::to_string)
+        .chain(skipped.iter().cloned())
+        .collect();
+    if because.is_empty() {
         format!("--mode auto: {mode}: {why}")
     } else {
-        format!("--mode auto: {mode} ({why}), because {}", joined(failures))
+        format!(
+            "--mode auto: {mode} ({why}), because {}",
+            because.join("; ")
+        )
     }
 }
 

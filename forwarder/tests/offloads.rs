@@ -440,6 +440,10 @@ fn auto_moves_the_ports_it_placed_when_a_new_port_leaves_no_mode_that_works() {
                 && said.contains("moved nic1 (native → skb), nic2 (native → skb)"),
             "the router in skb, both NICs moved: {said}"
         );
+        assert!(
+            said.contains("native mode would leave a direction dead"),
+            "auto says why not native: {said}"
+        );
         assert_eq!(
             modes(),
             [pair("nic1", "skb"), pair("nic2", "skb"), pair("rtr", "skb")],
