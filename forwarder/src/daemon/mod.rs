@@ -384,7 +384,11 @@ impl Daemon {
             Ok(d) if d.unchanged => debug!(iface = %d.iface, role = %d.role, "already attached"),
             Ok(d) => {
                 info!(iface = %d.iface, role = %d.role, mode = %d.mode, vid = %vid(d.vid),
+                      reason = d.mode_reason.as_deref().unwrap_or("--mode given"),
                       result = "attached", "interface");
+                if let Some(caveat) = &d.caveat {
+                    warn!(iface = %d.iface, mode = %d.mode, %caveat, "what this mode cannot carry here");
+                }
                 for m in &d.moved {
                     info!(iface = %m.iface, from = %m.from, to = %m.to, because = %d.iface,
                           "moved so that every direction works");
