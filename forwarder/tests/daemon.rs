@@ -118,7 +118,8 @@ impl World {
         self.outside.enter(|| RawSocket::bind(peer))
     }
 
-    /// A frame crosses NIC → router with `vid`, and back.
+    /// A frame crosses NIC → router with `vid`, and back. Other frames on
+    /// the way (none expected) are shown if the one sent never arrives.
     fn assert_forwards(&self, nic: &str, router: &str, vid: u16) {
         let (n, r) = (
             self.socket(&format!("{nic}x")),
@@ -130,18 +131,27 @@ impl World {
             &ETHERTYPE_TEST.to_be_bytes(),
             80,
         );
+        let arrives = |sock: &RawSocket, want: &[u8], what: &str| {
+            let deadline = Instant::now() + WAIT;
+            let mut others = Vec::new();
+            while let Some(got) = sock.recv(deadline.saturating_duration_since(Instant::now())) {
+                if got == want {
+                    return;
+                }
+                others.push(format!("{:02x?}", &got[..got.len().min(22)]));
+            }
+            panic!(
+                "{what}: not delivered within {WAIT:?} (other frames: {others:?}); status: {}",
+                support::status_json(&self.pins)
+            );
+        };
         n.send(&f);
-        assert_eq!(
-            r.recv(WAIT),
-            Some(tagged(&f, 0x8100, vid)),
-            "{nic} → {router}"
-        );
+        arrives(&r, &tagged(&f, 0x8100, vid), &format!("{nic} → {router}"));
         r.send(&tagged(&f, 0x8100, vid));
-        assert_eq!(n.recv(WAIT), Some(f), "{router} → {nic}");
+        arrives(&n, &f, &format!("{router} → {nic}"));
     }
 }
 
-/// The XDP program id on `iface` (in this namespace), if any.
 /// The program running on `iface` (XDP, or tc in the daemon's default
 /// mode), as the kernel says.
 fn prog_id(iface: &str) -> Option<u64> {
