@@ -89,13 +89,12 @@ fn with_lab(
 /// over igb's queues and the router NIC's two queue pairs; in native and
 /// skb mode, the control: stripping switched on again behind attach's back
 /// loses the outside tag, `status` says so, attach repairs it; last the
-/// frames and bulk TCP through the
-/// e1000e and the igb NIC in `auto` (one boot for all, on QEMU from
-/// bookworm-backports: 7.2 has no igb). First: until the virtio cases
-/// configure them, the router VM's VLAN hosts are down, so nothing of
-/// theirs (an ARP probe left over from the UDP cases) crosses the router
-/// NIC and spoils its counters; the e1000e and igb networks' VLAN hosts
-/// come up last for the same reason.
+/// frames and bulk TCP through the e1000e and the igb NIC in `auto` (one
+/// boot for all, on QEMU from bookworm-backports: 7.2 has no igb). First:
+/// until the virtio cases configure them, the router VM's VLAN hosts are
+/// down, so nothing of theirs (an ARP probe left over from the UDP cases)
+/// crosses the router NIC and spoils its counters; the e1000e and igb
+/// networks' VLAN hosts come up last for the same reason.
 fn every_case(
     tag: &str,
     kernel: GuestKernel,
@@ -191,8 +190,8 @@ fn linux_6_1_every_case_native_and_skb_and_e1000e_and_igb_keep_outside_tags_carr
 /// Issue 16: a NIC that strips the outside tag into metadata (QEMU's
 /// e1000e and igb, `rx-vlan-offload` on) must still deliver it inside the
 /// port's tag; `--mode auto` picks tc on 6.12, which keeps it; igb in
-/// native and skb mode keeps it too (attach switched stripping off); flows spread
-/// over igb's and the router NIC's queues arrive once each.
+/// native and skb mode keeps it too (attach switched stripping off); flows
+/// spread over igb's and the router NIC's queues arrive once each.
 #[test]
 fn linux_6_12_every_case_native_skb_and_auto_tc_and_e1000e_and_igb_keep_outside_tags_carry_tcp_and_spread_flows()
  {

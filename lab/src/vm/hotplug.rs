@@ -3,8 +3,9 @@
 //! stream of frames, with either `xdp-forwarder run` as the guest's service
 //! or busybox mdev calling `contrib/mdev/iface`. The NICs present at boot
 //! must be attached (by the daemon's first scan, or mdev's coldplug) and
-//! forward; each added NIC must forward within [`ready_within`] its model,
-//! a removed one must leave no pin, and the stream must lose nothing.
+//! forward; each added NIC must forward within 2 s (virtio-net) or 4 s
+//! (e1000e, igb), a removed one must leave no pin, and the stream must
+//! lose nothing.
 
 use std::{
     sync::atomic::{AtomicBool, Ordering},
@@ -54,8 +55,8 @@ const STREAM: u8 = 0xee;
 const PROBE: u8 = 0xdd;
 
 /// Starts `manager` in the net-vm; it must take the router NIC and every
-/// NIC present at boot, and each NIC but NIC 1 (whose stream
-/// [`cycles`] checks) must then forward within [`ready_within`] its model.
+/// NIC present at boot, and each NIC but NIC 1 (whose stream [`cycles`]
+/// checks) must then forward as soon as a hot-plugged one of its model.
 pub fn start(lab: &mut NetVmLab, manager: Manager) -> anyhow::Result<Vec<Check>> {
     match manager {
         Manager::Daemon => {
@@ -164,7 +165,7 @@ fn probe(
 }
 
 /// The check that the NIC `new_if` forwarded (`forwarded`: how long after
-/// `since`, with which VID) within [`ready_within`] its model, with the VID
+/// `since`, with which VID) within `ready_within` its model, with the VID
 /// it is registered with among the attached `ports` (whose modes the
 /// detail lists: what the manager's `--mode auto` gave each).
 fn forwards(
