@@ -9,8 +9,8 @@
 //! queues and a multi-queue router NIC (these boots run QEMU from
 //! bookworm-backports); a router NIC made like Spectrum's (no
 //! `CTRL_GUEST_OFFLOADS`); mixed modes on 6.1 (refused redirects counted);
-//! hot-plug of virtio-net and e1000e NICs through QEMU's monitor with the
-//! daemon and with mdev.
+//! hot-plug of virtio-net, e1000e and igb NICs through QEMU's monitor with
+//! the daemon and with mdev, next to an igb present at boot.
 //!
 //! Needs root, QEMU and the kernels in the lab cache (`cargo xtask test`
 //! sets up and fetches everything). The guests run one lab at a time: two
@@ -84,17 +84,17 @@ fn with_lab(
 /// two virtio-net NICs in each of `modes` (mode, what every port must then
 /// run); first, with `e1000e_auto_picks`, the frames through a third
 /// network's e1000e NIC with `--mode auto`, which must pick that mode; then
-/// the frames through a fourth network's igb NIC with `--mode auto` (tc)
-/// and `--mode native`, and in both, flows spread over igb's queues and the
-/// router NIC's two queue pairs; in native mode, the control: stripping
-/// switched on again behind attach's back loses the outside tag, `status`
-/// says so, attach repairs it; last the frames and bulk TCP through the
-/// e1000e and the igb NIC in `auto` (one boot for all, on QEMU from
-/// bookworm-backports: 7.2 has no igb). First: until the virtio cases
-/// configure them, the router VM's VLAN hosts are down, so nothing of
-/// theirs (an ARP probe left over from the UDP cases) crosses the router
-/// NIC and spoils its counters; the e1000e and igb networks' VLAN hosts
-/// come up last for the same reason.
+/// the frames through a fourth network's igb NIC with `--mode auto` (tc),
+/// `--mode native` and `--mode skb`, in the first two with flows spread
+/// over igb's queues and the router NIC's two queue pairs; in native and
+/// skb mode, the control: stripping switched on again behind attach's back
+/// loses the outside tag, `status` says so, attach repairs it; last the
+/// frames and bulk TCP through the e1000e and the igb NIC in `auto` (one
+/// boot for all, on QEMU from bookworm-backports: 7.2 has no igb). First:
+/// until the virtio cases configure them, the router VM's VLAN hosts are
+/// down, so nothing of theirs (an ARP probe left over from the UDP cases)
+/// crosses the router NIC and spoils its counters; the e1000e and igb
+/// networks' VLAN hosts come up last for the same reason.
 fn every_case(
     tag: &str,
     kernel: GuestKernel,
@@ -114,11 +114,21 @@ fn every_case(
                 .unwrap_or_else(|e| panic!("{kernel}, e1000e, auto: {e:#}")),
             );
         }
-        for (mode, picks) in [("auto", "tc"), ("native", "native")] {
+        // (mode, what every port must run, whether flows spread over the
+        // queues too: the driver's RSS, the same whichever XDP mode runs.)
+        for (mode, picks, flows) in [
+            ("auto", "tc", true),
+            ("native", "native", true),
+            ("skb", "skb", false),
+        ] {
             let started = Instant::now();
             checks.extend(
                 lab.only(NicModel::Igb, |lab| {
-                    cases::frames_and_flows_in_mode(lab, mode, picks)
+                    if flows {
+                        cases::frames_and_flows_in_mode(lab, mode, picks)
+                    } else {
+                        cases::frames_in_mode(lab, mode, picks)
+                    }
                 })
                 .unwrap_or_else(|e| panic!("{kernel}, igb, {mode}: {e:#}")),
             );
@@ -164,8 +174,8 @@ fn every_case(
 
 /// On 6.1 (no tcx) tc runs as a clsact filter: `--mode auto` picks it
 /// for the e1000e and igb NICs too, and the outside tag survives the
-/// stripping; igb in native mode keeps it too (attach switched stripping
-/// off), and spreads flows over its queues.
+/// stripping; igb in native and skb mode keeps it too (attach switched
+/// stripping off), and spreads flows over its queues.
 #[test]
 fn linux_6_1_every_case_native_and_skb_and_e1000e_and_igb_keep_outside_tags_carry_tcp_and_spread_flows_with_auto_tc_on_clsact()
  {
@@ -180,8 +190,8 @@ fn linux_6_1_every_case_native_and_skb_and_e1000e_and_igb_keep_outside_tags_carr
 /// Issue 16: a NIC that strips the outside tag into metadata (QEMU's
 /// e1000e and igb, `rx-vlan-offload` on) must still deliver it inside the
 /// port's tag; `--mode auto` picks tc on 6.12, which keeps it; igb in
-/// native mode keeps it too (attach switched stripping off); flows spread
-/// over igb's and the router NIC's queues arrive once each.
+/// native and skb mode keeps it too (attach switched stripping off); flows
+/// spread over igb's and the router NIC's queues arrive once each.
 #[test]
 fn linux_6_12_every_case_native_skb_and_auto_tc_and_e1000e_and_igb_keep_outside_tags_carry_tcp_and_spread_flows()
  {
@@ -266,16 +276,24 @@ fn linux_6_1_spectrum_router_nic_refuses_native_carries_tcp_with_auto_tc_on_clsa
     );
 }
 
+/// `manager` must attach the NICs present at boot (NIC 1, virtio-net,
+/// which streams throughout; NIC 2, an igb, which must forward: this boot
+/// runs QEMU from bookworm-backports), then each NIC of
+/// [`hotplug::PLUGGED`] hot-plugged in turn.
 fn hot_plug(tag: &str, kernel: GuestKernel, manager: hotplug::Manager) {
     with_lab(
         tag,
         kernel,
-        vec![NicModel::VirtioNet],
+        vec![NicModel::VirtioNet, NicModel::Igb],
         RouterNic::QemuDefault,
         1,
         |lab| {
-            hotplug::start(lab, manager).unwrap_or_else(|e| panic!("{manager:?}: {e:#}"));
-            hotplug::cycles(lab, manager).unwrap_or_else(|e| panic!("{manager:?}: {e:#}"))
+            let mut checks =
+                hotplug::start(lab, manager).unwrap_or_else(|e| panic!("{manager:?}: {e:#}"));
+            checks.extend(
+                hotplug::cycles(lab, manager).unwrap_or_else(|e| panic!("{manager:?}: {e:#}")),
+            );
+            checks
         },
     );
 }

@@ -728,12 +728,7 @@ fn frames_and_maybe_flows(
     let (vids, said) = attach_all(lab, mode)?;
     // attach brought the NICs up; an e1000e takes a moment to get its
     // carrier, and transmits nothing without it.
-    let ifs: Vec<String> = lab
-        .networks
-        .iter()
-        .map(|n| n.guest_if.clone())
-        .chain([lab.router_if.clone()])
-        .collect();
+    let ifs = lab.port_names();
     let wait = format!(
         "for i in $(seq 100); do\n\
          down=0\n\

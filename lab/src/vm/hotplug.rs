@@ -1,8 +1,11 @@
-//! Hot-plug as a net-vm sees it: virtio-net NICs added and removed at run
-//! time through QEMU's monitor while NIC 1 carries a stream of frames,
-//! with either `xdp-forwarder run` as the guest's service or busybox mdev
-//! calling `contrib/mdev/iface`. Each added NIC must forward within 2 s, a
-//! removed one must leave no pin, and the stream must lose nothing.
+//! Hot-plug as a net-vm sees it: NICs of each model ([`PLUGGED`]) added
+//! and removed at run time through QEMU's monitor while NIC 1 carries a
+//! stream of frames, with either `xdp-forwarder run` as the guest's service
+//! or busybox mdev calling `contrib/mdev/iface`. The NICs present at boot
+//! must be attached (by the daemon's first scan, or mdev's coldplug) and
+//! forward; each added NIC must forward within 2 s (virtio-net) or 4 s
+//! (e1000e, igb), a removed one must leave no pin, and the stream must
+//! lose nothing.
 
 use std::{
     sync::atomic::{AtomicBool, Ordering},
@@ -28,12 +31,11 @@ pub enum Manager {
     Mdev,
 }
 
-/// Hot-plug cycles (add, forward, remove) per run.
-const CYCLES: usize = 2;
 /// In-place upgrades of NIC 1's program during the stream.
 const UPGRADES: usize = 5;
-/// How soon an added NIC must forward: an emulated e1000e brings its link
-/// up (carrier) a few seconds after the driver binds.
+/// How soon an added (or just attached) NIC must forward: an emulated
+/// e1000e or igb brings its link up (carrier) a few seconds after the
+/// driver binds.
 fn ready_within(model: NicModel) -> Duration {
     match model {
         NicModel::VirtioNet => Duration::from_secs(2),
@@ -41,22 +43,21 @@ fn ready_within(model: NicModel) -> Duration {
     }
 }
 
-/// The NIC model of hot-plug cycle `cycle` (1-based): a virtio-net NIC,
-/// then an e1000e (no native XDP, strips tags: the daemon and the hook
-/// must still give it a working mode).
-fn cycle_model(cycle: usize) -> NicModel {
-    if cycle.is_multiple_of(2) {
-        NicModel::E1000e
-    } else {
-        NicModel::VirtioNet
-    }
-}
-/// Stream marker and the hot-plugged NICs' probe marker (payload byte 0).
+/// The NIC hot-plugged in each cycle (add, forward, remove), in order: a
+/// virtio-net NIC, an e1000e (no native XDP, strips tags: the daemon and
+/// the hook must still give it a working mode), an igb (strips tags, runs
+/// native XDP, several queues; QEMU ≥ 8.0: a lab with an igb among its
+/// boot NICs runs QEMU from bookworm-backports).
+pub const PLUGGED: [NicModel; 3] = [NicModel::VirtioNet, NicModel::E1000e, NicModel::Igb];
+/// Stream marker and the probe marker (payload byte 0; a probe's byte 1 is
+/// the number of the network whose NIC it enters).
 const STREAM: u8 = 0xee;
 const PROBE: u8 = 0xdd;
 
-/// Starts `manager` in the net-vm; it must take the router NIC and NIC 1.
-pub fn start(lab: &mut NetVmLab, manager: Manager) -> anyhow::Result<()> {
+/// Starts `manager` in the net-vm; it must take the router NIC and every
+/// NIC present at boot, and each NIC but NIC 1 (whose stream [`cycles`]
+/// checks) must then forward as soon as a hot-plugged one of its model.
+pub fn start(lab: &mut NetVmLab, manager: Manager) -> anyhow::Result<Vec<Check>> {
     match manager {
         Manager::Daemon => {
             lab.net_vm.sh(
@@ -67,8 +68,8 @@ pub fn start(lab: &mut NetVmLab, manager: Manager) -> anyhow::Result<()> {
         Manager::Mdev => {
             // The rule contrib/mdev/iface documents, mdev as a netlink
             // daemon (Debian's kernels have no uevent helper); the NICs
-            // present at boot (the router NIC, NIC 1) get the hook from
-            // the product's coldplug script, as docs/net-vm.md says.
+            // present at boot get the hook from the product's coldplug
+            // script, as docs/net-vm.md says.
             let hook = format!("{GUEST_CONTRIB}/mdev/iface");
             let coldplug = format!("{GUEST_CONTRIB}/mdev/coldplug");
             lab.net_vm.sh(&format!(
@@ -81,20 +82,160 @@ pub fn start(lab: &mut NetVmLab, manager: Manager) -> anyhow::Result<()> {
             ))?;
         }
     }
-    let want = [lab.router_if.clone(), lab.networks[0].guest_if.clone()];
-    wait_for(lab, Duration::from_secs(20), |ports| {
-        want.iter().all(|w| ports.iter().any(|(n, _)| n == w))
+    let want = lab.port_names();
+    let ports = wait_for(lab, Duration::from_secs(20), |ports| {
+        want.iter().all(|w| ports.iter().any(|p| p.name == *w))
     })
-    .with_context(|| format!("{manager:?} did not attach the router NIC and NIC 1"))?;
-    Ok(())
+    .with_context(|| format!("{manager:?} did not attach the router NIC and every NIC"))?;
+    let attached_at = Instant::now();
+    let label = label(lab, manager);
+    let router = lab.router_socket()?;
+    let mut checks = Vec::new();
+    for net in &lab.networks[1..] {
+        let sock = net.ns.within(|| RawSocket::bind(&net.tap))?;
+        let probed = probe(
+            &router,
+            &sock,
+            &net.mac,
+            net.k,
+            attached_at,
+            &mut Vec::new(),
+        )?;
+        checks.push(forwards(
+            format!("{label}: {} NIC present at boot forwards", net.model),
+            net.model,
+            &net.guest_if,
+            (probed.forwarded, "it was seen attached"),
+            &ports,
+        ));
+        checks.extend(nothing_else(&label, "at boot", &probed.stray));
+    }
+    Ok(checks)
 }
 
-/// Attached ports as (name, VID) until `done` says yes.
+fn label(lab: &NetVmLab, manager: Manager) -> String {
+    format!("{}, hot-plug with {manager:?}", lab.kernel.which.linux()).to_lowercase()
+}
+
+/// What [`probe`] saw on the router NIC.
+struct Probed {
+    /// How long after `since` a probe came out, and its outer VID.
+    forwarded: Option<(Duration, u16)>,
+    /// Frames that were neither a probe nor the stream.
+    stray: Vec<Vec<u8>>,
+}
+
+/// Sends a probe frame to `mac` (the NIC of network `k`) through `sock`
+/// every 100 ms until one comes out of the router NIC (15 s at most after
+/// `since`: the NIC appeared, or was seen attached). The
+/// stream's frames read meanwhile go to `stream`; a probe of an earlier
+/// network, sent while its first one was on the way and still queued on
+/// the router's socket, is not a stray frame.
+fn probe(
+    router: &RawSocket,
+    sock: &RawSocket,
+    mac: &str,
+    k: usize,
+    since: Instant,
+    stream: &mut Vec<Vec<u8>>,
+) -> anyhow::Result<Probed> {
+    let mut rest = ETHERTYPE_TEST.to_be_bytes().to_vec();
+    rest.extend_from_slice(&[PROBE, k as u8]);
+    let probe = frame(parse_mac(mac)?, [0x02, 0, 0, 0, 0x77, 2], &rest, 64);
+    let mut probed = Probed {
+        forwarded: None,
+        stray: Vec::new(),
+    };
+    while since.elapsed() < Duration::from_secs(15) && probed.forwarded.is_none() {
+        sock.send(&probe)?;
+        for f in router.drain_test_frames(Duration::from_millis(100)) {
+            if f.get(18..20) == Some(&[PROBE, k as u8][..]) {
+                probed.forwarded =
+                    Some((since.elapsed(), u16::from_be_bytes([f[14], f[15]]) & 0xfff));
+            } else if f.get(18) == Some(&STREAM) {
+                stream.push(f);
+            } else if f.get(18) == Some(&PROBE) && f.get(19).is_some_and(|&c| usize::from(c) < k) {
+                // An earlier network's probe.
+            } else {
+                probed.stray.push(f);
+            }
+        }
+    }
+    Ok(probed)
+}
+
+/// The check that the NIC `new_if` forwarded (`forwarded`: how long after
+/// `since`, with which VID) within `ready_within` its model, with the VID
+/// it is registered with among the attached `ports` (whose modes the
+/// detail lists: what the manager's `--mode auto` gave each).
+fn forwards(
+    name: String,
+    model: NicModel,
+    new_if: &str,
+    (forwarded, since): (Option<(Duration, u16)>, &str),
+    ports: &[Port],
+) -> Check {
+    let vid = ports.iter().find(|p| p.name == new_if).map(|p| p.vid);
+    let modes = ports
+        .iter()
+        .map(|p| format!("{} {}", p.name, p.mode))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match forwarded {
+        Some((after, tag)) => check(
+            name,
+            after <= ready_within(model) && Some(u64::from(tag)) == vid,
+            format!(
+                "{new_if} forwarded {:.1} s after {since}, VID {tag} (registered: {vid:?}); \
+                 ports: {modes}",
+                after.as_secs_f64()
+            ),
+        ),
+        None => check(
+            name,
+            false,
+            format!("{new_if}: nothing within 15 s; ports: {modes}"),
+        ),
+    }
+}
+
+/// A failed check naming the `stray` frames the router NIC sent, if any.
+fn nothing_else(label: &str, when: &str, stray: &[Vec<u8>]) -> Option<Check> {
+    (!stray.is_empty()).then(|| {
+        check(
+            format!("{label}: nothing else on the router link ({when})"),
+            false,
+            format!(
+                "{} unexpected frames: {}",
+                stray.len(),
+                stray
+                    .iter()
+                    .map(|f| f
+                        .iter()
+                        .take(22)
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<String>())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+        )
+    })
+}
+
+/// An attached port, as `status --json` shows it.
+#[derive(Debug)]
+struct Port {
+    name: String,
+    vid: u64,
+    mode: String,
+}
+
+/// Attached ports until `done` says yes.
 fn wait_for(
     lab: &mut NetVmLab,
     within: Duration,
-    done: impl Fn(&[(String, u64)]) -> bool,
-) -> anyhow::Result<Vec<(String, u64)>> {
+    done: impl Fn(&[Port]) -> bool,
+) -> anyhow::Result<Vec<Port>> {
     let deadline = Instant::now() + within;
     loop {
         let ports = attached(lab)?;
@@ -113,7 +254,7 @@ fn wait_for(
     }
 }
 
-fn attached(lab: &mut NetVmLab) -> anyhow::Result<Vec<(String, u64)>> {
+fn attached(lab: &mut NetVmLab) -> anyhow::Result<Vec<Port>> {
     let (code, out) = lab
         .net_vm
         .sh_status("xdp-forwarder status --json", Duration::from_secs(30))?;
@@ -126,18 +267,17 @@ fn attached(lab: &mut NetVmLab) -> anyhow::Result<Vec<(String, u64)>> {
         .into_iter()
         .flatten()
         .filter(|p| p["attached"] == true)
-        .map(|p| {
-            (
-                p["name"].as_str().unwrap_or_default().to_owned(),
-                p["vid"].as_u64().unwrap_or(0),
-            )
+        .map(|p| Port {
+            name: p["name"].as_str().unwrap_or_default().to_owned(),
+            vid: p["vid"].as_u64().unwrap_or(0),
+            mode: p["mode"].as_str().unwrap_or("?").to_owned(),
         })
         .collect())
 }
 
 /// The hot-plug cycles, with NIC 1 streaming throughout.
 pub fn cycles(lab: &mut NetVmLab, manager: Manager) -> anyhow::Result<Vec<Check>> {
-    let label = format!("{}, hot-plug with {manager:?}", lab.kernel.which.linux()).to_lowercase();
+    let label = label(lab, manager);
     let mut checks = Vec::new();
     let router = lab.router_socket()?;
     let busy = &lab.networks[0];
@@ -160,8 +300,8 @@ pub fn cycles(lab: &mut NetVmLab, manager: Manager) -> anyhow::Result<Vec<Check>
             Ok(seq)
         });
         let result = (|| {
-            for cycle in 1..=CYCLES {
-                checks.extend(one_cycle(lab, &router, &mut got, cycle, &label)?);
+            for (cycle, model) in (1..).zip(PLUGGED) {
+                checks.extend(one_cycle(lab, &router, &mut got, cycle, model, &label)?);
             }
             checks.push(upgrades(lab, &label)?);
             Ok(())
@@ -239,11 +379,11 @@ fn one_cycle(
     router: &RawSocket,
     stream: &mut Vec<Vec<u8>>,
     cycle: usize,
+    model: NicModel,
     label: &str,
 ) -> anyhow::Result<Vec<Check>> {
     let mut checks = Vec::new();
     let k = lab.networks.len() + cycle;
-    let model = cycle_model(cycle);
     let (id, tap, mac) = (
         format!("hot{cycle}"),
         format!("{}h{cycle}", lab.prefix),
@@ -263,58 +403,24 @@ fn one_cycle(
     lab.trunk.ip(&["link", "set", &tap, "netns", &ns.name])?;
     ns.ip(&["link", "set", &tap, "up"])?;
     let sock = ns.within(|| RawSocket::bind(&tap))?;
-    // Probe until a frame comes out of the router NIC.
-    let mut rest = ETHERTYPE_TEST.to_be_bytes().to_vec();
-    rest.extend_from_slice(&[PROBE, cycle as u8]);
-    let probe = frame(parse_mac(&mac)?, [0x02, 0, 0, 0, 0x77, 2], &rest, 64);
-    let mut forwarded = None;
-    let mut stray = Vec::new();
-    while plugged.elapsed() < Duration::from_secs(15) && forwarded.is_none() {
-        sock.send(&probe)?;
-        for f in router.drain_test_frames(Duration::from_millis(100)) {
-            if f.get(18..20) == Some(&[PROBE, cycle as u8][..]) {
-                forwarded = Some((
-                    plugged.elapsed(),
-                    u16::from_be_bytes([f[14], f[15]]) & 0xfff,
-                ));
-            } else if f.get(18) == Some(&STREAM) {
-                stream.push(f);
-            } else if f.get(18) == Some(&PROBE)
-                && f.get(19).is_some_and(|&c| usize::from(c) < cycle)
-            {
-                // An earlier cycle's probe, sent while its first one was
-                // on the way, still queued on the router's socket.
-            } else {
-                stray.push(f);
-            }
-        }
-    }
+    let probed = probe(router, &sock, &mac, k, plugged, stream)?;
     let now = lab.net_vm.sh("ls /sys/class/net")?;
     let new_if = now
         .split_whitespace()
         .find(|n| !before.split_whitespace().any(|b| b == *n))
         .map(str::to_owned);
     let ports = attached(lab)?;
-    let vid = new_if
-        .as_ref()
-        .and_then(|n| ports.iter().find(|(p, _)| p == n))
-        .map(|(_, v)| *v as u16);
-    checks.push(match forwarded {
-        Some((after, tag)) => check(
-            format!("{label}: added {model} NIC forwards (cycle {cycle})"),
-            after <= ready_within(model) && Some(tag) == vid,
-            format!(
-                "{} forwarded {:.1} s after device_add, VID {tag} (registered: {vid:?})",
-                new_if.as_deref().unwrap_or("?"),
-                after.as_secs_f64()
-            ),
-        ),
-        None => check(
-            format!("{label}: added {model} NIC forwards (cycle {cycle})"),
-            false,
-            format!("nothing within 15 s; the guest sees {now:?}; ports {ports:?}"),
-        ),
-    });
+    let mut added = forwards(
+        format!("{label}: added {model} NIC forwards (cycle {cycle})"),
+        model,
+        new_if.as_deref().unwrap_or("?"),
+        (probed.forwarded, "device_add"),
+        &ports,
+    );
+    if probed.forwarded.is_none() {
+        added.detail.push_str(&format!("; the guest sees {now:?}"));
+    }
+    checks.push(added);
     let Some(new_if) = new_if else {
         bail!("the hot-plugged NIC never appeared in the guest");
     };
@@ -332,13 +438,13 @@ fn one_cycle(
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    // Only the router's and NIC 1's pins may stay.
-    let keep = |ports: &[(String, u64)]| ports.iter().all(|(n, _)| *n != new_if);
+    // Only the router's and the boot NICs' pins may stay.
+    let keep = |ports: &[Port]| ports.iter().all(|p| p.name != new_if);
     let left = wait_for(lab, Duration::from_secs(5), keep);
     let pins = lab
         .net_vm
         .sh("ls /sys/fs/bpf/xdp-forwarder | sort | tr '\\n' ' '")?;
-    let allowed: Vec<String> = attached(lab)?.iter().map(|(n, _)| n.clone()).collect();
+    let allowed: Vec<String> = attached(lab)?.into_iter().map(|p| p.name).collect();
     let ifindexes = lab.net_vm.sh(&format!(
         "for i in {}; do cat /sys/class/net/$i/ifindex; done",
         allowed.join(" ")
@@ -363,29 +469,15 @@ fn one_cycle(
     found.sort();
     checks.push(check(
         format!("{label}: removed NIC leaves no pin (cycle {cycle})"),
-        left.is_ok() && found == expected && allowed.len() == 2,
+        left.is_ok() && found == expected && allowed.len() == lab.networks.len() + 1,
         format!("pins: {}", found.join(" ")),
     ));
     lab.net_vm
         .qmp("netdev_del", json!({"id": format!("{id}-net")}))?;
-    if !stray.is_empty() {
-        checks.push(check(
-            format!("{label}: nothing else on the router link (cycle {cycle})"),
-            false,
-            format!(
-                "{} unexpected frames: {}",
-                stray.len(),
-                stray
-                    .iter()
-                    .map(|f| f
-                        .iter()
-                        .take(22)
-                        .map(|b| format!("{b:02x}"))
-                        .collect::<String>())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            ),
-        ));
-    }
+    checks.extend(nothing_else(
+        label,
+        &format!("cycle {cycle}"),
+        &probed.stray,
+    ));
     Ok(checks)
 }

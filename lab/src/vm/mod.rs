@@ -240,6 +240,16 @@ impl NetVmLab {
         result
     }
 
+    /// The net-vm's interfaces the forwarder takes: each network's NIC, in
+    /// network order, then the router NIC.
+    pub fn port_names(&self) -> Vec<String> {
+        self.networks
+            .iter()
+            .map(|n| n.guest_if.clone())
+            .chain([self.router_if.clone()])
+            .collect()
+    }
+
     /// An AF_PACKET socket on the router NIC's tap (in the trunk namespace).
     pub fn router_socket(&self) -> anyhow::Result<crate::packet::RawSocket> {
         self.trunk
