@@ -235,8 +235,19 @@ pub struct Guest {
 
 impl Guest {
     /// Boots the guest and waits for its shell.
+    /// A boot that fails is tried once more: under host load TCG guests
+    /// on QEMU 10.0 have hung in RCU stalls until the timeout, and QEMU
+    /// has aborted (`iotlb_to_section: Assertion … failed`), both before
+    /// the guest ran anything of ours. The first failure is printed.
     pub fn boot(spec: &Spec, accel: Accel) -> anyhow::Result<Self> {
-        Self::boot_within(spec, accel, BOOT_TIMEOUT)
+        Self::boot_within(spec, accel, BOOT_TIMEOUT).or_else(|first| {
+            eprintln!(
+                "{}: the boot failed, booting once more: {first:#}",
+                spec.name
+            );
+            Self::boot_within(spec, accel, BOOT_TIMEOUT)
+                .with_context(|| format!("booted twice; the first time: {first:#}"))
+        })
     }
 
     fn boot_within(spec: &Spec, accel: Accel, timeout: Duration) -> anyhow::Result<Self> {
