@@ -453,30 +453,30 @@ impl Forwarder {
         ports: &mut Ports,
         undo: &mut Undo,
     ) -> Result<Moved> {
-        let name = self.name_of(ifindex).await;
-        let gone = |why: &str| Error::Refused {
-            iface: name.clone(),
+        let gone = |name: &str, why: &str| Error::Refused {
+            iface: name.to_owned(),
             why: format!("cannot move it to {to} mode: {why}"),
         };
-        let rec = ports
-            .get(ifindex)?
-            .ok_or_else(|| gone("it is no longer registered"))?;
         let link = self
             .netdev()
             .by_index(ifindex)
             .await?
-            .ok_or_else(|| gone("the interface is gone"))?;
+            .ok_or_else(|| gone(&format!("ifindex {ifindex}"), "the interface is gone"))?;
+        let rec = ports
+            .get(ifindex)?
+            .ok_or_else(|| gone(&link.name, "it is no longer registered"))?;
         let Health::Attached(running) =
             health::of(ifindex, Some(&link), &self.pins().link(ifindex))?
         else {
-            return Err(gone(&format!(
-                "its program is not running (`{}` repairs it)",
-                self.command(&format!("attach {}", link.name))
-            )));
+            return Err(gone(
+                &link.name,
+                &format!(
+                    "its program is not running (`{}` repairs it)",
+                    self.command(&format!("attach {}", link.name))
+                ),
+            ));
         };
-        let from = running
-            .hook
-            .mode(link.xdp.and_then(|(_, m)| m).or(Some(rec.mode())));
+        let from = running_mode(&running, &link, &rec);
         undo.restore_record(ifindex, Some(rec));
         ports.insert(ifindex, rec.with_mode(to))?;
         let port = links::Placement {
@@ -629,11 +629,7 @@ impl Forwarder {
         let vid = self
             .vid_and_rules(req, requested_vid, Some(rec), link, ports, slots)
             .await?;
-        // What runs, as the kernel says: a command killed in a mode change
-        // leaves a record of the new mode on the old link.
-        let running_mode = running
-            .hook
-            .mode(link.xdp.and_then(|(_, m)| m).or(Some(rec.mode())));
+        let running_mode = running_mode(&running, link, &rec);
         let mode = req.mode.fixed().unwrap_or(running_mode);
         self.candidates(req.role, ModeChoice::from(mode), link, &ports.all()?)
             .await?;
@@ -739,6 +735,15 @@ impl Forwarder {
         }
         Ok(())
     }
+}
+
+/// The mode the port's program runs in, as the kernel says (`running`:
+/// its link; `link`: the interface): a command killed in a mode change
+/// leaves a record of the new mode on the old link.
+fn running_mode(running: &LinkInfo, link: &Interface, rec: &PortRecord) -> Mode {
+    running
+        .hook
+        .mode(link.xdp.and_then(|(_, m)| m).or(Some(rec.mode())))
 }
 
 /// What `mode` on `link` cannot carry, alone ([`Mode::caveat`]) or next to

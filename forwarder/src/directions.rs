@@ -49,43 +49,37 @@ impl DeadDirection {
 }
 
 /// For a set of ports: whether each takes native redirects now (`ndo_xmit`
-/// in its netdev xdp-features; `None` where the kernel does not say) and
-/// its name, asked of the kernel once per command rather than once per
-/// question.
+/// in its netdev xdp-features; `None` where the kernel does not say),
+/// asked of the kernel once per command rather than once per question.
 #[derive(Clone, Debug)]
-pub(crate) struct RedirectTargets(BTreeMap<u32, (Option<bool>, Option<String>)>);
+pub(crate) struct RedirectTargets(BTreeMap<u32, Option<bool>>);
 
 impl RedirectTargets {
     pub(crate) fn ask(ifindexes: impl IntoIterator<Item = u32>) -> Self {
         Self(
             ifindexes
                 .into_iter()
-                .map(|i| {
-                    let name = nix::net::if_::if_indextoname(i)
-                        .ok()
-                        .map(|n| n.to_string_lossy().into_owned());
-                    (i, (inspect::takes_native_redirects(i), name))
-                })
+                .map(|i| (i, inspect::takes_native_redirects(i)))
                 .collect(),
         )
     }
 
     fn takes(&self, ifindex: u32) -> Option<bool> {
-        self.0.get(&ifindex).and_then(|(takes, _)| *takes)
+        self.0.get(&ifindex).copied().flatten()
     }
 
-    /// The interface's name in this namespace, else `ifindex N`.
+    /// The interface's name in this namespace, else `ifindex N`: asked
+    /// only for a message.
     pub(crate) fn name(&self, ifindex: u32) -> String {
-        self.0
-            .get(&ifindex)
-            .and_then(|(_, name)| name.clone())
-            .unwrap_or_else(|| format!("ifindex {ifindex}"))
+        nix::net::if_::if_indextoname(ifindex)
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| format!("ifindex {ifindex}"))
     }
 
     /// What the kernel said of `ifindex` no longer holds (its native
     /// program is about to go): the drivers' rule decides.
     fn forget(&mut self, ifindex: u32) {
-        if let Some((takes, _)) = self.0.get_mut(&ifindex) {
+        if let Some(takes) = self.0.get_mut(&ifindex) {
             *takes = None;
         }
     }
@@ -209,12 +203,7 @@ mod tests {
     }
 
     fn targets(takes: &[(u32, Option<bool>)]) -> RedirectTargets {
-        RedirectTargets(
-            takes
-                .iter()
-                .map(|&(i, t)| (i, (t, Some(format!("if{i}")))))
-                .collect(),
-        )
+        RedirectTargets(takes.iter().copied().collect())
     }
 
     fn auto(role: Role, mode: Mode) -> PortRecord {
