@@ -7,6 +7,21 @@ use support::{
     Bpffs, cli, cli_err, cli_ok, cli_with, in_fresh_netns, run, run_fix, status_json, veth,
 };
 
+/// Pins the link pinned at `pin` at `held` too (`bpftool link pin`), so
+/// that it outlives its pin dir's pin: held by no pin dir.
+fn pin_link_again(pin: &std::path::Path, held: &std::path::Path) {
+    run(
+        "bpftool",
+        &[
+            "link",
+            "pin",
+            "pinned",
+            pin.to_str().unwrap(),
+            held.to_str().unwrap(),
+        ],
+    );
+}
+
 fn xdp_prog_on(iface: &str) -> Option<String> {
     let out = run("ip", &["-d", "link", "show", "dev", iface]);
     out.split_whitespace()
@@ -68,16 +83,7 @@ fn our_program_from_another_pin_dir_is_named_with_a_fix_that_works() {
         let idx = support::ifindex("nic7");
         let pin = a.path().join(format!("xdp-forwarder/link-{idx}"));
         let held = a.path().join("held");
-        run(
-            "bpftool",
-            &[
-                "link",
-                "pin",
-                "pinned",
-                pin.to_str().unwrap(),
-                held.to_str().unwrap(),
-            ],
-        );
+        pin_link_again(&pin, &held);
         std::fs::remove_file(&pin).unwrap();
         let err = cli_err(&[
             "attach",
@@ -1082,16 +1088,7 @@ fn our_tc_program_no_pin_dir_holds_is_refused_with_the_command_that_removes_it()
             if n == 0 {
                 // A tcx link lives while something holds it.
                 let held = a.path().join("held");
-                run(
-                    "bpftool",
-                    &[
-                        "link",
-                        "pin",
-                        "pinned",
-                        pin.to_str().unwrap(),
-                        held.to_str().unwrap(),
-                    ],
-                );
+                pin_link_again(&pin, &held);
             }
             std::fs::remove_file(&pin).unwrap();
             let out = attach(&b);
