@@ -225,7 +225,7 @@ impl Socket {
         ifr.ifr_ifru.ifru_data = data.cast();
         // SAFETY: a valid socket, a NUL-terminated name and `data` pointing
         // at a command struct as large as its own size fields say.
-        let ret = unsafe { libc::ioctl(self.0.as_raw_fd(), libc::SIOCETHTOOL, &mut ifr) };
+        let ret = unsafe { libc::ioctl(self.0.as_raw_fd(), libc::SIOCETHTOOL as _, &mut ifr) };
         if ret < 0 {
             Err(io::Error::last_os_error())
         } else {

@@ -27,7 +27,6 @@ use crate::{Error, Result, Role, sys};
 
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf";
 const STATE_DIR: &str = "xdp-forwarder";
-const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
 /// A checked pin directory on bpffs.
 #[derive(Clone, Debug)]
@@ -192,7 +191,8 @@ impl PinDir {
 }
 
 pub(crate) fn is_bpffs(path: &Path) -> bool {
-    nix::sys::statfs::statfs(path).is_ok_and(|st| st.filesystem_type().0 == BPF_FS_MAGIC)
+    // nix's constant has the C library's own `f_type` width (wider on musl).
+    nix::sys::statfs::statfs(path).is_ok_and(|st| st.filesystem_type() == nix::sys::statfs::BPF_FS_MAGIC)
 }
 
 /// Mounts bpffs at `dir` (mode 0700: only root may pin there) unless it is

@@ -135,7 +135,7 @@ fn ioctl(socket: &std::net::UdpSocket, iface: &str, data: *mut libc::c_void) -> 
     ifr.ifr_ifru.ifru_data = data.cast();
     // SAFETY: a valid socket, a NUL-terminated name, and `data` pointing at
     // an ethtool command struct as large as its own count fields say.
-    let ret = unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCETHTOOL, &mut ifr) };
+    let ret = unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCETHTOOL as _, &mut ifr) };
     if ret < 0 {
         Err(io::Error::last_os_error())
     } else {
