@@ -276,6 +276,7 @@ fn checksums_valid(frame: &[u8]) -> Option<bool> {
                 return Some(header_ok);
             }
             let udp = p.get(ihl..)?;
+            udp.get(..8)?;
             let len = usize::from(u16::from_be_bytes([*udp.get(4)?, *udp.get(5)?]));
             if len < 8 || u16::from_be_bytes([udp[6], udp[7]]) == 0 {
                 return Some(header_ok);
