@@ -115,13 +115,39 @@ pub enum Checksums {
     /// sum, and the device (or `skb_checksum_help`) sums the payload, our
     /// rewrites included, when it sends. The fields are left alone.
     Partial,
+    /// The fields are left alone and the change is reported
+    /// ([`ToAir::Translated`]'s `checksum`), for a caller that cannot tell
+    /// the two cases apart: a tc program (`__sk_buff` has no `ip_summed`)
+    /// applies it with `bpf_l4_csum_replace(skb, offset, 0, diff, flags)`
+    /// (size 0: by difference), which fixes the field unless the skb is
+    /// `CHECKSUM_PARTIAL`; for UDP with `BPF_F_MARK_MANGLED_0`, which keeps a
+    /// zero checksum zero and writes a computed zero as 0xffff.
+    Report,
+}
+
+/// A checksum change left to the caller ([`Checksums::Report`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChecksumFix {
+    /// Where the 16-bit checksum field is, in bytes from the frame's start.
+    pub offset: usize,
+    /// What the sum it covers gained: the one's-complement sum of the new
+    /// 16-bit words and the complements of the old ones (what
+    /// `bpf_csum_diff` returns, folded).
+    pub diff: u16,
+    /// A UDP checksum: zero means "none" and stays zero, a computed zero is
+    /// sent as 0xffff (RFC 768).
+    pub udp: bool,
 }
 
 /// Router → Wi-Fi port: what to do with the frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ToAir {
-    /// Rewritten: send it. `learn`: the address it proves its VM owns.
-    Translated { learn: Option<Learn> },
+    /// Rewritten: send it. `learn`: the address it proves its VM owns;
+    /// `checksum`: the fix to apply ([`Checksums::Report`] only, else `None`).
+    Translated {
+        learn: Option<Learn>,
+        checksum: Option<ChecksumFix>,
+    },
     /// Do not send it: it could not be translated whole. The frame may have
     /// been partly rewritten.
     Drop(ToAirDrop),
@@ -271,34 +297,59 @@ pub fn toward_air<F: Frame>(frame: &mut F, station: Mac, checksums: Checksums) -
     let Some((ethertype, l3)) = l2(frame) else {
         return ToAir::Drop(ToAirDrop::TooShort);
     };
-    let learned = match ethertype {
-        ETH_P_IPV6 => ipv6_toward_air(frame, l3, station, checksums),
-        ETH_P_IP => ipv4_toward_air(frame, l3, checksums),
+    let done = match ethertype {
+        ETH_P_IPV6 => ipv6_toward_air(frame, l3, station),
+        ETH_P_IP => ipv4_toward_air(frame, l3),
         ETH_P_ARP => arp_toward_air(frame, l3, station),
         ETH_P_PAE | ETH_P_PREAUTH => Err(ToAirDrop::StationProtocol),
-        _ => Ok(None),
+        _ => Ok(Rewrote::default()),
     };
-    match learned {
-        Ok(ip) => {
-            let Some(hdr) = frame.head::<ETH_HLEN>() else {
-                return ToAir::Drop(ToAirDrop::TooShort);
-            };
-            hdr[6..MACS_LEN].copy_from_slice(&station);
-            ToAir::Translated {
-                learn: ip.map(|ip| Learn { ip, mac: vm }),
+    let done = match done {
+        Ok(done) => done,
+        Err(why) => return ToAir::Drop(why),
+    };
+    let Some(hdr) = frame.head::<ETH_HLEN>() else {
+        return ToAir::Drop(ToAirDrop::TooShort);
+    };
+    hdr[6..MACS_LEN].copy_from_slice(&station);
+    let mut report = None;
+    if let Some(fix) = done.checksum {
+        match checksums {
+            Checksums::Complete => {
+                let Some(field) = frame.at::<2>(fix.offset) else {
+                    return ToAir::Drop(ToAirDrop::BadHeader);
+                };
+                let check = u16::from_be_bytes(*field);
+                // Zero means the sender did not checksum (RFC 768): it stays so.
+                if !(fix.udp && check == 0) {
+                    *field = match csum_apply(check, fix.diff) {
+                        // A computed zero is sent as all ones (RFC 768).
+                        0 if fix.udp => 0xffff,
+                        c => c,
+                    }
+                    .to_be_bytes();
+                }
             }
+            Checksums::Partial => {}
+            Checksums::Report => report = Some(fix),
         }
-        Err(why) => ToAir::Drop(why),
+    }
+    ToAir::Translated {
+        learn: done.learn.map(|ip| Learn { ip, mac: vm }),
+        checksum: report,
     }
 }
 
+/// What one protocol's rewrite did: the address learned, the checksum
+/// change it owes.
+#[derive(Default)]
+struct Rewrote {
+    learn: Option<IpKey>,
+    checksum: Option<ChecksumFix>,
+}
+
 #[inline(always)]
-fn ipv6_toward_air<F: Frame>(
-    frame: &mut F,
-    l3: usize,
-    station: Mac,
-    checksums: Checksums,
-) -> Result<Option<IpKey>, ToAirDrop> {
+fn ipv6_toward_air<F: Frame>(frame: &mut F, l3: usize, station: Mac) -> Result<Rewrote, ToAirDrop> {
     let ip = frame.at::<IPV6_HLEN>(l3).ok_or(ToAirDrop::BadHeader)?;
     if ip[0] >> 4 != 6 {
         return Err(ToAirDrop::BadHeader);
@@ -311,7 +362,10 @@ fn ipv6_toward_air<F: Frame>(
     // address exists) and multicast (never a source) teach nothing.
     let mut learn = (src != [0; 16] && src[0] != 0xff).then_some(IpKey::v6(src));
     if next_header != IPPROTO_ICMPV6 {
-        return Ok(learn);
+        return Ok(Rewrote {
+            learn,
+            checksum: None,
+        });
     }
     let icmp = l3 + IPV6_HLEN;
     let end = icmp + payload_len;
@@ -327,7 +381,12 @@ fn ipv6_toward_air<F: Frame>(
         135 => 24, // neighbour solicitation
         136 => 24, // neighbour advertisement
         137 => 40, // redirect
-        _ => return Ok(learn),
+        _ => {
+            return Ok(Rewrote {
+                learn,
+                checksum: None,
+            });
+        }
     };
     if options > payload_len {
         return Err(ToAirDrop::BadHeader);
@@ -338,10 +397,11 @@ fn ipv6_toward_air<F: Frame>(
         let target = frame.at::<16>(icmp + 8).ok_or(ToAirDrop::BadHeader)?;
         learn = Some(IpKey::v6(*target));
     }
+    let mut diff = None;
     let mut off = icmp + options;
     for _ in 0..MAX_NDP_OPTIONS {
         if off >= end {
-            return Ok(learn);
+            break;
         }
         let opt = frame.at::<2>(off).ok_or(ToAirDrop::BadNdpOption)?;
         let (kind, len) = (opt[0], usize::from(opt[1]) * 8);
@@ -353,28 +413,27 @@ fn ipv6_toward_air<F: Frame>(
                 return Err(ToAirDrop::BadNdpOption);
             }
             let addr = frame.at::<6>(off + 2).ok_or(ToAirDrop::BadNdpOption)?;
-            let old = *addr;
+            let change = csum_diff(addr, &station);
             *addr = station;
-            if checksums == Checksums::Complete {
-                let check = frame.at::<2>(icmp + 2).ok_or(ToAirDrop::BadHeader)?;
-                *check = csum_replace(be16(check, 0), &old, &station).to_be_bytes();
-            }
+            diff = Some(diff.map_or(change, |d| csum_add(d, change)));
         }
         off += len;
     }
-    if off >= end {
-        Ok(learn)
-    } else {
-        Err(ToAirDrop::TooManyNdpOptions)
+    if off < end {
+        return Err(ToAirDrop::TooManyNdpOptions);
     }
+    Ok(Rewrote {
+        learn,
+        checksum: diff.map(|diff| ChecksumFix {
+            offset: icmp + 2,
+            diff,
+            udp: false,
+        }),
+    })
 }
 
 #[inline(always)]
-fn ipv4_toward_air<F: Frame>(
-    frame: &mut F,
-    l3: usize,
-    checksums: Checksums,
-) -> Result<Option<IpKey>, ToAirDrop> {
+fn ipv4_toward_air<F: Frame>(frame: &mut F, l3: usize) -> Result<Rewrote, ToAirDrop> {
     let ip = frame.at::<IPV4_MIN_HLEN>(l3).ok_or(ToAirDrop::BadHeader)?;
     let ihl = usize::from(ip[0] & 0x0f) * 4;
     if ip[0] >> 4 != 4 || ihl < IPV4_MIN_HLEN {
@@ -384,13 +443,17 @@ fn ipv4_toward_air<F: Frame>(
     // 0.0.0.0 (a DHCP client's before its lease), multicast, reserved and
     // broadcast addresses are never a host's own.
     let learn = (src != [0; 4] && src[0] < 224).then_some(IpKey::v4(src));
+    let unchanged = Rewrote {
+        learn,
+        checksum: None,
+    };
     let first_fragment = be16(ip, 6) & 0x1fff == 0;
     if ip[9] != IPPROTO_UDP || !first_fragment {
-        return Ok(learn);
+        return Ok(unchanged);
     }
     let udp = l3 + ihl;
     let Some(bootp) = frame.at::<{ UDP_HLEN + BOOTP_FLAGS + 2 }>(udp) else {
-        return Ok(learn);
+        return Ok(unchanged);
     };
     // The UDP length must cover the flags, or the checksum does not.
     let dhcp_request = be16(bootp, 0) == BOOTPC
@@ -400,29 +463,23 @@ fn ipv4_toward_air<F: Frame>(
     let flags_at = UDP_HLEN + BOOTP_FLAGS;
     let flags = be16(bootp, flags_at);
     if !dhcp_request || flags & BOOTP_BROADCAST != 0 {
-        return Ok(learn);
+        return Ok(unchanged);
     }
-    let new = flags | BOOTP_BROADCAST;
-    bootp[flags_at..flags_at + 2].copy_from_slice(&new.to_be_bytes());
-    let check = be16(bootp, 6);
-    // Zero means the sender did not checksum (RFC 768): it stays so.
-    if checksums == Checksums::Complete && check != 0 {
-        let fixed = match csum_replace(check, &flags.to_be_bytes(), &new.to_be_bytes()) {
-            // A computed zero is sent as all ones (RFC 768).
-            0 => 0xffff,
-            c => c,
-        };
-        bootp[6..8].copy_from_slice(&fixed.to_be_bytes());
-    }
-    Ok(learn)
+    let new = (flags | BOOTP_BROADCAST).to_be_bytes();
+    let diff = csum_diff(&flags.to_be_bytes(), &new);
+    bootp[flags_at..flags_at + 2].copy_from_slice(&new);
+    Ok(Rewrote {
+        learn,
+        checksum: Some(ChecksumFix {
+            offset: udp + 6,
+            diff,
+            udp: true,
+        }),
+    })
 }
 
 #[inline(always)]
-fn arp_toward_air<F: Frame>(
-    frame: &mut F,
-    l3: usize,
-    station: Mac,
-) -> Result<Option<IpKey>, ToAirDrop> {
+fn arp_toward_air<F: Frame>(frame: &mut F, l3: usize, station: Mac) -> Result<Rewrote, ToAirDrop> {
     let arp = frame.at::<ARP_LEN>(l3).ok_or(ToAirDrop::BadHeader)?;
     if !is_ether_ipv4_arp(arp) {
         return Err(ToAirDrop::BadHeader);
@@ -432,7 +489,10 @@ fn arp_toward_air<F: Frame>(
     let target = [arp[24], arp[25], arp[26], arp[27]];
     // An ARP probe (RFC 5227) has sender 0.0.0.0: the VM claims the target.
     let ip = if sender == [0; 4] { target } else { sender };
-    Ok((ip != [0; 4] && ip[0] < 224).then_some(IpKey::v4(ip)))
+    Ok(Rewrote {
+        learn: (ip != [0; 4] && ip[0] < 224).then_some(IpKey::v4(ip)),
+        checksum: None,
+    })
 }
 
 /// Wi-Fi port → router. `station` is the station's current MAC; `lookup`
@@ -522,19 +582,30 @@ fn mac_at<const N: usize>(bytes: &[u8; N], at: usize) -> Mac {
     ]
 }
 
-/// The Internet checksum `check` after the 16-bit-aligned bytes `old` of the
-/// data it covers became `new` (RFC 1624, eqn. 3: HC' = ~(~HC + ~m + m')).
+/// What a one's-complement sum gains when the 16-bit-aligned bytes `old`
+/// of the data it covers become `new`: the sum of the new words and the
+/// complements of the old ones (RFC 1624), folded.
 #[inline(always)]
-pub fn csum_replace<const N: usize>(check: u16, old: &[u8; N], new: &[u8; N]) -> u16 {
-    let mut sum = u32::from(!check);
+pub fn csum_diff<const N: usize>(old: &[u8; N], new: &[u8; N]) -> u16 {
+    let mut diff = 0;
     let mut i = 0;
     while i + 1 < N {
-        sum += u32::from(!be16(old, i)) + u32::from(be16(new, i));
+        diff = csum_add(diff, csum_add(!be16(old, i), be16(new, i)));
         i += 2;
     }
-    // At most 1 + 2 * N / 2 terms below 2^16: two folds always suffice for
-    // the sizes used here (N <= 16).
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    !(sum as u16)
+    diff
+}
+
+/// One's-complement addition of two 16-bit values.
+#[inline(always)]
+pub fn csum_add(a: u16, b: u16) -> u16 {
+    let sum = u32::from(a) + u32::from(b);
+    ((sum & 0xffff) + (sum >> 16)) as u16
+}
+
+/// The Internet checksum `check` once the data it covers gained `diff`
+/// ([`csum_diff`]): HC' = ~(~HC + diff) (RFC 1624, eqn. 3).
+#[inline(always)]
+pub fn csum_apply(check: u16, diff: u16) -> u16 {
+    !csum_add(!check, diff)
 }

@@ -3,14 +3,17 @@
 //! scratch with the station's MAC, its checksums computed over the whole
 //! message: a translated frame equal to it has correct checksums.
 
+mod checksums;
+
 use std::collections::HashMap;
 
+use checksums::{checksums_valid, fold, ipv6_pseudo, sum16};
 use proptest::prelude::*;
 use xdp_forwarder_common::{
     BufFrame,
     station_nat::{
-        Checksums, ForStation, IpKey, Learn, Mac, ToAir, ToAirDrop, ToRouter, station_protocol,
-        toward_air, toward_router,
+        ChecksumFix, Checksums, ForStation, IpKey, Learn, Mac, ToAir, ToAirDrop, ToRouter,
+        station_protocol, toward_air, toward_router,
     },
 };
 
@@ -30,22 +33,6 @@ const UNSPECIFIED: [u8; 16] = [0; 16];
 
 // ---------------------------------------------------------------- builders
 
-/// The one's-complement sum of `data` (odd length padded with a zero byte),
-/// starting from `sum`, not folded.
-fn sum16(data: &[u8], mut sum: u64) -> u64 {
-    for chunk in data.chunks(2) {
-        sum += u64::from(u16::from_be_bytes([chunk[0], *chunk.get(1).unwrap_or(&0)]));
-    }
-    sum
-}
-
-fn fold(mut sum: u64) -> u16 {
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
-}
-
 fn eth(dst: Mac, src: Mac, ethertype: u16, payload: &[u8]) -> Vec<u8> {
     let mut f = [dst, src].concat();
     f.extend_from_slice(&ethertype.to_be_bytes());
@@ -59,15 +46,6 @@ fn tagged(frame: &[u8]) -> Vec<u8> {
     f.extend_from_slice(&[0x81, 0x00, 0x00, 0x07]);
     f.extend_from_slice(&frame[12..]);
     f
-}
-
-fn ipv6_pseudo(src: &[u8; 16], dst: &[u8; 16], len: usize, next: u8) -> u64 {
-    let mut p = Vec::new();
-    p.extend_from_slice(src);
-    p.extend_from_slice(dst);
-    p.extend_from_slice(&(len as u32).to_be_bytes());
-    p.extend_from_slice(&[0, 0, 0, next]);
-    sum16(&p, 0)
 }
 
 /// An IPv6 packet carrying ICMPv6 `body` (type, code, 2 bytes of checksum
@@ -238,58 +216,6 @@ fn arp(op: u16, sha: Mac, spa: [u8; 4], tha: Mac, tpa: [u8; 4]) -> Vec<u8> {
     a
 }
 
-// ---------------------------------------------------------------- checkers
-
-/// Whether every checksum the frame carries (IPv4 header, UDP over IPv4,
-/// ICMPv6) verifies, recomputed from scratch over the lengths the headers
-/// give. `None`: none of them is there to check.
-fn checksums_valid(frame: &[u8]) -> Option<bool> {
-    let (ethertype, l3) = match u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]) {
-        0x8100 | 0x88a8 => (u16::from_be_bytes([*frame.get(16)?, *frame.get(17)?]), 18),
-        t => (t, 14),
-    };
-    let p = frame.get(l3..)?;
-    match ethertype {
-        0x86dd => {
-            p.get(..40)?;
-            let len = usize::from(u16::from_be_bytes([*p.get(4)?, *p.get(5)?]));
-            if p[0] >> 4 != 6 || p[6] != 58 || len < 4 {
-                return None;
-            }
-            let msg = p.get(40..40 + len)?;
-            let pseudo = ipv6_pseudo(
-                p[8..24].try_into().unwrap(),
-                p[24..40].try_into().unwrap(),
-                len,
-                58,
-            );
-            Some(fold(sum16(msg, pseudo)) == 0xffff)
-        }
-        0x0800 => {
-            p.get(..20)?;
-            let ihl = usize::from(*p.first()? & 0x0f) * 4;
-            if p[0] >> 4 != 4 || ihl < 20 {
-                return None;
-            }
-            let header_ok = fold(sum16(p.get(..ihl)?, 0)) == 0xffff;
-            if p[9] != 17 || u16::from_be_bytes([p[6], p[7]]) & 0x1fff != 0 {
-                return Some(header_ok);
-            }
-            let udp = p.get(ihl..)?;
-            udp.get(..8)?;
-            let len = usize::from(u16::from_be_bytes([*udp.get(4)?, *udp.get(5)?]));
-            if len < 8 || u16::from_be_bytes([udp[6], udp[7]]) == 0 {
-                return Some(header_ok);
-            }
-            let mut pseudo = p[12..20].to_vec();
-            pseudo.extend_from_slice(&[0, 17]);
-            pseudo.extend_from_slice(&(len as u16).to_be_bytes());
-            Some(header_ok && fold(sum16(udp.get(..len)?, sum16(&pseudo, 0))) == 0xffff)
-        }
-        _ => None,
-    }
-}
-
 fn out_with(frame: &[u8], checksums: Checksums) -> (Vec<u8>, ToAir) {
     let mut buf = frame.to_vec();
     let mut f = BufFrame::new(&mut buf, 0);
@@ -311,7 +237,51 @@ fn back(frame: &[u8], table: &HashMap<IpKey, Mac>) -> (Vec<u8>, ToRouter) {
 fn learned(ip: IpKey, mac: Mac) -> ToAir {
     ToAir::Translated {
         learn: Some(Learn { ip, mac }),
+        checksum: None,
     }
+}
+
+/// Applies a reported checksum fix as `bpf_l4_csum_replace(skb, offset, 0,
+/// diff, BPF_F_MARK_MANGLED_0 for UDP)` does to an skb that is not
+/// `CHECKSUM_PARTIAL` (`inet_proto_csum_replace_by_diff`:
+/// `*sum = csum_fold(csum_add(diff, ~csum_unfold(*sum)))`).
+fn apply_like_the_kernel(frame: &mut [u8], fix: ChecksumFix) {
+    let at = fix.offset;
+    let old = u16::from_be_bytes([frame[at], frame[at + 1]]);
+    if fix.udp && old == 0 {
+        return;
+    }
+    let mut new = !fold(u64::from(fix.diff) + u64::from(!old));
+    if fix.udp && new == 0 {
+        new = 0xffff;
+    }
+    frame[at..at + 2].copy_from_slice(&new.to_be_bytes());
+}
+
+/// The frame translated in `Checksums::Report` mode, its fix then applied
+/// as the kernel would: must equal the `Complete` translation.
+fn out_reported(frame: &[u8]) -> (Vec<u8>, ToAir) {
+    let (mut bytes, verdict) = out_with(frame, Checksums::Report);
+    if let ToAir::Translated {
+        learn,
+        checksum: Some(fix),
+    } = verdict
+    {
+        assert_eq!(
+            bytes[fix.offset..fix.offset + 2],
+            frame[fix.offset..fix.offset + 2],
+            "reported, not written"
+        );
+        apply_like_the_kernel(&mut bytes, fix);
+        return (
+            bytes,
+            ToAir::Translated {
+                learn,
+                checksum: None,
+            },
+        );
+    }
+    (bytes, verdict)
 }
 
 // ---------------------------------------------------- classify (from the air)
@@ -359,7 +329,13 @@ fn the_ethernet_source_becomes_the_station_s_and_nothing_else_moves() {
     // An EtherType it does not look into: the source only, nothing learned.
     let frame = eth(OUTSIDE, VM, 0x88b5, b"payload");
     let (bytes, verdict) = out(&frame);
-    assert_eq!(verdict, ToAir::Translated { learn: None });
+    assert_eq!(
+        verdict,
+        ToAir::Translated {
+            learn: None,
+            checksum: None
+        }
+    );
     assert_eq!(bytes, eth(OUTSIDE, STATION, 0x88b5, b"payload"));
 }
 
@@ -477,7 +453,13 @@ fn a_dad_probe_teaches_its_target() {
         vec![143, 0, 0, 0, 0, 0, 0, 0],
     );
     let (_, verdict) = out(&eth(ALL_NODES_MAC, VM, 0x86dd, &mld));
-    assert_eq!(verdict, ToAir::Translated { learn: None });
+    assert_eq!(
+        verdict,
+        ToAir::Translated {
+            learn: None,
+            checksum: None
+        }
+    );
 }
 
 #[test]
@@ -514,6 +496,31 @@ fn partial_checksums_are_left_alone() {
         0x80,
         "the flag is set all the same"
     );
+}
+
+#[test]
+fn reported_checksum_fixes_give_what_complete_mode_writes() {
+    let options = [Opt::Lla { kind: 1 }, Opt::Lla { kind: 2 }];
+    let cases = [
+        ndp(VM, VM, 135, VM_LL, ROUTER_LL, VM_GLOBAL, &options),
+        dhcp_frame(VM, [0; 4], 1, 0xdead_beef, 0, true, 1),
+        dhcp_frame(VM, [0; 4], 1, 0xdead_beef, 0, false, 0),
+    ];
+    for frame in cases {
+        let (bytes, verdict) = out_reported(&frame);
+        assert_eq!((bytes, verdict), out(&frame));
+    }
+    // Nothing to fix: nothing reported.
+    let frame = eth(
+        OUTSIDE,
+        VM,
+        0x0806,
+        &arp(1, VM, [192, 0, 2, 10], [0; 6], [192, 0, 2, 1]),
+    );
+    assert!(matches!(
+        out_with(&frame, Checksums::Report).1,
+        ToAir::Translated { checksum: None, .. }
+    ));
 }
 
 #[test]
@@ -592,7 +599,10 @@ fn a_dhcp_request_gets_the_broadcast_flag_with_its_udp_checksum_fixed() {
         let (bytes, verdict) = out(&frame);
         assert_eq!(
             verdict,
-            ToAir::Translated { learn: None },
+            ToAir::Translated {
+                learn: None,
+                checksum: None
+            },
             "0.0.0.0 is nobody's"
         );
         assert_eq!(
@@ -735,7 +745,10 @@ fn ipv4_teaches_unicast_sources_only() {
         let expected = if learns {
             learned(IpKey::v4(src), VM)
         } else {
-            ToAir::Translated { learn: None }
+            ToAir::Translated {
+                learn: None,
+                checksum: None,
+            }
         };
         assert_eq!(out(&frame).1, expected, "{src:?}");
     }
@@ -1109,10 +1122,11 @@ proptest! {
         let wrap = |f: Vec<u8>| if tag { tagged(&f) } else { f };
         let frame = wrap(spec.build(vm, false));
         let (bytes, verdict) = out(&frame);
-        prop_assert_eq!(verdict, ToAir::Translated { learn: spec.owns().map(|ip| Learn { ip, mac: vm }) });
+        prop_assert_eq!(verdict, ToAir::Translated { learn: spec.owns().map(|ip| Learn { ip, mac: vm }), checksum: None });
         // Built from scratch: every checksum recomputed over the message.
         prop_assert_eq!(&bytes, &wrap(spec.build(STATION, true)));
         prop_assert_ne!(checksums_valid(&bytes), Some(false));
+        prop_assert_eq!(out_reported(&frame), (bytes, verdict));
     }
 
     #[test]
@@ -1121,7 +1135,7 @@ proptest! {
         let mut owners = Vec::new();
         for (spec, vm) in &specs {
             let (_, verdict) = out(&spec.build(*vm, false));
-            if let ToAir::Translated { learn: Some(Learn { ip, mac }) } = verdict {
+            if let ToAir::Translated { learn: Some(Learn { ip, mac }), .. } = verdict {
                 table.insert(ip, mac);
                 owners.push((spec, ip));
             }
