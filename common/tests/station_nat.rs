@@ -7,13 +7,13 @@ mod checksums;
 
 use std::collections::HashMap;
 
-use checksums::{checksums_valid, fold, ipv6_pseudo, sum16};
+use checksums::{apply_like_the_kernel, checksums_valid, fold, ipv6_pseudo, sum16};
 use proptest::prelude::*;
 use xdp_forwarder_common::{
     BufFrame,
     station_nat::{
-        ChecksumFix, Checksums, ForStation, IpKey, Learn, Mac, ToAir, ToAirDrop, ToRouter,
-        station_protocol, toward_air, toward_router,
+        Checksums, ForStation, IpKey, Learn, Mac, ToAir, ToAirDrop, ToRouter, station_protocol,
+        toward_air, toward_router,
     },
 };
 
@@ -239,23 +239,6 @@ fn learned(ip: IpKey, mac: Mac) -> ToAir {
         learn: Some(Learn { ip, mac }),
         checksum: None,
     }
-}
-
-/// Applies a reported checksum fix as `bpf_l4_csum_replace(skb, offset, 0,
-/// diff, BPF_F_MARK_MANGLED_0 for UDP)` does to an skb that is not
-/// `CHECKSUM_PARTIAL` (`inet_proto_csum_replace_by_diff`:
-/// `*sum = csum_fold(csum_add(diff, ~csum_unfold(*sum)))`).
-fn apply_like_the_kernel(frame: &mut [u8], fix: ChecksumFix) {
-    let at = fix.offset;
-    let old = u16::from_be_bytes([frame[at], frame[at + 1]]);
-    if fix.udp && old == 0 {
-        return;
-    }
-    let mut new = !fold(u64::from(fix.diff) + u64::from(!old));
-    if fix.udp && new == 0 {
-        new = 0xffff;
-    }
-    frame[at..at + 2].copy_from_slice(&new.to_be_bytes());
 }
 
 /// The frame translated in `Checksums::Report` mode, its fix then applied

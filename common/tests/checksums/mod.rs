@@ -3,6 +3,8 @@
 //! reference the incremental fixes (RFC 1624) are checked against.
 #![allow(dead_code)]
 
+use xdp_forwarder_common::station_nat::ChecksumFix;
+
 /// The one's-complement sum of `data` (odd length padded with a zero byte),
 /// starting from `sum`, not folded.
 pub fn sum16(data: &[u8], mut sum: u64) -> u64 {
@@ -76,4 +78,21 @@ pub fn checksums_valid(frame: &[u8]) -> Option<bool> {
         }
         _ => None,
     }
+}
+
+/// Applies a reported checksum fix as `bpf_l4_csum_replace(skb, offset, 0,
+/// diff, BPF_F_MARK_MANGLED_0 for UDP)` does to an skb that is not
+/// `CHECKSUM_PARTIAL` (`inet_proto_csum_replace_by_diff`:
+/// `*sum = csum_fold(csum_add(diff, ~csum_unfold(*sum)))`).
+pub fn apply_like_the_kernel(frame: &mut [u8], fix: ChecksumFix) {
+    let at = fix.offset;
+    let old = u16::from_be_bytes([frame[at], frame[at + 1]]);
+    if fix.udp && old == 0 {
+        return;
+    }
+    let mut new = !fold(u64::from(fix.diff) + u64::from(!old));
+    if fix.udp && new == 0 {
+        new = 0xffff;
+    }
+    frame[at..at + 2].copy_from_slice(&new.to_be_bytes());
 }
