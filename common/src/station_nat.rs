@@ -58,6 +58,10 @@ pub const ETH_P_PREAUTH: u16 = 0x88c7;
 /// not look at could carry a VM's MAC. Real messages carry one to four.
 pub const MAX_NDP_OPTIONS: usize = 8;
 
+/// The longest NDP message [`toward_air`] takes: a redirect's 40 bytes and
+/// [`MAX_NDP_OPTIONS`] options of the longest length (255 × 8 bytes).
+pub const MAX_NDP_LEN: usize = 40 + MAX_NDP_OPTIONS * 255 * 8;
+
 const IPV6_HLEN: usize = 40;
 const IPV4_MIN_HLEN: usize = 20;
 const ARP_LEN: usize = 28;
@@ -162,13 +166,14 @@ pub enum ToAirDrop {
     /// The Ethernet source is a group (multicast) address: no VM has it.
     GroupSource,
     /// An IPv6, IPv4 or ARP header that is cut short, is not what its
-    /// EtherType says, or (ARP) is not Ethernet/IPv4; or an ICMPv6 message
-    /// longer than the frame.
+    /// EtherType says, or (ARP) is not Ethernet/IPv4; or an NDP message
+    /// longer than the frame or shorter than its fixed part.
     BadHeader,
     /// An NDP option of length 0 or past the message's end, or a
     /// link-layer address option that is not 8 bytes (RFC 4861 4.6.1).
     BadNdpOption,
-    /// More than [`MAX_NDP_OPTIONS`] NDP options.
+    /// More than [`MAX_NDP_OPTIONS`] NDP options (or a message longer than
+    /// [`MAX_NDP_LEN`]).
     TooManyNdpOptions,
     /// EAPOL or RSN pre-authentication from behind the router: only the
     /// station's supplicant speaks them to the AP.
@@ -368,9 +373,7 @@ fn ipv6_toward_air<F: Frame>(frame: &mut F, l3: usize, station: Mac) -> Result<R
         });
     }
     let icmp = l3 + IPV6_HLEN;
-    let end = icmp + payload_len;
-    // The message must lie inside the frame.
-    if payload_len == 0 || frame.at::<1>(end - 1).is_none() {
+    if payload_len == 0 {
         return Err(ToAirDrop::BadHeader);
     }
     let icmp_type = frame.at::<1>(icmp).ok_or(ToAirDrop::BadHeader)?[0];
@@ -389,6 +392,16 @@ fn ipv6_toward_air<F: Frame>(frame: &mut F, l3: usize, station: Mac) -> Result<R
         }
     };
     if options > payload_len {
+        return Err(ToAirDrop::BadHeader);
+    }
+    // Longer than any message with at most MAX_NDP_OPTIONS options. The
+    // clamp is for the verifier, which must see the bound of `end`.
+    if payload_len > MAX_NDP_LEN {
+        return Err(ToAirDrop::TooManyNdpOptions);
+    }
+    let end = icmp + payload_len.min(MAX_NDP_LEN);
+    // The message must lie inside the frame.
+    if frame.at::<1>(end - 1).is_none() {
         return Err(ToAirDrop::BadHeader);
     }
     if icmp_type == 135 && src == [0; 16] {

@@ -560,6 +560,17 @@ fn malformed_ndp_options_are_dropped() {
         assert_eq!(out(&frame).1, ToAir::Drop(reason), "{frame:02x?}");
     }
     assert_eq!(out(&eight).1, learned(IpKey::v6(VM_LL), VM));
+    // Longer than any message of at most eight options (jumbo frames).
+    let huge = vec![
+        Opt::Other {
+            kind: 14,
+            units: 255,
+            fill: 1
+        };
+        9
+    ];
+    let huge = ndp(VM, VM, 135, VM_LL, ROUTER_LL, VM_GLOBAL, &huge);
+    assert_eq!(out(&huge).1, ToAir::Drop(ToAirDrop::TooManyNdpOptions));
 
     // An IPv6 payload length past the frame's end, or no room for the
     // message's fixed part.
