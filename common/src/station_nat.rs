@@ -82,8 +82,9 @@ const ND_OPT_TARGET_LINKADDR: u8 = 2;
 
 /// A key of the translation table: an IPv6 address, or an IPv4 address as
 /// IPv4-mapped IPv6 (`::ffff:a.b.c.d`, RFC 4291 2.5.5.2), so one map holds
-/// both families.
-#[repr(transparent)]
+/// both families. Aligned: BPF refuses the unaligned stack stores LLVM
+/// makes of a byte array it builds in pieces ("misaligned stack access").
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IpKey(pub [u8; 16]);
 
@@ -141,6 +142,16 @@ pub struct ChecksumFix {
     /// A UDP checksum: zero means "none" and stays zero, a computed zero is
     /// sent as 0xffff (RFC 768).
     pub udp: bool,
+}
+
+impl ChecksumFix {
+    /// `diff` as the kernel's checksum helpers take it (`__wsum`): summed
+    /// over the words as they lie in memory, read in the CPU's byte order
+    /// (`diff` itself sums them read big-endian, as the field is written).
+    #[inline(always)]
+    pub fn wsum(self) -> u32 {
+        u32::from(u16::from_ne_bytes(self.diff.to_be_bytes()))
+    }
 }
 
 /// Router → Wi-Fi port: what to do with the frame.
@@ -295,7 +306,10 @@ pub fn toward_air<F: Frame>(frame: &mut F, station: Mac, checksums: Checksums) -
     let Some(hdr) = frame.head::<ETH_HLEN>() else {
         return ToAir::Drop(ToAirDrop::TooShort);
     };
-    let vm = mac_at(hdr, 6);
+    // Copied whole, not byte by byte: LLVM merges byte stores into
+    // unaligned wider ones on the stack, which BPF refuses.
+    let mut vm: Mac = [0; 6];
+    vm.copy_from_slice(&hdr[6..MACS_LEN]);
     if vm[0] & 1 != 0 {
         return ToAir::Drop(ToAirDrop::GroupSource);
     }

@@ -81,20 +81,21 @@ pub fn checksums_valid(frame: &[u8]) -> Option<bool> {
 }
 
 /// Applies a reported checksum fix as `bpf_l4_csum_replace(skb, offset, 0,
-/// diff, BPF_F_MARK_MANGLED_0 for UDP)` does to an skb that is not
+/// fix.wsum(), BPF_F_MARK_MANGLED_0 for UDP)` does to an skb that is not
 /// `CHECKSUM_PARTIAL` (`inet_proto_csum_replace_by_diff`:
-/// `*sum = csum_fold(csum_add(diff, ~csum_unfold(*sum)))`).
+/// `*sum = csum_fold(csum_add(diff, ~csum_unfold(*sum)))`), in the kernel's
+/// arithmetic: 16-bit words read from memory in the CPU's byte order.
 pub fn apply_like_the_kernel(frame: &mut [u8], fix: ChecksumFix) {
     let at = fix.offset;
-    let old = u16::from_be_bytes([frame[at], frame[at + 1]]);
+    let old = u16::from_ne_bytes([frame[at], frame[at + 1]]);
     if fix.udp && old == 0 {
         return;
     }
-    let mut new = !fold(u64::from(fix.diff) + u64::from(!old));
+    let mut new = !fold(u64::from(fix.wsum()) + u64::from(!old));
     if fix.udp && new == 0 {
-        new = 0xffff;
+        new = 0xffff; // CSUM_MANGLED_0
     }
-    frame[at..at + 2].copy_from_slice(&new.to_be_bytes());
+    frame[at..at + 2].copy_from_slice(&new.to_ne_bytes());
 }
 
 /// Writes every checksum `checksums_valid` checks (IPv4 header, UDP over
