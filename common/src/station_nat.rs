@@ -321,7 +321,7 @@ pub fn toward_air<F: Frame>(frame: &mut F, station: Mac, checksums: Checksums) -
         ETH_P_IP => ipv4_toward_air(frame, l3),
         ETH_P_ARP => arp_toward_air(frame, l3, station),
         ETH_P_PAE | ETH_P_PREAUTH => Err(ToAirDrop::StationProtocol),
-        _ => Ok(Rewrote::default()),
+        _ => Ok(Rewrote::NOTHING),
     };
     let done = match done {
         Ok(done) => done,
@@ -331,8 +331,9 @@ pub fn toward_air<F: Frame>(frame: &mut F, station: Mac, checksums: Checksums) -
         return ToAir::Drop(ToAirDrop::TooShort);
     };
     hdr[6..MACS_LEN].copy_from_slice(&station);
-    let mut report = None;
-    if let Some(fix) = done.checksum {
+    let fix = done.fix;
+    let mut reported = false;
+    if done.fixes {
         match checksums {
             Checksums::Complete => {
                 let Some(field) = frame.at::<2>(fix.offset) else {
@@ -350,21 +351,64 @@ pub fn toward_air<F: Frame>(frame: &mut F, station: Mac, checksums: Checksums) -
                 }
             }
             Checksums::Partial => {}
-            Checksums::Report => report = Some(fix),
+            Checksums::Report => reported = true,
         }
     }
     ToAir::Translated {
-        learn: done.learn.map(|ip| Learn { ip, mac: vm }),
-        checksum: report,
+        learn: if done.learned {
+            Some(Learn {
+                ip: done.ip,
+                mac: vm,
+            })
+        } else {
+            None
+        },
+        checksum: if reported { Some(fix) } else { None },
     }
 }
 
-/// What one protocol's rewrite did: the address learned, the checksum
-/// change it owes.
-#[derive(Default)]
+/// What one protocol's rewrite did: the address learned (`ip`, when
+/// `learned`), the checksum change it owes (`fix`, when `fixes`). Plain
+/// fields, always written, rather than `Option`s: LLVM loads an `Option`'s
+/// payload whether or not it is there, and Linux 6.1's verifier refuses a
+/// read of stack that was never written ("invalid read from stack").
+#[derive(Clone, Copy)]
 struct Rewrote {
-    learn: Option<IpKey>,
-    checksum: Option<ChecksumFix>,
+    ip: IpKey,
+    learned: bool,
+    fix: ChecksumFix,
+    fixes: bool,
+}
+
+impl Rewrote {
+    const NOTHING: Rewrote = Rewrote {
+        ip: IpKey([0; 16]),
+        learned: false,
+        fix: ChecksumFix {
+            offset: 0,
+            diff: 0,
+            udp: false,
+        },
+        fixes: false,
+    };
+
+    #[inline(always)]
+    fn learning(ip: IpKey, learned: bool) -> Rewrote {
+        Rewrote {
+            ip,
+            learned,
+            ..Rewrote::NOTHING
+        }
+    }
+
+    #[inline(always)]
+    fn fixing(self, fix: ChecksumFix) -> Rewrote {
+        Rewrote {
+            fix,
+            fixes: true,
+            ..self
+        }
+    }
 }
 
 #[inline(always)]
@@ -379,12 +423,10 @@ fn ipv6_toward_air<F: Frame>(frame: &mut F, l3: usize, station: Mac) -> Result<R
     src.copy_from_slice(&ip[8..24]);
     // The unspecified address (a DAD probe's, an MLD report's before an
     // address exists) and multicast (never a source) teach nothing.
-    let mut learn = (src != [0; 16] && src[0] != 0xff).then_some(IpKey::v6(src));
+    let mut ip = IpKey::v6(src);
+    let mut learned = src != [0; 16] && src[0] != 0xff;
     if next_header != IPPROTO_ICMPV6 {
-        return Ok(Rewrote {
-            learn,
-            checksum: None,
-        });
+        return Ok(Rewrote::learning(ip, learned));
     }
     let icmp = l3 + IPV6_HLEN;
     if payload_len == 0 {
@@ -399,10 +441,7 @@ fn ipv6_toward_air<F: Frame>(frame: &mut F, l3: usize, station: Mac) -> Result<R
         136 => 24, // neighbour advertisement
         137 => 40, // redirect
         _ => {
-            return Ok(Rewrote {
-                learn,
-                checksum: None,
-            });
+            return Ok(Rewrote::learning(ip, learned));
         }
     };
     if options > payload_len {
@@ -422,9 +461,11 @@ fn ipv6_toward_air<F: Frame>(frame: &mut F, l3: usize, station: Mac) -> Result<R
         // Duplicate address detection: the target is the address the VM is
         // about to take, and the defending NA goes to all-nodes anyway.
         let target = frame.at::<16>(icmp + 8).ok_or(ToAirDrop::BadHeader)?;
-        learn = Some(IpKey::v6(*target));
+        ip = IpKey::v6(*target);
+        learned = true;
     }
-    let mut diff = None;
+    let mut diff = 0;
+    let mut changed = false;
     let mut off = icmp + options;
     for _ in 0..MAX_NDP_OPTIONS {
         if off >= end {
@@ -442,21 +483,23 @@ fn ipv6_toward_air<F: Frame>(frame: &mut F, l3: usize, station: Mac) -> Result<R
             let addr = frame.at::<6>(off + 2).ok_or(ToAirDrop::BadNdpOption)?;
             let change = csum_diff(addr, &station);
             *addr = station;
-            diff = Some(diff.map_or(change, |d| csum_add(d, change)));
+            diff = csum_add(diff, change);
+            changed = true;
         }
         off += len;
     }
     if off < end {
         return Err(ToAirDrop::TooManyNdpOptions);
     }
-    Ok(Rewrote {
-        learn,
-        checksum: diff.map(|diff| ChecksumFix {
-            offset: icmp + 2,
-            diff,
-            udp: false,
-        }),
-    })
+    let done = Rewrote::learning(ip, learned);
+    if !changed {
+        return Ok(done);
+    }
+    Ok(done.fixing(ChecksumFix {
+        offset: icmp + 2,
+        diff,
+        udp: false,
+    }))
 }
 
 #[inline(always)]
@@ -469,11 +512,8 @@ fn ipv4_toward_air<F: Frame>(frame: &mut F, l3: usize) -> Result<Rewrote, ToAirD
     let src = [ip[12], ip[13], ip[14], ip[15]];
     // 0.0.0.0 (a DHCP client's before its lease), multicast, reserved and
     // broadcast addresses are never a host's own.
-    let learn = (src != [0; 4] && src[0] < 224).then_some(IpKey::v4(src));
-    let unchanged = Rewrote {
-        learn,
-        checksum: None,
-    };
+    let learned = src != [0; 4] && src[0] < 224;
+    let unchanged = Rewrote::learning(IpKey::v4(src), learned);
     let first_fragment = be16(ip, 6) & 0x1fff == 0;
     if ip[9] != IPPROTO_UDP || !first_fragment {
         return Ok(unchanged);
@@ -495,14 +535,11 @@ fn ipv4_toward_air<F: Frame>(frame: &mut F, l3: usize) -> Result<Rewrote, ToAirD
     let new = (flags | BOOTP_BROADCAST).to_be_bytes();
     let diff = csum_diff(&flags.to_be_bytes(), &new);
     bootp[flags_at..flags_at + 2].copy_from_slice(&new);
-    Ok(Rewrote {
-        learn,
-        checksum: Some(ChecksumFix {
-            offset: udp + 6,
-            diff,
-            udp: true,
-        }),
-    })
+    Ok(unchanged.fixing(ChecksumFix {
+        offset: udp + 6,
+        diff,
+        udp: true,
+    }))
 }
 
 #[inline(always)]
@@ -516,10 +553,10 @@ fn arp_toward_air<F: Frame>(frame: &mut F, l3: usize, station: Mac) -> Result<Re
     let target = [arp[24], arp[25], arp[26], arp[27]];
     // An ARP probe (RFC 5227) has sender 0.0.0.0: the VM claims the target.
     let ip = if sender == [0; 4] { target } else { sender };
-    Ok(Rewrote {
-        learn: (ip != [0; 4] && ip[0] < 224).then_some(IpKey::v4(ip)),
-        checksum: None,
-    })
+    Ok(Rewrote::learning(
+        IpKey::v4(ip),
+        ip != [0; 4] && ip[0] < 224,
+    ))
 }
 
 /// Wi-Fi port → router. `station` is the station's current MAC; `lookup`
@@ -549,32 +586,44 @@ pub fn toward_router<F: Frame>(
     let Some((ethertype, l3)) = l2(frame) else {
         return ToRouter::Station(ForStation::NoOwner);
     };
+    // A key always written and a flag, not an `Option` (see `Rewrote`).
+    let mut key = IpKey([0; 16]);
+    let mut found = false;
     let mut is_arp_reply = false;
-    let key = match ethertype {
-        ETH_P_IPV6 => frame
-            .at::<IPV6_HLEN>(l3)
-            .filter(|ip| ip[0] >> 4 == 6)
-            .map(|ip| {
-                let mut dst = [0u8; 16];
-                dst.copy_from_slice(&ip[24..40]);
-                IpKey::v6(dst)
-            }),
-        ETH_P_IP => frame
-            .at::<IPV4_MIN_HLEN>(l3)
-            .filter(|ip| ip[0] >> 4 == 4)
-            .map(|ip| IpKey::v4([ip[16], ip[17], ip[18], ip[19]])),
-        ETH_P_ARP => frame
-            .at::<ARP_LEN>(l3)
-            .filter(|arp| is_ether_ipv4_arp(arp))
-            .map(|arp| {
+    match ethertype {
+        ETH_P_IPV6 => {
+            if let Some(ip) = frame.at::<IPV6_HLEN>(l3)
+                && ip[0] >> 4 == 6
+            {
+                key.0.copy_from_slice(&ip[24..40]);
+                found = true;
+            }
+        }
+        ETH_P_IP => {
+            if let Some(ip) = frame.at::<IPV4_MIN_HLEN>(l3)
+                && ip[0] >> 4 == 4
+            {
+                key = IpKey::v4([ip[16], ip[17], ip[18], ip[19]]);
+                found = true;
+            }
+        }
+        ETH_P_ARP => {
+            if let Some(arp) = frame.at::<ARP_LEN>(l3)
+                && is_ether_ipv4_arp(arp)
+            {
                 is_arp_reply = be16(arp, 6) == 2;
                 let target = [arp[24], arp[25], arp[26], arp[27]];
                 let sender = [arp[14], arp[15], arp[16], arp[17]];
-                IpKey::v4(if target == [0; 4] { sender } else { target })
-            }),
-        _ => None,
-    };
-    let Some(mac) = key.and_then(|key| lookup(&key)) else {
+                key = IpKey::v4(if target == [0; 4] { sender } else { target });
+                found = true;
+            }
+        }
+        _ => {}
+    }
+    if !found {
+        return ToRouter::Station(ForStation::NoOwner);
+    }
+    let Some(mac) = lookup(&key) else {
         return ToRouter::Station(ForStation::NoOwner);
     };
     if is_arp_reply && let Some(arp) = frame.at::<ARP_LEN>(l3) {
