@@ -35,7 +35,12 @@
 //! [`Frame::at`] with a fixed size, every offset is a sum of bounded terms
 //! (one optional tag, an IPv4 header of at most 60 bytes, at most
 //! [`MAX_NDP_OPTIONS`] options of at most 2040 bytes each), and every loop has
-//! a constant bound. The frame never changes size.
+//! a constant bound. The frame never changes size. Two rules LLVM's BPF
+//! output imposes: no byte array assembled piece by piece on the stack
+//! (merged into unaligned stores, "misaligned stack access"), and no
+//! `Option` whose payload is read on a path where it is `None` (Linux 6.1
+//! refuses reads of stack never written). `prog_station_nat_tc` and
+//! forwarder/tests/station_nat_tc.rs hold the code to the verifier.
 
 use crate::{
     Frame,
@@ -123,7 +128,8 @@ pub enum Checksums {
     /// The fields are left alone and the change is reported
     /// ([`ToAir::Translated`]'s `checksum`), for a caller that cannot tell
     /// the two cases apart: a tc program (`__sk_buff` has no `ip_summed`)
-    /// applies it with `bpf_l4_csum_replace(skb, offset, 0, diff, flags)`
+    /// applies it with `bpf_l4_csum_replace(skb, offset, 0, fix.wsum(),
+    /// flags)`
     /// (size 0: by difference), which fixes the field unless the skb is
     /// `CHECKSUM_PARTIAL`; for UDP with `BPF_F_MARK_MANGLED_0`, which keeps a
     /// zero checksum zero and writes a computed zero as 0xffff.
