@@ -13,6 +13,7 @@ pub mod forward;
 pub mod frame;
 pub mod maps;
 pub mod skb_path;
+pub mod station_nat;
 pub mod vlan;
 
 pub use counters::PortCounters;
