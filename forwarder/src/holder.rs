@@ -150,9 +150,8 @@ pub fn foreign_program(link: &Interface, prog_id: u32, this: &Path) -> String {
 /// lazily unmounted while ports ran from it (`status` warns). Programs
 /// another loader attached without a link (xdp-loader) are not counted.
 pub fn unheld(link: &Interface, this: &Path) -> Option<String> {
-    let held_here = |pin: Pin| {
-        PinDir::open(this).is_ok_and(|p| pinned(&p.link(link.index)) == Some(pin))
-    };
+    let held_here =
+        |pin: Pin| PinDir::open(this).is_ok_and(|p| pinned(&p.link(link.index)) == Some(pin));
     let unheld = |pin: Pin| !held_here(pin) && pin_dir_holding(pin, link.index, this).is_none();
     if let Some((prog_id, _)) = link.xdp.filter(|(id, _)| is_ours(*id))
         && let Some(held) = sys::all_links()
@@ -160,7 +159,10 @@ pub fn unheld(link: &Interface, this: &Path) -> Option<String> {
             .find(|l| l.hook == Hook::Xdp && l.ifindex == link.index && l.prog_id == prog_id)
         && unheld(Pin::Link(held.id))
     {
-        return Some(format!("XDP program id {prog_id} (XDP link id {})", held.id));
+        return Some(format!(
+            "XDP program id {prog_id} (XDP link id {})",
+            held.id
+        ));
     }
     let tcx = sys::tcx_ingress(link.index).unwrap_or_default();
     if let Some(&(prog_id, link_id)) = tcx

@@ -88,12 +88,13 @@ fn attach_loaded(
                 // it for a larger MTU (veth: its own or its peer's).
                 Hook::Xdp if mode.runs_in_driver() && e.raw_os_error() == Some(libc::ERANGE) => (
                     format!(
-                        "{mode} mode refused for the MTU: {}'s MTU is {} (or, on a veth, its \
+                        "{mode} mode: refused for the MTU: {}'s MTU is {} (or, on a veth, its \
                          peer's is larger), above what native XDP takes in one buffer (about \
                          3.5 kB on veth, a page less headroom); lower it (`ip link set {} mtu \
-                         1500`, on both ends of a veth) or use --mode tc or --mode skb",
+                         1500`, on both ends of a veth) or use --mode tc",
                         link.name,
-                        link.mtu.map_or_else(|| "unknown".to_owned(), |m| m.to_string()),
+                        link.mtu
+                            .map_or_else(|| "unknown".to_owned(), |m| m.to_string()),
                         link.name
                     ),
                     e,

@@ -47,10 +47,7 @@ impl DaemonLock {
     pub fn try_acquire(state_dir: &Path) -> Result<Option<Self>> {
         use std::os::unix::fs::MetadataExt as _;
         let file = open_dir(state_dir)?;
-        let ino = file
-            .metadata()
-            .map_err(|e| lock_error(state_dir, e))?
-            .ino();
+        let ino = file.metadata().map_err(|e| lock_error(state_dir, e))?.ino();
         match file.try_lock() {
             Ok(()) => Ok(Some(Self { _dir: file, ino })),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),

@@ -210,9 +210,8 @@ impl PinDir {
     /// What is mounted at the pin dir now.
     pub fn identity(&self) -> Result<Identity> {
         use std::os::unix::fs::MetadataExt as _;
-        let meta = std::fs::metadata(&self.root).map_err(|e| {
-            Error::kernel(format!("cannot inspect {}", self.root.display()), e)
-        })?;
+        let meta = std::fs::metadata(&self.root)
+            .map_err(|e| Error::kernel(format!("cannot inspect {}", self.root.display()), e))?;
         Ok(Identity {
             dev: meta.dev(),
             bpffs: is_bpffs(&self.root),
@@ -241,7 +240,8 @@ pub fn no_longer_bpffs(path: &Path) -> Error {
 
 pub(crate) fn is_bpffs(path: &Path) -> bool {
     // nix's constant has the C library's own `f_type` width (wider on musl).
-    nix::sys::statfs::statfs(path).is_ok_and(|st| st.filesystem_type() == nix::sys::statfs::BPF_FS_MAGIC)
+    nix::sys::statfs::statfs(path)
+        .is_ok_and(|st| st.filesystem_type() == nix::sys::statfs::BPF_FS_MAGIC)
 }
 
 /// Mounts bpffs at `dir` (mode 0700: only root may pin there) unless it is

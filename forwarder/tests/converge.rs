@@ -128,7 +128,10 @@ fn status_check_fails_when_a_port_cannot_forward() {
         assert_eq!(nic["up"], true, "{nic:#}");
         assert_eq!(nic["carrier"], false, "{nic:#}");
         assert_eq!(nic["can_forward"], false, "{nic:#}");
-        assert!(nic["warnings"].to_string().contains("NO-CARRIER"), "{nic:#}");
+        assert!(
+            nic["warnings"].to_string().contains("NO-CARRIER"),
+            "{nic:#}"
+        );
         assert_eq!(check(&w), 3);
         let table = cli_ok(&["status", "--pin-dir", p]);
         assert!(table.contains("warning: no carrier"), "{table}");
@@ -149,10 +152,7 @@ fn status_check_fails_when_a_port_cannot_forward() {
         // Item 2: the router goes; the NIC drops everything.
         cli_ok(&["detach", "rtr", "--pin-dir", p]);
         let st = w.status();
-        assert!(
-            st["warnings"].to_string().contains("no router"),
-            "{st:#}"
-        );
+        assert!(st["warnings"].to_string().contains("no router"), "{st:#}");
         assert_eq!(port(&st, "nic1")["can_forward"], false, "{st:#}");
         assert_eq!(check(&w), 3);
         cli_ok(&["detach", "--all", "--pin-dir", p]);
@@ -178,7 +178,10 @@ fn a_port_whose_program_vanished_is_attached_again() {
             &["-j", "link", "show", "pinned", link.to_str().unwrap()],
         ))
         .unwrap();
-        run("bpftool", &["link", "detach", "id", &info["id"].to_string()]);
+        run(
+            "bpftool",
+            &["link", "detach", "id", &info["id"].to_string()],
+        );
         let took = within(BOUND, "tcx link detached", || attached(&w, "nic1"));
         eprintln!("tcx link detached: attached again after {took:?}");
         w.assert_forwards("nic1", "rtr", vid);
@@ -251,7 +254,10 @@ fn a_router_off_the_prefix_hands_over_to_the_standby() {
         w.wait_for(&[("nic1", "physical"), ("rtr", "router")], Some("rtr"));
         drop(d);
         // Without the daemon, status says what it would do.
-        run("ip", &["link", "set", "rtr", "address", "52:54:00:aa:00:01"]);
+        run(
+            "ip",
+            &["link", "set", "rtr", "address", "52:54:00:aa:00:01"],
+        );
         let st = w.status();
         assert!(
             port(&st, "rtr")["warnings"]
@@ -267,17 +273,28 @@ fn a_router_off_the_prefix_hands_over_to_the_standby() {
         });
         eprintln!("router off its prefix: standby promoted after {took:?} (daemon start included)");
         let vids = w.wait_for(
-            &[("nic1", "physical"), ("rtr", "physical"), ("rtr2", "router")],
+            &[
+                ("nic1", "physical"),
+                ("rtr", "physical"),
+                ("rtr2", "router"),
+            ],
             Some("rtr2"),
         );
         w.assert_forwards("nic1", "rtr2", vids[0].unwrap());
         // Now under the running daemon: rtr2 leaves the prefix too, rtr
         // (a NIC now) gets it back.
         run("ip", &["link", "set", "rtr", "address", ROUTER_MAC]);
-        run("ip", &["link", "set", "rtr2", "address", "52:54:00:aa:00:02"]);
+        run(
+            "ip",
+            &["link", "set", "rtr2", "address", "52:54:00:aa:00:02"],
+        );
         let started = Instant::now();
         let vids = w.wait_for(
-            &[("nic1", "physical"), ("rtr", "router"), ("rtr2", "physical")],
+            &[
+                ("nic1", "physical"),
+                ("rtr", "router"),
+                ("rtr2", "physical"),
+            ],
             Some("rtr"),
         );
         assert!(started.elapsed() < BOUND, "{:?}", started.elapsed());
@@ -304,9 +321,17 @@ fn a_rename_into_ignore_detaches_and_a_manual_down_is_kept() {
         let st = w.status();
         let nic = port(&st, "nic1");
         assert_eq!(nic["up"], false, "the daemon fought the operator: {nic:#}");
-        assert!(nic["warnings"].to_string().contains("link is down"), "{nic:#}");
+        assert!(
+            nic["warnings"].to_string().contains("link is down"),
+            "{nic:#}"
+        );
         assert_eq!(check(&w), 3);
-        assert_eq!(d.log().matches("taken down by hand").count(), 1, "{}", d.log());
+        assert_eq!(
+            d.log().matches("taken down by hand").count(),
+            1,
+            "{}",
+            d.log()
+        );
         run("ip", &["link", "set", "nic1", "up"]);
         w.assert_forwards("nic1", "rtr", vid);
         // Item 6.
@@ -320,8 +345,16 @@ fn a_rename_into_ignore_detaches_and_a_manual_down_is_kept() {
         assert!(!support::promisc("mgmt0"), "promiscuous mode restored");
         assert_eq!(support::world::prog_id("mgmt0"), None);
         std::thread::sleep(Duration::from_millis(1000));
-        assert_eq!(w.status()["ports"].as_array().unwrap().len(), 1, "stays detached");
-        assert!(d.log().contains("renamed into an --ignore pattern"), "{}", d.log());
+        assert_eq!(
+            w.status()["ports"].as_array().unwrap().len(),
+            1,
+            "stays detached"
+        );
+        assert!(
+            d.log().contains("renamed into an --ignore pattern"),
+            "{}",
+            d.log()
+        );
     });
 }
 
@@ -405,10 +438,19 @@ fn native_refused_for_the_mtu_names_the_mtu() {
         run("ip", &["link", "set", "big", "mtu", "9000"]);
         run("ip", &["link", "set", "bigx", "mtu", "9000"]);
         let err = support::cli_err(&[
-            "attach", "big", "--role", "physical", "--mode", "native", "--pin-dir",
+            "attach",
+            "big",
+            "--role",
+            "physical",
+            "--mode",
+            "native",
+            "--pin-dir",
             pins.arg(),
         ]);
-        assert!(err.contains("refused for the MTU") && err.contains("9000"), "{err}");
+        assert!(
+            err.contains("refused for the MTU") && err.contains("9000"),
+            "{err}"
+        );
         assert!(err.contains("mtu 1500"), "{err}");
         assert!(!err.contains("CTRL_GUEST_OFFLOADS"), "{err}");
     });
@@ -426,7 +468,14 @@ fn a_deleted_namespace_is_said_to_be_gone() {
         vm.ip(&["link", "set", "n1x", "up"]);
         vm.exec(
             env!("CARGO_BIN_EXE_xdp-forwarder"),
-            &["attach", "n1", "--role", "physical", "--pin-dir", pins.arg()],
+            &[
+                "attach",
+                "n1",
+                "--role",
+                "physical",
+                "--pin-dir",
+                pins.arg(),
+            ],
         );
         let st = support::status_json(&pins);
         assert!(warnings(&st).contains("seen from there"), "{st:#}");
@@ -438,7 +487,12 @@ fn a_deleted_namespace_is_said_to_be_gone() {
         let st = support::status_json(&pins);
         assert!(!warnings(&st).contains("seen only from there"), "{st:#}");
         cli_ok(&["detach", "--gone", "--pin-dir", pins.arg()]);
-        assert!(support::status_json(&pins)["ports"].as_array().unwrap().is_empty());
+        assert!(
+            support::status_json(&pins)["ports"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
     });
 }
 
@@ -453,7 +507,16 @@ fn a_deleted_clsact_filter_fails_the_check() {
         w.plug("rtr", Some(ROUTER_MAC));
         for (iface, role) in [("rtr", "router"), ("nic1", "physical")] {
             cli_ok_with(
-                &["attach", iface, "--role", role, "--mode", "tc", "--pin-dir", p],
+                &[
+                    "attach",
+                    iface,
+                    "--role",
+                    role,
+                    "--mode",
+                    "tc",
+                    "--pin-dir",
+                    p,
+                ],
                 CLSACT,
             );
         }

@@ -19,12 +19,11 @@ use support::{
     Bpffs, cli_ok,
     daemon::{Daemon, WAIT},
     in_fresh_netns,
+    netns::NamedNetns,
     packet::{ETHERTYPE_TEST, frame},
     run,
-    netns::NamedNetns,
     world::{ROUTER_MAC, ROUTER_MAC_2, World, nic_mac, prog_id},
 };
-
 
 #[test]
 fn hot_plug_in_every_order() {

@@ -355,7 +355,11 @@ mod tests {
         assert_eq!(no_carrier(true, true, "n1"), None);
         // Down is said once, by link_down.
         assert_eq!(no_carrier(false, false, "n1"), None);
-        assert!(no_carrier(true, false, "n1").unwrap().contains("NO-CARRIER"));
+        assert!(
+            no_carrier(true, false, "n1")
+                .unwrap()
+                .contains("NO-CARRIER")
+        );
         assert_eq!(no_router(0, false), None);
         assert_eq!(no_router(2, true), None);
         let w = no_router(2, false).unwrap();
@@ -363,9 +367,15 @@ mod tests {
         let mac = [0x52, 0x54, 0, 0, 0, 1];
         assert_eq!(router_off_prefix("r0", mac, &[]), None);
         let w = router_off_prefix("r0", mac, &["r1".into()]).unwrap();
-        assert!(w.contains("52:54:00:00:00:01") && w.contains("attach r1 --role router"), "{w}");
+        assert!(
+            w.contains("52:54:00:00:00:01") && w.contains("attach r1 --role router"),
+            "{w}"
+        );
         let w = unheld_program("n1", "XDP program id 9", "/sys/fs/bpf");
-        assert!(w.contains("mounted over /sys/fs/bpf") && w.contains("umount /sys/fs/bpf"), "{w}");
+        assert!(
+            w.contains("mounted over /sys/fs/bpf") && w.contains("umount /sys/fs/bpf"),
+            "{w}"
+        );
         assert!(can_forward(true, true, true, true));
         for (a, u, c, r) in [
             (false, true, true, true),
