@@ -513,8 +513,8 @@ impl Daemon {
         }
         if self.down_by_hand.borrow_mut().insert(link.index) {
             info!(iface = %link.name, result = "left down",
-                  "taken down by hand (`ip link set {} down`): left down; `ip link set {} up` \
-                   resumes it", link.name, link.name);
+                  "taken down by hand (`ip link set {0} down`): left down; `ip link set {0} up` \
+                   resumes it", link.name.escape_debug());
         }
         true
     }

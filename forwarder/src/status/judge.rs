@@ -41,6 +41,7 @@ pub fn other_netns(cookie: u64, name: Option<&str>, pin_dir: &str, live: bool) -
 /// A port whose interface is administratively down (attach sets it up;
 /// the daemon leaves a port taken down by hand down).
 pub fn link_down(up: bool, iface: &str) -> Option<String> {
+    let iface = iface.escape_debug();
     (!up).then(|| {
         format!(
             "link is down (administratively: `ip link set {iface} down`): no frame passes; \
@@ -52,6 +53,7 @@ pub fn link_down(up: bool, iface: &str) -> Option<String> {
 /// A port that is up but has no carrier (IFLA_CARRIER: no cable, the peer
 /// of a veth down, a NIC without link): `ip link` says NO-CARRIER.
 pub fn no_carrier(up: bool, carrier: bool, iface: &str) -> Option<String> {
+    let iface = iface.escape_debug();
     (up && !carrier).then(|| {
         format!(
             "no carrier (`ip link show {iface}` says NO-CARRIER: no cable or link partner, or \
@@ -77,6 +79,7 @@ pub fn no_router(nics: usize, router_iface_set: bool) -> Option<String> {
 /// router prefix, while `standby` interfaces do: the daemon hands the role
 /// over to the first of them.
 pub fn router_off_prefix(iface: &str, mac: [u8; 6], standby: &[String]) -> Option<String> {
+    let iface = iface.escape_debug();
     (!standby.is_empty()).then(|| {
         format!(
             "router MAC {} no longer has the router MAC prefix, which {} has: the daemon hands \
@@ -94,13 +97,13 @@ pub fn router_off_prefix(iface: &str, mac: [u8; 6], standby: &[String]) -> Optio
 /// mounted over (a second bpffs on it), lazily unmounted, or the program
 /// was attached through a pin dir in another mount namespace.
 pub fn unheld_program(iface: &str, what: &str, pin_dir: &str) -> String {
+    let iface = iface.escape_debug();
     format!(
-        "{} runs {what} of ours that this pin dir does not hold, nor any pin dir mounted \
+        "{iface} runs {what} of ours that this pin dir does not hold, nor any pin dir mounted \
          here: was another bpffs mounted over {pin_dir} (`grep {pin_dir} /proc/self/mountinfo` \
          lists two), or was it unmounted (`umount -l`)? Unmount the one on top (`umount \
          {pin_dir}`) to see the ports again; otherwise `xdp-forwarder detach` cannot reach it: \
-         remove it with the command `attach {iface}` gives",
-        iface.escape_debug()
+         remove it with the command `attach {iface}` gives"
     )
 }
 
