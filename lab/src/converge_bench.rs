@@ -8,7 +8,7 @@
 //! gone), polled every millisecond.
 
 use std::{
-    process::{Child, Command, Stdio},
+    process::{Child, Command},
     time::{Duration, Instant},
 };
 
@@ -85,11 +85,17 @@ fn tcx_prog(iface: &str) -> Option<u32> {
 }
 
 /// Polls `done` every millisecond; how long it took (at most 10 s).
-fn until(what: &str, mut done: impl FnMut() -> bool) -> anyhow::Result<f64> {
-    let start = Instant::now();
+fn until(what: &str, done: impl FnMut() -> bool) -> anyhow::Result<f64> {
+    until_from(Instant::now(), what, done)
+}
+
+/// [`until`], timed from `start`.
+fn until_from(start: Instant, what: &str, mut done: impl FnMut() -> bool) -> anyhow::Result<f64> {
     while !done() {
         if start.elapsed() > Duration::from_secs(10) {
-            bail!("{what}: the daemon did not converge within 10 s");
+            bail!(
+                "{what}: the daemon did not converge within 10 s (its log: /tmp/xfd-bench-converge-PID.log)"
+            );
         }
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -109,11 +115,22 @@ fn in_namespace(dir: &std::path::Path, rounds: u32) -> anyhow::Result<Vec<Row>> 
         sh("ip", &["link", "set", &peer, "up"])?;
     }
     let exe = bins_dir()?.join("xdp-forwarder");
+    // The daemon's log, for when a case does not converge.
+    let log = dir.with_extension("log");
     let daemon = Daemon(
         Command::new(&exe)
-            .args(["run", "--pin-dir", pin, "--ignore", "mgmt*"])
-            .env("RUST_LOG", "warn")
-            .stderr(Stdio::null())
+            // The peers (`*x`) stay in this namespace: left alone.
+            .args([
+                "run",
+                "--pin-dir",
+                pin,
+                "--ignore",
+                "mgmt*",
+                "--ignore",
+                "*x",
+            ])
+            .env("RUST_LOG", "info")
+            .stderr(std::fs::File::create(&log)?)
             .spawn()
             .with_context(|| format!("cannot start {}", exe.display()))?,
     );
@@ -145,30 +162,34 @@ fn in_namespace(dir: &std::path::Path, rounds: u32) -> anyhow::Result<Vec<Row>> 
             &["-j", "link", "show", "pinned", link.to_str().unwrap()],
         )?)?;
         let before = tcx_prog("nic1");
+        let start = Instant::now();
         sh(
             "bpftool",
             &["link", "detach", "id", &info["id"].to_string()],
         )?;
-        rows[0].ms.push(until("link detached", || {
+        rows[0].ms.push(until_from(start, "link detached", || {
             tcx_prog("nic1").is_some_and(|p| Some(p) != before)
         })?);
 
         // The whole state removed: the links go with their pins.
         let (n, r) = (tcx_prog("nic1"), tcx_prog("rtr"));
+        let start = Instant::now();
         std::fs::remove_dir_all(dir.join("xdp-forwarder"))?;
         std::fs::remove_file(dir.join("router_iface"))?;
-        rows[1].ms.push(until("state removed", || {
+        rows[1].ms.push(until_from(start, "state removed", || {
             tcx_prog("nic1").is_some_and(|p| Some(p) != n)
                 && tcx_prog("rtr").is_some_and(|p| Some(p) != r)
         })?);
 
-        // Renamed into --ignore, then back (attached again, not timed).
+        // Renamed into --ignore (timed from the rename), then back
+        // (attached again, not timed).
         sh("ip", &["link", "set", "nic1", "down"])?;
+        let start = Instant::now();
         sh("ip", &["link", "set", "nic1", "name", "mgmt0"])?;
+        rows[2].ms.push(until_from(start, "renamed", || {
+            tcx_prog("mgmt0").is_none()
+        })?);
         sh("ip", &["link", "set", "mgmt0", "up"])?;
-        rows[2]
-            .ms
-            .push(until("renamed", || tcx_prog("mgmt0").is_none())?);
         sh("ip", &["link", "set", "mgmt0", "down"])?;
         sh("ip", &["link", "set", "mgmt0", "name", "nic1"])?;
         sh("ip", &["link", "set", "nic1", "up"])?;

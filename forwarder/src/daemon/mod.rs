@@ -384,6 +384,12 @@ impl Daemon {
             debug!(iface = %link.name, "left alone (detached by hand)");
             return true;
         }
+        // The whole state dir went, not this port's record: the next
+        // reconcile rebuilds it.
+        let state_dir = self.fwd.pins().identity().ok().and_then(|i| i.state_dir);
+        if state_dir != Some(self.lock.borrow().state_dir_ino()) {
+            return false;
+        }
         if self.seen_attached.borrow_mut().remove(&link.index) {
             self.hand_detached.borrow_mut().insert(link.index);
             info!(iface = %link.name, result = "left alone",
@@ -602,8 +608,10 @@ impl Daemon {
                     self.dirty.set(true);
                 }
             }
-            // Not detached by hand: the whole state went.
+            // Not detached by hand: the whole state went (also what a scan
+            // under way took for that meanwhile).
             self.seen_attached.borrow_mut().clear();
+            self.hand_detached.borrow_mut().clear();
             return Some("the state dir was removed".into());
         }
         let ports = match Ports::open(self.fwd.pins()).and_then(|p| match p {
