@@ -639,6 +639,7 @@ impl Daemon {
             // Left alone by the rules, or by their own backoff.
             if self.down_by_hand.borrow().contains(&ifindex)
                 || self.failing.borrow().contains_key(&ifindex)
+                || self.standby.borrow().contains(&ifindex)
             {
                 continue;
             }
