@@ -202,5 +202,7 @@ fn in_namespace(dir: &std::path::Path, rounds: u32) -> anyhow::Result<Vec<Row>> 
     for r in &mut rows {
         r.ms.sort_by(f64::total_cmp);
     }
+    // Kept only when a case failed (the error names it).
+    let _ = std::fs::remove_file(&log);
     Ok(rows)
 }
