@@ -533,3 +533,58 @@ fn a_deleted_clsact_filter_fails_the_check() {
         cli_ok(&["detach", "--all", "--pin-dir", p]);
     });
 }
+
+/// Also noticed in issue 25: in tc mode a frame the target's MTU refuses
+/// was counted as forwarded (the redirect succeeds, the kernel drops the
+/// skb at the target). Now `redirect_failed`, as skb and native count it;
+/// a frame that fits is still forwarded. On tcx and on the clsact hook.
+#[test]
+fn tc_mode_counts_what_the_target_mtu_refuses_as_redirect_failed() {
+    use support::packet::{ETHERTYPE_TEST, frame};
+    for (tag, env) in [("cv-tcmtu", &[][..]), ("cv-clmtu", CLSACT)] {
+        in_fresh_netns(|| {
+            let w = World::new(tag);
+            let p = w.pins.arg();
+            w.plug("nic1", None);
+            w.plug("rtr", Some(ROUTER_MAC));
+            for (iface, role) in [("rtr", "router"), ("nic1", "physical")] {
+                cli_ok_with(
+                    &[
+                        "attach",
+                        iface,
+                        "--role",
+                        role,
+                        "--mode",
+                        "tc",
+                        "--pin-dir",
+                        p,
+                    ],
+                    env,
+                );
+            }
+            run("ip", &["link", "set", "rtr", "mtu", "1400"]);
+            w.outside.ip(&["link", "set", "rtrx", "mtu", "1400"]);
+            let (n, r) = (w.socket("nic1x"), w.socket("rtrx"));
+            let f = |len| {
+                frame(
+                    [0x02, 0, 0, 0, 0, 0xbb],
+                    [0x02, 0, 0, 0, 0, 0xaa],
+                    &ETHERTYPE_TEST.to_be_bytes(),
+                    len,
+                )
+            };
+            n.send(&f(1514));
+            assert_eq!(
+                r.recv(Duration::from_millis(500)),
+                None,
+                "{tag}: 1514 B through MTU 1400"
+            );
+            n.send(&f(200));
+            assert!(r.recv(Duration::from_secs(5)).is_some(), "{tag}: 200 B");
+            let c = port(&w.status(), "nic1")["counters"].clone();
+            assert_eq!(c["forwarded_frames"], 1, "{tag}: {c:#}");
+            assert_eq!(c["dropped"]["redirect_failed"], 1, "{tag}: {c:#}");
+            cli_ok(&["detach", "--all", "--pin-dir", p]);
+        });
+    }
+}

@@ -130,7 +130,9 @@ pub struct Port {
 /// refused afterwards (the `xdp:xdp_redirect_err` tracepoint, by program
 /// id, see [`redirect_errors`](crate::redirect_errors)): those are in
 /// `dropped["redirect_failed"]`. Their bytes cannot be told apart (the
-/// tracepoint carries no length) and stay in `forwarded_bytes`.
+/// tracepoint carries no length) and stay in `forwarded_bytes`. The tc
+/// programs count in `redirect_failed` themselves what the target's MTU
+/// refuses (`bpf_check_mtu`, before the redirect).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Counters {
     pub forwarded_frames: u64,
