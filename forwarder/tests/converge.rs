@@ -401,6 +401,26 @@ fn the_pin_dir_is_an_identity_not_a_path() {
         within(BOUND, "the daemon says it", || {
             d.log().contains("another bpffs is mounted over")
         });
+        // A daemon started on the mount on top refuses, with the fix, and
+        // creates nothing there.
+        // (Bounded: a daemon that starts would run on.)
+        let out = Command::new("timeout")
+            .args([
+                "5",
+                env!("CARGO_BIN_EXE_xdp-forwarder"),
+                "run",
+                "--pin-dir",
+                &p,
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(!w.pins.path().join("xdp-forwarder").exists(), "{err}");
+        assert!(
+            err.contains("no pin dir mounted here holds") && err.contains(&format!("umount {p}")),
+            "{err}"
+        );
         w.plug("nic2", None);
         std::thread::sleep(BOUND);
         assert!(

@@ -59,6 +59,9 @@ pub struct Options {
 pub async fn run(opts: Options) -> Result<()> {
     crate::privileges::require("xdp-forwarder run")?;
     pins::ensure_bpffs(&opts.pin_dir, opts.no_mount)?;
+    // Before anything is created there: a pin dir mounted over (or
+    // remounted) while ports ran from the one below would split the state.
+    refuse_unheld(&opts.pin_dir).await?;
     let lock = DaemonLock::for_pin_dir(&opts.pin_dir)?;
     let fwd = Forwarder::open(&opts.pin_dir)?;
     // The pin dir is an identity, not a path: what is mounted there now.
@@ -676,6 +679,38 @@ impl Daemon {
         }
         None
     }
+}
+
+/// Fails when programs of ours run, held by links or filters that no pin
+/// dir mounted here holds: the pin dir was mounted over, or unmounted,
+/// while they ran; a daemon on it would attach every new port into a state
+/// without them (and no router).
+async fn refuse_unheld(pin_dir: &std::path::Path) -> Result<()> {
+    let net = netdev::Netdev::connect()?;
+    let unheld: Vec<String> = net
+        .all()
+        .await?
+        .iter()
+        .filter(|l| !l.loopback)
+        .filter_map(|l| {
+            crate::holder::unheld(l, pin_dir)
+                .map(|what| format!("{}: {what}", l.name.escape_debug()))
+        })
+        .collect();
+    if unheld.is_empty() {
+        return Ok(());
+    }
+    let p = pin_dir.display();
+    Err(Error::PinDirRefused {
+        path: pin_dir.to_owned(),
+        why: format!(
+            "programs of ours run that no pin dir mounted here holds ({}): another bpffs is \
+             mounted over {p}, or it was unmounted while they ran; unmount the one on top \
+             (`umount {p}`) and start again, or remove them first (the commands `xdp-forwarder \
+             attach IFACE` names)",
+            unheld.join("; ")
+        ),
+    })
 }
 
 /// A device number as `major:minor`, as /proc/self/mountinfo writes it.
