@@ -195,6 +195,7 @@ mod tests {
             mac: None,
             mtu: Some(1500),
             up: true,
+            carrier: true,
             promisc: false,
             loopback: false,
             kind: kind.map(str::to_owned),

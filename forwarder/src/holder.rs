@@ -144,6 +144,41 @@ pub fn foreign_program(link: &Interface, prog_id: u32, this: &Path) -> String {
     }
 }
 
+/// Our program on `link` held by a link (XDP, tcx) or clsact filter that
+/// no pin dir mounted here holds, `this` included: what runs ("XDP
+/// program id N (XDP link id L)"). The trace of a pin dir mounted over or
+/// lazily unmounted while ports ran from it (`status` warns). Programs
+/// another loader attached without a link (xdp-loader) are not counted.
+pub fn unheld(link: &Interface, this: &Path) -> Option<String> {
+    let held_here =
+        |pin: Pin| PinDir::open(this).is_ok_and(|p| pinned(&p.link(link.index)) == Some(pin));
+    let unheld = |pin: Pin| !held_here(pin) && pin_dir_holding(pin, link.index, this).is_none();
+    if let Some((prog_id, _)) = link.xdp.filter(|(id, _)| is_ours(*id))
+        && let Some(held) = sys::all_links()
+            .into_iter()
+            .find(|l| l.hook == Hook::Xdp && l.ifindex == link.index && l.prog_id == prog_id)
+        && unheld(Pin::Link(held.id))
+    {
+        return Some(format!(
+            "XDP program id {prog_id} (XDP link id {})",
+            held.id
+        ));
+    }
+    let tcx = sys::tcx_ingress(link.index).unwrap_or_default();
+    if let Some(&(prog_id, link_id)) = tcx
+        .iter()
+        .find(|(prog, link_id)| *link_id != 0 && is_ours(*prog))
+        && unheld(Pin::Link(link_id))
+    {
+        return Some(format!(
+            "tc program id {prog_id} (on its tcx ingress, tcx link id {link_id})"
+        ));
+    }
+    let prog_id = clsact::running(link.index).ok().flatten()?;
+    (is_ours(prog_id) && unheld(Pin::Prog(prog_id)))
+        .then(|| format!("tc program id {prog_id} (its clsact ingress filter)"))
+}
+
 /// The pin dir, other than `this`, whose `xdp-forwarder/link-IFINDEX` pins
 /// `pin`: a bpffs mount point, or a directory right under one.
 fn pin_dir_holding(pin: Pin, ifindex: u32, this: &Path) -> Option<PathBuf> {

@@ -84,6 +84,21 @@ fn attach_loaded(
                     format!("{mode} mode (clsact filter)"),
                     clsact::taken(e, link.index, &link.name),
                 ),
+                // Native XDP takes one page per frame: the kernel refuses
+                // it for a larger MTU (veth: its own or its peer's).
+                Hook::Xdp if mode.runs_in_driver() && e.raw_os_error() == Some(libc::ERANGE) => (
+                    format!(
+                        "{mode} mode: refused for the MTU: {}'s MTU is {} (or, on a veth, its \
+                         peer's is larger), above what native XDP takes in one buffer (about \
+                         3.5 kB on veth, a page less headroom); lower it (`ip link set {} mtu \
+                         1500`, on both ends of a veth) or use --mode tc",
+                        link.name,
+                        link.mtu
+                            .map_or_else(|| "unknown".to_owned(), |m| m.to_string()),
+                        link.name
+                    ),
+                    e,
+                ),
                 Hook::Xdp | Hook::TcxIngress => (format!("{mode} mode"), e),
             };
             return Ok(Err(Error::kernel(why, e)));
@@ -112,7 +127,8 @@ pub(crate) fn refused(
     failures: &[Error],
 ) -> Error {
     let why = joined(failures);
-    let hint = if choice == ModeChoice::Native {
+    let for_mtu = failures.iter().any(|f| f.errno() == Some(libc::ERANGE));
+    let hint = if choice == ModeChoice::Native && !for_mtu {
         format!(
             " (the driver of {} may not run XDP natively, or not on this device: virtio-net \
              refuses it while the device offers guest offloads without CTRL_GUEST_OFFLOADS; \

@@ -37,14 +37,19 @@ impl WriterLock {
 #[derive(Debug)]
 pub struct DaemonLock {
     _dir: File,
+    /// The locked state dir's inode: the daemon notices when the state dir
+    /// at the path is no longer this one (removed by hand, rebuilt).
+    ino: u64,
 }
 
 impl DaemonLock {
     /// `None` when another daemon holds it.
     pub fn try_acquire(state_dir: &Path) -> Result<Option<Self>> {
+        use std::os::unix::fs::MetadataExt as _;
         let file = open_dir(state_dir)?;
+        let ino = file.metadata().map_err(|e| lock_error(state_dir, e))?.ino();
         match file.try_lock() {
-            Ok(()) => Ok(Some(Self { _dir: file })),
+            Ok(()) => Ok(Some(Self { _dir: file, ino })),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
             Err(std::fs::TryLockError::Error(e)) => Err(lock_error(state_dir, e)),
         }
@@ -65,6 +70,11 @@ impl DaemonLock {
                 pins.state_dir().display()
             ),
         })
+    }
+
+    /// The inode of the state dir this lock holds.
+    pub fn state_dir_ino(&self) -> u64 {
+        self.ino
     }
 
     /// Whether a daemon holds the lock of `state_dir` now (checked by taking

@@ -79,6 +79,12 @@ fn exposition(status: &Status, dialect: Dialect) -> String {
         each(&|p| Some(u64::from(p.up))),
     );
     family(
+        "port_can_forward",
+        "gauge",
+        "1 when the port can forward: attached, up with a carrier, and for a NIC a router to send to.",
+        each(&|p| Some(u64::from(p.can_forward))),
+    );
+    family(
         "port_warnings",
         "gauge",
         "How many warnings `status` shows for the port.",

@@ -23,6 +23,11 @@ pub struct Interface {
     pub mac: Option<[u8; 6]>,
     pub mtu: Option<u32>,
     pub up: bool,
+    /// The kernel's carrier (IFLA_CARRIER): whether frames can pass the
+    /// link below (a cable, a veth peer that is up). Read apart from `up`,
+    /// the administrative flag: `ip link` shows NO-CARRIER when up without
+    /// it. `true` when the kernel does not say.
+    pub carrier: bool,
     pub promisc: bool,
     pub loopback: bool,
     /// The rtnetlink link kind (`veth`, `bridge`, …); `None` for a device
@@ -41,6 +46,7 @@ impl Interface {
             mac: None,
             mtu: None,
             up: flags.contains(LinkFlags::Up),
+            carrier: true,
             promisc: flags.contains(LinkFlags::Promisc),
             loopback: flags.contains(LinkFlags::Loopback),
             kind: None,
@@ -51,6 +57,7 @@ impl Interface {
                 LinkAttribute::IfName(name) => link.name = name,
                 LinkAttribute::Address(addr) => link.mac = addr.try_into().ok(),
                 LinkAttribute::Mtu(mtu) => link.mtu = Some(mtu),
+                LinkAttribute::Carrier(c) => link.carrier = c != 0,
                 LinkAttribute::Xdp(xdp) => link.xdp = xdp_state(&xdp),
                 LinkAttribute::LinkInfo(infos) => {
                     link.kind = infos.into_iter().find_map(|info| match info {

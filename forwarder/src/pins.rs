@@ -127,6 +127,11 @@ impl PinDir {
     /// root can change what is pinned in it.
     pub fn ensure_state_dir(&self) -> Result<()> {
         use std::os::unix::fs::DirBuilderExt as _;
+        // Never on the directory under a bpffs that went away (`umount -l`
+        // while in use): state there would be split from the ports.
+        if !is_bpffs(&self.root) {
+            return Err(no_longer_bpffs(&self.root));
+        }
         let dir = self.state_dir();
         match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => {}
@@ -187,6 +192,49 @@ impl PinDir {
             ));
         }
         Ok(())
+    }
+}
+
+/// What is mounted at a pin dir, to notice when it changes under a
+/// running daemon: the device of the directory (each bpffs mount has its
+/// own), whether it is a bpffs, and the inode of its state dir (`None`
+/// while there is none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub dev: u64,
+    pub bpffs: bool,
+    pub state_dir: Option<u64>,
+}
+
+impl PinDir {
+    /// What is mounted at the pin dir now.
+    pub fn identity(&self) -> Result<Identity> {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = std::fs::metadata(&self.root)
+            .map_err(|e| Error::kernel(format!("cannot inspect {}", self.root.display()), e))?;
+        Ok(Identity {
+            dev: meta.dev(),
+            bpffs: is_bpffs(&self.root),
+            state_dir: std::fs::symlink_metadata(self.state_dir())
+                .ok()
+                .filter(|m| m.is_dir())
+                .map(|m| m.ino()),
+        })
+    }
+}
+
+/// `path` was a bpffs and is no longer one: unmounted while in use.
+pub fn no_longer_bpffs(path: &Path) -> Error {
+    let p = path.display();
+    Error::NotBpffs {
+        path: path.to_owned(),
+        why: "is not a bpffs mount (any more? unmounted while in use, e.g. `umount -l`): \
+              nothing is created on the directory underneath"
+            .into(),
+        fix: format!(
+            "mount bpffs there again (`mount -t bpf -o mode=0700 bpf {p}`); a running \
+             `xdp-forwarder run` must then be restarted, and attaches every port again"
+        ),
     }
 }
 

@@ -242,6 +242,8 @@ fn status_shows_what_attach_repairs_and_check_exits_3_on_warnings() {
                 "rtr10x",
             ],
         );
+        // Its peer up: a router without carrier is a warning.
+        run("ip", &["link", "set", "rtr10x", "up"]);
         for (iface, role) in [("nic10", "physical"), ("rtr10", "router")] {
             cli_ok(&[
                 "attach",
@@ -313,8 +315,12 @@ fn status_shows_what_attach_repairs_and_check_exits_3_on_warnings() {
         assert!(text.contains("which runs no router program"), "{text}");
         assert_eq!(check(p), 3);
         cli_ok(&["detach", "nic11", "--pin-dir", p]);
-        assert_eq!(check(p), 0, "detach emptied router_iface");
+        // router_iface is empty now: nic10 drops everything, a warning too.
+        let text = String::from_utf8_lossy(&cli(&["status", "--pin-dir", p]).stdout).into_owned();
+        assert!(text.contains("warning: no router"), "{text}");
+        assert_eq!(check(p), 3, "detach emptied router_iface: no router");
         cli_ok(&["detach", "--all", "--pin-dir", p]);
+        assert_eq!(check(p), 0, "nothing attached, nothing wrong");
 
         // Another namespace's port, in words.
         let other = Bpffs::mount("cli-stwarn-ns");

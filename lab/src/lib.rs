@@ -8,6 +8,7 @@
 
 pub mod bench;
 pub mod cache;
+pub mod converge_bench;
 pub mod debian;
 pub mod demo;
 pub mod docs;

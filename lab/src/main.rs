@@ -98,6 +98,14 @@ enum Command {
         #[arg(long, value_name = "TEXT")]
         only: Option<String>,
     },
+    /// How long the daemon takes to converge after a drift no event tells
+    /// it (a link detached, the state dir removed, a rename into
+    /// --ignore): a markdown table (docs/benchmarks.md, "Convergence").
+    BenchConverge {
+        /// Rounds of each case.
+        #[arg(long, default_value_t = 5)]
+        rounds: u32,
+    },
     /// Write the product's manual pages (section 8) into DIR.
     #[command(hide = true)]
     Man { dir: PathBuf },
@@ -216,6 +224,11 @@ fn run(command: Command) -> anyhow::Result<bool> {
                 vm::RouterNic::QemuDefault
             };
             vm_demo(kernel, usize::from(nics), &mode, router_nic)
+        }
+        Command::BenchConverge { rounds } => {
+            let rows = xdp_forwarder_lab::converge_bench::run(rounds)?;
+            print!("{}", xdp_forwarder_lab::converge_bench::table(&rows));
+            Ok(true)
         }
         Command::Man { dir } => {
             for page in docs::man_pages(&dir)? {

@@ -97,6 +97,7 @@ mod tests {
             mac: Some(mac),
             mtu: Some(1500),
             up: false,
+            carrier: true,
             promisc: false,
             loopback: false,
             kind: None,

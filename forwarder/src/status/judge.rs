@@ -6,8 +6,25 @@ use std::path::Path;
 use crate::{Mode, ethtool};
 
 /// A port attached from another network namespace than `status` runs in:
-/// `name` is what `ip netns` calls it, when it has a name there.
-pub fn other_netns(cookie: u64, name: Option<&str>, pin_dir: &str) -> String {
+/// `name` is what `ip netns` calls it, when it has a name there; `live`:
+/// its pinned link is still attached to an interface (false: the
+/// interface, and most likely the namespace, is gone).
+pub fn other_netns(cookie: u64, name: Option<&str>, pin_dir: &str, live: bool) -> String {
+    if !live {
+        let named = name.map_or_else(String::new, |n| format!(", {n:?}"));
+        return format!(
+            "attached in another network namespace (cookie {cookie}{named}) that runs it no \
+             more: its link is detached, its interface gone{} — nothing of ours runs there; \
+             `xdp-forwarder --pin-dir {pin_dir} detach --gone` forgets it (so does any \
+             attach from here)",
+            if name.is_none() {
+                ", and no namespace `ip netns` names has that cookie: the namespace was \
+                 deleted"
+            } else {
+                ""
+            }
+        );
+    }
     match name {
         Some(name) => format!(
             "attached in another network namespace, {name:?} (ip netns; cookie {cookie}): \
@@ -21,9 +38,79 @@ pub fn other_netns(cookie: u64, name: Option<&str>, pin_dir: &str) -> String {
     }
 }
 
-/// A port whose interface is down (attach sets it up).
-pub fn link_down(up: bool) -> Option<String> {
-    (!up).then(|| "link is down: no frame passes; `attach` again sets it up".to_owned())
+/// A port whose interface is administratively down (attach sets it up;
+/// the daemon leaves a port taken down by hand down).
+pub fn link_down(up: bool, iface: &str) -> Option<String> {
+    let iface = iface.escape_debug();
+    (!up).then(|| {
+        format!(
+            "link is down (administratively: `ip link set {iface} down`): no frame passes; \
+             the daemon leaves it down; `ip link set {iface} up` (or `attach` again) sets it up"
+        )
+    })
+}
+
+/// A port that is up but has no carrier (IFLA_CARRIER: no cable, the peer
+/// of a veth down, a NIC without link): `ip link` says NO-CARRIER.
+pub fn no_carrier(up: bool, carrier: bool, iface: &str) -> Option<String> {
+    let iface = iface.escape_debug();
+    (up && !carrier).then(|| {
+        format!(
+            "no carrier (`ip link show {iface}` says NO-CARRIER: no cable or link partner, or \
+             a veth whose peer is down): no frame passes until the carrier returns"
+        )
+    })
+}
+
+/// NICs attached while no router is: every frame they receive is dropped
+/// (`no_router`). `nics`: how many NICs are attached.
+pub fn no_router(nics: usize, router_iface_set: bool) -> Option<String> {
+    (nics > 0 && !router_iface_set).then(|| {
+        format!(
+            "no router: router_iface is empty, so the {nics} NIC(s) attached drop every frame \
+             they receive (counted as no_router); attach the router \
+             (`attach IFACE --role router`), or plug in an interface with the router MAC \
+             prefix while the daemon runs"
+        )
+    })
+}
+
+/// The router port `iface`, whose MAC `mac` no longer starts with the
+/// router prefix, while `standby` interfaces do: the daemon hands the role
+/// over to the first of them.
+pub fn router_off_prefix(iface: &str, mac: [u8; 6], standby: &[String]) -> Option<String> {
+    let iface = iface.escape_debug();
+    (!standby.is_empty()).then(|| {
+        format!(
+            "router MAC {} no longer has the router MAC prefix, which {} has: the daemon hands \
+             the router role over to it; by hand: `detach {iface}`, then `attach {} --role \
+             router`",
+            mac.map(|b| format!("{b:02x}")).join(":"),
+            standby[0].escape_debug(),
+            standby[0].escape_debug()
+        )
+    })
+}
+
+/// Our program running on `iface` (`what`: "XDP program id N …") held by
+/// a link or filter that no pin dir mounted here holds: this pin dir was
+/// mounted over (a second bpffs on it), lazily unmounted, or the program
+/// was attached through a pin dir in another mount namespace.
+pub fn unheld_program(iface: &str, what: &str, pin_dir: &str) -> String {
+    let iface = iface.escape_debug();
+    format!(
+        "{iface} runs {what} of ours that this pin dir does not hold, nor any pin dir mounted \
+         here: was another bpffs mounted over {pin_dir} (`grep {pin_dir} /proc/self/mountinfo` \
+         lists two), or was it unmounted (`umount -l`)? Unmount the one on top (`umount \
+         {pin_dir}`) to see the ports again; otherwise `xdp-forwarder detach` cannot reach it: \
+         remove it with the command `attach {iface}` gives"
+    )
+}
+
+/// Whether a port can forward at all: its program runs, its link is up
+/// with a carrier, and a NIC has a router to send to.
+pub fn can_forward(attached: bool, up: bool, carrier: bool, has_router: bool) -> bool {
+    attached && up && carrier && has_router
 }
 
 /// A port whose interface is not promiscuous (attach turns it on).
@@ -201,11 +288,11 @@ mod tests {
 
     #[test]
     fn a_port_down_or_not_promiscuous_is_named_with_its_fix() {
-        assert_eq!(link_down(true), None);
+        assert_eq!(link_down(true, "n1"), None);
         assert!(
-            link_down(false)
+            link_down(false, "n1")
                 .unwrap()
-                .contains("`attach` again sets it up")
+                .contains("`ip link set n1 up` (or `attach` again) sets it up")
         );
         assert_eq!(promisc_off(true), None);
         assert!(
@@ -239,10 +326,14 @@ mod tests {
                 .contains("r1 (router MAC prefix, not attached)")
         );
         assert!(
-            other_netns(7, Some("net-vm"), "/p")
+            other_netns(7, Some("net-vm"), "/p", true)
                 .contains("nsenter --net=/run/netns/net-vm xdp-forwarder --pin-dir /p status")
         );
-        assert!(other_netns(7, None, "/p").contains("not one `ip netns` names"));
+        assert!(other_netns(7, None, "/p", true).contains("not one `ip netns` names"));
+        let gone = other_netns(7, None, "/p", false);
+        assert!(gone.contains("the namespace was deleted"), "{gone}");
+        assert!(gone.contains("--pin-dir /p detach --gone"), "{gone}");
+        assert!(!gone.contains("seen only from there"), "{gone}");
     }
 
     #[test]
@@ -260,5 +351,42 @@ mod tests {
                 .unwrap()
                 .contains("MTU 1500 < this NIC's MTU 9000")
         );
+    }
+
+    #[test]
+    fn a_port_that_cannot_forward_is_a_warning_with_its_fix() {
+        assert_eq!(no_carrier(true, true, "n1"), None);
+        // Down is said once, by link_down.
+        assert_eq!(no_carrier(false, false, "n1"), None);
+        assert!(
+            no_carrier(true, false, "n1")
+                .unwrap()
+                .contains("NO-CARRIER")
+        );
+        assert_eq!(no_router(0, false), None);
+        assert_eq!(no_router(2, true), None);
+        let w = no_router(2, false).unwrap();
+        assert!(w.contains("2 NIC(s)") && w.contains("--role router"), "{w}");
+        let mac = [0x52, 0x54, 0, 0, 0, 1];
+        assert_eq!(router_off_prefix("r0", mac, &[]), None);
+        let w = router_off_prefix("r0", mac, &["r1".into()]).unwrap();
+        assert!(
+            w.contains("52:54:00:00:00:01") && w.contains("attach r1 --role router"),
+            "{w}"
+        );
+        let w = unheld_program("n1", "XDP program id 9", "/sys/fs/bpf");
+        assert!(
+            w.contains("mounted over /sys/fs/bpf") && w.contains("umount /sys/fs/bpf"),
+            "{w}"
+        );
+        assert!(can_forward(true, true, true, true));
+        for (a, u, c, r) in [
+            (false, true, true, true),
+            (true, false, true, true),
+            (true, true, false, true),
+            (true, true, true, false),
+        ] {
+            assert!(!can_forward(a, u, c, r));
+        }
     }
 }

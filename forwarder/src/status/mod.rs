@@ -79,6 +79,17 @@ pub struct Port {
     pub vid: Option<u16>,
     pub mtu: Option<u32>,
     pub up: bool,
+    /// The kernel's carrier (IFLA_CARRIER): false when the link is up but
+    /// nothing is at the other end (`NO-CARRIER`); false for another
+    /// namespace's port.
+    #[serde(default)]
+    pub carrier: bool,
+    /// Whether this port can forward at all: attached, up, with a
+    /// carrier, and for a NIC a router (attached, up, with a carrier) to
+    /// send to. `status --check` fails when one cannot (its warnings say
+    /// why).
+    #[serde(default)]
+    pub can_forward: bool,
     /// The kernel says so: the port's pinned link is attached to this
     /// interface, which runs that link's program.
     pub attached: bool,
@@ -119,7 +130,9 @@ pub struct Port {
 /// refused afterwards (the `xdp:xdp_redirect_err` tracepoint, by program
 /// id, see [`redirect_errors`](crate::redirect_errors)): those are in
 /// `dropped["redirect_failed"]`. Their bytes cannot be told apart (the
-/// tracepoint carries no length) and stay in `forwarded_bytes`.
+/// tracepoint carries no length) and stay in `forwarded_bytes`. The tc
+/// programs count in `redirect_failed` themselves what the target's MTU
+/// refuses (`bpf_check_mtu`, before the redirect).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Counters {
     pub forwarded_frames: u64,
@@ -231,10 +244,13 @@ impl Forwarder {
             let physical = rec.role() == Role::Physical;
             if rec.netns != self.netns() {
                 let netns_name = netns_names.get(&rec.netns).cloned();
+                let attached = attachment::pinned(&pins.link(ifindex), ifindex)
+                    .is_ok_and(|l| l.is_some_and(|l| l.ifindex == ifindex));
                 port_warnings.push(judge::other_netns(
                     rec.netns,
                     netns_name.as_deref(),
                     &pin_dir,
+                    attached,
                 ));
                 ports.push(Port {
                     ifindex,
@@ -245,8 +261,9 @@ impl Forwarder {
                     vid: physical.then_some(rec.vid),
                     mtu: None,
                     up: false,
-                    attached: attachment::pinned(&pins.link(ifindex), ifindex)
-                        .is_ok_and(|l| l.is_some_and(|l| l.ifindex == ifindex)),
+                    carrier: false,
+                    can_forward: false,
+                    attached,
                     netns: rec.netns,
                     netns_name,
                     promisc: false,
@@ -291,7 +308,8 @@ impl Forwarder {
                 ));
             }
             if let Some(l) = link.as_ref().filter(|_| health.is_attached()) {
-                port_warnings.extend(judge::link_down(l.up));
+                port_warnings.extend(judge::link_down(l.up, &l.name));
+                port_warnings.extend(judge::no_carrier(l.up, l.carrier, &l.name));
                 port_warnings.extend(judge::promisc_off(l.promisc));
                 port_warnings.extend(judge::tag_features(&l.name, rec.mode()));
             }
@@ -328,6 +346,9 @@ impl Forwarder {
                 vid: physical.then_some(rec.vid),
                 mtu: link.as_ref().and_then(|l| l.mtu),
                 up: link.as_ref().is_some_and(|l| l.up),
+                carrier: link.as_ref().is_some_and(|l| l.carrier),
+                // Set below, once the router is known.
+                can_forward: false,
                 attached: health.is_attached(),
                 netns: rec.netns,
                 netns_name: None,
@@ -370,15 +391,66 @@ impl Forwarder {
                 runs_router,
             ));
         }
+        let links = net.all().await?;
         let mut standby_routers = Vec::new();
         if active_router.is_some_and(|p| p.name.is_some()) {
-            for l in net.all().await? {
+            for l in &links {
                 if !l.loopback
                     && l.mac.is_some_and(|m| m.starts_with(router_prefix))
                     && !records.iter().any(|(i, _)| *i == l.index)
                 {
-                    standby_routers.push(l.name);
+                    standby_routers.push(l.name.clone());
                 }
+            }
+        }
+        // The router no longer has the prefix while another interface does:
+        // the daemon hands the role over (said on the router port).
+        let off_prefix = active_router.and_then(|p| {
+            let l = links.iter().find(|l| l.index == p.ifindex)?;
+            let mac = l.mac.filter(|m| !m.starts_with(router_prefix))?;
+            judge::router_off_prefix(&l.name, mac, &standby_routers).map(|w| (p.ifindex, w))
+        });
+        // A router to send to: the router port, up with a carrier, or the
+        // router program of another loader where router_iface points.
+        let router_ok = router_iface.is_some_and(|ri| {
+            let usable = router_link.as_ref().is_some_and(|l| l.up && l.carrier);
+            usable
+                && (active_router.is_some_and(|p| p.ifindex == ri)
+                    || router_link.as_ref().is_some_and(|l| {
+                        l.xdp.is_some_and(|(id, _)| {
+                            crate::sys::prog_name(id).is_ok_and(|n| n == "router")
+                        })
+                    }))
+        });
+        let nics = ports
+            .iter()
+            .filter(|p| p.role == Role::Physical && p.attached && p.netns == self.netns())
+            .count();
+        warnings.extend(judge::no_router(nics, router_iface.is_some()));
+        for p in &mut ports {
+            if p.netns != self.netns() {
+                continue;
+            }
+            if let Some((_, w)) = off_prefix.as_ref().filter(|(i, _)| *i == p.ifindex) {
+                p.warnings.push(w.clone());
+            }
+            p.can_forward = judge::can_forward(
+                p.attached,
+                p.up,
+                p.carrier,
+                p.role == Role::Router || router_ok,
+            );
+        }
+        // Programs of ours that this pin dir does not hold: it was mounted
+        // over, or unmounted, while they ran.
+        let pinned_here = pins.link_pins()?;
+        for l in &links {
+            if !l.loopback
+                && !records.iter().any(|(i, _)| *i == l.index)
+                && !pinned_here.contains(&l.index)
+                && let Some(what) = crate::holder::unheld(l, pins.root())
+            {
+                warnings.push(judge::unheld_program(&l.name, &what, &pin_dir));
             }
         }
         Ok(Status {

@@ -20,6 +20,12 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(pins: &Bpffs, extra: &[&str]) -> Self {
+        Self::start_with_env(pins, extra, &[])
+    }
+
+    /// [`Self::start`] with these environment variables set (e.g.
+    /// `XDP_FORWARDER_TC_HOOK=clsact`).
+    pub fn start_with_env(pins: &Bpffs, extra: &[&str], env: &[(&str, &str)]) -> Self {
         static STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = STARTS.fetch_add(1, Ordering::Relaxed);
         let log = std::path::PathBuf::from(format!("{}.daemon-{n}.log", pins.arg()));
@@ -32,6 +38,7 @@ impl Daemon {
             .args(["run", "--pin-dir", pins.arg()])
             .args(extra)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stderr(file)
             .spawn()
             .expect("start the daemon");
