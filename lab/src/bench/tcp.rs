@@ -16,7 +16,11 @@
 //!   bridged frames to netfilter (`bridge-nf-call-*` = 0; this kernel has
 //!   br_netfilter built in and would): the forwarders do not either.
 //!
-//! In each, `iperf3 -t SECONDS` each way, one stream and 4 (`-P 4`). Runs
+//! - **direct**: the two end hosts on one veth pair, no hop: the ceiling.
+//!
+//! In each, `iperf3 -t SECONDS` each way, one stream and 4 (`-P 4`), and
+//! the CPU time the machine spent in the kernel meanwhile (system and
+//! softirq, all CPUs, from `/proc/stat`) per GB the receiver counted. Runs
 //! interleave the setups, each run starting one setup later, so that drifts
 //! hit all of them alike; ratios are medians against the bridges' medians
 //! of the same invocation.
@@ -31,7 +35,7 @@ use crate::{
     demo::{
         self, Demo, Teardown,
         tcp::{self, Transfer},
-        topology::{EXT_ADDR, LAN_ADDR, Names},
+        topology::{self, EXT_ADDR, LAN_ADDR, Names},
     },
     netns,
 };
@@ -44,10 +48,13 @@ const PREFIX: &str = "xfdbench";
 pub enum Setup {
     Bridges,
     Forwarders(ModeChoice),
+    /// The end hosts on one veth pair.
+    Direct,
 }
 
 impl Setup {
-    pub const ALL: [Setup; 5] = [
+    pub const ALL: [Setup; 6] = [
+        Setup::Direct,
         Setup::Bridges,
         Setup::Forwarders(ModeChoice::Tc),
         Setup::Forwarders(ModeChoice::Native),
@@ -59,6 +66,7 @@ impl Setup {
         match self {
             Setup::Bridges => "bridges",
             Setup::Forwarders(m) => m.as_arg(),
+            Setup::Direct => "direct",
         }
     }
 
@@ -66,7 +74,7 @@ impl Setup {
     /// no goal (the baseline, or a mode that attached with a caveat).
     fn goal(self, caveat: bool) -> Option<f64> {
         match self {
-            Setup::Bridges => None,
+            Setup::Bridges | Setup::Direct => None,
             Setup::Forwarders(ModeChoice::Auto) => Some(1.0),
             Setup::Forwarders(ModeChoice::Skb) => Some(0.8),
             Setup::Forwarders(_) if caveat => None,
@@ -134,7 +142,7 @@ pub fn cells(only: Option<&str>) -> Vec<Cell> {
     all.into_iter()
         .filter(|c| {
             chosen.contains(c)
-                || (c.setup == Setup::Bridges
+                || (matches!(c.setup, Setup::Bridges | Setup::Direct)
                     && chosen
                         .iter()
                         .any(|o| o.way == c.way && o.streams == c.streams))
@@ -142,11 +150,90 @@ pub fn cells(only: Option<&str>) -> Vec<Cell> {
         .collect()
 }
 
+/// The kernel's CPU time from `/proc/stat`'s `cpu` line, in clock ticks
+/// (`USER_HZ`), summed over all CPUs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuTicks {
+    pub system: u64,
+    pub irq: u64,
+    pub softirq: u64,
+}
+
+impl CpuTicks {
+    /// Parses the first line of `/proc/stat` ("cpu  user nice system idle
+    /// iowait irq softirq …").
+    pub fn parse(stat: &str) -> Option<CpuTicks> {
+        let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+        let f: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .ok()?;
+        Some(CpuTicks {
+            system: *f.get(2)?,
+            irq: *f.get(5)?,
+            softirq: *f.get(6)?,
+        })
+    }
+
+    pub fn now() -> anyhow::Result<CpuTicks> {
+        let stat = std::fs::read_to_string("/proc/stat").context("cannot read /proc/stat")?;
+        CpuTicks::parse(&stat).context("/proc/stat has no cpu line")
+    }
+}
+
+/// CPU seconds per GB (10^9 bytes) between two snapshots, for `bytes`
+/// delivered: (system, softirq + irq); `None` when nothing arrived.
+pub fn cpu_per_gb(
+    before: CpuTicks,
+    after: CpuTicks,
+    ticks_per_s: u64,
+    bytes: u64,
+) -> Option<(f64, f64)> {
+    if bytes == 0 || ticks_per_s == 0 {
+        return None;
+    }
+    let secs = |a: u64, b: u64| a.saturating_sub(b) as f64 / ticks_per_s as f64;
+    let gb = bytes as f64 / 1e9;
+    Some((
+        secs(after.system, before.system) / gb,
+        (secs(after.softirq, before.softirq) + secs(after.irq, before.irq)) / gb,
+    ))
+}
+
+/// `USER_HZ`: the unit of `/proc/stat`.
+fn ticks_per_s() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(hz).unwrap_or(100)
+}
+
 pub struct Sample {
     pub cell: Cell,
     pub gbps: Spread,
     /// One per run.
     pub transfers: Vec<Transfer>,
+    /// Kernel CPU seconds per GB delivered, per run that delivered:
+    /// (system, softirq + irq).
+    pub cpu: Vec<(f64, f64)>,
+}
+
+impl Sample {
+    /// Median CPU seconds per GB: (system, softirq + irq, total).
+    pub fn cpu_median(&self) -> Option<(f64, f64, f64)> {
+        if self.cpu.is_empty() {
+            return None;
+        }
+        let sys: Vec<f64> = self.cpu.iter().map(|c| c.0).collect();
+        let soft: Vec<f64> = self.cpu.iter().map(|c| c.1).collect();
+        let total: Vec<f64> = self.cpu.iter().map(|c| c.0 + c.1).collect();
+        Some((
+            Spread::of(&sys).median,
+            Spread::of(&soft).median,
+            Spread::of(&total).median,
+        ))
+    }
 }
 
 impl Sample {
@@ -188,6 +275,8 @@ pub fn measure(cells: &[Cell], runs: usize, seconds: u32) -> anyhow::Result<Resu
         }
     }
     let mut transfers: Vec<Vec<Transfer>> = vec![Vec::new(); cells.len()];
+    let mut cpu: Vec<Vec<(f64, f64)>> = vec![Vec::new(); cells.len()];
+    let hz = ticks_per_s();
     let mut attached = Vec::new();
     for run in 1..=runs {
         // Each run starts one setup later: none is always first or last.
@@ -196,7 +285,7 @@ pub fn measure(cells: &[Cell], runs: usize, seconds: u32) -> anyhow::Result<Resu
             demo::step()?;
             eprintln!("measuring TCP, run {run}/{runs}: {} ...", setup.name());
             let mode = match setup {
-                Setup::Bridges => ModeChoice::Auto, // unused
+                Setup::Bridges | Setup::Direct => ModeChoice::Auto, // unused
                 Setup::Forwarders(m) => m,
             };
             let topo = Demo::new(&names, 1, mode)?;
@@ -205,14 +294,24 @@ pub fn measure(cells: &[Cell], runs: usize, seconds: u32) -> anyhow::Result<Resu
                 keep: false,
                 verbose: false,
             };
-            topo.build()?;
-            for ns in [&topo.net_vm, &topo.router] {
-                for table in ["iptables", "ip6tables", "arptables"] {
-                    netns::exec(
-                        ns,
-                        "sysctl",
-                        &["-qw", &format!("net.bridge.bridge-nf-call-{table}=0")],
-                    )?;
+            let (ext, lan) = (names.ext(1), names.lan(1));
+            if setup == Setup::Direct {
+                names.prepare_state()?;
+                names.add_ns(&ext)?;
+                names.add_ns(&lan)?;
+                topology::veth(&ext, "eth0", None, &lan, "eth0")?;
+                topology::host(&ext, EXT_ADDR)?;
+                topology::host(&lan, LAN_ADDR)?;
+            } else {
+                topo.build()?;
+                for ns in [&topo.net_vm, &topo.router] {
+                    for table in ["iptables", "ip6tables", "arptables"] {
+                        netns::exec(
+                            ns,
+                            "sysctl",
+                            &["-qw", &format!("net.bridge.bridge-nf-call-{table}=0")],
+                        )?;
+                    }
                 }
             }
             match setup {
@@ -226,8 +325,8 @@ pub fn measure(cells: &[Cell], runs: usize, seconds: u32) -> anyhow::Result<Resu
                         attached.push(what_attached(&topo, setup)?);
                     }
                 }
+                Setup::Direct => {}
             }
-            let (ext, lan) = (names.ext(1), names.lan(1));
             reachable(&ext, LAN_ADDR);
             for (i, c) in cells.iter().enumerate() {
                 if c.setup != setup {
@@ -238,9 +337,16 @@ pub fn measure(cells: &[Cell], runs: usize, seconds: u32) -> anyhow::Result<Resu
                     Way::ToLan => (&ext, &lan, LAN_ADDR),
                     Way::ToExt => (&lan, &ext, EXT_ADDR),
                 };
+                let before = CpuTicks::now()?;
                 let t =
                     tcp::transfer(from, to, addr, seconds, c.streams).with_context(|| c.what())?;
+                let after = CpuTicks::now()?;
                 eprintln!("  {}: {}", c.what(), t.verdict().1);
+                if t.verdict().0
+                    && let Some(c) = cpu_per_gb(before, after, hz, t.received)
+                {
+                    cpu[i].push(c);
+                }
                 transfers[i].push(t);
             }
         }
@@ -248,10 +354,12 @@ pub fn measure(cells: &[Cell], runs: usize, seconds: u32) -> anyhow::Result<Resu
     let samples = cells
         .iter()
         .zip(transfers)
-        .map(|(&cell, transfers)| Sample {
+        .zip(cpu)
+        .map(|((&cell, transfers), cpu)| Sample {
             cell,
             gbps: Spread::of(&transfers.iter().map(Transfer::gbps).collect::<Vec<_>>()),
             transfers,
+            cpu,
         })
         .collect();
     Ok(Results {
@@ -310,19 +418,90 @@ fn mark(ok: bool) -> &'static str {
 }
 
 impl Results {
+    /// Kernel CPU per GB: each setup that carried TCP, against the bridges
+    /// (goal for `auto`: ≤ 0.9×).
+    fn cpu_table(&self, w: &mut String) {
+        let _ = writeln!(
+            w,
+            "\n### Kernel CPU per GB delivered (the same transfers; system and softirq + irq seconds of all CPUs from /proc/stat, median over the runs)\n"
+        );
+        let _ = writeln!(
+            w,
+            "| setup | direction | streams | system s/GB | softirq s/GB | total s/GB | ratio to bridges | goal |"
+        );
+        let _ = writeln!(w, "|---|---|---|---|---|---|---|---|");
+        let mut missed = Vec::new();
+        for s in &self.samples {
+            let Some((sys, soft, total)) = s.cpu_median() else {
+                continue;
+            };
+            let bridges = self
+                .baseline(Setup::Bridges, s.cell)
+                .and_then(Sample::cpu_median)
+                .map(|b| b.2);
+            let ratio = bridges.map(|b| total / b);
+            let goal = match (s.cell.setup, ratio) {
+                (Setup::Forwarders(ModeChoice::Auto), Some(r)) => {
+                    if r > 0.9 {
+                        missed.push((s, sys, soft));
+                    }
+                    format!("≤ 0.9 {}", mark(r <= 0.9))
+                }
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | {sys:.3} | {soft:.3} | {total:.3} | {} | {goal} |",
+                self.label(s.cell.setup),
+                s.cell.way.name(),
+                s.cell.streams,
+                ratio.map_or("-".into(), |r| format!("{r:.2}×")),
+            );
+        }
+        if missed.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            w,
+            "\nWhere `auto` costs more than 0.9× the bridges' CPU per GB:\n"
+        );
+        for (s, sys, soft) in missed {
+            let b = self
+                .baseline(Setup::Bridges, s.cell)
+                .and_then(Sample::cpu_median);
+            let d = self
+                .baseline(Setup::Direct, s.cell)
+                .and_then(Sample::cpu_median);
+            let fmt = |v: Option<(f64, f64, f64)>| {
+                v.map_or("?".into(), |(a, b, _)| {
+                    format!("system {a:.3} + softirq {b:.3}")
+                })
+            };
+            let _ = writeln!(
+                w,
+                "- {}, {} stream{}: system {sys:.3} + softirq {soft:.3} s/GB against the bridges' {} and direct's {}.",
+                s.cell.way.name(),
+                s.cell.streams,
+                if s.cell.streams == 1 { "" } else { "s" },
+                fmt(b),
+                fmt(d),
+            );
+        }
+    }
+
     fn attached(&self, setup: Setup) -> Option<&Attached> {
         self.attached.iter().find(|a| a.setup == setup)
     }
 
     fn bridges(&self, cell: Cell) -> Option<f64> {
-        self.samples
-            .iter()
-            .find(|s| {
-                s.cell.setup == Setup::Bridges
-                    && s.cell.way == cell.way
-                    && s.cell.streams == cell.streams
-            })
-            .map(|s| s.gbps.median)
+        self.baseline(Setup::Bridges, cell).map(|s| s.gbps.median)
+    }
+
+    /// `setup`'s sample for `cell`'s direction and streams.
+    fn baseline(&self, setup: Setup, cell: Cell) -> Option<&Sample> {
+        self.samples.iter().find(|s| {
+            s.cell.setup == setup && s.cell.way == cell.way && s.cell.streams == cell.streams
+        })
     }
 
     fn label(&self, setup: Setup) -> String {
@@ -347,15 +526,18 @@ impl Results {
         );
         let _ = writeln!(
             w,
-            "| setup | direction | streams | Gbit/s min | median | max | retransmits (median run) | ratio to bridges | goal |"
+            "| setup | direction | streams | Gbit/s min | median | max | retransmits (median run) | ratio to bridges | ratio to direct | goal |"
         );
-        let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|");
         let mut missed = Vec::new();
         for s in &self.samples {
             let caveat = self
                 .attached(s.cell.setup)
                 .is_some_and(|a| !a.caveats.is_empty());
             let ratio = self.bridges(s.cell).map(|b| s.gbps.median / b);
+            let to_direct = self
+                .baseline(Setup::Direct, s.cell)
+                .map(|d| s.gbps.median / d.gbps.median);
             let goal = match (s.cell.setup.goal(caveat), ratio) {
                 (Some(want), Some(r)) => {
                     if r < want {
@@ -368,7 +550,7 @@ impl Results {
             };
             let _ = writeln!(
                 w,
-                "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {} | {} | {goal} |",
+                "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {goal} |",
                 self.label(s.cell.setup),
                 s.cell.way.name(),
                 s.cell.streams,
@@ -377,8 +559,10 @@ impl Results {
                 s.gbps.max,
                 s.median_run().retransmits,
                 ratio.map_or("-".into(), |r| format!("{r:.2}×")),
+                to_direct.map_or("-".into(), |r| format!("{r:.2}×")),
             );
         }
+        self.cpu_table(w);
         let mut notes: Vec<(Setup, Vec<String>)> = Vec::new();
         for s in &missed {
             let line = format!(
@@ -443,5 +627,57 @@ impl Results {
             }
         }
         md
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_stat_cpu_line_is_read_by_field() {
+        let stat = "cpu  100 2 300 4000 5 6 70 0 0 0\ncpu0 50 1 150 2000 2 3 35 0 0 0\n";
+        assert_eq!(
+            CpuTicks::parse(stat),
+            Some(CpuTicks {
+                system: 300,
+                irq: 6,
+                softirq: 70
+            })
+        );
+        assert_eq!(CpuTicks::parse("cpu0 1 2 3\n"), None);
+    }
+
+    #[test]
+    fn cpu_per_gb_is_kernel_seconds_over_gigabytes() {
+        let before = CpuTicks {
+            system: 1000,
+            irq: 10,
+            softirq: 500,
+        };
+        let after = CpuTicks {
+            system: 1300,
+            irq: 20,
+            softirq: 690,
+        };
+        // 3 s of system, 1.9 + 0.1 s of softirq + irq at 100 ticks/s, over 4 GB.
+        let (sys, soft) = cpu_per_gb(before, after, 100, 4_000_000_000).unwrap();
+        assert!((sys - 0.75).abs() < 1e-9, "{sys}");
+        assert!((soft - 0.5).abs() < 1e-9, "{soft}");
+        assert_eq!(cpu_per_gb(before, after, 100, 0), None, "nothing delivered");
+    }
+
+    #[test]
+    fn direct_and_bridges_come_with_any_cell() {
+        let auto = cells(Some("tcp, auto, ext → lan, 1 stream"));
+        let setups: Vec<Setup> = auto.iter().map(|c| c.setup).collect();
+        assert_eq!(
+            setups,
+            [
+                Setup::Direct,
+                Setup::Bridges,
+                Setup::Forwarders(ModeChoice::Auto)
+            ]
+        );
     }
 }
