@@ -115,7 +115,7 @@ impl Results {
         let generator = self.xdp_generator.map_or("?", Kind::name);
         let _ = writeln!(
             w,
-            "\n### XDP modes: throughput over veth ({generator} → program → XDP sink; {} frames per run, {} runs)\n",
+            "\n### XDP modes: frames per CPU-second over veth ({generator} → program → XDP sink; Mpps = frames delivered / CPU seconds of the sending thread; {} frames per run, {} runs)\n",
             self.frames_per_run, self.runs
         );
         let alone = self.probe_mpps(self.xdp_generator);
@@ -185,7 +185,7 @@ impl Results {
     fn generator_table(&self, w: &mut String) {
         let _ = writeln!(
             w,
-            "\n### Frame generators (probed at start: 64 B frames out of a veth whose peer drops them on tc ingress)\n"
+            "\n### Frame generators (probed at start: 64 B frames out of a veth whose peer drops them on tc ingress; Mpps per CPU-second of the sending thread)\n"
         );
         let _ = writeln!(w, "| generator | Mpps alone | used by |");
         let _ = writeln!(w, "|---|---|---|");
@@ -216,7 +216,7 @@ impl Results {
         let generator = self.tc_generator.map_or("?", Kind::name);
         let _ = writeln!(
             w,
-            "\n### tc mode: throughput over veth against a Linux bridge ({generator} → port → sink on tc ingress; {} frames per run, {} runs)\n",
+            "\n### tc mode: frames per CPU-second over veth against a Linux bridge ({generator} → port → sink on tc ingress; Mpps = frames delivered / CPU seconds of the sending thread; {} frames per run, {} runs)\n",
             self.frames_per_run, self.runs
         );
         let _ = writeln!(
