@@ -65,7 +65,7 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Set up, build, and run `xdp-forwarder-lab bench` (needs root; a few
+    /// Set up, build, and run `xdp-forwarder-lab bench` (needs root; ~20
     /// minutes): results into docs/benchmarks.md (between its markers) and
     /// docs/benchmarks.svg.
     Bench {

@@ -28,6 +28,16 @@ pub fn stacked(inner: &[u8], vid: u16, tags: usize) -> Vec<u8> {
     f
 }
 
+/// A frame of `len` bytes on the wire from the router's side: the
+/// MACs of [`untagged`] swapped (unicast both ways, so a bridge learns and
+/// forwards them), one 802.1Q tag of `vid`.
+pub fn tagged(vid: u16, len: usize) -> Vec<u8> {
+    let mut inner = untagged(len - 4);
+    let (dst, src) = inner.split_at_mut(6);
+    dst.swap_with_slice(&mut src[..6]);
+    stacked(&inner, vid, 1)
+}
+
 /// A tagged frame of `len` bytes that a pop leaves byte-for-byte as it was.
 /// Live frames recycle their pages with the data as the program left it; the
 /// pop moves the 12 MAC bytes 4 bytes up, so bytes 0..16 repeat with period
@@ -57,6 +67,14 @@ mod tests {
         assert_eq!(after, f);
         assert_eq!(u16::from_be_bytes([f[12], f[13]]), ETH_P_8021Q);
         assert_eq!(u16::from_be_bytes([f[14], f[15]]) & 0xfff, 100);
+    }
+
+    #[test]
+    fn a_tagged_frame_is_len_bytes_from_the_router_side() {
+        let f = tagged(100, 64);
+        assert_eq!(f.len(), 64);
+        assert_eq!(&f[..12], &[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2]);
+        assert_eq!(&f[12..18], &[0x81, 0, 0, 100, 0x88, 0xb5]);
     }
 
     #[test]

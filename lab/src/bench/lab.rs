@@ -147,6 +147,11 @@ impl Lab {
         Ok(lab)
     }
 
+    /// The bench's bpffs mount (pin dirs of its own go below it).
+    pub fn mount(&self) -> &std::path::Path {
+        &self.mount
+    }
+
     /// `router_iface` → `ifindex` (the floor redirects through it in both
     /// directions).
     pub fn point_router_iface(&self, ifindex: u32) -> anyhow::Result<()> {

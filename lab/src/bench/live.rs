@@ -1,29 +1,24 @@
 //! Part 2: frames per second through the forwarder over veth.
 //!
-//! The generator is BPF_PROG_TEST_RUN with live frames running `bench_tx`
-//! (XDP_TX) as if received on the outer veth: each frame is transmitted into
-//! its peer, where the measured program runs (in native or skb mode) and
-//! redirects to the other pair, whose outer end counts and drops in XDP
-//! (`bench_sink`). Mpps = frames the sink counted / wall time of the run.
+//! The generator (the fastest that works here, [`super::generator`]) sends each
+//! frame out of the outer veth into its peer, where the measured program
+//! runs (in native or skb mode) and redirects to the other pair, whose outer
+//! end counts and drops in XDP (`bench_sink`). Mpps = frames the sink
+//! counted / wall time of the run.
 //!
 //! ```text
 //! to router:   nic0x [tx] → nic0 [physical|floor] → rtr0 → rtr0x [sink]
 //! from router: rtr0x [tx] → rtr0 [router|floor]   → nic0 → nic0x [sink]
 //! ```
 
-use std::time::Instant;
-
 use anyhow::Context as _;
-use aya::{
-    Ebpf,
-    programs::{TestRun as _, TestRunAttrs, TestRunOptions, XdpMode},
-};
+use aya::programs::XdpMode;
 
 use super::{
     frames,
+    generator::{Generators, Kind},
     lab::{self, Lab, Subject, VID},
     stats::Spread,
-    test_run::ctx,
 };
 use crate::{cmd::run, objects};
 use xdp_forwarder::Mode;
@@ -54,56 +49,39 @@ pub struct Sample {
     pub delivered: f64,
 }
 
-/// Frames per generator run, per batch of the kernel's live loop.
-const BATCH: u32 = 64;
-
-pub struct Generator {
-    bench: Ebpf,
+/// Attaches the XDP sinks on both outer veths (natively: a native
+/// redirect into a veth needs an XDP program there).
+pub fn attach_sinks(gens: &mut Generators) -> anyhow::Result<()> {
+    for outer in ["nic0x", "rtr0x"] {
+        lab::attach(
+            lab::prog(&mut gens.bench, objects::BENCH_SINK),
+            outer,
+            XdpMode::Driver,
+        )?;
+    }
+    Ok(())
 }
 
-impl Generator {
-    /// Loads the generator and attaches the sinks on both outer veths
-    /// (natively: a native redirect into a veth needs an XDP program there).
-    pub fn new(lab: &Lab) -> anyhow::Result<Self> {
-        let mut bench = objects::load_bench(&lab.pins)?;
-        for outer in ["nic0x", "rtr0x"] {
-            lab::attach(
-                lab::prog(&mut bench, objects::BENCH_SINK),
-                outer,
-                XdpMode::Driver,
-            )?;
-        }
-        Ok(Self { bench })
-    }
-
-    /// Sends `frames` copies of `frame` into the peer of `outer`; returns
-    /// (frames the sink counted, seconds).
-    fn send(&mut self, outer: u32, frame: &[u8], frames: u32) -> anyhow::Result<(u64, f64)> {
-        let before = lab::counted(&self.bench)?.forwarded_frames;
-        let ctx = ctx(frame.len(), outer);
-        let start = Instant::now();
-        lab::prog(&mut self.bench, objects::BENCH_TX)
-            .test_run(TestRunOptions {
-                data_in: Some(frame),
-                ctx_in: Some(&ctx),
-                repeat: frames,
-                attrs: TestRunAttrs::new().xdp_live_frames(BATCH),
-                ..TestRunOptions::new()
-            })
-            .map_err(|e| anyhow::anyhow!("live-frames test run: {e}"))?;
-        let secs = start.elapsed().as_secs_f64();
-        // The last batch may still be in flight on the other CPU.
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        let after = lab::counted(&self.bench)?.forwarded_frames;
-        Ok((after - before, secs))
-    }
+/// Sends `frames` copies of `frame` into the peer of `outer`; returns
+/// (frames sent, frames the sink counted, seconds).
+fn send(
+    gens: &mut Generators,
+    kind: Kind,
+    outer: u32,
+    frame: &[u8],
+    frames: u32,
+) -> anyhow::Result<(u64, u64, f64)> {
+    let before = gens.counted()?;
+    let (sent, secs) = gens.send(kind, outer, frame, frames)?;
+    Ok((sent, gens.counted()? - before, secs))
 }
 
 /// Measures `subject` in `mode` for `direction` with frames of `len`.
 #[allow(clippy::too_many_arguments)]
 pub fn measure(
     lab: &Lab,
-    generator: &mut Generator,
+    gens: &mut Generators,
+    kind: Kind,
     subject: Subject,
     mode: Mode,
     direction: Direction,
@@ -131,14 +109,13 @@ pub fn measure(
     };
     lab::attach(loaded.prog(), iface, xdp_mode)?;
     // Warm-up: page pools, caches, the CPU clock.
-    generator.send(outer, &frame, frames_per_run / 4)?;
+    send(gens, kind, outer, &frame, frames_per_run / 4)?;
     let (mut mpps, mut sent, mut got) = (Vec::new(), 0u64, 0u64);
     for _ in 0..runs {
-        let (count, secs) = generator
-            .send(outer, &frame, frames_per_run)
+        let (n, count, secs) = send(gens, kind, outer, &frame, frames_per_run)
             .with_context(|| format!("{} {mode} {}", subject.name(), direction.name()))?;
         mpps.push(count as f64 / secs / 1e6);
-        sent += u64::from(frames_per_run);
+        sent += n;
         got += count;
     }
     drop(loaded); // detaches

@@ -5,24 +5,34 @@
 //! checked in the report.
 //!
 //! - [`test_run`]: ns per frame under BPF_PROG_TEST_RUN.
-//! - [`live`]: Mpps over veth with a live-frames generator and an XDP sink.
+//! - [`generator`]: the frame generators, probed at start; the fastest that works
+//!   feeds the Mpps parts.
+//! - [`tc_rate`]: Mpps over veth through the tc programs (tcx and clsact),
+//!   against a Linux bridge and a tc floor.
+//! - [`live`]: Mpps over veth in the XDP modes, with an XDP sink.
+//! - [`verdict`]: what a rate behind a synchronous generator says.
 //! - [`report`]: Markdown tables and an SVG chart.
-//! - [`tcp`]: Gbit/s with iperf3 through the demo's topology, per mode,
-//!   against bridges.
+//! - [`tcp`]: Gbit/s and CPU per GB with iperf3 through the demo's
+//!   topology, per mode, against bridges and a direct veth pair.
 
 mod frames;
+mod generator;
 mod lab;
 mod live;
 mod report;
 mod stats;
+mod tc_rate;
 mod tcp;
 mod test_run;
+mod verdict;
 
 use std::path::PathBuf;
 
 use anyhow::Context as _;
+use aya::programs::TcAttachType;
 
 use crate::cmd;
+use generator::{Generators, Kind};
 use lab::{Lab, Subject};
 use live::Direction;
 use xdp_forwarder::Mode;
@@ -35,8 +45,10 @@ pub struct Options {
     /// Markdown file whose generated section is replaced (created if missing).
     pub out: Option<PathBuf>,
     /// Only the measurements whose line contains this: "ns per frame,
-    /// PROGRAM"; "MODE, DIRECTION, SIZE, PROGRAM" (Mpps); "tcp, SETUP,
-    /// DIRECTION, N streams" (with the bridges' cells they compare to).
+    /// PROGRAM"; "MODE, DIRECTION, SIZE, PROGRAM" (Mpps; MODE `tc` for the
+    /// tc part, whose PROGRAM is "tc (tcx)", "tc (clsact)", "bridge", "tc
+    /// floor" or "generator alone"); "tcp, SETUP, DIRECTION, N streams"
+    /// (with the baselines' cells they compare to).
     pub only: Option<String>,
 }
 
@@ -55,8 +67,8 @@ const SUBJECTS: [Subject; 6] = [
     Subject::Floor,
     Subject::FloorPush,
 ];
-/// The XDP modes the packet-rate bench measures (tc is no XDP mode: the
-/// TCP part measures it).
+/// The XDP modes the XDP packet-rate part measures (tc has a part of its
+/// own, [`tc_rate`]).
 const XDP_MODES: [Mode; 2] = [Mode::Native, Mode::Skb];
 
 /// One Mpps measurement.
@@ -132,20 +144,21 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     xdp_forwarder::privileges::require("the benchmark")?;
     let only = opts.only.as_deref();
     let (subjects, live) = (ns_subjects(only), live_cells(only));
+    let tc = tc_rate::cells(only);
     let tcp_cells = tcp::cells(only);
-    if subjects.is_empty() && live.is_empty() && tcp_cells.is_empty() {
+    if subjects.is_empty() && live.is_empty() && tc.is_empty() && tcp_cells.is_empty() {
         anyhow::bail!(
             "--only {:?} selects no measurement",
             opts.only.as_deref().unwrap_or("")
         );
     }
-    let xdp = if subjects.is_empty() && live.is_empty() {
+    let xdp = if subjects.is_empty() && live.is_empty() && tc.is_empty() {
         None
     } else {
         Some(std::thread::scope(|s| {
             s.spawn(|| {
                 lab::enter_private_netns()?;
-                measure(opts, &subjects, &live)
+                measure(opts, &subjects, &live, &tc)
             })
             .join()
             .unwrap_or_else(|e| std::panic::resume_unwind(e))
@@ -171,9 +184,9 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
 }
 
 /// The lines every generated section starts with: the command, the date,
-/// the machine and the kernel.
+/// the build, the machine, its load and the kernel.
 fn header(opts: &Options) -> anyhow::Result<String> {
-    let mut command = String::from("cargo xtask bench");
+    let mut command = String::from("xdp-forwarder-lab bench");
     if opts.quick {
         command.push_str(" --quick");
     }
@@ -181,6 +194,10 @@ fn header(opts: &Options) -> anyhow::Result<String> {
     if let Some(only) = &opts.only {
         command.push_str(&format!(" --only {only:?}"));
     }
+    let build = match std::env::current_exe() {
+        Ok(exe) if exe.components().any(|c| c.as_os_str() == "release") => "release build",
+        _ => "debug build: user space unoptimized, the eBPF programs as always",
+    };
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
@@ -190,10 +207,15 @@ fn header(opts: &Options) -> anyhow::Result<String> {
         })
         .unwrap_or_else(|| "unknown CPU".into());
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let date = cmd::run("date", &["-u", "+%F"])?;
+    let date = cmd::run("date", &["-u", "+%F %H:%M"])?;
     let kernel = cmd::run("uname", &["-r"])?;
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load.split_whitespace().next().unwrap_or("?");
     Ok(format!(
-        "Produced by `{command}` on {}.\n\nMachine: {cpu}, {cpus} CPUs. Kernel: {}.\n",
+        "Produced by `{command}` (`cargo xtask bench` runs it with `--out docs/benchmarks.md`; \
+         this run: {build}) on {} UTC.\n\nMachine: {cpu}, {cpus} CPUs, load average {load} \
+         when the part ended (other work shares the CPUs: compare ratios within one run). \
+         Kernel: {}.\n",
         date.trim(),
         kernel.trim()
     ))
@@ -203,12 +225,13 @@ fn measure(
     opts: &Options,
     subjects: &[Subject],
     live: &[LiveCell],
+    tc: &[tc_rate::Cell],
 ) -> anyhow::Result<report::Results> {
     let mut lab = Lab::new()?;
     let (calls, frames_per_run) = if opts.quick {
         (200, 100_000)
     } else {
-        (20_000, 2_000_000)
+        (20_000, 1_000_000)
     };
     let sizes = [64, 1514];
     let ns = if subjects.is_empty() {
@@ -217,14 +240,56 @@ fn measure(
         eprintln!("measuring ns per frame ...");
         test_run::measure(&mut lab, subjects, &sizes, opts.runs, calls)?
     };
-    let mut mpps = Vec::new();
+    let mut results = report::Results {
+        runs: opts.runs,
+        calls,
+        frames_per_run,
+        ns,
+        probes: Vec::new(),
+        xdp_generator: None,
+        tc_generator: None,
+        tc: Vec::new(),
+        mpps: Vec::new(),
+    };
+    if live.is_empty() && tc.is_empty() {
+        return Ok(results);
+    }
+    let mut gens = Generators::new(&lab)?;
+    results.probes = probe(&lab, &mut gens, frames_per_run / 4)?;
+    for p in &results.probes {
+        match &p.mpps {
+            Ok(mpps) => eprintln!("generator {}: {mpps:.2} Mpps alone", p.kind.name()),
+            Err(e) => eprintln!("generator {}: does not work here: {e}", p.kind.name()),
+        }
+    }
+    let best = generator::fastest(&results.probes)
+        .map(|p| p.kind)
+        .context("no frame generator works on this kernel (see the lines above)")?;
+    // Live frames reach a veth only where it runs XDP or GRO, which would
+    // change the skb path under test: the tc part uses the fastest other.
+    let skb_probes: Vec<generator::Probe> = results
+        .probes
+        .iter()
+        .filter(|p| p.kind != Kind::LiveFrames)
+        .cloned()
+        .collect();
+    let tc_kind = generator::fastest(&skb_probes).map(|p| p.kind);
+    if !tc.is_empty() {
+        let kind = tc_kind.context("no skb generator works on this kernel")?;
+        eprintln!("tc part: generator {}", kind.name());
+        results.tc_generator = Some(kind);
+        results.tc = tc_rate::measure(&lab, &mut gens, kind, tc, opts.runs, frames_per_run)?;
+    }
     if !live.is_empty() {
-        let mut generator = live::Generator::new(&lab)?;
+        eprintln!("XDP part: generator {}", best.name());
+        results.xdp_generator = Some(best);
+        live::attach_sinks(&mut gens)?;
         for c in live {
             eprintln!("measuring Mpps: {} ...", c.what());
-            mpps.push(live::measure(
+            results.mpps.push(live::measure(
                 &lab,
-                &mut generator,
+                &mut gens,
+                best,
                 c.subject,
                 c.mode,
                 c.direction,
@@ -234,13 +299,29 @@ fn measure(
             )?);
         }
     }
-    Ok(report::Results {
-        runs: opts.runs,
-        calls,
-        frames_per_run,
-        ns,
-        mpps,
-    })
+    Ok(results)
+}
+
+/// Probes every generator out of `nic0x` into a tc sink on `nic0`.
+fn probe(lab: &Lab, gens: &mut Generators, frames: u32) -> anyhow::Result<Vec<generator::Probe>> {
+    let link = tc_rate::sink(gens)?
+        .attach("nic0", TcAttachType::Ingress)
+        .context("cannot attach the sink to nic0")?;
+    let mut probes = Vec::new();
+    for kind in Kind::ALL {
+        eprintln!("probing generator {} ...", kind.name());
+        // Live frames reach a veth only when it runs XDP or GRO.
+        let gro = if kind == Kind::LiveFrames {
+            "on"
+        } else {
+            "off"
+        };
+        cmd::run("ethtool", &["-K", "nic0", "gro", gro])?;
+        probes.push(gens.probe(kind, lab.nicx, frames));
+    }
+    cmd::run("ethtool", &["-K", "nic0", "gro", "off"])?;
+    tc_rate::sink(gens)?.detach(link)?;
+    Ok(probes)
 }
 
 /// Replaces the generated sections of `out` that were measured (keeping
@@ -294,11 +375,18 @@ mod tests {
     fn only_selects_across_the_parts() {
         assert!(ns_subjects(Some("tcp")).is_empty());
         assert!(live_cells(Some("tcp")).is_empty());
-        assert_eq!(tcp::cells(Some("tcp")).len(), 20);
-        // A mode's TCP cells come with the bridges' they compare to.
+        assert!(tc_rate::cells(Some("tcp")).is_empty());
+        assert_eq!(tcp::cells(Some("tcp")).len(), 24);
+        // A mode's TCP cells come with the bridges' and direct's they compare to.
         let skb = tcp::cells(Some("tcp, skb, ext → lan"));
-        assert_eq!(skb.len(), 4, "skb and bridges, 1 and 4 streams");
+        assert_eq!(skb.len(), 6, "skb, bridges and direct, 1 and 4 streams");
         assert!(tcp::cells(Some("skb, NIC → router")).is_empty());
+        assert!(tc_rate::cells(Some("skb, NIC → router")).is_empty());
+        // A tc cell comes with the bridge, the floor and the generator alone.
+        let tcx = tc_rate::cells(Some("tc, router → NIC, 512 B, tc (tcx)"));
+        assert_eq!(tcx.len(), 4, "{tcx:?}");
+        assert_eq!(tc_rate::cells(Some("tc, ")).len(), 2 * 3 * 5);
+        assert!(live_cells(Some("tc, ")).is_empty());
         assert_eq!(live_cells(Some("skb, NIC → router")).len(), 12);
         assert!(ns_subjects(Some("skb, NIC → router")).is_empty());
         assert_eq!(

@@ -4,9 +4,12 @@
 use std::fmt::Write as _;
 
 use super::{
+    generator::{self, Kind},
     lab::Subject,
     live::{self, Direction},
+    tc_rate::{self, Subject as TcSubject},
     test_run,
+    verdict::{Ratio, path_ns},
 };
 use xdp_forwarder::Mode;
 
@@ -15,6 +18,12 @@ pub struct Results {
     pub calls: u32,
     pub frames_per_run: u32,
     pub ns: Vec<test_run::Sample>,
+    /// What each generator did at start.
+    pub probes: Vec<generator::Probe>,
+    /// The generators the XDP and the tc parts used.
+    pub xdp_generator: Option<Kind>,
+    pub tc_generator: Option<Kind>,
+    pub tc: Vec<tc_rate::Sample>,
     pub mpps: Vec<live::Sample>,
 }
 
@@ -55,6 +64,12 @@ impl Results {
         let _ = writeln!(w, "{header}");
         if !self.ns.is_empty() {
             self.ns_tables(w);
+        }
+        if !self.probes.is_empty() {
+            self.generator_table(w);
+        }
+        if !self.tc.is_empty() {
+            self.tc_tables(w);
         }
         if !self.mpps.is_empty() {
             self.mpps_tables(w);
@@ -97,11 +112,13 @@ impl Results {
     }
 
     fn mpps_tables(&self, w: &mut String) {
+        let generator = self.xdp_generator.map_or("?", Kind::name);
         let _ = writeln!(
             w,
-            "\n### Throughput over veth (live-frames generator → program → XDP sink; {} frames per run, {} runs)\n",
+            "\n### XDP modes: frames per CPU-second over veth ({generator} → program → XDP sink; Mpps = frames delivered / CPU seconds of the sending thread; {} frames per run, {} runs)\n",
             self.frames_per_run, self.runs
         );
+        let alone = self.probe_mpps(self.xdp_generator);
         let _ = writeln!(
             w,
             "| mode | direction | frame | program | Mpps min | median | max | delivered | ratio to floor | goal |"
@@ -109,9 +126,12 @@ impl Results {
         let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|");
         for s in &self.mpps {
             let floor = self.mpps(Subject::Floor, s.mode, s.direction, s.frame_len);
-            let ratio = floor.map(|f| s.mpps.median / f);
+            let ratio = floor.map(|f| match alone {
+                Some(g) => Ratio::of(s.mpps.median, f, f, g),
+                None => Ratio::Mpps(s.mpps.median / f),
+            });
             let want = if s.mode == Mode::Native { 0.97 } else { 0.95 };
-            let goal = match (s.subject, ratio) {
+            let goal = match (s.subject, ratio.and_then(Ratio::value)) {
                 (Subject::Floor | Subject::FloorPush, _) | (_, None) => String::new(),
                 (_, Some(r)) => format!("≥ {want} {}", mark(r >= want)),
             };
@@ -126,7 +146,7 @@ impl Results {
                 s.mpps.median,
                 s.mpps.max,
                 s.delivered * 100.0,
-                ratio.map_or("-".into(), |r| format!("{r:.2}×")),
+                ratio.map_or("-".into(), Ratio::cell),
             );
         }
         let _ = writeln!(
@@ -151,6 +171,146 @@ impl Results {
                     );
                 }
             }
+        }
+    }
+
+    /// The probe's Mpps of `kind` alone.
+    fn probe_mpps(&self, kind: Option<Kind>) -> Option<f64> {
+        self.probes
+            .iter()
+            .find(|p| Some(p.kind) == kind)
+            .and_then(|p| p.mpps.as_ref().ok().copied())
+    }
+
+    fn generator_table(&self, w: &mut String) {
+        let _ = writeln!(
+            w,
+            "\n### Frame generators (probed at start: 64 B frames out of a veth whose peer drops them on tc ingress; Mpps per CPU-second of the sending thread)\n"
+        );
+        let _ = writeln!(w, "| generator | Mpps alone | used by |");
+        let _ = writeln!(w, "|---|---|---|");
+        for p in &self.probes {
+            let mut used = Vec::new();
+            if self.tc_generator == Some(p.kind) {
+                used.push("tc part");
+            }
+            if self.xdp_generator == Some(p.kind) {
+                used.push("XDP part");
+            }
+            let rate = match &p.mpps {
+                Ok(m) => format!("{m:.2}"),
+                Err(e) => format!("does not work here: {}", e.replace('|', "/")),
+            };
+            let _ = writeln!(w, "| {} | {rate} | {} |", p.kind.name(), used.join(", "));
+        }
+    }
+
+    fn tc_mpps(&self, subject: TcSubject, dir: Direction, len: usize) -> Option<f64> {
+        self.tc
+            .iter()
+            .find(|s| s.cell.subject == subject && s.cell.direction == dir && s.cell.len == len)
+            .map(|s| s.mpps.median)
+    }
+
+    fn tc_tables(&self, w: &mut String) {
+        let generator = self.tc_generator.map_or("?", Kind::name);
+        let _ = writeln!(
+            w,
+            "\n### tc mode: frames per CPU-second over veth against a Linux bridge ({generator} → port → sink on tc ingress; Mpps = frames delivered / CPU seconds of the sending thread; {} frames per run, {} runs)\n",
+            self.frames_per_run, self.runs
+        );
+        let _ = writeln!(
+            w,
+            "| direction | frame | subject | Mpps min | median | max | delivered | path ns/frame | program ns/run | ratio to tc floor | ratio to bridge | goal ≥ 1.0× bridge |"
+        );
+        let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+        let mut missed = Vec::new();
+        for s in &self.tc {
+            let (dir, len) = (s.cell.direction, s.cell.len);
+            let alone = self.tc_mpps(TcSubject::Generator, dir, len);
+            let floor = self.tc_mpps(TcSubject::Floor, dir, len);
+            let bridge = self.tc_mpps(TcSubject::Bridge, dir, len);
+            let m = s.mpps.median;
+            let compare = |base: Option<f64>| match (base, floor, alone) {
+                (Some(b), Some(f), Some(g)) => Some(Ratio::of(m, b, f, g)),
+                (Some(b), _, _) => Some(Ratio::Mpps(m / b)),
+                _ => None,
+            };
+            let (to_floor, to_bridge) = if s.cell.subject == TcSubject::Generator {
+                (None, None)
+            } else {
+                (compare(floor), compare(bridge))
+            };
+            let goal = match (
+                s.cell.subject.is_baseline(),
+                to_bridge.and_then(Ratio::value),
+            ) {
+                (false, Some(r)) => {
+                    if r < 1.0 {
+                        missed.push(s);
+                    }
+                    mark(r >= 1.0)
+                }
+                _ => "",
+            };
+            let path = alone.and_then(|g| path_ns(m, g));
+            let _ = writeln!(
+                w,
+                "| {} | {len} B | {} | {:.2} | {m:.2} | {:.2} | {:.0}% | {} | {} | {} | {} | {goal} |",
+                dir.name(),
+                s.cell.subject.name(),
+                s.mpps.min,
+                s.mpps.max,
+                s.delivered * 100.0,
+                if s.cell.subject == TcSubject::Generator {
+                    "-".into()
+                } else {
+                    path.map_or("-".into(), |p| format!("{p:.0}"))
+                },
+                s.prog_ns.map_or("-".into(), |p| format!("{p:.0}")),
+                to_floor.map_or("-".into(), Ratio::cell),
+                to_bridge.map_or("-".into(), Ratio::cell),
+            );
+        }
+        if missed.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            w,
+            "\nWhere tc is below the bridge (path ns: the frame's time beyond the generator's; program ns: the kernel's own run time of the program on the ingress port, `kernel.bpf_stats_enabled`):\n"
+        );
+        for s in missed {
+            let (dir, len) = (s.cell.direction, s.cell.len);
+            let alone = self.tc_mpps(TcSubject::Generator, dir, len);
+            let ns = |subject| {
+                self.tc_mpps(subject, dir, len)
+                    .zip(alone)
+                    .and_then(|(m, g)| path_ns(m, g))
+            };
+            let floor_prog = self
+                .tc
+                .iter()
+                .find(|f| {
+                    f.cell.subject == TcSubject::Floor
+                        && f.cell.direction == dir
+                        && f.cell.len == len
+                })
+                .and_then(|f| f.prog_ns);
+            let fmt = |v: Option<f64>| v.map_or("?".into(), |v| format!("{v:.0} ns"));
+            let rest = |path: Option<f64>, prog: Option<f64>| path.zip(prog).map(|(a, b)| a - b);
+            let _ = writeln!(
+                w,
+                "- {}, {}, {len} B: path {} against the bridge's {} and the tc floor's {}; the program itself runs {} per frame (the floor's {}), the rest of the path {} (the floor's {}).",
+                s.cell.subject.name(),
+                dir.name(),
+                fmt(ns(s.cell.subject)),
+                fmt(ns(TcSubject::Bridge)),
+                fmt(ns(TcSubject::Floor)),
+                fmt(s.prog_ns),
+                fmt(floor_prog),
+                fmt(rest(ns(s.cell.subject), s.prog_ns)),
+                fmt(rest(ns(TcSubject::Floor), floor_prog)),
+            );
         }
     }
 
