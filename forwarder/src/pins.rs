@@ -192,8 +192,7 @@ impl PinDir {
 
 pub(crate) fn is_bpffs(path: &Path) -> bool {
     // nix's constant has the C library's own `f_type` width (wider on musl).
-    nix::sys::statfs::statfs(path)
-        .is_ok_and(|st| st.filesystem_type() == nix::sys::statfs::BPF_FS_MAGIC)
+    nix::sys::statfs::statfs(path).is_ok_and(|st| st.filesystem_type() == nix::sys::statfs::BPF_FS_MAGIC)
 }
 
 /// Mounts bpffs at `dir` (mode 0700: only root may pin there) unless it is
