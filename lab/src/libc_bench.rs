@@ -210,11 +210,12 @@ impl World {
                     .with_context(|| format!("cannot start {} run", exe.display()))
             })?;
             world.daemons.push(child);
-            world.plug(ns, "xldr", Some(ROUTER_MAC))?;
+            // Peers share the outside namespace: names of their own.
+            world.plug(ns, &format!("xldr{i}"), Some(ROUTER_MAC))?;
         }
         for i in 0..2 {
             let ns = &world.daemon_ns[i];
-            let index = ifindex_in(ns, "xldr")?;
+            let index = ifindex_in(ns, &format!("xldr{i}"))?;
             world.wait_pin(i, index, true, Duration::from_secs(20))?;
         }
         Ok(world)
