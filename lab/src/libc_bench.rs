@@ -78,7 +78,7 @@ impl Row {
             Self::Version => "`--version` (exec to exit)",
             Self::Status => "`status`, 5 ports",
             Self::WatchRefresh => "`status --watch 0.1`, per refresh",
-            Self::Attach => "`attach` a veth (auto → tc)",
+            Self::Attach => "`attach` a veth (`--mode auto`)",
             Self::Detach => "`detach` it",
             Self::HotPlug => "daemon: veth added → link pinned",
         }
