@@ -77,6 +77,7 @@ fn release_build(target: Target, packages: &[&str]) -> anyhow::Result<PathBuf> {
 /// The workspace's target directory (`CARGO_TARGET_DIR`, else `target/`).
 pub fn target_dir() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = std::fs::canonicalize(&root).unwrap_or(root);
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
 }
 
