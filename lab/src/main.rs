@@ -14,7 +14,7 @@ use xdp_forwarder_lab::demo::checks::print_result;
 use xdp_forwarder_lab::{
     bench,
     debian::{self, GuestKernel},
-    demo, docs, libbpf, traffic,
+    demo, docs, libbpf, libc_bench, traffic,
     vm::{self, NetVmLab, cases, initramfs::Contents},
 };
 
@@ -105,6 +105,20 @@ enum Command {
         /// Rounds of each case.
         #[arg(long, default_value_t = 5)]
         rounds: u32,
+    },
+    /// Compare the product built for glibc and for musl on its user-space
+    /// paths (exec, status, status --watch, attach, detach, the daemon's
+    /// hot-plug latency), interleaved in one run; prints a Markdown table.
+    BenchLibc {
+        /// The glibc build (`cargo build --release --bins -p xdp-forwarder`).
+        #[arg(long, value_name = "EXE")]
+        gnu: PathBuf,
+        /// The static musl build (target/x86_64-unknown-linux-musl/release/).
+        #[arg(long, value_name = "EXE")]
+        musl: PathBuf,
+        /// Rounds (each measures every path once per build).
+        #[arg(long, default_value_t = 21)]
+        rounds: usize,
     },
     /// Write the product's manual pages (section 8) into DIR.
     #[command(hide = true)]
@@ -274,6 +288,11 @@ fn run(command: Command) -> anyhow::Result<bool> {
                 only,
             })
             .context("the benchmark failed")?;
+            Ok(true)
+        }
+        Command::BenchLibc { gnu, musl, rounds } => {
+            libc_bench::run(&libc_bench::Options { gnu, musl, rounds })
+                .context("bench-libc failed")?;
             Ok(true)
         }
         Command::Guest(GuestCommand::UdpSend {

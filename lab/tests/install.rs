@@ -1,8 +1,10 @@
 //! `cargo xtask install` into a throw-away DESTDIR: the tree a distribution
 //! expects, every manual page rendered by `man -l` without a warning, and
-//! the installed binary run under both its names.
+//! the installed binary, static, run under both its names.
 
 use std::{os::unix::fs::PermissionsExt as _, path::Path, process::Command};
+
+use xdp_forwarder_lab::elf::{EM_X86_64, Elf};
 
 #[test]
 fn install_lays_out_the_product() {
@@ -23,6 +25,16 @@ fn install_lays_out_the_product() {
     assert_ne!(
         std::fs::metadata(&exe).unwrap().permissions().mode() & 0o111,
         0
+    );
+    // Static: no interpreter, so no C library needed where it runs.
+    assert_eq!(
+        Elf::read(&exe).unwrap(),
+        Elf {
+            machine: EM_X86_64,
+            interpreter: None
+        },
+        "{} is not the static x86_64 binary",
+        exe.display()
     );
     assert_eq!(
         std::fs::read_link(usr.join("bin/set-router-iface")).unwrap(),

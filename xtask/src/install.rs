@@ -1,6 +1,7 @@
 //! `cargo xtask install [--destdir DIR] [--prefix /usr]`: the product as a
 //! distribution lays it out. Under DESTDIR/PREFIX:
-//! - `bin/xdp-forwarder`, and `bin/set-router-iface` a link to it;
+//! - `bin/xdp-forwarder` (the static x86_64 binary: it needs no C library
+//!   on the machine), and `bin/set-router-iface` a link to it;
 //! - `lib/xdp/prog_physical.o`, `prog_router.o` (where the original's mdev
 //!   hook loads them from);
 //! - `share/man/man8/`: `xdp-forwarder.8`, one page per subcommand,
@@ -23,7 +24,10 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::{run_cli::release_bins, status_to_stderr};
+use crate::{
+    run_cli::{Target, release_bins},
+    status_to_stderr,
+};
 
 /// Installs under `destdir` (default `/`) + `prefix`; returns every file.
 pub fn run(destdir: Option<&Path>, prefix: &Path) -> anyhow::Result<Vec<PathBuf>> {
@@ -33,7 +37,7 @@ pub fn run(destdir: Option<&Path>, prefix: &Path) -> anyhow::Result<Vec<PathBuf>
     let root = destdir
         .unwrap_or(Path::new("/"))
         .join(prefix.strip_prefix("/").unwrap_or(prefix));
-    let bins = release_bins()?;
+    let bins = release_bins(Target::X86_64)?;
     let lab = bins.join("xdp-forwarder-lab");
     let mut files = Vec::new();
 

@@ -1,6 +1,7 @@
-//! Chores: `cargo xtask setup | test | demo | bench`.
+//! Chores: `cargo xtask setup | test | demo | bench | install | deb | dist`.
 
 mod deb;
+mod dist;
 mod install;
 mod run_cli;
 mod setup;
@@ -13,6 +14,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
+use run_cli::Target;
 
 #[derive(Parser)]
 #[command(name = "xtask", about = "xdp-forwarder chores")]
@@ -34,9 +36,18 @@ enum Task {
         #[arg(long)]
         vm_only: bool,
     },
-    /// Build a Debian package (the install layout under /usr) with dpkg-deb;
-    /// prints its path (the build's output only if a step fails).
+    /// Build a Debian package (the install layout under /usr, the static
+    /// x86_64 binary: no Depends) with dpkg-deb; prints its path (the
+    /// build's output only if a step fails).
     Deb,
+    /// Set up, then write what a distribution's package recipe fetches:
+    /// the static binaries for x86_64 and aarch64, the exported eBPF
+    /// objects and SHA256SUMS, into one directory; prints its files.
+    Dist {
+        /// Where (created if needed); default: TARGET_DIR/dist.
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
+    },
     /// Set up, then fuzz the shared frame logic (fuzz/, cargo-fuzz on
     /// nightly) for SECONDS; `test` runs it for 60.
     Fuzz {
@@ -98,6 +109,13 @@ fn main() -> anyhow::Result<()> {
             println!("{}", deb::run()?.display());
             Ok(())
         }
+        Task::Dist { out } => {
+            setup::run()?;
+            for file in dist::run(out.as_deref())? {
+                println!("{}", file.display());
+            }
+            Ok(())
+        }
         Task::Fuzz { seconds } => {
             setup::run()?;
             fuzz(seconds)
@@ -130,10 +148,14 @@ fn test(vm_only: bool) -> anyhow::Result<()> {
         cargo(&["fmt", "--all", "--", "--check"])?;
         cargo(&["clippy", "--all-targets", "--", "-D", "warnings"])?;
     }
-    // The guests get the release binaries; the lab cache gets the kernels,
-    // QEMU from bookworm-backports and libbpf before any test times itself.
-    let bins = run_cli::release_bins()?;
-    status(Command::new(bins.join("xdp-forwarder-lab")).arg("fetch"))?;
+    // The guests get the static release binaries (x86_64 and aarch64); the
+    // lab cache gets the kernels, QEMU from bookworm-backports and libbpf
+    // before any test times itself.
+    let bins = Bins {
+        x86_64: run_cli::release_bins(Target::X86_64)?,
+        aarch64: run_cli::release_bins(Target::Aarch64)?,
+    };
+    status(Command::new(bins.x86_64.join("xdp-forwarder-lab")).arg("fetch"))?;
     let args: &[&str] = if vm_only {
         &[
             "test",
@@ -175,14 +197,23 @@ fn fuzz(seconds: u32) -> anyhow::Result<()> {
     .context("the fuzz target failed (its input is saved under fuzz/artifacts/)")
 }
 
+/// The directories of the static release binaries the tests run.
+struct Bins {
+    x86_64: std::path::PathBuf,
+    aarch64: std::path::PathBuf,
+}
+
 /// `cargo ARGS` (a test run), echoing its output and closing with the
 /// totals over every test binary (cargo's own last line is that of
-/// whichever binary ran last). The VM tests take their binaries from `bins`.
-fn cargo_test(args: &[&str], bins: &std::path::Path) -> anyhow::Result<()> {
+/// whichever binary ran last). The tests that run the release binaries
+/// (the VM lab's guests among them) find them through
+/// `XDP_FORWARDER_BINS` (x86_64) and `XDP_FORWARDER_BINS_AARCH64`.
+fn cargo_test(args: &[&str], bins: &Bins) -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut child = Command::new(cargo)
         .args(args)
-        .env("XDP_FORWARDER_BINS", bins)
+        .env("XDP_FORWARDER_BINS", &bins.x86_64)
+        .env("XDP_FORWARDER_BINS_AARCH64", &bins.aarch64)
         .stdout(Stdio::piped())
         .spawn()
         .context("cannot run cargo test")?;

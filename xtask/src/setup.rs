@@ -1,7 +1,9 @@
 //! Installs what the build and the tests need, each step skipped when done:
-//! Debian packages, nightly's rust-src, and bpf-linker 0.13 built against the
-//! nightly toolchain's own libLLVM (no prebuilt binaries: only registries are
-//! reachable).
+//! Debian packages, the musl targets of the static release binaries (x86_64
+//! and aarch64; the aarch64 one links with rustup's own rust-lld, see
+//! .cargo/config.toml), nightly's rust-src, and bpf-linker 0.13 built
+//! against the nightly toolchain's own libLLVM (no prebuilt binaries: only
+//! registries are reachable).
 
 use std::{
     path::{Path, PathBuf},
@@ -10,7 +12,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::status_to_stderr;
+use crate::{run_cli::Target, status_to_stderr};
 
 /// Debian packages: (package, a file it installs).
 const APT: &[(&str, &str)] = &[
@@ -41,6 +43,10 @@ const APT: &[(&str, &str)] = &[
     ("pkg-config", "/usr/bin/pkg-config"),
     ("libelf-dev", "/usr/include/libelf.h"),
     ("zlib1g-dev", "/usr/include/zlib.h"),
+    // `cargo xtask dist`'s test runs the aarch64 binary under user-mode
+    // emulation, and asks `file` whether the binaries are static.
+    ("qemu-user-static", "/usr/bin/qemu-aarch64-static"),
+    ("file", "/usr/bin/file"),
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
@@ -49,6 +55,7 @@ const LLVM_MAJOR: &str = "22";
 
 pub fn run() -> anyhow::Result<()> {
     apt()?;
+    rust_targets()?;
     rust_src()?;
     bpf_linker()?;
     cargo_fuzz()
@@ -107,6 +114,27 @@ fn output(cmd: &mut Command) -> anyhow::Result<String> {
         );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `rustup target add` for the static release binaries' targets, on the
+/// toolchain `cargo` runs (rustup's proxy names it in RUSTUP_TOOLCHAIN).
+fn rust_targets() -> anyhow::Result<()> {
+    let installed = output(Command::new("rustup").args(["target", "list", "--installed"]))
+        .context("the release binaries' targets are added with rustup: install rustup")?;
+    let missing: Vec<&str> = Target::ALL
+        .iter()
+        .map(|t| t.triple())
+        .filter(|t| !installed.lines().any(|l| l.trim() == *t))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("setup: adding the Rust targets {missing:?}");
+    status_to_stderr(
+        Command::new("rustup")
+            .args(["target", "add"])
+            .args(&missing),
+    )
 }
 
 fn rust_src() -> anyhow::Result<()> {
