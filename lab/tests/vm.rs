@@ -20,7 +20,7 @@ use std::{sync::Mutex, time::Instant};
 
 use xdp_forwarder_lab::demo::checks::Check;
 use xdp_forwarder_lab::{
-    debian::GuestKernel,
+    debian::{Arch, GuestKernel},
     vm::{self, NetVmLab, NicModel, RouterNic, cases, hotplug, initramfs::Contents},
 };
 
@@ -33,6 +33,7 @@ fn require_root() {
 fn with_lab(
     tag: &str,
     kernel: GuestKernel,
+    arch: Arch,
     nics: Vec<NicModel>,
     router_nic: RouterNic,
     router_queues: u16,
@@ -44,11 +45,12 @@ fn with_lab(
     let started = Instant::now();
     let mut lab = NetVmLab::start(&vm::Options {
         kernel,
+        arch,
         nics,
         router_nic,
         router_queues,
         prefix: format!("xv{tag}"),
-        contents: Contents::of_this_build().unwrap(),
+        contents: Contents::for_arch(arch).unwrap_or_else(|e| panic!("{kernel} {arch}: {e:#}")),
         dir: dir.clone(),
     })
     .unwrap_or_else(|e| panic!("{kernel}: the lab did not start: {e:#}"));
@@ -104,72 +106,80 @@ fn every_case(
     let mut nics = vec![NicModel::VirtioNet; 2];
     nics.extend(e1000e_auto_picks.map(|_| NicModel::E1000e));
     nics.push(NicModel::Igb);
-    with_lab(tag, kernel, nics, RouterNic::QemuDefault, 2, |lab| {
-        let mut checks = Vec::new();
-        if let Some(auto_picks) = e1000e_auto_picks {
-            checks.extend(
-                lab.only(NicModel::E1000e, |lab| {
-                    cases::frames_in_mode(lab, "auto", auto_picks)
-                })
-                .unwrap_or_else(|e| panic!("{kernel}, e1000e, auto: {e:#}")),
-            );
-        }
-        // (mode, what every port must run, whether flows spread over the
-        // queues too: the driver's RSS, the same whichever XDP mode runs.)
-        for (mode, picks, flows) in [
-            ("auto", "tc", true),
-            ("native", "native", true),
-            ("skb", "skb", false),
-        ] {
-            let started = Instant::now();
+    with_lab(
+        tag,
+        kernel,
+        Arch::Amd64,
+        nics,
+        RouterNic::QemuDefault,
+        2,
+        |lab| {
+            let mut checks = Vec::new();
+            if let Some(auto_picks) = e1000e_auto_picks {
+                checks.extend(
+                    lab.only(NicModel::E1000e, |lab| {
+                        cases::frames_in_mode(lab, "auto", auto_picks)
+                    })
+                    .unwrap_or_else(|e| panic!("{kernel}, e1000e, auto: {e:#}")),
+                );
+            }
+            // (mode, what every port must run, whether flows spread over the
+            // queues too: the driver's RSS, the same whichever XDP mode runs.)
+            for (mode, picks, flows) in [
+                ("auto", "tc", true),
+                ("native", "native", true),
+                ("skb", "skb", false),
+            ] {
+                let started = Instant::now();
+                checks.extend(
+                    lab.only(NicModel::Igb, |lab| {
+                        if flows {
+                            cases::frames_and_flows_in_mode(lab, mode, picks)
+                        } else {
+                            cases::frames_in_mode(lab, mode, picks)
+                        }
+                    })
+                    .unwrap_or_else(|e| panic!("{kernel}, igb, {mode}: {e:#}")),
+                );
+                println!(
+                    "{kernel}: igb, {mode}: {:.1} s",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            for &(mode, runs) in modes {
+                checks.extend(
+                    lab.only(NicModel::VirtioNet, |lab| {
+                        cases::all_in_mode(lab, mode, Some(runs))
+                    })
+                    .unwrap_or_else(|e| panic!("{kernel}, {mode}: {e:#}")),
+                );
+            }
+            if kernel == GuestKernel::Debian12 {
+                checks.extend(
+                    lab.only(NicModel::VirtioNet, cases::refused_redirects_counted)
+                        .unwrap_or_else(|e| panic!("{kernel}, mixed modes: {e:#}")),
+                );
+            }
+            if e1000e_auto_picks.is_some() {
+                // Bulk TCP through the e1000e NIC too (its VLAN host added now:
+                // the virtio cases above have counted their frames).
+                checks.extend(
+                    lab.only(NicModel::E1000e, |lab| {
+                        cases::frames_and_tcp_in_mode(lab, "auto", e1000e_auto_picks)
+                    })
+                    .unwrap_or_else(|e| panic!("{kernel}, e1000e, TCP: {e:#}")),
+                );
+            }
+            // And through the igb NIC, in the mode auto picks.
             checks.extend(
                 lab.only(NicModel::Igb, |lab| {
-                    if flows {
-                        cases::frames_and_flows_in_mode(lab, mode, picks)
-                    } else {
-                        cases::frames_in_mode(lab, mode, picks)
-                    }
+                    cases::frames_and_tcp_in_mode(lab, "auto", Some("tc"))
                 })
-                .unwrap_or_else(|e| panic!("{kernel}, igb, {mode}: {e:#}")),
+                .unwrap_or_else(|e| panic!("{kernel}, igb, TCP: {e:#}")),
             );
-            println!(
-                "{kernel}: igb, {mode}: {:.1} s",
-                started.elapsed().as_secs_f64()
-            );
-        }
-        for &(mode, runs) in modes {
-            checks.extend(
-                lab.only(NicModel::VirtioNet, |lab| {
-                    cases::all_in_mode(lab, mode, Some(runs))
-                })
-                .unwrap_or_else(|e| panic!("{kernel}, {mode}: {e:#}")),
-            );
-        }
-        if kernel == GuestKernel::Debian12 {
-            checks.extend(
-                lab.only(NicModel::VirtioNet, cases::refused_redirects_counted)
-                    .unwrap_or_else(|e| panic!("{kernel}, mixed modes: {e:#}")),
-            );
-        }
-        if e1000e_auto_picks.is_some() {
-            // Bulk TCP through the e1000e NIC too (its VLAN host added now:
-            // the virtio cases above have counted their frames).
-            checks.extend(
-                lab.only(NicModel::E1000e, |lab| {
-                    cases::frames_and_tcp_in_mode(lab, "auto", e1000e_auto_picks)
-                })
-                .unwrap_or_else(|e| panic!("{kernel}, e1000e, TCP: {e:#}")),
-            );
-        }
-        // And through the igb NIC, in the mode auto picks.
-        checks.extend(
-            lab.only(NicModel::Igb, |lab| {
-                cases::frames_and_tcp_in_mode(lab, "auto", Some("tc"))
-            })
-            .unwrap_or_else(|e| panic!("{kernel}, igb, TCP: {e:#}")),
-        );
-        checks
-    });
+            checks
+        },
+    );
 }
 
 /// On 6.1 (no tcx) tc runs as a clsact filter: `--mode auto` picks it
@@ -224,6 +234,7 @@ fn spectrum_router_nic(tag: &str, kernel: GuestKernel, modes: &[(&str, Option<&s
     with_lab(
         tag,
         kernel,
+        Arch::Amd64,
         vec![NicModel::VirtioNet; 2],
         RouterNic::LikeSpectrum,
         1,
@@ -284,6 +295,7 @@ fn hot_plug(tag: &str, kernel: GuestKernel, manager: hotplug::Manager) {
     with_lab(
         tag,
         kernel,
+        Arch::Amd64,
         vec![NicModel::VirtioNet, NicModel::Igb],
         RouterNic::QemuDefault,
         1,
@@ -307,3 +319,4 @@ fn hot_plug_with_the_daemon() {
 fn hot_plug_with_mdev_and_the_hook() {
     hot_plug("hm", GuestKernel::Debian12, hotplug::Manager::Mdev);
 }
+

@@ -170,7 +170,8 @@ impl RawSocket {
         msg.msg_iov = &mut iov;
         msg.msg_iovlen = 1;
         msg.msg_control = cmsg.as_mut_ptr().cast();
-        msg.msg_controllen = size_of_val(&cmsg);
+        // (socklen_t on musl, size_t on glibc.)
+        msg.msg_controllen = size_of_val(&cmsg) as _;
         // SAFETY: msg points at live buffers for the call.
         let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
         if n < 0 {
