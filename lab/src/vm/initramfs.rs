@@ -1,7 +1,7 @@
 //! The guests' initramfs, as a Spectrum net-vm has it: no C library at all.
 //! busybox-static (its `ip`, `nsenter`, `unshare`, `mdev`… are the guests'
-//! tools), the forwarder's static binaries (the ones the caller names,
-//! stripped) and the lab's (the guest-side traffic helpers), the kernel's
+//! tools), the forwarder's static binaries (the ones the caller names) and
+//! the lab's (the guest-side traffic helpers), the kernel's
 //! virtio, e1000e, igb and 802.1Q modules, contrib/ and a small init that
 //! hands the host a shell on a virtio-serial port. Nothing comes from the
 //! host's `/lib`: building the image refuses any dynamically linked ELF
@@ -139,9 +139,9 @@ pub fn build(kernel: &Kernel, contents: &Contents, out: &Path) -> anyhow::Result
         (contents.lab.clone(), "usr/bin/xdp-forwarder-lab"),
     ] {
         refuse_dynamic(&from)?;
-        let to = stage.join(to);
-        // GNU strip handles any little-endian ELF64 (elf64-little).
-        run("strip", &["-o", path_str(&to)?, path_str(&from)?])
+        // Copied as they are: the release profile strips them already (and
+        // the machine's GNU strip knows no aarch64 ELF).
+        fs::copy(&from, stage.join(to))
             .with_context(|| format!("cannot put {} into the guest image", from.display()))?;
     }
     // The original tool's name: the same binary, which dispatches on argv[0].
