@@ -333,7 +333,8 @@ fn hot_plug_with_mdev_and_the_hook() {
 
 /// Issue 24: the aarch64 static binaries in an aarch64 net-vm (QEMU's
 /// `virt` machine under TCG, Debian's arm64 kernel, busybox-static for
-/// arm64; the router VM is an aarch64 guest too), one boot for all: raw
+/// arm64; the router VM is an aarch64 guest too), one boot for all: the
+/// kernel JIT-compiles BPF; raw
 /// frames of every kind both ways through two virtio-net NICs (an outside
 /// VID 100 tag kept inside the port's), counters exact and bulk TCP both
 /// ways, in `--mode auto` (tc: clsact on 6.1, tcx on 6.12) and in native
@@ -351,7 +352,16 @@ fn aarch64_core_cases(tag: &str, kernel: GuestKernel) {
         RouterNic::QemuDefault,
         1,
         |lab| {
-            let mut checks = Vec::new();
+            // The programs run JIT-compiled to arm64 code, not interpreted.
+            let jit = lab
+                .net_vm
+                .sh("cat /proc/sys/net/core/bpf_jit_enable")
+                .unwrap_or_else(|e| format!("{e:#}"));
+            let mut checks = vec![Check {
+                name: format!("{} aarch64: the kernel JIT-compiles BPF", kernel.linux()),
+                passed: jit.trim() == "1",
+                detail: format!("net.core.bpf_jit_enable = {}", jit.trim()),
+            }];
             for (mode, picks) in [("auto", "tc"), ("native", "native")] {
                 let started = Instant::now();
                 checks.extend(
