@@ -1,5 +1,7 @@
-//! Debian kernels for the guests, and QEMU from bookworm-backports for the
-//! NICs Debian 12's QEMU 7.2 lacks (igb), fetched with apt through a
+//! Debian kernels for the guests (amd64, and arm64 for the aarch64 net-vm),
+//! busybox-static for arm64, and QEMU from bookworm-backports for the NICs
+//! Debian 12's QEMU 7.2 lacks (igb) and for aarch64 guests
+//! (`qemu-system-aarch64`), fetched with apt through a
 //! private configuration (its own sources list, lists and cache under the
 //! lab cache): the machine's apt sources and state stay untouched, and
 //! nothing is installed (the packages are unpacked with `dpkg-deb -x`).
@@ -14,6 +16,61 @@ use std::{
 use anyhow::{Context as _, bail};
 
 use crate::{cache, run};
+
+/// The guests' CPU architecture, by Debian's name for it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Arch {
+    /// x86_64: QEMU's `pc` machine, KVM where it works, else TCG.
+    #[default]
+    Amd64,
+    /// aarch64: QEMU's `virt` machine under TCG, a direct kernel boot (no
+    /// firmware), virtio-net on PCIe.
+    Arm64,
+}
+
+impl Arch {
+    /// Debian's name (`dpkg --print-architecture`).
+    pub fn debian(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "amd64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+
+    /// The static Rust target the guests' binaries are built for.
+    pub fn rust_target(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "x86_64-unknown-linux-musl",
+            Arch::Arm64 => "aarch64-unknown-linux-musl",
+        }
+    }
+
+    /// The variable naming the directory of the guests' static binaries
+    /// (`cargo xtask test` sets both).
+    pub fn bins_var(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "XDP_FORWARDER_BINS",
+            Arch::Arm64 => "XDP_FORWARDER_BINS_AARCH64",
+        }
+    }
+
+    pub fn parse(s: &str) -> anyhow::Result<Self> {
+        match s {
+            "amd64" | "x86_64" => Ok(Arch::Amd64),
+            "arm64" | "aarch64" => Ok(Arch::Arm64),
+            _ => bail!("unknown guest architecture {s:?}: use x86_64 or aarch64"),
+        }
+    }
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Arch::Amd64 => "x86_64",
+            Arch::Arm64 => "aarch64",
+        })
+    }
+}
 
 /// A guest kernel the suite proves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -61,6 +118,7 @@ impl std::fmt::Display for GuestKernel {
 #[derive(Clone, Debug)]
 pub struct Kernel {
     pub which: GuestKernel,
+    pub arch: Arch,
     /// e.g. "6.1.0-50-amd64".
     pub release: String,
     pub vmlinuz: PathBuf,
@@ -107,24 +165,37 @@ pub(crate) fn short_hash(text: &str) -> String {
     format!("{:08x}", h >> 32)
 }
 
-/// The cached kernel, fetched first if needed.
+/// The cached amd64 kernel, fetched first if needed.
 pub fn kernel(which: GuestKernel) -> anyhow::Result<Kernel> {
-    let dir = cache::root().join("kernels").join(format!(
-        "{}-{}",
-        which.suite(),
-        short_hash(&modules_list())
-    ));
-    if let Some(k) = cached(which, &dir)? {
+    kernel_for(which, Arch::Amd64)
+}
+
+/// The cached kernel for `arch` (Debian's `linux-image-ARCH` of the
+/// suite), fetched first if needed.
+pub fn kernel_for(which: GuestKernel, arch: Arch) -> anyhow::Result<Kernel> {
+    // amd64 keeps the directory name it always had.
+    let arch_part = match arch {
+        Arch::Amd64 => String::new(),
+        other => format!("{}-", other.debian()),
+    };
+    let name = format!("{}-{arch_part}", which.suite());
+    let dir = cache::root()
+        .join("kernels")
+        .join(format!("{name}{}", short_hash(&modules_list())));
+    if let Some(k) = cached(which, arch, &dir)? {
         return Ok(k);
     }
     let _lock = cache::lock()?;
-    if let Some(k) = cached(which, &dir)? {
+    if let Some(k) = cached(which, arch, &dir)? {
         return Ok(k);
     }
-    eprintln!("lab: fetching the {which} kernel from Debian's archive (once)");
-    let apt = Apt::new()?;
-    let work = cache::scratch(&format!("kernel-{}", which.suite()))?;
-    let meta = apt.download(&format!("linux-image-amd64/{}", which.suite()), &work)?;
+    eprintln!("lab: fetching the {which} {arch} kernel from Debian's archive (once)");
+    let apt = Apt::new(arch)?;
+    let work = cache::scratch(&format!("kernel-{name}"))?;
+    let meta = apt.download(
+        &format!("linux-image-{}/{}", arch.debian(), which.suite()),
+        &work,
+    )?;
     // The meta package depends on the versioned image package.
     let depends = run("dpkg-deb", &["-f", path_str(&meta)?, "Depends"])?;
     let image = depends
@@ -173,13 +244,47 @@ pub fn kernel(which: GuestKernel) -> anyhow::Result<Kernel> {
     // copy, a hash collision) makes way (moved aside first, so the path
     // never holds a half-removed tree).
     if dir.exists() {
-        let stale = cache::scratch(&format!("kernel-{}-stale", which.suite()))?;
+        let stale = cache::scratch(&format!("kernel-{name}stale"))?;
         fs::rename(&dir, stale.join("old"))?;
         fs::remove_dir_all(&stale)?;
     }
     cache::commit(&out, &dir)?;
     fs::remove_dir_all(&work)?;
-    cached(which, &dir)?.context("the kernel vanished from the cache")
+    cached(which, arch, &dir)?.context("the kernel vanished from the cache")
+}
+
+/// The guests' busybox for `arch`: the machine's `/bin/busybox` on amd64
+/// (Debian's busybox-static, which `cargo xtask setup` installs), else
+/// Debian 12's `busybox-static` for `arch`, fetched once into the lab cache
+/// (`busybox-ARCH/bin/busybox`) and unpacked, never installed.
+pub fn busybox(arch: Arch) -> anyhow::Result<PathBuf> {
+    if arch == Arch::Amd64 {
+        return Ok(PathBuf::from("/bin/busybox"));
+    }
+    let dir = cache::root().join(format!("busybox-{}", arch.debian()));
+    let binary = dir.join("bin/busybox");
+    if binary.exists() {
+        return Ok(binary);
+    }
+    let _lock = cache::lock()?;
+    if binary.exists() {
+        return Ok(binary);
+    }
+    eprintln!("lab: fetching busybox-static for {arch} from Debian's archive (once)");
+    let apt = Apt::new(arch)?;
+    let work = cache::scratch(&format!("busybox-{}", arch.debian()))?;
+    let deb = apt.download("busybox-static/bookworm", &work)?;
+    let tree = work.join("tree");
+    run("dpkg-deb", &["-x", path_str(&deb)?, path_str(&tree)?])?;
+    if !tree.join("bin/busybox").exists() {
+        bail!("{} has no bin/busybox", deb.display());
+    }
+    if dir.exists() {
+        fs::remove_dir_all(&dir)?;
+    }
+    cache::commit(&tree, &dir)?;
+    fs::remove_dir_all(&work)?;
+    Ok(binary)
 }
 
 /// A QEMU the guests run on.
@@ -208,12 +313,13 @@ impl Qemu {
     }
 }
 
-/// The packages of QEMU from bookworm-backports the lab runs: the emulator,
-/// the modules of the same build, the firmware it loads (linuxboot, the
+/// The packages of QEMU from bookworm-backports the lab runs: the emulators
+/// (x86_64, and aarch64 for the aarch64 net-vm), the modules of the same build, the firmware it loads (linuxboot, the
 /// option ROMs' directory) and SeaBIOS of the version it wants. Their
 /// shared libraries are the ones Debian 12's QEMU 7.2 already needs.
 const QEMU_PACKAGES: &[&str] = &[
     "qemu-system-x86",
+    "qemu-system-arm",
     "qemu-system-common",
     "qemu-system-data",
     "seabios",
@@ -225,16 +331,23 @@ const QEMU_SUITE: &str = "bookworm-backports";
 /// configuration and unpacked under the lab cache (`qemu-backports/`),
 /// never installed: the machine's QEMU stays as it is.
 pub fn qemu_backports() -> anyhow::Result<Qemu> {
+    qemu_backports_for(Arch::Amd64)
+}
+
+/// [`qemu_backports`]' emulator for guests of `arch`
+/// (`qemu-system-x86_64` or `qemu-system-aarch64`).
+pub fn qemu_backports_for(arch: Arch) -> anyhow::Result<Qemu> {
     let dir = cache::root().join("qemu-backports");
-    if let Some(q) = cached_qemu(&dir)? {
+    if let Some(q) = cached_qemu(&dir, arch)? {
         return Ok(q);
     }
     let _lock = cache::lock()?;
-    if let Some(q) = cached_qemu(&dir)? {
+    if let Some(q) = cached_qemu(&dir, arch)? {
         return Ok(q);
     }
     eprintln!("lab: fetching QEMU from Debian's {QEMU_SUITE} (once)");
-    let apt = Apt::new()?;
+    // QEMU runs on this machine: its own architecture's packages.
+    let apt = Apt::new(Arch::Amd64)?;
     let work = cache::scratch("qemu-backports")?;
     let tree = work.join("tree");
     let mut version = String::new();
@@ -256,17 +369,20 @@ pub fn qemu_backports() -> anyhow::Result<Qemu> {
     }
     cache::commit(&tree, &dir)?;
     fs::remove_dir_all(&work)?;
-    cached_qemu(&dir)?.context("QEMU vanished from the cache")
+    cached_qemu(&dir, arch)?.context("QEMU vanished from the cache")
 }
 
-fn cached_qemu(dir: &Path) -> anyhow::Result<Option<Qemu>> {
+fn cached_qemu(dir: &Path, arch: Arch) -> anyhow::Result<Option<Qemu>> {
     let Ok(version) = fs::read_to_string(dir.join("version")) else {
         return Ok(None);
     };
     if fs::read_to_string(dir.join("packages.list")).ok() != Some(QEMU_PACKAGES.join("\n")) {
         return Ok(None);
     }
-    let binary = dir.join("usr/bin/qemu-system-x86_64");
+    let binary = dir.join(match arch {
+        Arch::Amd64 => "usr/bin/qemu-system-x86_64",
+        Arch::Arm64 => "usr/bin/qemu-system-aarch64",
+    });
     // Its libraries come from the machine: say which are missing.
     let ldd = Command::new("ldd")
         .arg(&binary)
@@ -294,7 +410,7 @@ fn cached_qemu(dir: &Path) -> anyhow::Result<Option<Qemu>> {
     }))
 }
 
-fn cached(which: GuestKernel, dir: &Path) -> anyhow::Result<Option<Kernel>> {
+fn cached(which: GuestKernel, arch: Arch, dir: &Path) -> anyhow::Result<Option<Kernel>> {
     let Ok(release) = fs::read_to_string(dir.join("release")) else {
         return Ok(None);
     };
@@ -303,6 +419,7 @@ fn cached(which: GuestKernel, dir: &Path) -> anyhow::Result<Option<Kernel>> {
     }
     Ok(Some(Kernel {
         which,
+        arch,
         release: release.trim().to_owned(),
         vmlinuz: dir.join("vmlinuz"),
         modules: dir.join("modules"),
@@ -314,28 +431,45 @@ pub(crate) fn path_str(p: &Path) -> anyhow::Result<&str> {
         .with_context(|| format!("path is not UTF-8: {}", p.display()))
 }
 
-/// apt-get with a configuration of our own under the lab cache.
+/// apt-get with a configuration of our own under the lab cache, for the
+/// packages of one architecture.
 struct Apt {
     dir: PathBuf,
+    arch: Arch,
 }
 
 impl Apt {
     /// Writes the sources list (the machine's Debian archive, suites
     /// bookworm, bookworm-backports and trixie) and updates the private
-    /// lists.
-    fn new() -> anyhow::Result<Self> {
-        let dir = cache::root().join("apt");
+    /// lists: `apt/` for amd64, `apt-ARCH/` for another architecture, whose
+    /// lists apt fetches with `APT::Architecture=ARCH`.
+    fn new(arch: Arch) -> anyhow::Result<Self> {
+        let dir = cache::root().join(match arch {
+            Arch::Amd64 => "apt".to_owned(),
+            other => format!("apt-{}", other.debian()),
+        });
         for sub in ["lists/partial", "cache/archives/partial"] {
             fs::create_dir_all(dir.join(sub))?;
         }
         let (uri, signed_by) = archive()?;
-        let opts = signed_by.map_or_else(String::new, |k| format!("[signed-by={k}] "));
+        let mut opts: Vec<String> = signed_by
+            .map(|k| format!("signed-by={k}"))
+            .into_iter()
+            .collect();
+        if arch != Arch::Amd64 {
+            opts.push(format!("arch={}", arch.debian()));
+        }
+        let opts = if opts.is_empty() {
+            String::new()
+        } else {
+            format!("[{}] ", opts.join(" "))
+        };
         let list: String = ["bookworm", "bookworm-backports", "trixie"]
             .iter()
             .map(|suite| format!("deb {opts}{uri} {suite} main\n"))
             .collect();
         fs::write(dir.join("sources.list"), list)?;
-        let apt = Self { dir };
+        let apt = Self { dir, arch };
         apt.apt_get(&["update", "-q"], Path::new("."))?;
         Ok(apt)
     }
@@ -367,6 +501,11 @@ impl Apt {
             ("APT::Sandbox::User", "root".into()),
         ] {
             cmd.arg("-o").arg(format!("{k}={v}"));
+        }
+        if self.arch != Arch::Amd64 {
+            let a = self.arch.debian();
+            cmd.arg("-o").arg(format!("APT::Architecture={a}"));
+            cmd.arg("-o").arg(format!("APT::Architectures={a}"));
         }
         let out = cmd
             .args(args)

@@ -31,8 +31,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Fetch the guest kernels (Debian 12's and 13's) and QEMU from
-    /// bookworm-backports (for igb), and build libbpf, into the lab cache
+    /// Fetch the guest kernels (Debian 12's and 13's, amd64 and arm64),
+    /// busybox-static for arm64 and QEMU from bookworm-backports (for igb
+    /// and aarch64 guests), and build libbpf, into the lab cache
     /// (/var/cache/xdp-forwarder-lab, or $XDP_FORWARDER_LAB_CACHE). Quick
     /// when done.
     Fetch,
@@ -213,12 +214,19 @@ fn main() -> ExitCode {
 fn run(command: Command) -> anyhow::Result<bool> {
     match command {
         Command::Fetch => {
-            for k in GuestKernel::ALL {
-                let kernel = debian::kernel(k)?;
-                println!("{k}: {} ({})", kernel.release, kernel.vmlinuz.display());
+            for arch in [debian::Arch::Amd64, debian::Arch::Arm64] {
+                for k in GuestKernel::ALL {
+                    let kernel = debian::kernel_for(k, arch)?;
+                    println!(
+                        "{k} {arch}: {} ({})",
+                        kernel.release,
+                        kernel.vmlinuz.display()
+                    );
+                }
+                let qemu = debian::qemu_backports_for(arch)?;
+                println!("QEMU {} {arch}: {}", qemu.version, qemu.binary.display());
+                println!("busybox {arch}: {}", debian::busybox(arch)?.display());
             }
-            let qemu = debian::qemu_backports()?;
-            println!("QEMU {}: {}", qemu.version, qemu.binary.display());
             println!(
                 "libbpf {}: {}",
                 libbpf::VERSION,
@@ -390,6 +398,7 @@ fn vm_demo(
     );
     let lab = NetVmLab::start(&vm::Options {
         kernel,
+        arch: debian::Arch::Amd64,
         nics: vec![vm::NicModel::VirtioNet; nics],
         router_nic,
         router_queues: 1,

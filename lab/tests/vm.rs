@@ -10,7 +10,18 @@
 //! bookworm-backports); a router NIC made like Spectrum's (no
 //! `CTRL_GUEST_OFFLOADS`); mixed modes on 6.1 (refused redirects counted);
 //! hot-plug of virtio-net, e1000e and igb NICs through QEMU's monitor with
-//! the daemon and with mdev, next to an igb present at boot.
+//! the daemon and with mdev, next to an igb present at boot; and an aarch64
+//! net-vm (QEMU's `virt` machine, Debian's arm64 6.1 and 6.12 kernels) with
+//! the core cases, mixed modes on 6.1 and a hot-plug under the daemon.
+//!
+//! Every guest is what a Spectrum net-vm is: busybox-static, the kernel's
+//! modules, contrib/ and static (musl) binaries, no C library at all (the
+//! image refuses a dynamically linked ELF). The binaries come from
+//! `XDP_FORWARDER_BINS` (x86_64) and `XDP_FORWARDER_BINS_AARCH64`:
+//! `cargo xtask test` builds both and sets them; by hand, build with
+//! `--target x86_64-unknown-linux-musl` / `aarch64-unknown-linux-musl`
+//! (`--release --bins`, `-p xdp-forwarder` and `-p xdp-forwarder-lab`) and
+//! point the variables at `target/TRIPLE/release`.
 //!
 //! Needs root, QEMU and the kernels in the lab cache (`cargo xtask test`
 //! sets up and fetches everything). The guests run one lab at a time: two
@@ -20,7 +31,7 @@ use std::{sync::Mutex, time::Instant};
 
 use xdp_forwarder_lab::demo::checks::Check;
 use xdp_forwarder_lab::{
-    debian::GuestKernel,
+    debian::{Arch, GuestKernel},
     vm::{self, NetVmLab, NicModel, RouterNic, cases, hotplug, initramfs::Contents},
 };
 
@@ -33,6 +44,7 @@ fn require_root() {
 fn with_lab(
     tag: &str,
     kernel: GuestKernel,
+    arch: Arch,
     nics: Vec<NicModel>,
     router_nic: RouterNic,
     router_queues: u16,
@@ -44,16 +56,17 @@ fn with_lab(
     let started = Instant::now();
     let mut lab = NetVmLab::start(&vm::Options {
         kernel,
+        arch,
         nics,
         router_nic,
         router_queues,
         prefix: format!("xv{tag}"),
-        contents: Contents::of_this_build().unwrap(),
+        contents: Contents::for_arch(arch).unwrap_or_else(|e| panic!("{kernel} {arch}: {e:#}")),
         dir: dir.clone(),
     })
-    .unwrap_or_else(|e| panic!("{kernel}: the lab did not start: {e:#}"));
+    .unwrap_or_else(|e| panic!("{kernel} {arch}: the lab did not start: {e:#}"));
     println!(
-        "{kernel}: the lab started in {:.1} s (QEMU {})",
+        "{kernel} {arch}: the lab started in {:.1} s (QEMU {})",
         started.elapsed().as_secs_f64(),
         lab.qemu.version
     );
@@ -77,7 +90,7 @@ fn with_lab(
     drop(lab);
     let _ = std::fs::remove_dir_all(&dir);
     assert!(!checks.is_empty(), "no check ran");
-    assert!(failed.is_empty(), "{kernel}:\n{}", failed.join("\n"));
+    assert!(failed.is_empty(), "{kernel} {arch}:\n{}", failed.join("\n"));
 }
 
 /// Every case (frames, counters, pings, UDP, UDP GSO, bulk TCP) through
@@ -104,72 +117,80 @@ fn every_case(
     let mut nics = vec![NicModel::VirtioNet; 2];
     nics.extend(e1000e_auto_picks.map(|_| NicModel::E1000e));
     nics.push(NicModel::Igb);
-    with_lab(tag, kernel, nics, RouterNic::QemuDefault, 2, |lab| {
-        let mut checks = Vec::new();
-        if let Some(auto_picks) = e1000e_auto_picks {
-            checks.extend(
-                lab.only(NicModel::E1000e, |lab| {
-                    cases::frames_in_mode(lab, "auto", auto_picks)
-                })
-                .unwrap_or_else(|e| panic!("{kernel}, e1000e, auto: {e:#}")),
-            );
-        }
-        // (mode, what every port must run, whether flows spread over the
-        // queues too: the driver's RSS, the same whichever XDP mode runs.)
-        for (mode, picks, flows) in [
-            ("auto", "tc", true),
-            ("native", "native", true),
-            ("skb", "skb", false),
-        ] {
-            let started = Instant::now();
+    with_lab(
+        tag,
+        kernel,
+        Arch::Amd64,
+        nics,
+        RouterNic::QemuDefault,
+        2,
+        |lab| {
+            let mut checks = Vec::new();
+            if let Some(auto_picks) = e1000e_auto_picks {
+                checks.extend(
+                    lab.only(NicModel::E1000e, |lab| {
+                        cases::frames_in_mode(lab, "auto", auto_picks)
+                    })
+                    .unwrap_or_else(|e| panic!("{kernel}, e1000e, auto: {e:#}")),
+                );
+            }
+            // (mode, what every port must run, whether flows spread over the
+            // queues too: the driver's RSS, the same whichever XDP mode runs.)
+            for (mode, picks, flows) in [
+                ("auto", "tc", true),
+                ("native", "native", true),
+                ("skb", "skb", false),
+            ] {
+                let started = Instant::now();
+                checks.extend(
+                    lab.only(NicModel::Igb, |lab| {
+                        if flows {
+                            cases::frames_and_flows_in_mode(lab, mode, picks)
+                        } else {
+                            cases::frames_in_mode(lab, mode, picks)
+                        }
+                    })
+                    .unwrap_or_else(|e| panic!("{kernel}, igb, {mode}: {e:#}")),
+                );
+                println!(
+                    "{kernel}: igb, {mode}: {:.1} s",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            for &(mode, runs) in modes {
+                checks.extend(
+                    lab.only(NicModel::VirtioNet, |lab| {
+                        cases::all_in_mode(lab, mode, Some(runs))
+                    })
+                    .unwrap_or_else(|e| panic!("{kernel}, {mode}: {e:#}")),
+                );
+            }
+            if kernel == GuestKernel::Debian12 {
+                checks.extend(
+                    lab.only(NicModel::VirtioNet, cases::refused_redirects_counted)
+                        .unwrap_or_else(|e| panic!("{kernel}, mixed modes: {e:#}")),
+                );
+            }
+            if e1000e_auto_picks.is_some() {
+                // Bulk TCP through the e1000e NIC too (its VLAN host added now:
+                // the virtio cases above have counted their frames).
+                checks.extend(
+                    lab.only(NicModel::E1000e, |lab| {
+                        cases::frames_and_tcp_in_mode(lab, "auto", e1000e_auto_picks)
+                    })
+                    .unwrap_or_else(|e| panic!("{kernel}, e1000e, TCP: {e:#}")),
+                );
+            }
+            // And through the igb NIC, in the mode auto picks.
             checks.extend(
                 lab.only(NicModel::Igb, |lab| {
-                    if flows {
-                        cases::frames_and_flows_in_mode(lab, mode, picks)
-                    } else {
-                        cases::frames_in_mode(lab, mode, picks)
-                    }
+                    cases::frames_and_tcp_in_mode(lab, "auto", Some("tc"))
                 })
-                .unwrap_or_else(|e| panic!("{kernel}, igb, {mode}: {e:#}")),
+                .unwrap_or_else(|e| panic!("{kernel}, igb, TCP: {e:#}")),
             );
-            println!(
-                "{kernel}: igb, {mode}: {:.1} s",
-                started.elapsed().as_secs_f64()
-            );
-        }
-        for &(mode, runs) in modes {
-            checks.extend(
-                lab.only(NicModel::VirtioNet, |lab| {
-                    cases::all_in_mode(lab, mode, Some(runs))
-                })
-                .unwrap_or_else(|e| panic!("{kernel}, {mode}: {e:#}")),
-            );
-        }
-        if kernel == GuestKernel::Debian12 {
-            checks.extend(
-                lab.only(NicModel::VirtioNet, cases::refused_redirects_counted)
-                    .unwrap_or_else(|e| panic!("{kernel}, mixed modes: {e:#}")),
-            );
-        }
-        if e1000e_auto_picks.is_some() {
-            // Bulk TCP through the e1000e NIC too (its VLAN host added now:
-            // the virtio cases above have counted their frames).
-            checks.extend(
-                lab.only(NicModel::E1000e, |lab| {
-                    cases::frames_and_tcp_in_mode(lab, "auto", e1000e_auto_picks)
-                })
-                .unwrap_or_else(|e| panic!("{kernel}, e1000e, TCP: {e:#}")),
-            );
-        }
-        // And through the igb NIC, in the mode auto picks.
-        checks.extend(
-            lab.only(NicModel::Igb, |lab| {
-                cases::frames_and_tcp_in_mode(lab, "auto", Some("tc"))
-            })
-            .unwrap_or_else(|e| panic!("{kernel}, igb, TCP: {e:#}")),
-        );
-        checks
-    });
+            checks
+        },
+    );
 }
 
 /// On 6.1 (no tcx) tc runs as a clsact filter: `--mode auto` picks it
@@ -224,6 +245,7 @@ fn spectrum_router_nic(tag: &str, kernel: GuestKernel, modes: &[(&str, Option<&s
     with_lab(
         tag,
         kernel,
+        Arch::Amd64,
         vec![NicModel::VirtioNet; 2],
         RouterNic::LikeSpectrum,
         1,
@@ -284,6 +306,7 @@ fn hot_plug(tag: &str, kernel: GuestKernel, manager: hotplug::Manager) {
     with_lab(
         tag,
         kernel,
+        Arch::Amd64,
         vec![NicModel::VirtioNet, NicModel::Igb],
         RouterNic::QemuDefault,
         1,
@@ -306,4 +329,88 @@ fn hot_plug_with_the_daemon() {
 #[test]
 fn hot_plug_with_mdev_and_the_hook() {
     hot_plug("hm", GuestKernel::Debian12, hotplug::Manager::Mdev);
+}
+
+/// Issue 24: the aarch64 static binaries in an aarch64 net-vm (QEMU's
+/// `virt` machine under TCG, Debian's arm64 kernel, busybox-static for
+/// arm64; the router VM is an aarch64 guest too), one boot for all: the
+/// kernel JIT-compiles BPF; raw
+/// frames of every kind both ways through two virtio-net NICs (an outside
+/// VID 100 tag kept inside the port's), counters exact and bulk TCP both
+/// ways, in `--mode auto` (tc: clsact on 6.1, tcx on 6.12) and in native
+/// mode; on 6.1 the mixed modes whose refused redirects the raw tracepoint
+/// counts (structure offsets read from arm64's BTF); then the daemon takes
+/// every NIC and a virtio-net NIC hot-plugged through QMP (on a PCIe root
+/// port) forwards, and NIC 1 is upgraded in place, its stream losing
+/// nothing.
+fn aarch64_core_cases(tag: &str, kernel: GuestKernel) {
+    with_lab(
+        tag,
+        kernel,
+        Arch::Arm64,
+        vec![NicModel::VirtioNet; 2],
+        RouterNic::QemuDefault,
+        1,
+        |lab| {
+            // The programs run JIT-compiled to arm64 code, not interpreted.
+            let jit = lab
+                .net_vm
+                .sh("cat /proc/sys/net/core/bpf_jit_enable")
+                .unwrap_or_else(|e| format!("{e:#}"));
+            let mut checks = vec![Check {
+                name: format!("{} aarch64: the kernel JIT-compiles BPF", kernel.linux()),
+                passed: jit.trim() == "1",
+                detail: format!("net.core.bpf_jit_enable = {}", jit.trim()),
+            }];
+            for (mode, picks) in [("auto", "tc"), ("native", "native")] {
+                let started = Instant::now();
+                checks.extend(
+                    cases::frames_and_tcp_in_mode(lab, mode, Some(picks))
+                        .unwrap_or_else(|e| panic!("{kernel} aarch64, {mode}: {e:#}")),
+                );
+                println!(
+                    "{kernel} aarch64: {mode}: {:.1} s",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            if kernel == GuestKernel::Debian12 {
+                let started = Instant::now();
+                checks.extend(
+                    cases::refused_redirects_counted(lab)
+                        .unwrap_or_else(|e| panic!("{kernel} aarch64, mixed modes: {e:#}")),
+                );
+                println!(
+                    "{kernel} aarch64: mixed modes: {:.1} s",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            let started = Instant::now();
+            let daemon = hotplug::Manager::Daemon;
+            checks.extend(
+                hotplug::start(lab, daemon)
+                    .unwrap_or_else(|e| panic!("{kernel} aarch64, daemon: {e:#}")),
+            );
+            checks.extend(
+                hotplug::cycles_of(lab, daemon, &[NicModel::VirtioNet])
+                    .unwrap_or_else(|e| panic!("{kernel} aarch64, hot-plug: {e:#}")),
+            );
+            println!(
+                "{kernel} aarch64: hot-plug: {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+            checks
+        },
+    );
+}
+
+#[test]
+fn aarch64_linux_6_1_frames_outside_tag_counters_tcp_in_auto_and_native_refused_redirects_counted_and_hot_plug_with_the_daemon()
+ {
+    aarch64_core_cases("a61", GuestKernel::Debian12);
+}
+
+#[test]
+fn aarch64_linux_6_12_frames_outside_tag_counters_tcp_in_auto_and_native_and_hot_plug_with_the_daemon()
+ {
+    aarch64_core_cases("a612", GuestKernel::Debian13);
 }

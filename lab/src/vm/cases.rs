@@ -14,7 +14,7 @@ use crate::demo::checks::{Check, PINGS, Receivers, UDP_PORT, summarize_ping};
 use anyhow::Context as _;
 use serde_json::Value;
 
-use super::{EXT_ADDR, IP, LAN_ADDR, NetVmLab, NicModel};
+use super::{EXT_ADDR, IN_NETNS, LAN_ADDR, NetVmLab, NicModel};
 use crate::{
     packet::{ETHERTYPE_TEST, RawSocket, frame, parse_mac, tagged},
     traffic,
@@ -282,7 +282,7 @@ pub fn pings(lab: &mut NetVmLab, size: u32, label: &str) -> anyhow::Result<Vec<C
             detail,
         ));
         let (_, out) = lab.router.sh_status(
-            &format!("{IP} netns exec lan{k} ping -q -c 3 -W 3 -s {size} {EXT_ADDR}"),
+            &format!("{IN_NETNS}lan{k} ping -q -c 3 -W 3 -s {size} {EXT_ADDR}"),
             Duration::from_secs(30),
         )?;
         let (passed, detail) = summarize_ping(&out);
@@ -338,7 +338,7 @@ pub fn udp(lab: &mut NetVmLab, label: &str, how: Udp) -> anyhow::Result<Vec<Chec
     for k in 1..=nets {
         start.push_str(&format!(
             "rm -f /tmp/udp{k}.ready /tmp/udp{k}.out\n\
-             {IP} netns exec lan{k} xdp-forwarder-lab guest udp-recv --port {UDP_PORT} \
+             {IN_NETNS}lan{k} xdp-forwarder-lab guest udp-recv --port {UDP_PORT} \
              --ready /tmp/udp{k}.ready --out /tmp/udp{k}.out >/dev/null 2>&1 &\n"
         ));
     }
@@ -388,7 +388,7 @@ pub fn udp(lab: &mut NetVmLab, label: &str, how: Udp) -> anyhow::Result<Vec<Chec
             // Where they went: the VLAN host's UDP counters (InCsumErrors...).
             let snmp = lab
                 .router
-                .sh(&format!("{IP} netns exec lan{k} grep Udp: /proc/net/snmp"))
+                .sh(&format!("{IN_NETNS}lan{k} grep Udp: /proc/net/snmp"))
                 .unwrap_or_default();
             detail.push_str(&format!("; router VM lan{k}: {}", snmp.replace('\n', " ")));
         }
@@ -419,7 +419,7 @@ pub fn udp(lab: &mut NetVmLab, label: &str, how: Udp) -> anyhow::Result<Vec<Chec
     let mut send = String::new();
     for k in 1..=nets {
         send.push_str(&format!(
-            "{IP} netns exec lan{k} xdp-forwarder-lab guest udp-send --to {EXT_ADDR} \
+            "{IN_NETNS}lan{k} xdp-forwarder-lab guest udp-send --to {EXT_ADDR} \
              --port {UDP_PORT} --net {k} --count {count}{gso} &\n"
         ));
     }
@@ -535,7 +535,7 @@ pub fn tcp(lab: &mut NetVmLab, label: &str) -> anyhow::Result<Vec<Check>> {
         lab.router.sh(&format!(
             "rm -f /tmp/tcp{k}.ready /tmp/tcp{k}.out
 \
-             {IP} netns exec lan{k} xdp-forwarder-lab guest tcp-recv --port {TCP_PORT} \
+             {IN_NETNS}lan{k} xdp-forwarder-lab guest tcp-recv --port {TCP_PORT} \
              --seed {seed} --seconds {secs} --ready /tmp/tcp{k}.ready --out /tmp/tcp{k}.out \
              >/dev/null 2>&1 &\n\
              while [ ! -e /tmp/tcp{k}.ready ]; do sleep 0.1; done"
@@ -581,7 +581,7 @@ pub fn tcp(lab: &mut NetVmLab, label: &str) -> anyhow::Result<Vec<Check>> {
             });
             let out = router.sh_within(
                 &format!(
-                    "{IP} netns exec lan{k} xdp-forwarder-lab guest tcp-send --to {EXT_ADDR} \
+                    "{IN_NETNS}lan{k} xdp-forwarder-lab guest tcp-send --to {EXT_ADDR} \
                      --port {TCP_PORT} --bytes {TCP_BYTES} --seed {seed} --seconds {secs}"
                 ),
                 TCP_WITHIN + Duration::from_secs(15),
@@ -674,8 +674,8 @@ pub fn ports_run(
 }
 
 /// `attach --mode native` on a router NIC made like Spectrum's (no
-/// `CTRL_GUEST_OFFLOADS`) must fail and leave nothing attached. virtio-net
-/// refuses with EOPNOTSUPP; its reason ("Can't set XDP while host is
+/// `CTRL_GUEST_OFFLOADS`) must fail with EOPNOTSUPP and leave nothing
+/// attached. virtio-net refuses with it; its reason ("Can't set XDP while host is
 /// implementing GRO_HW/CSUM") goes to netlink's extack only, which a BPF
 /// link never sees.
 pub fn native_refused_on_router(lab: &mut NetVmLab) -> anyhow::Result<Check> {
@@ -694,10 +694,12 @@ pub fn native_refused_on_router(lab: &mut NetVmLab) -> anyhow::Result<Check> {
     Ok(check(
         format!(
             "{}, {}: --mode native on the router NIC is refused",
-            lab.kernel.which.linux(),
+            lab.linux(),
             lab.router_nic
         ),
-        code != 0 && out.contains("Operation not supported") && left == 0,
+        // By errno: its text is the C library's ("Operation not supported"
+        // in glibc, "Not supported" in musl).
+        code != 0 && out.contains(&format!("(os error {})", libc::EOPNOTSUPP)) && left == 0,
         format!("attach exited {code}: {said}; ports left attached: {left}"),
     ))
 }
@@ -728,7 +730,7 @@ fn frames_and_maybe_flows(
 ) -> anyhow::Result<Vec<Check>> {
     let mut models: Vec<String> = lab.networks.iter().map(|n| n.model.to_string()).collect();
     models.dedup();
-    let label = format!("{}, {mode}, {}", lab.kernel.which.linux(), models.join("+"));
+    let label = format!("{}, {mode}, {}", lab.linux(), models.join("+"));
     let (vids, said) = attach_all(lab, mode)?;
     // attach brought the NICs up; an e1000e takes a moment to get its
     // carrier, and transmits nothing without it.
@@ -1107,7 +1109,7 @@ pub fn all_in_mode(
     mode: &str,
     expect: Option<&str>,
 ) -> anyhow::Result<Vec<Check>> {
-    let mut label = format!("{}, {mode}", lab.kernel.which.linux());
+    let mut label = format!("{}, {mode}", lab.linux());
     if lab.router_nic != super::RouterNic::QemuDefault {
         label.push_str(&format!(", {}", lab.router_nic));
     }
@@ -1134,7 +1136,7 @@ pub fn all_in_mode(
 /// returned: the `xdp_devmap_xmit` counter must show each as the router
 /// port's `redirect_failed`, none as forwarded.
 pub fn refused_redirects_counted(lab: &mut NetVmLab) -> anyhow::Result<Vec<Check>> {
-    let label = format!("{}, router native + NIC skb", lab.kernel.which.linux());
+    let label = format!("{}, router native + NIC skb", lab.linux());
     let (router_if, nic) = (lab.router_if.clone(), lab.networks[0].guest_if.clone());
     let attached = lab.net_vm.sh(&format!(
         "xdp-forwarder attach {router_if} --role router --mode native 2>&1 && \
@@ -1196,7 +1198,7 @@ pub fn frames_and_tcp_in_mode(
     mode: &str,
     expect: Option<&str>,
 ) -> anyhow::Result<Vec<Check>> {
-    let label = format!("{}, {mode}, {}", lab.kernel.which.linux(), lab.router_nic);
+    let label = format!("{}, {mode}, {}", lab.linux(), lab.router_nic);
     let (vids, said) = attach_all(lab, mode)?;
     let mut checks = vec![ports_run(lab, &label, expect, &said)?];
     checks.extend(frames(lab, &vids, &label)?);

@@ -14,7 +14,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
-use crate::debian::{Kernel, Qemu, path_str};
+use crate::debian::{Arch, Kernel, Qemu, path_str};
 
 /// The device model QEMU emulates for a NIC.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -197,13 +197,38 @@ pub enum Accel {
 }
 
 impl Accel {
-    fn args(self) -> [&'static str; 4] {
-        match self {
+    /// QEMU's machine, accelerator and CPU for a guest of `arch`.
+    fn args(self, arch: Arch) -> Vec<&'static str> {
+        match (arch, self) {
             // `-cpu host` aborts on an MSR on this kind of machine.
-            Accel::Kvm => ["-accel", "kvm", "-cpu", "max"],
-            Accel::Tcg => ["-accel", "tcg,thread=multi", "-cpu", "max"],
+            (Arch::Amd64, Accel::Kvm) => vec!["-accel", "kvm", "-cpu", "max"],
+            (Arch::Amd64, Accel::Tcg) => vec!["-accel", "tcg,thread=multi", "-cpu", "max"],
+            // The `virt` machine (PCIe, PL011 UART, GICv2), booted directly
+            // from the kernel Image: no firmware. The emulated CPU's own
+            // pointer authentication is costly under TCG: QEMU's cheaper
+            // implementation-defined one does the same for the guest.
+            (Arch::Arm64, _) => vec![
+                "-machine",
+                "virt",
+                "-accel",
+                "tcg,thread=multi",
+                "-cpu",
+                "max,pauth-impdef=on",
+            ],
         }
     }
+}
+
+/// PCIe root ports an aarch64 guest gets for hot-plug (`hp1`…): `virt`'s
+/// root bus takes no hot-plugged device, a root port does (the guest's
+/// `pciehp`).
+pub const HOTPLUG_PORTS: usize = 3;
+
+/// The `device_add` properties that put a hot-plugged NIC of cycle `n`
+/// (1-based) where the guest's machine takes it: nothing on x86_64 (`pc`'s
+/// PCI bus), root port `hpN` on aarch64.
+pub fn hotplug_bus(arch: Arch, n: usize) -> Option<String> {
+    (arch == Arch::Arm64).then(|| format!("hp{}", (n - 1) % HOTPLUG_PORTS + 1))
 }
 
 impl std::fmt::Display for Accel {
@@ -216,14 +241,47 @@ impl std::fmt::Display for Accel {
 }
 
 const READY: &str = "@@XFD-READY@@";
-/// iproute2 in the guests (busybox's `ip` has no `netns`, no `vlan`).
-pub const IP: &str = "/usr/sbin/ip";
+/// Runs the rest of the command line in the guest's named network
+/// namespace NAME (`{IN_NETNS}NAME cmd …`): busybox's `nsenter` on the
+/// namespace file [`add_netns`] bound under `/run/netns`, as iproute2's
+/// `ip netns exec` would (the guests have busybox, no iproute2).
+pub const IN_NETNS: &str = "nsenter --net=/run/netns/";
+
+/// A guest shell script that makes the named network namespace `name`,
+/// persistent (busybox's `unshare --net=FILE` binds it to the file, as
+/// `ip netns add` does), with `lo` up and IPv6 off (its chatter would
+/// cross the forwarder at moments of its own and spoil counter checks).
+pub fn add_netns(name: &str) -> String {
+    format!(
+        "mkdir -p /run/netns\n\
+         touch /run/netns/{name}\n\
+         unshare --net=/run/netns/{name} true\n\
+         {IN_NETNS}{name} ip link set lo up\n\
+         {IN_NETNS}{name} sysctl -qw net.ipv6.conf.all.disable_ipv6=1\n\
+         {IN_NETNS}{name} sysctl -qw net.ipv6.conf.default.disable_ipv6=1\n"
+    )
+}
+
+/// A guest shell script that moves interface `link` into the named
+/// namespace `name`. busybox's `ip link set … netns` takes a process, not a
+/// name: a shell entered into the namespace serves, once it is in (it
+/// writes a file then), and ends after the move.
+pub fn move_to_netns(link: &str, name: &str) -> String {
+    format!(
+        "rm -f /tmp/.in-{name}\n\
+         {IN_NETNS}{name} sh -c 'touch /tmp/.in-{name}; exec sleep 60' &\n\
+         while [ ! -e /tmp/.in-{name} ]; do sleep 0.05; done\n\
+         ip link set {link} netns $!\n\
+         kill $!\n"
+    )
+}
 /// How long a boot may take under emulation (~5-10 s when the machine is
 /// idle; two guests boot at once).
 const BOOT_TIMEOUT: Duration = Duration::from_secs(90);
 
 pub struct Guest {
     pub name: String,
+    pub arch: Arch,
     child: Child,
     ctl: UnixStream,
     /// Read from `ctl`, not yet consumed.
@@ -261,10 +319,11 @@ impl Guest {
         for p in [&ctl_path, &qmp_path] {
             let _ = std::fs::remove_file(p);
         }
+        let arch = spec.kernel.arch;
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", spec.netns])
             .arg(&spec.qemu.binary)
-            .args(accel.args());
+            .args(accel.args(arch));
         for dir in &spec.qemu.firmware {
             cmd.arg("-L").arg(dir);
         }
@@ -279,7 +338,13 @@ impl Guest {
             .args(["-initrd", path_str(spec.initrd)?])
             .args([
                 "-append",
-                "console=ttyS0 quiet panic=-1 net.ifnames=0 biosdevname=0",
+                &format!(
+                    "console={} quiet panic=-1 net.ifnames=0 biosdevname=0",
+                    match arch {
+                        Arch::Amd64 => "ttyS0",
+                        Arch::Arm64 => "ttyAMA0",
+                    }
+                ),
             ])
             .args([
                 "-chardev",
@@ -308,6 +373,11 @@ impl Guest {
             cmd.args(["-netdev", &nic.netdev_args()])
                 .args(["-device", &nic.device_args()]);
         }
+        if arch == Arch::Arm64 {
+            for n in 1..=HOTPLUG_PORTS {
+                cmd.args(["-device", &format!("pcie-root-port,id=hp{n},chassis={n}")]);
+            }
+        }
         let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -315,12 +385,14 @@ impl Guest {
             .spawn()
             .with_context(|| {
                 format!(
-                    "cannot run {} (install qemu-system-x86: `cargo xtask setup`)",
+                    "cannot run {} (install qemu-system-x86: `cargo xtask setup`; \
+                     `xdp-forwarder-lab fetch` fetches QEMU 10.0)",
                     spec.qemu.binary.display()
                 )
             })?;
         let mut guest = Guest {
             name: spec.name.to_owned(),
+            arch,
             child,
             // Replaced below once QEMU listens.
             ctl: UnixStream::pair()?.0,
@@ -388,8 +460,8 @@ impl Guest {
 
     /// Runs `script` in a subshell of the guest's shell (stdin /dev/null,
     /// stderr merged; `set -e` and `exit` end only the script); returns its
-    /// exit status and output. busybox's shell runs its own applets before
-    /// anything on PATH: iproute2 is [`IP`].
+    /// exit status and output. The guests' commands are busybox's applets
+    /// and the lab's static binaries (no C library, no iproute2).
     pub fn sh_status(&mut self, script: &str, timeout: Duration) -> anyhow::Result<(i32, String)> {
         let end = "@@XFD-END";
         write!(
@@ -485,6 +557,10 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 /// process (and remembered for this boot of the machine): here `/dev/kvm`
 /// opens but a KVM guest hangs before its kernel starts.
 pub fn accel(kernel: &Kernel, initrd: &Path, dir: &Path) -> Accel {
+    // An aarch64 guest on this x86_64 machine: emulation.
+    if kernel.arch != Arch::Amd64 {
+        return Accel::Tcg;
+    }
     static ACCEL: OnceLock<Accel> = OnceLock::new();
     *ACCEL.get_or_init(|| {
         if std::env::var_os("XDP_FORWARDER_LAB_TCG").is_some() || !Path::new("/dev/kvm").exists() {

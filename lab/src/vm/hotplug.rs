@@ -16,7 +16,9 @@ use crate::demo::checks::Check;
 use anyhow::{Context as _, bail};
 use serde_json::json;
 
-use super::{NetVmLab, NicModel, cases::check, initramfs::GUEST_CONTRIB, nic_mac};
+use super::{
+    NetVmLab, NicModel, cases::check, guest::hotplug_bus, initramfs::GUEST_CONTRIB, nic_mac,
+};
 use crate::{
     netns::Netns,
     packet::{ETHERTYPE_TEST, RawSocket, frame, parse_mac},
@@ -114,7 +116,7 @@ pub fn start(lab: &mut NetVmLab, manager: Manager) -> anyhow::Result<Vec<Check>>
 }
 
 fn label(lab: &NetVmLab, manager: Manager) -> String {
-    format!("{}, hot-plug with {manager:?}", lab.kernel.which.linux()).to_lowercase()
+    format!("{}, hot-plug with {manager:?}", lab.linux()).to_lowercase()
 }
 
 /// What [`probe`] saw on the router NIC.
@@ -275,8 +277,18 @@ fn attached(lab: &mut NetVmLab) -> anyhow::Result<Vec<Port>> {
         .collect())
 }
 
-/// The hot-plug cycles, with NIC 1 streaming throughout.
+/// The hot-plug cycles of [`PLUGGED`], with NIC 1 streaming throughout.
 pub fn cycles(lab: &mut NetVmLab, manager: Manager) -> anyhow::Result<Vec<Check>> {
+    cycles_of(lab, manager, &PLUGGED)
+}
+
+/// The hot-plug cycles of the NICs `plugged`, in order, with NIC 1
+/// streaming throughout; then NIC 1's in-place upgrades.
+pub fn cycles_of(
+    lab: &mut NetVmLab,
+    manager: Manager,
+    plugged: &[NicModel],
+) -> anyhow::Result<Vec<Check>> {
     let label = label(lab, manager);
     let mut checks = Vec::new();
     let router = lab.router_socket()?;
@@ -300,7 +312,7 @@ pub fn cycles(lab: &mut NetVmLab, manager: Manager) -> anyhow::Result<Vec<Check>
             Ok(seq)
         });
         let result = (|| {
-            for (cycle, model) in (1..).zip(PLUGGED) {
+            for (cycle, &model) in (1..).zip(plugged) {
                 checks.extend(one_cycle(lab, &router, &mut got, cycle, model, &label)?);
             }
             checks.push(upgrades(lab, &label)?);
@@ -396,10 +408,11 @@ fn one_cycle(
         "netdev_add",
         json!({"type": "tap", "id": format!("{id}-net"), "ifname": tap, "script": "no", "downscript": "no"}),
     )?;
-    lab.net_vm.qmp(
-        "device_add",
-        json!({"driver": model.device(), "netdev": format!("{id}-net"), "mac": mac, "id": id, "romfile": ""}),
-    )?;
+    let mut device = json!({"driver": model.device(), "netdev": format!("{id}-net"), "mac": mac, "id": id, "romfile": ""});
+    if let Some(bus) = hotplug_bus(lab.net_vm.arch, cycle) {
+        device["bus"] = bus.into();
+    }
+    lab.net_vm.qmp("device_add", device)?;
     lab.trunk.ip(&["link", "set", &tap, "netns", &ns.name])?;
     ns.ip(&["link", "set", &tap, "up"])?;
     let sock = ns.within(|| RawSocket::bind(&tap))?;

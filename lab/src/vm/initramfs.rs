@@ -1,11 +1,13 @@
-//! The guests' initramfs: busybox-static, the forwarder's binaries (the
-//! ones the caller names, stripped) and the lab's, the shared libraries
-//! they need, iproute2's `ip` (busybox's has no `ip netns`), the kernel's
-//! virtio, e1000e, igb and 802.1Q modules, contrib/ and a small init that hands
-//! the host a shell on a virtio-serial port.
+//! The guests' initramfs, as a Spectrum net-vm has it: no C library at all.
+//! busybox-static (its `ip`, `nsenter`, `unshare`, `mdev`… are the guests'
+//! tools), the forwarder's static binaries (the ones the caller names) and
+//! the lab's (the guest-side traffic helpers), the kernel's
+//! virtio, e1000e, igb and 802.1Q modules, contrib/ and a small init that
+//! hands the host a shell on a virtio-serial port. Nothing comes from the
+//! host's `/lib`: building the image refuses any dynamically linked ELF
+//! (one with a `PT_INTERP` program header), naming it and the fix.
 
 use std::{
-    collections::BTreeSet,
     fs,
     io::Write as _,
     path::{Path, PathBuf},
@@ -14,28 +16,72 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::{debian::Kernel, debian::path_str, run};
+use crate::{
+    debian::{self, Arch, Kernel, path_str},
+    run,
+};
 
 /// Where contrib/ lands in the guest (as an install would put it).
 pub const GUEST_CONTRIB: &str = "/usr/share/xdp-forwarder/contrib";
 
-/// What goes into the image besides the kernel's modules.
+/// What goes into the image besides the kernel's modules. Every ELF among
+/// them must be statically linked ([`refuse_dynamic`]).
 pub struct Contents {
     /// The directory holding `xdp-forwarder`.
     pub bins: PathBuf,
     /// The lab binary (guest-side traffic helpers).
     pub lab: PathBuf,
+    /// busybox-static for the guests' CPU.
+    pub busybox: PathBuf,
     /// The project's contrib/ directory.
     pub contrib: PathBuf,
 }
 
 impl Contents {
-    /// The binaries in [`crate::bins_dir`], this source tree's contrib/.
+    /// The binaries in [`crate::bins_dir`] (`XDP_FORWARDER_BINS`: static
+    /// ones, e.g. `target/x86_64-unknown-linux-musl/release`), the
+    /// machine's busybox-static, this source tree's contrib/.
     pub fn of_this_build() -> anyhow::Result<Self> {
         let bins = crate::bins_dir()?;
         Ok(Self {
             lab: bins.join("xdp-forwarder-lab"),
             bins,
+            busybox: PathBuf::from("/bin/busybox"),
+            contrib: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../contrib"),
+        })
+    }
+
+    /// What guests of `arch` run: on x86_64 [`Self::of_this_build`]; on
+    /// aarch64 the binaries in `XDP_FORWARDER_BINS_AARCH64` (else this
+    /// workspace's `target/aarch64-unknown-linux-musl/release`) and
+    /// Debian's busybox-static for arm64 (fetched into the lab cache).
+    pub fn for_arch(arch: Arch) -> anyhow::Result<Self> {
+        if arch == Arch::Amd64 {
+            return Self::of_this_build();
+        }
+        let bins = std::env::var_os(arch.bins_var()).map_or_else(
+            || {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("../target")
+                    .join(arch.rust_target())
+                    .join("release")
+            },
+            PathBuf::from,
+        );
+        if !bins.join("xdp-forwarder").exists() {
+            bail!(
+                "no {arch} binaries in {}: build them with `cargo build --release --bins -p \
+                 xdp-forwarder -p xdp-forwarder-lab --target {}` and set {} to that directory \
+                 (`cargo xtask test` does)",
+                bins.display(),
+                arch.rust_target(),
+                arch.bins_var()
+            );
+        }
+        Ok(Self {
+            lab: bins.join("xdp-forwarder-lab"),
+            bins,
+            busybox: debian::busybox(arch)?,
             contrib: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../contrib"),
         })
     }
@@ -80,25 +126,26 @@ pub fn build(kernel: &Kernel, contents: &Contents, out: &Path) -> anyhow::Result
     ] {
         fs::create_dir_all(stage.join(d))?;
     }
-    fs::copy("/bin/busybox", stage.join("bin/busybox"))
-        .context("no /bin/busybox: install busybox-static (`cargo xtask setup` does)")?;
-    // (A dynamic busybox gets its libraries like the rest.)
-    let mut elves = vec![stage.join("bin/busybox")];
+    refuse_dynamic(&contents.busybox)
+        .context("the guests' busybox must be busybox-static (`cargo xtask setup` installs it)")?;
+    fs::copy(&contents.busybox, stage.join("bin/busybox")).with_context(|| {
+        format!(
+            "no {}: install busybox-static (`cargo xtask setup` does)",
+            contents.busybox.display()
+        )
+    })?;
     for (from, to) in [
         (contents.bins.join("xdp-forwarder"), "usr/bin/xdp-forwarder"),
         (contents.lab.clone(), "usr/bin/xdp-forwarder-lab"),
     ] {
-        let to = stage.join(to);
-        run("strip", &["-o", path_str(&to)?, path_str(&from)?])
+        refuse_dynamic(&from)?;
+        // Copied as they are: the release profile strips them already (and
+        // the machine's GNU strip knows no aarch64 ELF).
+        fs::copy(&from, stage.join(to))
             .with_context(|| format!("cannot put {} into the guest image", from.display()))?;
-        elves.push(to);
     }
     // The original tool's name: the same binary, which dispatches on argv[0].
     std::os::unix::fs::symlink("xdp-forwarder", stage.join("usr/bin/set-router-iface"))?;
-    let ip = stage.join("usr/sbin/ip");
-    fs::copy("/usr/sbin/ip", &ip).context("no /usr/sbin/ip: install iproute2")?;
-    elves.push(ip);
-    copy_libraries(&elves, &stage)?;
     run(
         "cp",
         &[
@@ -129,26 +176,68 @@ fn write_executable(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Copies every shared library `elves` load (as `ldd` resolves them here)
-/// to the same path in `stage`.
-fn copy_libraries(elves: &[PathBuf], stage: &Path) -> anyhow::Result<()> {
-    let mut libs = BTreeSet::new();
-    for elf in elves {
-        let out = Command::new("ldd").arg(elf).output()?;
-        // "not a dynamic executable" (exit 1) is fine: nothing to copy.
-        for word in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-            if word.starts_with('/') {
-                libs.insert(PathBuf::from(word));
-            }
+/// `PT_INTERP`: the program header naming the dynamic loader (ELF gABI).
+const PT_INTERP: u32 = 3;
+
+/// Fails when `path` is a dynamically linked ELF executable: one with a
+/// `PT_INTERP` program header, which makes the kernel start the loader it
+/// names (`/lib64/ld-linux-x86-64.so.2`, `/lib/ld-musl-aarch64.so.1`…)
+/// first, and no guest has one. Static and static-pie executables have
+/// none. Files that are not ELF (scripts) pass. The error names the file,
+/// its loader and how to build static binaries.
+pub fn refuse_dynamic(path: &Path) -> anyhow::Result<()> {
+    let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    match interpreter(&bytes) {
+        Ok(None) => Ok(()),
+        Ok(Some(loader)) => bail!(
+            "{} is dynamically linked (its loader: {loader}): the VM lab's guests carry no C              library, as a Spectrum net-vm has none. Use static binaries: `cargo build --release              --bins -p xdp-forwarder -p xdp-forwarder-lab --target x86_64-unknown-linux-musl`              (aarch64-unknown-linux-musl for the aarch64 guests) and point XDP_FORWARDER_BINS              (XDP_FORWARDER_BINS_AARCH64) at the target's release directory; `cargo xtask test`              does both",
+            path.display()
+        ),
+        Err(e) => Err(e.context(format!("{} is not a well-formed ELF file", path.display()))),
+    }
+}
+
+/// The loader an ELF image names in its `PT_INTERP` program header; `None`
+/// when it has none, or is not ELF at all.
+fn interpreter(elf: &[u8]) -> anyhow::Result<Option<String>> {
+    if elf.get(..4) != Some(b"\x7fELF".as_slice()) {
+        return Ok(None);
+    }
+    let (class, data) = (elf.get(4).copied(), elf.get(5).copied());
+    let big = match data {
+        Some(1) => false,
+        Some(2) => true,
+        other => bail!("unknown ELF data encoding {other:?}"),
+    };
+    let int = |at: usize, len: usize| -> anyhow::Result<u64> {
+        let b = elf
+            .get(at..at + len)
+            .with_context(|| format!("cut short at byte {at}"))?;
+        let mut v = 0u64;
+        for i in 0..len {
+            let byte = if big { b[i] } else { b[len - 1 - i] };
+            v = v << 8 | u64::from(byte);
         }
+        Ok(v)
+    };
+    // (e_phoff, e_phentsize, e_phnum) and (p_offset, p_filesz) by class.
+    let (phoff, phentsize, phnum, off, filesz) = match class {
+        Some(1) => (int(0x1c, 4)?, int(0x2a, 2)?, int(0x2c, 2)?, (4, 4), (16, 4)),
+        Some(2) => (int(0x20, 8)?, int(0x36, 2)?, int(0x38, 2)?, (8, 8), (32, 8)),
+        other => bail!("unknown ELF class {other:?}"),
+    };
+    for i in 0..phnum {
+        let ph = usize::try_from(phoff + i * phentsize)?;
+        if int(ph, 4)? != u64::from(PT_INTERP) {
+            continue;
+        }
+        let at = usize::try_from(int(ph + off.0, off.1)?)?;
+        let len = usize::try_from(int(ph + filesz.0, filesz.1)?)?;
+        let name = elf.get(at..at + len).context("PT_INTERP past the end")?;
+        let name = String::from_utf8_lossy(name);
+        return Ok(Some(name.trim_end_matches('\0').to_owned()));
     }
-    for lib in libs {
-        let to = stage.join(lib.strip_prefix("/")?);
-        fs::create_dir_all(to.parent().unwrap())?;
-        // Follow symlinks: the guest gets the file under the name ldd used.
-        fs::copy(&lib, &to).with_context(|| format!("cannot copy {}", lib.display()))?;
-    }
-    Ok(())
+    Ok(None)
 }
 
 /// `find . | cpio -o -H newc` in `stage`, owned by root.
@@ -188,4 +277,67 @@ fn collect(root: &Path, dir: &Path, names: &mut Vec<String>) -> anyhow::Result<(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal little-endian ELF64 executable: its header and `phdrs`
+    /// program headers (type, file offset, size), then `tail`.
+    fn elf64(phdrs: &[(u32, u64, u64)], tail: &[u8]) -> Vec<u8> {
+        let mut e = vec![0u8; 64];
+        e[..4].copy_from_slice(b"\x7fELF");
+        e[4] = 2; // ELFCLASS64
+        e[5] = 1; // ELFDATA2LSB
+        e[0x20..0x28].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
+        e[0x36..0x38].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
+        e[0x38..0x3a].copy_from_slice(&(phdrs.len() as u16).to_le_bytes());
+        for &(kind, offset, size) in phdrs {
+            let mut ph = vec![0u8; 56];
+            ph[..4].copy_from_slice(&kind.to_le_bytes());
+            ph[8..16].copy_from_slice(&offset.to_le_bytes());
+            ph[32..40].copy_from_slice(&size.to_le_bytes());
+            e.extend(ph);
+        }
+        e.extend_from_slice(tail);
+        e
+    }
+
+    fn written(name: &str, bytes: &[u8]) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("xfd-initramfs-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_dynamically_linked_elf_is_refused_naming_its_loader_and_the_fix() {
+        let loader = b"/lib64/ld-linux-x86-64.so.2\0";
+        // PT_LOAD, then PT_INTERP pointing past the two headers.
+        let at = 64 + 2 * 56;
+        let elf = elf64(&[(1, 0, 0), (PT_INTERP, at, loader.len() as u64)], loader);
+        let path = written("dynamic", &elf);
+        let err = format!("{:#}", refuse_dynamic(&path).unwrap_err());
+        assert!(err.contains("dynamically linked"), "{err}");
+        assert!(err.contains("/lib64/ld-linux-x86-64.so.2"), "{err}");
+        assert!(err.contains("XDP_FORWARDER_BINS"), "{err}");
+        // And the machine's own dynamic executables (Debian's coreutils).
+        assert!(refuse_dynamic(Path::new("/bin/ls")).is_err());
+    }
+
+    #[test]
+    fn static_elves_and_scripts_pass() {
+        let elf = elf64(&[(1, 0, 0), (2, 0, 0)], &[]);
+        refuse_dynamic(&written("static", &elf)).unwrap();
+        refuse_dynamic(&written("script", b"#!/bin/sh\nexit 0\n")).unwrap();
+    }
+
+    #[test]
+    fn a_truncated_elf_is_an_error_not_a_pass() {
+        let elf = elf64(&[(PT_INTERP, 4096, 28)], &[]);
+        assert!(refuse_dynamic(&written("truncated", &elf)).is_err());
+        assert!(refuse_dynamic(&written("header-only", &elf[..40])).is_err());
+    }
 }

@@ -8,6 +8,17 @@
 //! the outside network `K`, in a namespace of its own on the host; the
 //! router NIC's tap and the router VM's trunk tap share a bridge.
 //!
+//! Both guests are what a Spectrum net-vm is: no C library at all. Their
+//! initramfs ([`initramfs`]) holds busybox-static, the kernel's modules,
+//! contrib/ and the static (musl) binaries of the forwarder and of the lab
+//! (the guest-side traffic helpers); it refuses a dynamically linked ELF.
+//! The router VM's VLAN hosts live in named namespaces made and entered
+//! with busybox (`unshare --net=FILE`, `nsenter`), their VLANs made with
+//! busybox's `ip`. Guests are x86_64 (QEMU's `pc` machine) or aarch64
+//! ([`Options::arch`]: QEMU's `virt` machine under TCG, Debian's arm64
+//! kernels and busybox-static, QEMU 10.0 from bookworm-backports; both
+//! guests of a lab share the architecture).
+//!
 //! ```text
 //!  host ns P-eK          QEMU (host ns P-t)                      router VM
 //!  tap PnK 10.99.0.1 ── ethK ─[net-vm: +VID]─ router NIC ══ br ══ eth0 ── eth0.VID (ns lanK) 10.99.0.2
@@ -25,10 +36,10 @@ use anyhow::{Context as _, bail};
 use serde_json::Value;
 
 use crate::{
-    debian::{self, GuestKernel, Kernel, Qemu},
+    debian::{self, Arch, GuestKernel, Kernel, Qemu},
     netns::Netns,
 };
-pub use guest::{Accel, Guest, IP, Nic, NicModel, RouterNic};
+pub use guest::{Accel, Guest, IN_NETNS, Nic, NicModel, RouterNic};
 use initramfs::Contents;
 
 /// The outside hosts' address, and the router VM's VLAN hosts' (the same in
@@ -54,6 +65,10 @@ pub fn lan_mac(k: usize) -> String {
 /// What the lab boots.
 pub struct Options {
     pub kernel: GuestKernel,
+    /// Both guests' CPU: x86_64, or aarch64 on QEMU's `virt` machine
+    /// (QEMU from bookworm-backports; `contents` then holds aarch64
+    /// binaries: [`Contents::for_arch`]).
+    pub arch: Arch,
     /// The NIC of each outside network, in order (network 1 first). An
     /// igb among them boots both guests on QEMU from bookworm-backports
     /// ([`debian::qemu_backports`]), else they run on the machine's QEMU.
@@ -103,12 +118,17 @@ pub struct NetVmLab {
 /// needed) and finds how QEMU runs here.
 pub fn prepare(
     which: GuestKernel,
+    arch: Arch,
     contents: &Contents,
     dir: &Path,
 ) -> anyhow::Result<(Kernel, PathBuf, Accel)> {
-    let kernel = debian::kernel(which)?;
+    let kernel = debian::kernel_for(which, arch)?;
     std::fs::create_dir_all(dir)?;
-    let initrd = dir.join(format!("initramfs-{}.cpio", which.suite()));
+    let initrd = dir.join(format!(
+        "initramfs-{}-{}.cpio",
+        which.suite(),
+        arch.debian()
+    ));
     initramfs::build(&kernel, contents, &initrd)?;
     let accel = guest::accel(&kernel, &initrd, dir);
     Ok((kernel, initrd, accel))
@@ -120,8 +140,10 @@ impl NetVmLab {
             bail!("1 to {MAX_NICS} NICs");
         }
         let p = &opts.prefix;
-        let (kernel, initrd, accel) = prepare(opts.kernel, &opts.contents, &opts.dir)?;
-        let qemu = if opts.nics.iter().any(|m| m.needs_newer_qemu()) {
+        let (kernel, initrd, accel) = prepare(opts.kernel, opts.arch, &opts.contents, &opts.dir)?;
+        let qemu = if opts.arch != Arch::Amd64 {
+            debian::qemu_backports_for(opts.arch)?
+        } else if opts.nics.iter().any(|m| m.needs_newer_qemu()) {
             debian::qemu_backports()?
         } else {
             Qemu::system()
@@ -218,6 +240,15 @@ impl NetVmLab {
         })
     }
 
+    /// The guest kernel as the checks' names say it: "6.1", "6.12", and
+    /// "6.1 aarch64" for an aarch64 lab.
+    pub fn linux(&self) -> String {
+        match self.kernel.arch {
+            Arch::Amd64 => self.kernel.which.linux().to_owned(),
+            arch => format!("{} {arch}", self.kernel.which.linux()),
+        }
+    }
+
     /// The forwarder's ports in the net-vm (`status --json`).
     pub fn status(&mut self) -> anyhow::Result<Value> {
         let out = self.net_vm.sh("xdp-forwarder status --json")?;
@@ -290,7 +321,7 @@ impl NetVmLab {
     /// moments of its own and spoil the counter checks). Networks set up
     /// before are kept; a network whose VID changed is an error.
     pub fn configure_router_vlans(&mut self, vids: &[u16]) -> anyhow::Result<()> {
-        let mut script = format!("set -e\n{IP} link set eth0 up\n");
+        let mut script = "set -e\nip link set eth0 up\n".to_owned();
         let ks: Vec<usize> = self.networks.iter().map(|n| n.k).collect();
         if ks.len() != vids.len() {
             bail!("{} VIDs for {} networks", vids.len(), ks.len());
@@ -308,15 +339,15 @@ impl NetVmLab {
         }
         for &(k, vid) in &added {
             let mac = lan_mac(k);
+            let ns = format!("lan{k}");
+            script.push_str(&guest::add_netns(&ns));
             script.push_str(&format!(
-                "{IP} netns add lan{k}\n\
-                 {IP} netns exec lan{k} sysctl -qw net.ipv6.conf.all.disable_ipv6=1\n\
-                 {IP} netns exec lan{k} sysctl -qw net.ipv6.conf.default.disable_ipv6=1\n\
-                 {IP} link add link eth0 name vl{k} address {mac} type vlan id {vid}\n\
-                 {IP} link set vl{k} netns lan{k}\n\
-                 {IP} -n lan{k} link set lo up\n\
-                 {IP} -n lan{k} addr add {LAN_ADDR}/24 dev vl{k}\n\
-                 {IP} -n lan{k} link set vl{k} up\n"
+                "ip link add link eth0 name vl{k} address {mac} type vlan id {vid}\n"
+            ));
+            script.push_str(&guest::move_to_netns(&format!("vl{k}"), &ns));
+            script.push_str(&format!(
+                "{IN_NETNS}{ns} ip addr add {LAN_ADDR}/24 dev vl{k}\n\
+                 {IN_NETNS}{ns} ip link set vl{k} up\n"
             ));
         }
         self.router.sh(&script)?;
