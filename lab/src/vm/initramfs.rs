@@ -18,6 +18,7 @@ use anyhow::{Context as _, bail};
 
 use crate::{
     debian::{self, Arch, Kernel, path_str},
+    elf::Elf,
     run,
 };
 
@@ -176,9 +177,6 @@ fn write_executable(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `PT_INTERP`: the program header naming the dynamic loader (ELF gABI).
-const PT_INTERP: u32 = 3;
-
 /// Fails when `path` is a dynamically linked ELF executable: one with a
 /// `PT_INTERP` program header, which makes the kernel start the loader it
 /// names (`/lib64/ld-linux-x86-64.so.2`, `/lib/ld-musl-aarch64.so.1`…)
@@ -187,57 +185,24 @@ const PT_INTERP: u32 = 3;
 /// its loader and how to build static binaries.
 pub fn refuse_dynamic(path: &Path) -> anyhow::Result<()> {
     let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    match interpreter(&bytes) {
-        Ok(None) => Ok(()),
-        Ok(Some(loader)) => bail!(
-            "{} is dynamically linked (its loader: {loader}): the VM lab's guests carry no C              library, as a Spectrum net-vm has none. Use static binaries: `cargo build --release              --bins -p xdp-forwarder -p xdp-forwarder-lab --target x86_64-unknown-linux-musl`              (aarch64-unknown-linux-musl for the aarch64 guests) and point XDP_FORWARDER_BINS              (XDP_FORWARDER_BINS_AARCH64) at the target's release directory; `cargo xtask test`              does both",
-            path.display()
+    if !Elf::is_elf(&bytes) {
+        return Ok(());
+    }
+    let elf = Elf::parse(&bytes)
+        .with_context(|| format!("{} is not a well-formed ELF file", path.display()))?;
+    match elf.interpreter {
+        None => Ok(()),
+        Some(loader) => bail!(
+            "{} is dynamically linked (its loader: {}): the VM lab's guests carry no C \
+             library, as a Spectrum net-vm has none. Use static binaries: `cargo build \
+             --release --bins -p xdp-forwarder -p xdp-forwarder-lab --target \
+             x86_64-unknown-linux-musl` (aarch64-unknown-linux-musl for the aarch64 guests) \
+             and point XDP_FORWARDER_BINS (XDP_FORWARDER_BINS_AARCH64) at the target's \
+             release directory; `cargo xtask test` does both",
+            path.display(),
+            loader.display()
         ),
-        Err(e) => Err(e.context(format!("{} is not a well-formed ELF file", path.display()))),
     }
-}
-
-/// The loader an ELF image names in its `PT_INTERP` program header; `None`
-/// when it has none, or is not ELF at all.
-fn interpreter(elf: &[u8]) -> anyhow::Result<Option<String>> {
-    if elf.get(..4) != Some(b"\x7fELF".as_slice()) {
-        return Ok(None);
-    }
-    let (class, data) = (elf.get(4).copied(), elf.get(5).copied());
-    let big = match data {
-        Some(1) => false,
-        Some(2) => true,
-        other => bail!("unknown ELF data encoding {other:?}"),
-    };
-    let int = |at: usize, len: usize| -> anyhow::Result<u64> {
-        let b = elf
-            .get(at..at + len)
-            .with_context(|| format!("cut short at byte {at}"))?;
-        let mut v = 0u64;
-        for i in 0..len {
-            let byte = if big { b[i] } else { b[len - 1 - i] };
-            v = v << 8 | u64::from(byte);
-        }
-        Ok(v)
-    };
-    // (e_phoff, e_phentsize, e_phnum) and (p_offset, p_filesz) by class.
-    let (phoff, phentsize, phnum, off, filesz) = match class {
-        Some(1) => (int(0x1c, 4)?, int(0x2a, 2)?, int(0x2c, 2)?, (4, 4), (16, 4)),
-        Some(2) => (int(0x20, 8)?, int(0x36, 2)?, int(0x38, 2)?, (8, 8), (32, 8)),
-        other => bail!("unknown ELF class {other:?}"),
-    };
-    for i in 0..phnum {
-        let ph = usize::try_from(phoff + i * phentsize)?;
-        if int(ph, 4)? != u64::from(PT_INTERP) {
-            continue;
-        }
-        let at = usize::try_from(int(ph + off.0, off.1)?)?;
-        let len = usize::try_from(int(ph + filesz.0, filesz.1)?)?;
-        let name = elf.get(at..at + len).context("PT_INTERP past the end")?;
-        let name = String::from_utf8_lossy(name);
-        return Ok(Some(name.trim_end_matches('\0').to_owned()));
-    }
-    Ok(None)
 }
 
 /// `find . | cpio -o -H newc` in `stage`, owned by root.
@@ -282,6 +247,7 @@ fn collect(root: &Path, dir: &Path, names: &mut Vec<String>) -> anyhow::Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use object::elf::PT_INTERP;
 
     /// A minimal little-endian ELF64 executable: its header and `phdrs`
     /// program headers (type, file offset, size), then `tail`.
@@ -290,6 +256,7 @@ mod tests {
         e[..4].copy_from_slice(b"\x7fELF");
         e[4] = 2; // ELFCLASS64
         e[5] = 1; // ELFDATA2LSB
+        e[6] = 1; // EV_CURRENT
         e[0x20..0x28].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
         e[0x36..0x38].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
         e[0x38..0x3a].copy_from_slice(&(phdrs.len() as u16).to_le_bytes());
