@@ -23,6 +23,7 @@ pub fn build_ebpf() -> anyhow::Result<()> {
             "cargo:warning=bpf-linker is not on PATH: run `cargo xtask setup` first (it installs bpf-linker and nightly rust-src)"
         );
     }
+    share_ebpf_target_dir(metadata.target_directory.as_std_path(), ebpf.name.as_str())?;
     aya_build::build_ebpf(
         [aya_build::Package {
             name: ebpf.name.as_str(),
@@ -39,6 +40,40 @@ pub fn build_ebpf() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Points aya-build's target dir for `package` (it builds into
+/// `OUT_DIR/aya-build/target/PACKAGE`) at one shared per CPU architecture:
+/// `TARGET_DIR/ebpf/ARCH`. Every crate that embeds the programs, in every
+/// profile, then builds them once per architecture instead of once per
+/// OUT_DIR (six nightly build-std builds in `cargo xtask test` became two).
+/// The architecture stays in the key because aya-build passes it to the
+/// programs as `bpf_target_arch`. Cargo's lock on that directory serialises
+/// two build scripts that reach it at once; the second finds it fresh.
+fn share_ebpf_target_dir(target_dir: &std::path::Path, package: &str) -> anyhow::Result<()> {
+    let arch = std::env::var("CARGO_CFG_TARGET_ARCH").context("no CARGO_CFG_TARGET_ARCH")?;
+    let out_dir = std::env::var_os("OUT_DIR").ok_or_else(|| anyhow!("no OUT_DIR"))?;
+    let shared = target_dir.join("ebpf").join(arch);
+    let parent = std::path::Path::new(&out_dir).join("aya-build/target");
+    let link = parent.join(package);
+    std::fs::create_dir_all(&shared)
+        .and_then(|()| std::fs::create_dir_all(&parent))
+        .with_context(|| format!("cannot create {} or {}", shared.display(), parent.display()))?;
+    if std::fs::read_link(&link).is_ok_and(|to| to == shared) {
+        return Ok(());
+    }
+    // A directory of its own from an earlier build of this OUT_DIR.
+    if link.is_dir() && !link.is_symlink() {
+        std::fs::remove_dir_all(&link)
+    } else {
+        std::fs::remove_file(&link).or_else(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Ok(()),
+            _ => Err(e),
+        })
+    }
+    .with_context(|| format!("cannot replace {}", link.display()))?;
+    std::os::unix::fs::symlink(&shared, &link)
+        .with_context(|| format!("cannot link {} to {}", link.display(), shared.display()))
 }
 
 /// Drops the DWARF sections of an eBPF object, in place. bpf-linker needs
