@@ -95,16 +95,35 @@ fn wanted(only: Option<&str>, what: &str) -> bool {
     only.is_none_or(|o| what.contains(o))
 }
 
+/// The items of `all` that `only` selects (by `what` each measures), and
+/// every baseline item (`is_baseline`) in the row (`same_row`) of a
+/// selected one: a ratio needs both sides.
+fn with_baselines<T: Copy + PartialEq>(
+    all: Vec<T>,
+    only: Option<&str>,
+    what: impl Fn(&T) -> String,
+    is_baseline: impl Fn(&T) -> bool,
+    same_row: impl Fn(&T, &T) -> bool,
+) -> Vec<T> {
+    let chosen: Vec<T> = all
+        .iter()
+        .copied()
+        .filter(|c| wanted(only, &what(c)))
+        .collect();
+    all.into_iter()
+        .filter(|c| chosen.contains(c) || (is_baseline(c) && chosen.iter().any(|o| same_row(o, c))))
+        .collect()
+}
+
 /// The ns-per-frame subjects `only` selects (with the floor they compare to).
 fn ns_subjects(only: Option<&str>) -> Vec<Subject> {
-    let chosen: Vec<Subject> = SUBJECTS
-        .into_iter()
-        .filter(|s| wanted(only, &format!("ns per frame, {}", s.name())))
-        .collect();
-    SUBJECTS
-        .into_iter()
-        .filter(|s| chosen.contains(s) || (*s == Subject::Floor && !chosen.is_empty()))
-        .collect()
+    with_baselines(
+        SUBJECTS.to_vec(),
+        only,
+        |s| format!("ns per frame, {}", s.name()),
+        |s| *s == Subject::Floor,
+        |_, _| true,
+    )
 }
 
 /// The Mpps measurements `only` selects.

@@ -114,20 +114,13 @@ pub fn cells(only: Option<&str>) -> Vec<Cell> {
             }
         }
     }
-    let chosen: Vec<Cell> = all
-        .iter()
-        .copied()
-        .filter(|c| only.is_none_or(|o| c.what().contains(o)))
-        .collect();
-    all.into_iter()
-        .filter(|c| {
-            chosen.contains(c)
-                || (c.subject.is_baseline()
-                    && chosen
-                        .iter()
-                        .any(|o| o.direction == c.direction && o.len == c.len))
-        })
-        .collect()
+    super::with_baselines(
+        all,
+        only,
+        Cell::what,
+        |c| c.subject.is_baseline(),
+        |o, c| o.direction == c.direction && o.len == c.len,
+    )
 }
 
 pub struct Sample {

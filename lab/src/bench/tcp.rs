@@ -134,20 +134,13 @@ pub fn cells(only: Option<&str>) -> Vec<Cell> {
             }
         }
     }
-    let chosen: Vec<Cell> = all
-        .iter()
-        .copied()
-        .filter(|c| only.is_none_or(|o| c.what().contains(o)))
-        .collect();
-    all.into_iter()
-        .filter(|c| {
-            chosen.contains(c)
-                || (matches!(c.setup, Setup::Bridges | Setup::Direct)
-                    && chosen
-                        .iter()
-                        .any(|o| o.way == c.way && o.streams == c.streams))
-        })
-        .collect()
+    super::with_baselines(
+        all,
+        only,
+        Cell::what,
+        |c| matches!(c.setup, Setup::Bridges | Setup::Direct),
+        |o, c| o.way == c.way && o.streams == c.streams,
+    )
 }
 
 /// The kernel's CPU time from `/proc/stat`'s `cpu` line, in clock ticks
