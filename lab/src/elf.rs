@@ -29,6 +29,14 @@ pub struct Elf {
 }
 
 impl Elf {
+    /// What a static executable for `machine` reads as: no interpreter.
+    pub const fn static_executable(machine: u16) -> Self {
+        Self {
+            machine,
+            interpreter: None,
+        }
+    }
+
     /// Reads `path`'s ELF header and program headers. Errors name the file:
     /// not a 64-bit ELF file, headers out of its bounds.
     pub fn read(path: &Path) -> anyhow::Result<Self> {

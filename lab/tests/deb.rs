@@ -75,10 +75,7 @@ fn deb_installs_runs_and_removes_cleanly() {
     let exe = fake.join("usr/bin/xdp-forwarder");
     assert_eq!(
         Elf::read(&exe).unwrap(),
-        Elf {
-            machine: EM_X86_64,
-            interpreter: None
-        },
+        Elf::static_executable(EM_X86_64),
         "{} is not the static x86_64 binary",
         exe.display()
     );

@@ -36,10 +36,7 @@ fn dist_holds_both_static_binaries_the_objects_and_their_sums() {
     for (exe, machine) in [(&x86, EM_X86_64), (&arm, EM_AARCH64)] {
         assert_eq!(
             Elf::read(exe).unwrap(),
-            Elf {
-                machine,
-                interpreter: None
-            },
+            Elf::static_executable(machine),
             "{} is not a static binary for machine {machine}",
             exe.display()
         );

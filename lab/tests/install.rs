@@ -29,10 +29,7 @@ fn install_lays_out_the_product() {
     // Static: no interpreter, so no C library needed where it runs.
     assert_eq!(
         Elf::read(&exe).unwrap(),
-        Elf {
-            machine: EM_X86_64,
-            interpreter: None
-        },
+        Elf::static_executable(EM_X86_64),
         "{} is not the static x86_64 binary",
         exe.display()
     );
