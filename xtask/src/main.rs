@@ -156,9 +156,12 @@ fn test(vm_only: bool) -> anyhow::Result<()> {
         aarch64: run_cli::release_bins(Target::Aarch64)?,
     };
     status(Command::new(bins.x86_64.join("xdp-forwarder-lab")).arg("fetch"))?;
+    // --no-fail-fast: a red run lists every failing test, not only those of
+    // the first test binary that failed.
     let args: &[&str] = if vm_only {
         &[
             "test",
+            "--no-fail-fast",
             "--package",
             "xdp-forwarder-lab",
             "--test",
@@ -167,7 +170,7 @@ fn test(vm_only: bool) -> anyhow::Result<()> {
             "hook",
         ]
     } else {
-        &["test", "--all-targets"]
+        &["test", "--no-fail-fast", "--all-targets"]
     };
     cargo_test(args, &bins)?;
     if !vm_only {
