@@ -455,7 +455,7 @@ fn attach_status_detach_round_trip() {
             assert_eq!(c["dropped_total"], 0, "{port}");
             assert_eq!(
                 c["dropped"].as_object().map(|d| d.len()),
-                Some(8),
+                Some(xdp_forwarder_common::DropReason::ALL.len()),
                 "every drop reason is listed: {port}"
             );
         }

@@ -611,3 +611,61 @@ fn attached_as_a_wifi_station_a_port_translates_both_ways_and_follows_its_mac() 
         cli_ok(&["detach", "rt0", "--pin-dir", pin]);
     });
 }
+
+/// The daemon keeps a port attached by hand as a Wi-Fi station one (its
+/// repairs keep the kind), and follows the station's MAC when it changes
+/// (iwd's per-network address): the new MAC is written, the old network's
+/// entries flushed, within the convergence bound.
+#[test]
+fn the_daemon_follows_a_stations_mac_change_and_flushes_its_table() {
+    in_fresh_netns(|| {
+        let w = World::new("wsd");
+        w.plug("wl0", Some(STATION_MAC));
+        w.plug("rt0", Some(ROUTER_MAC));
+        let pin = w.pins.arg();
+        cli_ok(&["attach", "rt0", "--role", "router", "--pin-dir", pin]);
+        cli_ok(&[
+            "attach",
+            "wl0",
+            "--role",
+            "physical",
+            "--kind",
+            "wifi",
+            "--pin-dir",
+            pin,
+        ]);
+        let d = support::daemon::Daemon::start(&w.pins, &[]);
+        let vid = w.wait_for(&[("wl0", "physical"), ("rt0", "router")], Some("rt0"))[0].unwrap();
+        // A VM's address learned on the way out.
+        let (air, trunk) = (w.socket("wl0x"), w.socket("rt0x"));
+        let arp_out = eth([0xff; 6], VM, 0x0806, &arp(1, VM, VM_IP, [0; 6], GATEWAY));
+        trunk.send(&tag(&arp_out, vid));
+        assert!(wait_frame(&air, |f| f[12..14] == [0x08, 0x06]).is_some());
+        let nat = |w: &World| port(&w.status(), "wl0")["station_nat"].clone();
+        assert_eq!(nat(&w)["entries"], 1, "{}", nat(&w));
+
+        let new_mac = [0x52, 0x54, 0x00, 0x0d, 0xae, 0x01];
+        support::run("ip", &["link", "set", "wl0", "address", &mac_str(new_mac)]);
+        let changed = Instant::now();
+        loop {
+            let n = nat(&w);
+            if n["station_mac"] == mac_str(new_mac) {
+                assert_eq!(n["entries"], 0, "flushed with the new MAC: {n}");
+                break;
+            }
+            assert!(
+                changed.elapsed() < Duration::from_secs(2),
+                "the daemon did not follow the MAC: {n}\n{}",
+                d.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!("station MAC followed after {:?}", changed.elapsed());
+        assert_eq!(port(&w.status(), "wl0")["kind"], "wifi");
+        trunk.send(&tag(&arp_out, vid));
+        let got = wait_frame(&air, |f| f[12..14] == [0x08, 0x06]).expect("ARP out");
+        assert_eq!(&got[6..12], &new_mac);
+        drop(d);
+        cli_ok(&["detach", "--all", "--pin-dir", pin]);
+    });
+}

@@ -465,6 +465,9 @@ fn one_cycle(
     let mut expected: Vec<String> = [
         "devmap-xmit-link".to_owned(),
         "fwd_redirect_errors".to_owned(),
+        "fwd_station_counts".to_owned(),
+        "fwd_station_nat".to_owned(),
+        "fwd_stations".to_owned(),
         "fwd_tc_targets".to_owned(),
         "fwd_vlan_ports".to_owned(),
         "ports".to_owned(),
