@@ -233,14 +233,32 @@ impl<K, V, const T: usize, const N: usize> KeyedMap<K, V, T, N> {
     /// The value of `key` (this CPU's, in a per-CPU map); `None` when there
     /// is none.
     #[inline(always)]
-    pub fn get_mut(&self, key: &K) -> Option<&mut V> {
+    pub fn get(&self, key: &K) -> Option<&V> {
+        // SAFETY: as in `lookup`; read only.
+        unsafe { self.lookup(key).as_ref() }
+    }
+
+    /// Runs `f` on the value of `key` (this CPU's, in a per-CPU map), if
+    /// there is one. A closure, not a `&mut` out of `&self`: the borrow
+    /// ends here.
+    #[inline(always)]
+    pub fn update(&self, key: &K, f: impl FnOnce(&mut V)) {
+        // SAFETY: a non-null result is the value, which the kernel keeps
+        // alive while the program runs; a per-CPU value only this CPU
+        // touches (no preemption inside a BPF program).
+        if let Some(v) = unsafe { self.lookup(key).as_mut() } {
+            f(v);
+        }
+    }
+
+    /// The value's address, or null.
+    #[inline(always)]
+    fn lookup(&self, key: &K) -> *mut V {
         let map = ptr::from_ref(self).cast_mut().cast::<c_void>();
         // SAFETY: `map` is a map reference after relocation and `key` lives
-        // across the call; the helper returns null or the value.
-        let value = unsafe { bpf_map_lookup_elem(map, ptr::from_ref(key).cast()) };
-        // SAFETY: non-null: the value, which the kernel keeps alive while
-        // the program runs (RCU); a per-CPU value only this CPU touches.
-        unsafe { value.cast::<V>().as_mut() }
+        // across the call; the helper returns null or the value (kept alive
+        // by the kernel, RCU, while the program runs).
+        unsafe { bpf_map_lookup_elem(map, ptr::from_ref(key).cast()) }.cast::<V>()
     }
 
     /// Writes `value` at `key` with `flags` (`BPF_ANY`, `BPF_NOEXIST`…);
@@ -248,7 +266,7 @@ impl<K, V, const T: usize, const N: usize> KeyedMap<K, V, T, N> {
     #[inline(always)]
     pub fn insert(&self, key: &K, value: &V, flags: u64) -> bool {
         let map = ptr::from_ref(self).cast_mut().cast::<c_void>();
-        // SAFETY: as in `get_mut`; the helper copies key and value.
+        // SAFETY: as in `lookup`; the helper copies key and value.
         let ret = unsafe {
             bpf_map_update_elem(
                 map,

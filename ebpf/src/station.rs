@@ -63,16 +63,12 @@ impl Frame for TcFrame<'_> {
 /// The MAC of the station on the port of `vid`; `None`: an Ethernet port.
 #[inline(always)]
 pub fn station(vid: u32) -> Option<Mac> {
-    STATIONS
-        .get_mut(&vid)
-        .and_then(|slot| station_mac(slot.mac))
+    STATIONS.get(&vid).and_then(|slot| station_mac(slot.mac))
 }
 
 #[inline(always)]
 fn count(vid: u32, f: impl FnOnce(&mut StationCounters)) {
-    if let Some(c) = STATION_COUNTS.get_mut(&vid) {
-        f(c);
-    }
+    STATION_COUNTS.update(&vid, f);
 }
 
 /// Makes the headers (or the whole of a short frame) linear.
@@ -116,7 +112,7 @@ pub fn to_air(ctx: &TcContext, vid: u32, station: Mac) -> Result<(), DropReason>
     if let Some(learn) = learn {
         let key = NatKey::new(vid, learn.ip);
         let entry = NatEntry::new(learn.mac, now());
-        match STATION_NAT.get_mut(&key) {
+        match STATION_NAT.get(&key) {
             Some(old) => {
                 if old.mac != entry.mac || entry.seen_ns.wrapping_sub(old.seen_ns) > NAT_REFRESH_NS
                 {
@@ -148,7 +144,7 @@ pub fn to_router(ctx: &TcContext, vid: u32, station: Mac) -> Option<ForStation> 
     let lookup = |ip: &IpKey| {
         let key = NatKey::new(vid, *ip);
         STATION_NAT
-            .get_mut(&key)
+            .get(&key)
             .filter(|e| e.fresh(now))
             .map(|e| e.vm_mac())
     };

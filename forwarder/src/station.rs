@@ -11,10 +11,7 @@
 //! XDP, and a generic-XDP router would send frames untranslated), and the
 //! router must run tc too ([`crate::directions`]).
 
-use std::{
-    net::{Ipv4Addr, Ipv6Addr},
-    path::Path,
-};
+use std::{net::Ipv6Addr, path::Path};
 
 use aya::maps::{Array, HashMap, Map, MapData, PerCpuArray};
 use serde::{Deserialize, Serialize};
@@ -119,15 +116,12 @@ impl StationMaps {
     /// The pinned maps; `None` when one is missing (no tc program was ever
     /// attached through this pin dir).
     pub(crate) fn open(pins: &PinDir) -> Result<Option<Self>> {
-        let mut found = Vec::with_capacity(3);
-        for spec in MapSpec::STATION_MAPS {
-            match pins::open_existing(&pins.station_map(spec), spec)? {
-                Some(p) => found.push(p.map),
-                None => return Ok(None),
-            }
-        }
-        let [slots, table, counts]: [MapData; 3] = found.try_into().ok().expect("three maps");
-        Ok(Some(Self::from_data(slots, table, counts)))
+        let open = |spec: MapSpec| pins::open_existing(&pins.station_map(spec), spec);
+        let [slots, table, counts] = MapSpec::STATION_MAPS;
+        Ok(match (open(slots)?, open(table)?, open(counts)?) {
+            (Some(s), Some(t), Some(c)) => Some(Self::from_data(s.map, t.map, c.map)),
+            _ => None,
+        })
     }
 
     fn from_data(slots: MapData, table: MapData, counts: MapData) -> Self {
@@ -316,7 +310,7 @@ pub struct TableEntry {
 fn address(ip: &[u8; 16]) -> String {
     let v6 = Ipv6Addr::from(*ip);
     match v6.to_ipv4_mapped() {
-        Some(v4) => Ipv4Addr::from(v4).to_string(),
+        Some(v4) => v4.to_string(),
         None => v6.to_string(),
     }
 }
