@@ -49,14 +49,8 @@ impl Frame for TcFrame<'_> {
 
     #[inline(always)]
     fn at<const N: usize>(&mut self, offset: usize) -> Option<&mut [u8; N]> {
-        let start = self.0.data() + offset;
-        if start + N > self.0.data_end() {
-            return None;
-        }
-        // SAFETY: the check above (which the verifier sees too) proves the N
-        // bytes from `start` lie inside the linear data, and nothing else
-        // refers to them while the reference lives.
-        Some(unsafe { &mut *(start as *mut [u8; N]) })
+        // The skb's linear data, as pulled.
+        crate::xdp_frame::packet_at(self.0.data(), self.0.data_end(), offset)
     }
 }
 

@@ -17,7 +17,7 @@ use support::{
     daemon::Daemon,
     in_fresh_netns,
     netns::NamedNetns,
-    run,
+    port, run,
     world::{ROUTER_MAC, ROUTER_MAC_2, World},
 };
 
@@ -42,17 +42,6 @@ fn check(w: &World) -> i32 {
         .status
         .code()
         .unwrap()
-}
-
-/// The port called `name` in `status --json`.
-fn port(st: &serde_json::Value, name: &str) -> serde_json::Value {
-    st["ports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == name)
-        .cloned()
-        .unwrap_or_else(|| panic!("no port {name}: {st:#}"))
 }
 
 /// Every warning of the status, its own and its ports', in one string.

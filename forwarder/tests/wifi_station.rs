@@ -26,7 +26,7 @@ use xdp_forwarder_common::{
     station_table::{NatEntry, NatKey, StationCounters, StationSlot},
 };
 
-use support::{cli, cli_ok, in_fresh_netns, packet::RawSocket, world::World};
+use support::{cli, cli_ok, in_fresh_netns, packet::RawSocket, port, world::World};
 
 static ROUTER_TC: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/prog_router_tc"));
 static PHYSICAL_TC: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/prog_physical_tc"));
@@ -423,19 +423,42 @@ fn wait_frame(sock: &RawSocket, want: impl Fn(&[u8]) -> bool) -> Option<Vec<u8>>
     None
 }
 
-fn port<'a>(st: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    st["ports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == name)
-        .unwrap_or_else(|| panic!("{name} in {st}"))
+/// A station `wl0` (its peer `wl0x` outside: the AP) and a router `rt0`
+/// (its peer `rt0x`: the router VM's trunk), attached by hand, the station
+/// with `--kind wifi` and VID [`VID`].
+fn station_world(tag: &str) -> World {
+    let w = World::new(tag);
+    w.plug("wl0", Some(STATION_MAC));
+    w.plug("rt0", Some(ROUTER_MAC));
+    let pin = w.pins.arg();
+    cli_ok(&["attach", "rt0", "--role", "router", "--pin-dir", pin]);
+    let vid = VID.to_string();
+    let out = cli_ok(&[
+        "attach",
+        "wl0",
+        "--role",
+        "physical",
+        "--kind",
+        "wifi",
+        "--vid",
+        &vid,
+        "--pin-dir",
+        pin,
+    ]);
+    assert!(
+        out.contains("tc mode") && out.contains("Wi-Fi station"),
+        "{out}"
+    );
+    w
 }
 
+/// A station runs tc only (its frames are translated on the tc path), and
+/// a router attached with an explicit XDP mode leaves it refused: it would
+/// send into the station untranslated.
 #[test]
-fn attached_as_a_wifi_station_a_port_translates_both_ways_and_follows_its_mac() {
+fn a_station_refuses_the_xdp_modes_and_a_router_not_in_tc() {
     in_fresh_netns(|| {
-        let w = World::new("wst");
+        let w = World::new("wsr");
         w.plug("wl0", Some(STATION_MAC));
         w.plug("rt0", Some(ROUTER_MAC));
         let pin = w.pins.arg();
@@ -486,25 +509,22 @@ fn attached_as_a_wifi_station_a_port_translates_both_ways_and_follows_its_mac() 
             err.contains("untranslated") && err.contains("explicit --mode"),
             "{err}"
         );
-        cli_ok(&["detach", "rt0", "--pin-dir", pin]);
-
-        cli_ok(&["attach", "rt0", "--role", "router", "--pin-dir", pin]);
-        let out = cli_ok(&[
-            "attach",
-            "wl0",
-            "--role",
-            "physical",
-            "--kind",
-            "wifi",
-            "--vid",
-            &VID.to_string(),
-            "--pin-dir",
-            pin,
-        ]);
         assert!(
-            out.contains("tc mode") && out.contains("Wi-Fi station"),
-            "{out}"
+            w.status()["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|p| p["name"] != "wl0")
         );
+        cli_ok(&["detach", "rt0", "--pin-dir", pin]);
+    });
+}
+
+#[test]
+fn attached_as_a_wifi_station_a_port_translates_both_ways_and_follows_its_mac() {
+    in_fresh_netns(|| {
+        let w = station_world("wst");
+        let pin = w.pins.arg();
         let (air, trunk) = (w.socket("wl0x"), w.socket("rt0x"));
 
         // Out: every rewrite, on the wire as the shared logic makes it.
@@ -582,6 +602,11 @@ fn attached_as_a_wifi_station_a_port_translates_both_ways_and_follows_its_mac() 
                 .all(|p| p["warnings"].as_array().unwrap().is_empty()),
             "{st}"
         );
+        let text = cli_ok(&["status", "--pin-dir", pin]);
+        assert!(
+            text.contains(&format!("wifi station {STATION_MAC}: table 2 entries")),
+            "{text}"
+        );
         let metrics = cli_ok(&["status", "--format", "openmetrics", "--pin-dir", pin]);
         assert!(
             metrics.contains("xdp_forwarder_station_nat_entries{")
@@ -606,8 +631,22 @@ fn attached_as_a_wifi_station_a_port_translates_both_ways_and_follows_its_mac() 
         let got = wait_frame(&air, |f| f[12..14] == [0x08, 0x06]).expect("ARP out");
         assert_eq!(&got[6..12], &new_mac);
 
-        // Detach: the slot and the table go with the port.
+        // Detach: the slot and the table go with the port (the router
+        // keeps the state dir).
+        trunk.send(&tag(&frames[2], VID));
+        assert!(wait_frame(&air, |f| f[12..14] == [0x08, 0x06]).is_some());
         cli_ok(&["detach", "wl0", "--pin-dir", pin]);
+        let state = w.pins.path().join("xdp-forwarder");
+        let slots = aya::maps::Map::Array(MapData::from_pin(state.join("fwd_stations")).unwrap());
+        let slots: Array<&MapData, StationSlot> = Array::try_from(&slots).unwrap();
+        assert_eq!(
+            slots.get(&u32::from(VID), 0).unwrap(),
+            StationSlot::default()
+        );
+        let table =
+            aya::maps::Map::LruHashMap(MapData::from_pin(state.join("fwd_station_nat")).unwrap());
+        let table: HashMap<&MapData, NatKey, NatEntry> = HashMap::try_from(&table).unwrap();
+        assert_eq!(table.keys().count(), 0, "the port's entries are gone");
         cli_ok(&["detach", "rt0", "--pin-dir", pin]);
     });
 }
@@ -619,21 +658,8 @@ fn attached_as_a_wifi_station_a_port_translates_both_ways_and_follows_its_mac() 
 #[test]
 fn the_daemon_follows_a_stations_mac_change_and_flushes_its_table() {
     in_fresh_netns(|| {
-        let w = World::new("wsd");
-        w.plug("wl0", Some(STATION_MAC));
-        w.plug("rt0", Some(ROUTER_MAC));
+        let w = station_world("wsd");
         let pin = w.pins.arg();
-        cli_ok(&["attach", "rt0", "--role", "router", "--pin-dir", pin]);
-        cli_ok(&[
-            "attach",
-            "wl0",
-            "--role",
-            "physical",
-            "--kind",
-            "wifi",
-            "--pin-dir",
-            pin,
-        ]);
         let d = support::daemon::Daemon::start(&w.pins, &[]);
         let vid = w.wait_for(&[("wl0", "physical"), ("rt0", "router")], Some("rt0"))[0].unwrap();
         // A VM's address learned on the way out.

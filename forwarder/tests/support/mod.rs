@@ -197,6 +197,17 @@ pub fn promisc(iface: &str) -> bool {
     run("ip", &["link", "show", "dev", iface]).contains("PROMISC")
 }
 
+/// The port called `name` in `status --json`.
+pub fn port(st: &serde_json::Value, name: &str) -> serde_json::Value {
+    st["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no port {name}: {st:#}"))
+}
+
 /// `status --json` of the pin dir.
 pub fn status_json(pins: &Bpffs) -> serde_json::Value {
     serde_json::from_str(&cli_ok(&["status", "--json", "--pin-dir", pins.arg()])).unwrap()
