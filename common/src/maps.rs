@@ -91,10 +91,16 @@ pub const STATIONS_ENTRIES: u32 = VLAN_PORTS_ENTRIES;
 pub const STATION_NAT: &str = "fwd_station_nat";
 pub const STATION_NAT_ENTRIES: u32 = 4096;
 
-/// PERCPU_ARRAY, key VID → [`StationCounters`](crate::station_table::StationCounters):
+/// PERCPU_HASH, key VID → [`StationCounters`](crate::station_table::StationCounters):
 /// what the translation did per Wi-Fi port; pinned at
-/// `xdp-forwarder/fwd_station_counts`.
+/// `xdp-forwarder/fwd_station_counts`. User space inserts a port's entry
+/// when it makes the port a station and deletes it with the port: a hash
+/// of a few entries, not an array of 4096 VIDs, which would take 196 KB
+/// per possible CPU.
 pub const STATION_COUNTS: &str = "fwd_station_counts";
+/// Wi-Fi stations per pin dir whose frames are counted (more are
+/// translated, not counted).
+pub const STATION_COUNTS_ENTRIES: u32 = 64;
 
 /// Read-only global of the physical tc program: 1 when its port is a Wi-Fi
 /// station (the station path is then compiled in by the verifier's pruning;

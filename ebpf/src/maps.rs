@@ -13,8 +13,8 @@ use aya_ebpf::{
 use xdp_forwarder_common::{
     PortCounters,
     maps::{
-        BPF_F_RDONLY_PROG, ROUTER_IFACE_ENTRIES, STATION_NAT_ENTRIES, STATIONS_ENTRIES,
-        TC_TARGETS_ENTRIES, VLAN_PORTS_ENTRIES,
+        BPF_F_RDONLY_PROG, ROUTER_IFACE_ENTRIES, STATION_COUNTS_ENTRIES, STATION_NAT_ENTRIES,
+        STATIONS_ENTRIES, TC_TARGETS_ENTRIES, VLAN_PORTS_ENTRIES,
     },
     station_table::{NatEntry, NatKey, StationCounters, StationSlot},
 };
@@ -285,9 +285,9 @@ impl<K, V, const T: usize, const N: usize> Default for KeyedMap<K, V, T, N> {
     }
 }
 
-/// `BPF_MAP_TYPE_ARRAY`, `BPF_MAP_TYPE_PERCPU_ARRAY`, `BPF_MAP_TYPE_LRU_HASH`.
+/// `BPF_MAP_TYPE_ARRAY`, `BPF_MAP_TYPE_PERCPU_HASH`, `BPF_MAP_TYPE_LRU_HASH`.
 pub const ARRAY: usize = 2;
-pub const PERCPU_ARRAY: usize = 6;
+pub const PERCPU_HASH: usize = 5;
 pub const LRU_HASH: usize = 9;
 
 /// `fwd_stations`: which VIDs' ports are Wi-Fi stations, and their MACs.
@@ -308,6 +308,6 @@ pub static STATION_NAT: KeyedMap<NatKey, NatEntry, LRU_HASH, { STATION_NAT_ENTRI
 pub static STATION_COUNTS: KeyedMap<
     u32,
     StationCounters,
-    PERCPU_ARRAY,
-    { STATIONS_ENTRIES as usize },
+    PERCPU_HASH,
+    { STATION_COUNTS_ENTRIES as usize },
 > = KeyedMap::new();

@@ -520,10 +520,10 @@ impl MapSpec {
     /// `fwd_station_counts`: VID → what the translation did, per CPU.
     pub const STATION_COUNTS: MapSpec = MapSpec {
         name: xdp_forwarder_common::maps::STATION_COUNTS,
-        kind: MapType::PerCpuArray,
+        kind: MapType::PerCpuHash,
         key_size: 4,
         value_size: size_of::<xdp_forwarder_common::station_table::StationCounters>() as u32,
-        max_entries: xdp_forwarder_common::maps::STATIONS_ENTRIES,
+        max_entries: xdp_forwarder_common::maps::STATION_COUNTS_ENTRIES,
     };
 
     /// The three maps of the Wi-Fi stations, which every tc program shares.

@@ -13,7 +13,7 @@
 
 use std::{net::Ipv6Addr, path::Path};
 
-use aya::maps::{Array, HashMap, Map, MapData, PerCpuArray};
+use aya::maps::{Array, HashMap, Map, MapData, PerCpuHashMap, PerCpuValues};
 use serde::{Deserialize, Serialize};
 use xdp_forwarder_common::{
     station_nat::Mac,
@@ -128,7 +128,7 @@ impl StationMaps {
         Self {
             slots: Map::Array(slots),
             table: Map::LruHashMap(table),
-            counts: Map::PerCpuArray(counts),
+            counts: Map::PerCpuHashMap(counts),
         }
     }
 
@@ -160,6 +160,9 @@ impl StationMaps {
             return Ok(before);
         }
         let removed = self.flush(vid)?;
+        if before.station_mac().is_none() {
+            self.start_counting(vid)?;
+        }
         self.write_slot(
             vid,
             StationSlot::station(mac, before.removed.wrapping_add(removed)),
@@ -173,10 +176,50 @@ impl StationMaps {
     }
 
     /// `vid`'s port is no longer a station: its slot emptied, its entries
-    /// deleted.
+    /// and counters deleted.
     pub(crate) fn clear(&mut self, vid: u16) -> Result<()> {
         self.flush(vid)?;
-        self.write_slot(vid, StationSlot::default())
+        self.write_slot(vid, StationSlot::default())?;
+        let mut counts = self.counts_mut()?;
+        match counts.remove(&u32::from(vid)) {
+            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+            Err(e) => Err(kernel("update", MapSpec::STATION_COUNTS, e)),
+        }
+    }
+
+    fn counts_mut(&mut self) -> Result<PerCpuHashMap<&mut MapData, u32, StationCounters>> {
+        PerCpuHashMap::try_from(&mut self.counts).map_err(|e| shape(MapSpec::STATION_COUNTS, e))
+    }
+
+    /// Zeroed counters for `vid`'s station (the programs count only into
+    /// an entry that exists; a full map leaves the station translated but
+    /// not counted, said in the log).
+    fn start_counting(&mut self, vid: u16) -> Result<()> {
+        let cpus = aya::util::nr_cpus()
+            .map_err(|(what, e)| Error::kernel(format!("cannot read {what}"), e))?;
+        let zeroes = PerCpuValues::try_from(vec![StationCounters::default(); cpus])
+            .map_err(|e| kernel("size the counters of", MapSpec::STATION_COUNTS, e))?;
+        let mut counts = self.counts_mut()?;
+        // BPF_NOEXIST: counters already there (a repair) keep counting.
+        match counts.insert(u32::from(vid), zeroes, 1) {
+            Ok(()) => Ok(()),
+            Err(aya::maps::MapError::SyscallError(e))
+                if e.io_error.raw_os_error() == Some(libc::EEXIST) =>
+            {
+                Ok(())
+            }
+            Err(aya::maps::MapError::SyscallError(e))
+                if e.io_error.raw_os_error() == Some(libc::E2BIG) =>
+            {
+                tracing::warn!(
+                    vid,
+                    "more Wi-Fi stations than fwd_station_counts holds: this one is \
+                     translated but not counted"
+                );
+                Ok(())
+            }
+            Err(e) => Err(kernel("update", MapSpec::STATION_COUNTS, e)),
+        }
     }
 
     /// Deletes `vid`'s entries; how many.
@@ -231,16 +274,18 @@ impl StationMaps {
     /// What the translation did on `vid`'s port, and its table.
     pub(crate) fn report(&self, vid: u16) -> Result<StationReport> {
         let slot = self.slot(vid)?;
-        let counts: PerCpuArray<&MapData, StationCounters> =
-            PerCpuArray::try_from(&self.counts).map_err(|e| shape(MapSpec::STATION_COUNTS, e))?;
-        let c = counts
-            .get(&u32::from(vid), 0)
-            .map_err(|e| kernel("read", MapSpec::STATION_COUNTS, e))?
-            .iter()
-            .fold(StationCounters::default(), |mut sum, cpu| {
-                sum.add(cpu);
-                sum
-            });
+        let counts: PerCpuHashMap<&MapData, u32, StationCounters> =
+            PerCpuHashMap::try_from(&self.counts).map_err(|e| shape(MapSpec::STATION_COUNTS, e))?;
+        let c = match counts.get(&u32::from(vid), 0) {
+            Ok(per_cpu) => per_cpu
+                .iter()
+                .fold(StationCounters::default(), |mut sum, cpu| {
+                    sum.add(cpu);
+                    sum
+                }),
+            Err(aya::maps::MapError::KeyNotFound) => StationCounters::default(),
+            Err(e) => return Err(kernel("read", MapSpec::STATION_COUNTS, e)),
+        };
         let table: HashMap<&MapData, NatKey, NatEntry> =
             HashMap::try_from(&self.table).map_err(|e| shape(MapSpec::STATION_NAT, e))?;
         let now = monotonic_coarse_ns();

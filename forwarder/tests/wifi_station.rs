@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use aya::{
     Ebpf, EbpfLoader, include_bytes_aligned,
-    maps::{Array, HashMap, MapData, PerCpuArray},
+    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues},
     programs::{SchedClassifier, TestRun as _, TestRunOptions},
 };
 use xdp_forwarder_common::{
@@ -136,6 +136,12 @@ impl Program {
         stations
             .set(u32::from(VID), StationSlot::station(STATION, 0), 0)
             .unwrap();
+        // The station's counters, as attach makes them.
+        let mut counts: PerCpuHashMap<&mut MapData, u32, StationCounters> =
+            PerCpuHashMap::try_from(ebpf.map_mut("fwd_station_counts").unwrap()).unwrap();
+        let cpus = aya::util::nr_cpus().unwrap();
+        let zeroes = PerCpuValues::try_from(vec![StationCounters::default(); cpus]).unwrap();
+        counts.insert(u32::from(VID), zeroes, 0).unwrap();
         Self { ebpf, name }
     }
 
@@ -155,15 +161,15 @@ impl Program {
     }
 
     fn station_counts(&self) -> StationCounters {
-        let counts: PerCpuArray<&MapData, StationCounters> =
-            PerCpuArray::try_from(self.ebpf.map("fwd_station_counts").unwrap()).unwrap();
-        counts.get(&u32::from(VID), 0).unwrap().iter().fold(
-            StationCounters::default(),
-            |mut s, c| {
-                s.add(c);
-                s
-            },
-        )
+        let counts: PerCpuHashMap<&MapData, u32, StationCounters> =
+            PerCpuHashMap::try_from(self.ebpf.map("fwd_station_counts").unwrap()).unwrap();
+        let Ok(per_cpu) = counts.get(&u32::from(VID), 0) else {
+            return StationCounters::default();
+        };
+        per_cpu.iter().fold(StationCounters::default(), |mut s, c| {
+            s.add(c);
+            s
+        })
     }
 
     fn counters(&self) -> PortCounters {
@@ -647,6 +653,12 @@ fn attached_as_a_wifi_station_a_port_translates_both_ways_and_follows_its_mac() 
             aya::maps::Map::LruHashMap(MapData::from_pin(state.join("fwd_station_nat")).unwrap());
         let table: HashMap<&MapData, NatKey, NatEntry> = HashMap::try_from(&table).unwrap();
         assert_eq!(table.keys().count(), 0, "the port's entries are gone");
+        let counts = aya::maps::Map::PerCpuHashMap(
+            MapData::from_pin(state.join("fwd_station_counts")).unwrap(),
+        );
+        let counts: PerCpuHashMap<&MapData, u32, StationCounters> =
+            PerCpuHashMap::try_from(&counts).unwrap();
+        assert_eq!(counts.keys().count(), 0, "and its counters");
         cli_ok(&["detach", "rt0", "--pin-dir", pin]);
     });
 }
