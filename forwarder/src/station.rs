@@ -170,8 +170,12 @@ impl StationMaps {
         Ok(before)
     }
 
-    /// Puts `vid`'s slot back as it was (an undo).
+    /// Puts `vid`'s slot back as it was (an undo); back to no station, its
+    /// counters go too.
     pub(crate) fn restore(&mut self, vid: u16, slot: StationSlot) -> Result<()> {
+        if slot.station_mac().is_none() {
+            self.stop_counting(vid)?;
+        }
         self.write_slot(vid, slot)
     }
 
@@ -180,8 +184,11 @@ impl StationMaps {
     pub(crate) fn clear(&mut self, vid: u16) -> Result<()> {
         self.flush(vid)?;
         self.write_slot(vid, StationSlot::default())?;
-        let mut counts = self.counts_mut()?;
-        match counts.remove(&u32::from(vid)) {
+        self.stop_counting(vid)
+    }
+
+    fn stop_counting(&mut self, vid: u16) -> Result<()> {
+        match self.counts_mut()?.remove(&u32::from(vid)) {
             Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
             Err(e) => Err(kernel("update", MapSpec::STATION_COUNTS, e)),
         }
