@@ -15,7 +15,10 @@ use aya_ebpf::{helpers::bpf_ktime_get_coarse_ns, programs::TcContext};
 use xdp_forwarder_common::{
     DropReason, Frame,
     frame::NoRoom,
-    station_nat::{Checksums, ForStation, IpKey, Mac, ToAir, ToRouter, toward_air, toward_router},
+    station_nat::{
+        Checksums, ETH_P_PAE, ETH_P_PREAUTH, ForStation, IpKey, Mac, ToAir, ToRouter, toward_air,
+        toward_router,
+    },
     station_table::{NAT_REFRESH_NS, NatEntry, NatKey, StationCounters, station_mac},
 };
 
@@ -125,11 +128,25 @@ pub fn to_air(ctx: &TcContext, vid: u32, station: Mac) -> Result<(), DropReason>
     Ok(())
 }
 
-/// The station of `vid` (MAC `station`) → router: `Some`: the frame is the
-/// net-vm's own (pass it to the stack, counted); `None`: forward it, with
-/// the VM's MAC put back where the table knows it.
+/// The station of `vid` → router: `Some`: the frame is the net-vm's own
+/// (pass it to the stack, counted); `None`: forward it, with the VM's MAC
+/// put back where the table knows it.
 #[inline(always)]
-pub fn to_router(ctx: &TcContext, vid: u32, station: Mac) -> Option<ForStation> {
+pub fn to_router(ctx: &TcContext, vid: u32) -> Option<ForStation> {
+    // The supplicant's frames first, by the EtherType the kernel read
+    // (`skb->protocol`, past a tag it took into metadata): kept even if
+    // the headers cannot be pulled or the slot was emptied.
+    let own = match u16::from_be(ctx.skb.protocol() as u16) {
+        ETH_P_PAE => Some(ForStation::Eapol),
+        ETH_P_PREAUTH => Some(ForStation::RsnPreAuth),
+        _ => None,
+    };
+    if let Some(why) = own {
+        count(vid, |c| c.record_pass(why));
+        return own;
+    }
+    // No MAC to translate to: forwarded as an Ethernet port's.
+    let station = station(vid)?;
     if !pull(ctx) {
         // Nothing readable: the physical program's own checks decide.
         return None;

@@ -137,10 +137,7 @@ fn redirect(ifindex: u32) -> Result<(), DropReason> {
 #[inline(always)]
 pub fn physical(ctx: TcContext) -> i32 {
     let skb = Skb::of(&ctx);
-    if port_station()
-        && let Some(mac) = station::station(port_vid())
-        && station::to_router(&ctx, port_vid(), mac).is_some()
-    {
+    if port_station() && station::to_router(&ctx, port_vid()).is_some() {
         return TC_ACT_OK;
     }
     let verdict = port_tag_tci(skb.len, Vid::new(port_vid())).and_then(|tci| {

@@ -399,10 +399,25 @@ fn a_station_port_gives_replies_their_vms_mac_and_keeps_its_own_frames() {
     // The same program on an Ethernet port (PORT_STATION 0): EAPOL and
     // frames for the station's MAC go to the router as they came.
     let ethernet = Program::physical(VID, false);
-    for frame in own.iter().chain(&replies.map(|(_, f)| f)) {
+    for frame in own.iter().chain(replies.iter().map(|(_, f)| f)) {
         assert_eq!(ethernet.run(frame), (TC_ACT_REDIRECT, frame.clone()));
     }
     assert_eq!(ethernet.station_counts(), StationCounters::default());
+
+    // A station whose slot was emptied (no MAC to translate to) still
+    // keeps the supplicant's frames; the rest crosses untranslated.
+    let mut bare = Program::physical(VID, true);
+    let mut slots: Array<&mut MapData, StationSlot> =
+        Array::try_from(bare.ebpf.map_mut("fwd_stations").unwrap()).unwrap();
+    slots
+        .set(u32::from(VID), StationSlot::default(), 0)
+        .unwrap();
+    assert_eq!(bare.run(&own[0]), (TC_ACT_OK, own[0].clone()));
+    assert_eq!(
+        bare.run(&replies[1].1),
+        (TC_ACT_REDIRECT, replies[1].1.clone())
+    );
+    assert_eq!(bare.station_counts().eapol, 1);
 }
 
 // On veth in namespaces: the forwarder's side here, the "AP" (wl0x) and
