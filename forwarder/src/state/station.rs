@@ -11,10 +11,7 @@
 //! XDP, and a generic-XDP router would send frames untranslated), and the
 //! router must run tc too ([`crate::policy::directions`]).
 
-use std::{
-    net::{Ipv4Addr, Ipv6Addr},
-    path::Path,
-};
+use std::{net::Ipv6Addr, path::Path};
 
 use aya::maps::{Array, HashMap, Map, MapData, PerCpuArray};
 use serde::{Deserialize, Serialize};
@@ -128,7 +125,7 @@ impl StationMaps {
                 None => return Ok(None),
             }
         }
-        let [slots, table, counts]: [MapData; 3] = found.try_into().ok().expect("three maps");
+        let [slots, table, counts]: [MapData; 3] = found.try_into().expect("three maps");
         Ok(Some(Self::from_data(slots, table, counts)))
     }
 
@@ -318,7 +315,7 @@ pub struct TableEntry {
 fn address(ip: &[u8; 16]) -> String {
     let v6 = Ipv6Addr::from(*ip);
     match v6.to_ipv4_mapped() {
-        Some(v4) => Ipv4Addr::from(v4).to_string(),
+        Some(v4) => v4.to_string(),
         None => v6.to_string(),
     }
 }

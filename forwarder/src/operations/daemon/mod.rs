@@ -577,7 +577,7 @@ impl Daemon {
         }
         let n = self.reconciles.get().wrapping_add(1);
         self.reconciles.set(n);
-        if n % SWEEP_EVERY == 0 {
+        if n.is_multiple_of(SWEEP_EVERY) {
             self.sweep_stations();
         }
         if let Some(cause) = self.drift(now).await {

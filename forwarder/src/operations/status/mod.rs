@@ -513,6 +513,14 @@ impl Forwarder {
     }
 }
 
+fn kind_of(rec: &PortRecord) -> PortKind {
+    if rec.is_station() {
+        PortKind::Wifi
+    } else {
+        PortKind::Ethernet
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -544,13 +552,5 @@ mod tests {
             Duration::from_secs(1),
         );
         assert_eq!(r.frames_per_sec, 2.0);
-    }
-}
-
-fn kind_of(rec: &PortRecord) -> PortKind {
-    if rec.is_station() {
-        PortKind::Wifi
-    } else {
-        PortKind::Ethernet
     }
 }
