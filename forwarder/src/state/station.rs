@@ -125,7 +125,10 @@ impl StationMaps {
                 None => return Ok(None),
             }
         }
-        let [slots, table, counts]: [MapData; 3] = found.try_into().expect("three maps");
+        // Without `expect`: it would format the maps (Debug) into the binary.
+        let Ok([slots, table, counts]) = <[MapData; 3]>::try_from(found) else {
+            unreachable!("one map per entry of STATION_MAPS");
+        };
         Ok(Some(Self::from_data(slots, table, counts)))
     }
 
