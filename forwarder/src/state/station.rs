@@ -11,7 +11,10 @@
 //! XDP, and a generic-XDP router would send frames untranslated), and the
 //! router must run tc too ([`crate::policy::directions`]).
 
-use std::{net::Ipv6Addr, path::Path};
+use std::{
+    net::Ipv6Addr,
+    path::{Path, PathBuf},
+};
 
 use aya::maps::{Array, HashMap, Map, MapData, PerCpuArray};
 use serde::{Deserialize, Serialize};
@@ -22,10 +25,7 @@ use xdp_forwarder_common::{
 
 use crate::{
     Error, Result,
-    state::{
-        pins::{self, MapSpec, PinDir},
-        undo::Undo,
-    },
+    state::pins::{self, MapSpec, PinDir},
 };
 
 /// What kind of link a port is.
@@ -102,13 +102,13 @@ pub(crate) struct StationMaps {
 }
 
 impl StationMaps {
-    /// Opens the pinned maps, or creates them (each creation undone with
-    /// `undo`): every tc program uses them.
-    pub(crate) fn open_or_create(pins: &PinDir, undo: &mut Undo) -> Result<Self> {
+    /// Opens the pinned maps, or creates them (`created` is told each pin it
+    /// made, for the caller's undo): every tc program uses them.
+    pub(crate) fn open_or_create(pins: &PinDir, mut created: impl FnMut(PathBuf)) -> Result<Self> {
         let [slots, table, counts] = MapSpec::STATION_MAPS.map(|spec| {
             let pinned = pins::open_or_create(&pins.station_map(spec), spec)?;
             if pinned.created {
-                undo.remove_pin(pinned.path.clone());
+                created(pinned.path.clone());
             }
             Ok::<_, Error>(pinned.map)
         });

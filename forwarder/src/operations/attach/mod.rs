@@ -169,7 +169,7 @@ impl Forwarder {
             tc_targets: self.open_slots(SlotMap::TcTargets, &mut undo)?,
         };
         // Every tc program shares them, stations or not.
-        let mut stations = StationMaps::open_or_create(self.pins(), &mut undo)?;
+        let mut stations = StationMaps::open_or_create(self.pins(), |pin| undo.remove_pin(pin))?;
 
         let current = ports.get(link.index)?;
         // Attached already and not asked otherwise: the kind it has (an
