@@ -43,7 +43,7 @@ pub enum Error {
     )]
     InvalidMacPrefix(String),
 
-    /// `why` and `fix` depend on where we run ([`crate::pins::not_bpffs`]):
+    /// `why` and `fix` depend on where we run ([`crate::state::pins::not_bpffs`]):
     /// a missing directory, a mount namespace that hides the host's bpffs
     /// (`ip netns exec`), or a directory to mount bpffs on.
     #[error("{path} {why}: {fix}")]
@@ -87,7 +87,7 @@ pub enum Error {
 
     /// `program`: what runs ("XDP program id N", "tc program id N …");
     /// `holder` says who holds it and the command that removes it
-    /// ([`crate::holder`]).
+    /// ([`crate::state::holder`]).
     #[error("{iface} already runs {program}, {holder}")]
     ForeignProgram {
         iface: String,
@@ -135,7 +135,7 @@ impl Error {
     }
 
     /// A failed kernel or netlink operation, with what we were doing. The
-    /// privileges were checked before (see [`crate::privileges`]), so an
+    /// privileges were checked before (see [`crate::kernel::privileges`]), so an
     /// EPERM here is the kernel's own refusal and is shown as such, errno
     /// included.
     pub fn kernel(

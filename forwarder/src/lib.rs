@@ -1,54 +1,42 @@
-//! User space of xdp-forwarder: loads the XDP programs, attaches them to
+//! User space of xdp-forwarder: loads the XDP and tc programs, attaches them to
 //! interfaces with pinned links (so they outlive this process), and keeps the
 //! pinned maps that tie physical ports and the router together.
 //!
-//! The crate root only names the modules and re-exports the types every
-//! caller needs ([`Role`], [`Mode`], [`Error`], [`Forwarder`]).
+//! Five layers, each a folder; imports only go down (forwarder/tests/layers.rs):
 //!
-//! - [`forwarder`]: one pin dir seen from this network namespace, its
-//!   writer [`lock`]; [`attach`], [`detach`] (all-or-nothing, resumable),
-//!   [`vid`] policy, [`links`] (load, pin, swap), [`attachment`] (what holds
-//!   a port's program: XDP link, tcx link, [`clsact`] filter), [`undo`].
-//! - [`role`] and [`mode`]: what a port does and how its program runs;
-//!   [`station`]: Wi-Fi station ports (their kind, translation table).
-//! - [`health`]: whether a port really runs our program (asked of the kernel).
-//! - [`status`]: what runs where; [`metrics`]: the same as OpenMetrics.
-//! - [`pins`], [`ports`]: the pinned state; [`netdev`]: interfaces via rtnetlink.
-//! - [`objects`]: the embedded eBPF objects and their export.
-//! - [`daemon`]: `run`, the hot-plug daemon.
+//! 5. [`presentation`]: the command line and OpenMetrics, the only code that
+//!    prints.
+//! 4. [`operations`]: attach, detach, status, the daemon.
+//! 3. [`policy`]: directions, VIDs, health, what an interface can do.
+//! 2. [`state`]: the pin dir, the registry, locks, counters, attachments,
+//!    stations, the embedded objects, [`Forwarder`].
+//! 1. [`kernel`]: `bpf(2)`, rtnetlink, ethtool, clsact, capabilities, modes.
+//!
+//! [`error`] and [`role`] are beside them, for all: the errors every layer
+//! returns, and what a port does, which the errors and the pins name. The crate root re-exports [`Role`],
+//! [`Mode`], [`Error`] and [`Forwarder`], and every module under its path from
+//! before the layers.
 
-pub mod attach;
-pub mod attachment;
-pub mod cli;
-pub mod clsact;
-pub mod counters;
-pub mod daemon;
-pub mod detach;
-mod directions;
 pub mod error;
-pub mod ethtool;
-pub mod forwarder;
-pub mod health;
-mod holder;
-pub mod inspect;
-pub mod links;
-pub mod lock;
-pub mod metrics;
-pub mod mode;
-pub mod netdev;
-pub mod objects;
-pub mod pins;
-pub mod ports;
-pub mod privileges;
-pub mod redirect_errors;
+pub mod kernel;
+pub mod operations;
+pub mod policy;
+pub mod presentation;
 pub mod role;
-pub mod station;
-pub mod status;
-mod sys;
-mod undo;
-mod vid;
+pub mod state;
+
+// The modules' paths before the layers (`xdp_forwarder::status::Status`, …),
+// kept for the binaries, the lab and the tests. Inside the crate, name the
+// layer (forwarder/tests/layers.rs checks it).
+pub use kernel::{clsact, ethtool, mode, netdev, privileges};
+pub use operations::{attach, daemon, detach, links, status};
+pub use policy::{health, inspect};
+pub use presentation::{cli, metrics};
+pub use state::{
+    attachment, counters, forwarder, lock, objects, pins, ports, redirect_errors, station,
+};
 
 pub use error::{Error, Result};
-pub use forwarder::Forwarder;
-pub use mode::{Mode, ModeChoice};
+pub use kernel::mode::{Mode, ModeChoice};
 pub use role::Role;
+pub use state::forwarder::Forwarder;
