@@ -4,7 +4,7 @@
 mod support;
 
 use support::{
-    Bpffs, cli, cli_err, cli_ok, cli_with, in_fresh_netns, run, run_fix, status_json, veth,
+    Bpffs, attach, cli, cli_err, cli_ok, cli_with, in_fresh_netns, run, run_fix, status_json, veth,
 };
 
 /// Pins the link pinned at `pin` at `held` too (`bpftool link pin`), so
@@ -182,7 +182,7 @@ fn router_iface_set_by_hand_can_be_cleared() {
             status_json(&pins)["router_iface"]["ifindex"].is_null(),
             "cleared"
         );
-        cli_ok(&["attach", "nic8", "--role", "physical", "--pin-dir", p]);
+        attach(p, "nic8", "physical", &[]);
 
         cli_ok(&["set-router-iface", "nic9", "--pin-dir", p]);
         assert!(!status_json(&pins)["router_iface"]["ifindex"].is_null());
@@ -194,7 +194,7 @@ fn router_iface_set_by_hand_can_be_cleared() {
         );
 
         // A router port of ours keeps it: detach that instead.
-        cli_ok(&["attach", "nic9", "--role", "router", "--pin-dir", p]);
+        attach(p, "nic9", "router", &[]);
         let err = cli_err(&["set-router-iface", "--clear", "--pin-dir", p]);
         assert!(err.contains("detach it instead"), "{err}");
         assert_eq!(
@@ -270,16 +270,7 @@ fn status_shows_what_attach_repairs_and_check_exits_3_on_warnings() {
                 String::from_utf8_lossy(&cli(&["status", "--pin-dir", p]).stdout).into_owned();
             assert!(text.contains(says), "{text}");
             assert_eq!(check(p), 3, "{says}");
-            cli_ok(&[
-                "attach",
-                "nic10",
-                "--role",
-                "physical",
-                "--mode",
-                "skb",
-                "--pin-dir",
-                p,
-            ]);
+            attach(p, "nic10", "physical", &["--mode", "skb"]);
             assert_eq!(check(p), 0, "attach repaired {says}");
         }
 
@@ -389,30 +380,12 @@ fn attach_status_detach_round_trip() {
         run("ip", &["link", "set", "nic1", "down"]);
 
         // XDP (skb mode), so that `ip link` shows the programs.
-        let out = cli_ok(&[
-            "attach",
-            "nic1",
-            "--role",
-            "physical",
-            "--mode",
-            "skb",
-            "--pin-dir",
-            p,
-        ]);
+        let out = attach(p, "nic1", "physical", &["--mode", "skb"]);
         assert!(
             out.contains(&format!("VID {nic}")),
             "default VID is the ifindex: {out}"
         );
-        cli_ok(&[
-            "attach",
-            "rtr1",
-            "--role",
-            "router",
-            "--mode",
-            "skb",
-            "--pin-dir",
-            p,
-        ]);
+        attach(p, "rtr1", "router", &["--mode", "skb"]);
 
         // The CLI has exited: the attachments live on in the pinned links.
         assert!(
@@ -504,7 +477,7 @@ fn attach_status_detach_round_trip() {
 
         // Idempotent: same role again changes nothing.
         let prog = xdp_prog_on("nic1");
-        let out = cli_ok(&["attach", "nic1", "--role", "physical", "--pin-dir", p]);
+        let out = attach(p, "nic1", "physical", &[]);
         assert!(out.contains("already attached"), "{out}");
         assert_eq!(
             xdp_prog_on("nic1"),
@@ -520,7 +493,7 @@ fn attach_status_detach_round_trip() {
         );
         // Promiscuous mode someone else turned on stays on.
         run("ip", &["link", "set", "nic1", "promisc", "on"]);
-        cli_ok(&["attach", "nic1", "--role", "physical", "--pin-dir", p]);
+        attach(p, "nic1", "physical", &[]);
         cli_ok(&["detach", "nic1", "--pin-dir", p]);
         assert!(
             run("ip", &["link", "show", "dev", "nic1"]).contains("PROMISC"),
@@ -555,16 +528,7 @@ fn roles_vids_and_replace() {
         veth("nic2", "nic2x");
         veth("nic3", "nic3x");
         veth("rtr2", "rtr2x");
-        cli_ok(&[
-            "attach",
-            "nic2",
-            "--role",
-            "physical",
-            "--vid",
-            "100",
-            "--pin-dir",
-            p,
-        ]);
+        attach(p, "nic2", "physical", &["--vid", "100"]);
 
         let err = cli_err(&[
             "attach",
@@ -620,30 +584,11 @@ fn roles_vids_and_replace() {
         ]);
         assert!(err.contains("--replace"), "{err}");
 
-        cli_ok(&[
-            "attach",
-            "nic2",
-            "--role",
-            "physical",
-            "--vid",
-            "101",
-            "--replace",
-            "--pin-dir",
-            p,
-        ]);
+        attach(p, "nic2", "physical", &["--vid", "101", "--replace"]);
         let st = status_json(&pins);
         assert_eq!(st["ports"][0]["vid"], 101);
         // VID 100 is free again.
-        cli_ok(&[
-            "attach",
-            "nic3",
-            "--role",
-            "physical",
-            "--vid",
-            "100",
-            "--pin-dir",
-            p,
-        ]);
+        attach(p, "nic3", "physical", &["--vid", "100"]);
 
         // A failed --replace leaves the old attachment as it was.
         let prog = xdp_prog_on("nic2");
@@ -673,7 +618,7 @@ fn roles_vids_and_replace() {
             101
         );
 
-        cli_ok(&["attach", "rtr2", "--role", "router", "--pin-dir", p]);
+        attach(p, "rtr2", "router", &[]);
         let err = cli_err(&["attach", "nic3", "--role", "router", "--pin-dir", p]);
         assert!(err.contains("--replace"), "{err}");
         let err = cli_err(&["attach", "rtr2x", "--role", "router", "--pin-dir", p]);
@@ -685,15 +630,7 @@ fn roles_vids_and_replace() {
         let err = cli_err(&["set-router-iface", "nic3", "--pin-dir", p]);
         assert!(err.contains("attached as a physical port"), "{err}");
         // The router can become a NIC: router_iface no longer points at it.
-        cli_ok(&[
-            "attach",
-            "rtr2",
-            "--role",
-            "physical",
-            "--replace",
-            "--pin-dir",
-            p,
-        ]);
+        attach(p, "rtr2", "physical", &["--replace"]);
         let st = status_json(&pins);
         assert!(st["router_iface"].is_null(), "{st}");
         assert_eq!(st["ports"].as_array().unwrap().len(), 3);
@@ -793,7 +730,7 @@ fn errors_name_the_problem_and_leave_nothing_behind() {
         );
         // The fix it proposes works.
         run_fix(&err, "remove it first (");
-        cli_ok(&["attach", "nic4", "--role", "physical", "--pin-dir", p]);
+        attach(p, "nic4", "physical", &[]);
         cli_ok(&["detach", "nic4", "--pin-dir", p]);
         std::fs::remove_dir_all(&objs).unwrap();
     });

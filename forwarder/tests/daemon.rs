@@ -16,7 +16,7 @@ use std::{
 };
 
 use support::{
-    Bpffs, cli_ok,
+    Bpffs, attach, cli_ok,
     daemon::{Daemon, WAIT},
     in_fresh_netns,
     netns::NamedNetns,
@@ -579,16 +579,7 @@ fn our_program_from_another_pin_dir_is_logged_once_with_a_fix_that_works() {
         let w = World::new("otherpin");
         let other = Bpffs::mount("otherpin-a");
         w.plug("nicP", None);
-        cli_ok(&[
-            "attach",
-            "nicP",
-            "--role",
-            "physical",
-            "--mode",
-            "skb",
-            "--pin-dir",
-            other.arg(),
-        ]);
+        attach(other.arg(), "nicP", "physical", &["--mode", "skb"]);
         let d = Daemon::start(&w.pins, &[]);
         // The first scan, then rescans 1 s and 2 s after that.
         std::thread::sleep(Duration::from_millis(3500));

@@ -23,7 +23,7 @@ use std::{
 };
 
 use support::{
-    Bpffs, cli_ok, in_fresh_netns,
+    Bpffs, attach, cli_ok, in_fresh_netns,
     netns::NamedNetns,
     packet::{ETHERTYPE_TEST, RawSocket, frame, tagged},
     run, veth,
@@ -590,18 +590,7 @@ fn exported_objects_work_under_xdp_loader() {
         veth("nicC", "nicCx");
         // Our CLI attaches one NIC (managed); xdp-loader the rest (drop-in):
         // all of them must reuse the one pinned router_iface.
-        cli_ok(&[
-            "attach",
-            "nicC",
-            "--role",
-            "physical",
-            "--vid",
-            "99",
-            "--mode",
-            "skb",
-            "--pin-dir",
-            p,
-        ]);
+        attach(p, "nicC", "physical", &["--vid", "99", "--mode", "skb"]);
         for (iface, obj) in [("nicA", &phys), ("nicB", &phys), ("rtr", &router)] {
             run(
                 "xdp-loader",

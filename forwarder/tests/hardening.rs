@@ -14,7 +14,7 @@ use std::{
 };
 
 use support::{
-    Bpffs, assert_consistent, cli, cli_err, cli_ok, daemon::Daemon, in_fresh_netns,
+    Bpffs, assert_consistent, attach, cli, cli_err, cli_ok, daemon::Daemon, in_fresh_netns,
     netns::NamedNetns, promisc, run, status_json, veth, xdp_running,
 };
 
@@ -145,23 +145,9 @@ fn concurrent_attaches_leave_no_orphan_and_an_orphan_is_shown_removed_or_taken_o
         assert!(!xdp_running().contains_key("sd"));
 
         // Orphan it again; `attach` takes it over.
-        cli_ok(&[
-            "attach",
-            "sd",
-            "--role",
-            "physical",
-            "--pin-dir",
-            pins.arg(),
-        ]);
+        attach(pins.arg(), "sd", "physical", &[]);
         std::fs::remove_file(pins.path().join("xdp-forwarder/ports")).unwrap();
-        cli_ok(&[
-            "attach",
-            "sd",
-            "--role",
-            "physical",
-            "--pin-dir",
-            pins.arg(),
-        ]);
+        attach(pins.arg(), "sd", "physical", &[]);
         assert_consistent(&pins, "orphan taken over");
     });
 }
@@ -281,18 +267,12 @@ fn router_iface_follows_the_router_and_a_failed_replace_changes_nothing() {
                 "link", "add", "mv0", "link", "lower", "type", "macvlan", "mode", "bridge",
             ],
         );
-        cli_ok(&[
-            "attach",
-            "mv0",
-            "--role",
-            "physical",
-            "--mode",
-            "skb",
-            "--vid",
-            "33",
-            "--pin-dir",
+        attach(
             pins.arg(),
-        ]);
+            "mv0",
+            "physical",
+            &["--mode", "skb", "--vid", "33"],
+        );
         let before = (xdp_running()["mv0"], status_json(&pins));
         // The router must take native redirects (its peer with GRO on), or
         // the direction check refuses before the kernel is asked: this case
@@ -347,16 +327,7 @@ fn status_and_attach_believe_the_kernel_not_the_pins() {
         let p = pins.arg();
         let outside = NamedNetns::add("f5");
         outside.plug("n1", "n1x", None);
-        cli_ok(&[
-            "attach",
-            "n1",
-            "--role",
-            "physical",
-            "--mode",
-            "skb",
-            "--pin-dir",
-            p,
-        ]);
+        attach(p, "n1", "physical", &["--mode", "skb"]);
         let link = pins
             .path()
             .join(format!("xdp-forwarder/link-{}", support::ifindex("n1")));
@@ -377,16 +348,7 @@ fn status_and_attach_believe_the_kernel_not_the_pins() {
                 .unwrap()
                 .contains("link was detached")
         );
-        let out = cli_ok(&[
-            "attach",
-            "n1",
-            "--role",
-            "physical",
-            "--mode",
-            "skb",
-            "--pin-dir",
-            p,
-        ]);
+        let out = attach(p, "n1", "physical", &["--mode", "skb"]);
         assert!(!out.contains("already attached"), "{out}");
         assert_consistent(&pins, "after bpftool link detach");
 
@@ -412,16 +374,7 @@ fn status_and_attach_believe_the_kernel_not_the_pins() {
         let st = status_json(&pins);
         assert_eq!(st["ports"][0]["attached"], false, "{st:#}");
         assert_eq!(st["ports"][0]["name"], "n2");
-        cli_ok(&[
-            "attach",
-            "n2",
-            "--role",
-            "physical",
-            "--mode",
-            "skb",
-            "--pin-dir",
-            p,
-        ]);
+        attach(p, "n2", "physical", &["--mode", "skb"]);
         let st = assert_consistent(&pins, "reused ifindex");
         assert_eq!(
             st["ports"][0]["counters"]["dropped_total"], 0,
@@ -552,14 +505,7 @@ fn the_daemon_mounts_bpffs_0700_and_refuses_a_state_dir_others_can_change() {
         );
         // The fix it proposes is enough.
         support::run_fix(&err, "make it root's alone (");
-        cli_ok(&[
-            "attach",
-            "n1",
-            "--role",
-            "physical",
-            "--pin-dir",
-            pins.arg(),
-        ]);
+        attach(pins.arg(), "n1", "physical", &[]);
     });
 }
 
@@ -645,16 +591,7 @@ fn messages_name_the_errno_and_the_fix_and_escape_names() {
         );
 
         veth("n1", "n1x");
-        cli_ok(&[
-            "attach",
-            "n1",
-            "--role",
-            "physical",
-            "--vid",
-            "5",
-            "--pin-dir",
-            p,
-        ]);
+        attach(p, "n1", "physical", &["--vid", "5"]);
         let err = cli_err(&[
             "attach",
             "n1",
@@ -721,7 +658,7 @@ fn messages_name_the_errno_and_the_fix_and_escape_names() {
             "ip",
             &["link", "add", evil, "type", "veth", "peer", "name", "ex"],
         );
-        cli_ok(&["attach", evil, "--role", "physical", "--pin-dir", p]);
+        attach(p, evil, "physical", &[]);
         let text = cli_ok(&["status", "--pin-dir", p]);
         assert!(
             !text.contains('\u{1b}') && text.contains("e\\u{1b}[2Jx"),

@@ -12,7 +12,7 @@ use std::{
 
 use serde_json::Value;
 use support::{
-    Bpffs, cli_ok, in_fresh_netns,
+    Bpffs, attach, cli_ok, in_fresh_netns,
     netns::NamedNetns,
     packet::{ETHERTYPE_TEST, RawSocket, frame, tagged},
     run, status_json,
@@ -125,40 +125,9 @@ fn openmetrics_matches_status_json() {
         ] {
             outside.plug(name, peer, mac);
         }
-        cli_ok(&[
-            "attach",
-            "rtr",
-            "--role",
-            "router",
-            "--mode",
-            "skb",
-            "--pin-dir",
-            p,
-        ]);
-        cli_ok(&[
-            "attach",
-            "nic1",
-            "--role",
-            "physical",
-            "--vid",
-            "10",
-            "--mode",
-            "skb",
-            "--pin-dir",
-            p,
-        ]);
-        cli_ok(&[
-            "attach",
-            odd,
-            "--role",
-            "physical",
-            "--vid",
-            "20",
-            "--mode",
-            "skb",
-            "--pin-dir",
-            p,
-        ]);
+        attach(p, "rtr", "router", &["--mode", "skb"]);
+        attach(p, "nic1", "physical", &["--vid", "10", "--mode", "skb"]);
+        attach(p, odd, "physical", &["--vid", "20", "--mode", "skb"]);
         // Traffic: 7 frames NIC → router, 3 back to VID 10, 2 with an
         // unknown VID and 1 untagged (drops with two reasons).
         let (nic, rtr) = outside.enter(|| (RawSocket::bind("nic1x"), RawSocket::bind("rtrx")));

@@ -19,7 +19,7 @@ use std::{
 };
 
 use support::{
-    Bpffs, cli, cli_ok, in_fresh_netns,
+    Bpffs, attach, cli, cli_ok, in_fresh_netns,
     mirror::{EXT_ADDR, LAN_ADDR, Mirror, Vm},
     netns::NamedNetns,
     packet::{ETHERTYPE_TEST, RawSocket, frame, tagged},
@@ -306,17 +306,8 @@ fn a_native_router_gets_nics_it_can_reach_and_refuses_the_rest() {
         for peer in ["rtrp", "nic1p"] {
             support::run("ethtool", &["-K", peer, "gro", "on"]);
         }
-        cli_ok(&[
-            "attach",
-            "rtr",
-            "--role",
-            "router",
-            "--mode",
-            "native",
-            "--pin-dir",
-            p,
-        ]);
-        let out = cli_ok(&["attach", "nic1", "--role", "physical", "--pin-dir", p]);
+        attach(p, "rtr", "router", &["--mode", "native"]);
+        let out = attach(p, "nic1", "physical", &[]);
         assert!(out.contains("(tc mode"), "both directions work: {out}");
         for mode in ["auto", "tc", "skb"] {
             let err = support::cli_err(&[
@@ -347,7 +338,7 @@ fn a_native_router_gets_nics_it_can_reach_and_refuses_the_rest() {
         assert!(!support::promisc("nic2"), "nothing left of nic2");
         // With the NIC's peer's GRO on, it takes them: attached.
         support::run("ethtool", &["-K", "nic2p", "gro", "on"]);
-        let out = cli_ok(&["attach", "nic2", "--role", "physical", "--pin-dir", p]);
+        let out = attach(p, "nic2", "physical", &[]);
         assert!(out.contains("attached as physical"), "{out}");
         cli_ok(&["detach", "--all", "--pin-dir", p]);
     });
@@ -649,16 +640,7 @@ fn xdp_modes_switch_tag_stripping_off_and_detach_restores_it() {
         // Off before attach: not ours to switch on at detach.
         support::run("ethtool", &["-K", "nic2", "rx-vlan-stag-hw-parse", "off"]);
         for nic in ["nic1", "nic2"] {
-            cli_ok(&[
-                "attach",
-                nic,
-                "--role",
-                "physical",
-                "--mode",
-                "skb",
-                "--pin-dir",
-                p,
-            ]);
+            attach(p, nic, "physical", &["--mode", "skb"]);
             assert_eq!(feature(nic, "rx-vlan-offload"), "off", "{nic}");
             assert_eq!(feature(nic, "rx-vlan-stag-hw-parse"), "off", "{nic}");
         }
@@ -673,7 +655,7 @@ fn xdp_modes_switch_tag_stripping_off_and_detach_restores_it() {
                     .any(|w| w.as_str().unwrap().contains("rx-vlan-hw-parse is on"))
         });
         assert!(warned, "drift shown: {st:#}");
-        let out = cli_ok(&["attach", "nic1", "--role", "physical", "--pin-dir", p]);
+        let out = attach(p, "nic1", "physical", &[]);
         assert!(out.contains("rx-vlan-hw-parse off"), "repaired: {out}");
         assert_eq!(feature("nic1", "rx-vlan-offload"), "off");
         for nic in ["nic1", "nic2"] {
@@ -688,16 +670,7 @@ fn xdp_modes_switch_tag_stripping_off_and_detach_restores_it() {
             "left as it was before attach"
         );
         // tc reads a stripped tag from the skb: stripping stays on.
-        cli_ok(&[
-            "attach",
-            "nic1",
-            "--role",
-            "physical",
-            "--mode",
-            "tc",
-            "--pin-dir",
-            p,
-        ]);
+        attach(p, "nic1", "physical", &["--mode", "tc"]);
         assert_eq!(feature("nic1", "rx-vlan-offload"), "on");
         cli_ok(&["detach", "nic1", "--pin-dir", p]);
     });

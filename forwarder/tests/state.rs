@@ -15,7 +15,7 @@ use std::{
 };
 
 use support::{
-    Bpffs, assert_consistent, cli, cli_err, cli_ok,
+    Bpffs, assert_consistent, attach, cli, cli_err, cli_ok,
     daemon::Daemon,
     in_fresh_netns,
     netns::NamedNetns,
@@ -238,28 +238,8 @@ impl Traffic {
         outside.ip(&["link", "set", "rtrx", "up"]);
         outside.exec("ethtool", &["-K", "rtrx", "gro", "on"]);
         let p = pins.arg();
-        cli_ok(&[
-            "attach",
-            "rtr",
-            "--role",
-            "router",
-            "--mode",
-            "skb",
-            "--pin-dir",
-            p,
-        ]);
-        cli_ok(&[
-            "attach",
-            "nic1",
-            "--role",
-            "physical",
-            "--vid",
-            "10",
-            "--mode",
-            "skb",
-            "--pin-dir",
-            p,
-        ]);
+        attach(p, "rtr", "router", &["--mode", "skb"]);
+        attach(p, "nic1", "physical", &["--vid", "10", "--mode", "skb"]);
         let mut t = Self {
             pins,
             outside,
@@ -485,15 +465,7 @@ fn upgrades_lose_no_frame() {
         let sender = t.stream(stop.clone(), allowed.clone());
         let mut progs = std::collections::BTreeSet::new();
         for n in 1..=UPGRADES {
-            let out = cli_ok(&[
-                "attach",
-                "nic1",
-                "--role",
-                "physical",
-                "--replace",
-                "--pin-dir",
-                p,
-            ]);
+            let out = attach(p, "nic1", "physical", &["--replace"]);
             assert!(
                 out.contains("attached as physical (skb mode, VID 10)"),
                 "{out}"

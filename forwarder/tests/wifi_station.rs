@@ -26,7 +26,7 @@ use xdp_forwarder_common::{
     station_table::{NatEntry, NatKey, StationCounters, StationSlot},
 };
 
-use support::{cli, cli_ok, in_fresh_netns, packet::RawSocket, port, world::World};
+use support::{attach, cli, cli_ok, in_fresh_netns, packet::RawSocket, port, world::World};
 
 static ROUTER_TC: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/prog_router_tc"));
 static PHYSICAL_TC: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/prog_physical_tc"));
@@ -452,20 +452,9 @@ fn station_world(tag: &str) -> World {
     w.plug("wl0", Some(STATION_MAC));
     w.plug("rt0", Some(ROUTER_MAC));
     let pin = w.pins.arg();
-    cli_ok(&["attach", "rt0", "--role", "router", "--pin-dir", pin]);
+    attach(pin, "rt0", "router", &[]);
     let vid = VID.to_string();
-    let out = cli_ok(&[
-        "attach",
-        "wl0",
-        "--role",
-        "physical",
-        "--kind",
-        "wifi",
-        "--vid",
-        &vid,
-        "--pin-dir",
-        pin,
-    ]);
+    let out = attach(pin, "wl0", "physical", &["--kind", "wifi", "--vid", &vid]);
     assert!(
         out.contains("tc mode") && out.contains("Wi-Fi station"),
         "{out}"
@@ -502,16 +491,7 @@ fn a_station_refuses_the_xdp_modes_and_a_router_not_in_tc() {
             err.contains("Wi-Fi station") && err.contains("--mode tc"),
             "{err}"
         );
-        cli_ok(&[
-            "attach",
-            "rt0",
-            "--role",
-            "router",
-            "--mode",
-            "skb",
-            "--pin-dir",
-            pin,
-        ]);
+        attach(pin, "rt0", "router", &["--mode", "skb"]);
         let err = cli(&[
             "attach",
             "wl0",
@@ -642,7 +622,7 @@ fn attached_as_a_wifi_station_a_port_translates_both_ways_and_follows_its_mac() 
         let st = w.status();
         let warnings = port(&st, "wl0")["warnings"].to_string();
         assert!(warnings.contains("the translation writes"), "{warnings}");
-        let out = cli_ok(&["attach", "wl0", "--role", "physical", "--pin-dir", pin]);
+        let out = attach(pin, "wl0", "physical", &[]);
         assert!(out.contains("station MAC"), "{out}");
         let st = w.status();
         let nat = &port(&st, "wl0")["station_nat"];

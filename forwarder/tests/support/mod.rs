@@ -208,6 +208,15 @@ pub fn port(st: &serde_json::Value, name: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("no port {name}: {st:#}"))
 }
 
+/// `xdp-forwarder attach IFACE --role ROLE ARGS… --pin-dir PIN`, which
+/// must succeed; what it printed.
+pub fn attach(pin: &str, iface: &str, role: &str, args: &[&str]) -> String {
+    let mut all = vec!["attach", iface, "--role", role];
+    all.extend_from_slice(args);
+    all.extend(["--pin-dir", pin]);
+    cli_ok(&all)
+}
+
 /// `status --json` of the pin dir.
 pub fn status_json(pins: &Bpffs) -> serde_json::Value {
     serde_json::from_str(&cli_ok(&["status", "--json", "--pin-dir", pins.arg()])).unwrap()
