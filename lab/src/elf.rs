@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use object::{
     Endianness, Object as _, ObjectSection as _,
-    read::elf::{ElfFile64, FileHeader as _, ProgramHeader as _},
+    read::elf::{Dyn as _, ElfFile64, FileHeader as _, ProgramHeader as _},
 };
 
 /// `e_machine` of x86-64 executables.
@@ -68,6 +68,30 @@ impl Elf {
             interpreter,
         })
     }
+}
+
+/// The libraries the ELF file at `path` links (its `DT_NEEDED` entries,
+/// sonames such as `libc.so.6`), in order; empty for a static one. The
+/// Wi-Fi lab gathers its Debian programs' libraries with it.
+pub fn needed(path: &Path) -> anyhow::Result<Vec<String>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let file = ElfFile64::<Endianness>::parse(&*bytes)
+        .with_context(|| format!("{}: not a 64-bit ELF file", path.display()))?;
+    let endian = file.endian();
+    let sections = file.elf_section_table();
+    let bad = || format!("{}: a bad dynamic section", path.display());
+    let Some((dynamic, link)) = sections.dynamic(endian, &*bytes).with_context(bad)? else {
+        return Ok(Vec::new());
+    };
+    let strings = sections.strings(endian, &*bytes, link).with_context(bad)?;
+    dynamic
+        .iter()
+        .filter(|d| d.d_tag(endian) == i64::from(object::elf::DT_NEEDED))
+        .map(|d| {
+            let name = d.string(endian, strings).with_context(bad)?;
+            Ok(String::from_utf8_lossy(name).into_owned())
+        })
+        .collect()
 }
 
 /// Each section of the ELF file at `path`: its name and contents (empty for

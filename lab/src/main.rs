@@ -190,6 +190,19 @@ enum GuestCommand {
     /// Print what IFACE's receive queues took, one "QUEUE COUNT" a line,
     /// after a line "frames" or "interrupts" (what was counted).
     RxQueues { iface: String },
+    /// Count the data frames on the radio monitor IFACE (hwsim0) by
+    /// transmitter for SECONDS; touch READY once listening; keep OUT up to
+    /// date ("MAC COUNT" lines).
+    AirTransmitters {
+        #[arg(long)]
+        iface: String,
+        #[arg(long)]
+        seconds: u64,
+        #[arg(long)]
+        ready: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Switch IFACE's feature NAME on or off (`ethtool -K`), behind the
     /// forwarder's back: for checking that a case notices.
     SetFeature {
@@ -376,6 +389,15 @@ fn run(command: Command) -> anyhow::Result<bool> {
             for (q, n) in queues {
                 println!("{q} {n}");
             }
+            Ok(true)
+        }
+        Command::Guest(GuestCommand::AirTransmitters {
+            iface,
+            seconds,
+            ready,
+            out,
+        }) => {
+            vm::wifi::watch_transmitters(&iface, seconds, &ready, &out)?;
             Ok(true)
         }
         Command::Guest(GuestCommand::SetFeature { iface, name, state }) => {

@@ -1,0 +1,770 @@
+//! The Wi-Fi lab (issue 26): a radio world inside the net-vm guest.
+//!
+//! `mac80211_hwsim` makes two radios that hear each other. The second one
+//! is moved into the namespace `ap`, where Debian's hostapd runs a
+//! WPA2-PSK (CCMP) access point bridged (`br0`) to a veth whose other end
+//! is the outside host, namespace `world`: it sends router advertisements
+//! (radvd, prefix [`WORLD_PREFIX`]) and serves DHCPv4 (busybox `udhcpd`).
+//! The first radio stays in the net-vm's own namespace as `wlan0`, the
+//! station, run by wpa_supplicant or iwd ([`Supplicant`]), taking EAPOL
+//! over the nl80211 control port or from the netdev ([`Eapol`]). The
+//! `hwsim0` monitor shows every frame on the air with its 802.11
+//! addresses; [`transmitters`] counts the data frames per transmitter.
+//!
+//! The Debian programs run through their own loader from
+//! [`WIFI_TOOLS`](super::initramfs::WIFI_TOOLS) (the image's one exemption
+//! from "no dynamic ELF").
+//!
+//! ```text
+//!  net-vm guest
+//!   ns world: vworld 10.77.0.1 2001:db8:77::1 (radvd, udhcpd)
+//!        │ veth
+//!   ns ap:    vap ── br0 ── wlan1 (hostapd, WPA2-PSK)
+//!                             ┆ air (hwsim0 sees it)
+//!   main ns:                 wlan0 (station) ── forwarder ── router NIC ══ router VM
+//! ```
+
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+
+use super::{Guest, IN_NETNS, NetVmLab, NicModel, RouterNic, cases::check, initramfs::Contents};
+use crate::{debian::GuestKernel, demo::checks::Check, packet::RawSocket, traffic};
+
+/// The network's name and passphrase (WPA2-PSK).
+pub const SSID: &str = "xfd-lab";
+const PASSPHRASE: &str = "xfd-lab-passphrase";
+/// The outside host's addresses, and the prefix its RAs announce.
+pub const WORLD_ADDR: &str = "10.77.0.1";
+pub const WORLD_ADDR6: &str = "2001:db8:77::1";
+pub const WORLD_PREFIX: &str = "2001:db8:77::";
+/// Runs a Wi-Fi program: `{RUN}hostapd …`.
+const RUN: &str = "/wifi-tools/run/";
+const TCP_PORT: u16 = 5201;
+/// The MACs of the VMs behind the router on the Wi-Fi port's VLAN.
+pub const VM_MACS: [&str; 2] = ["02:00:00:00:aa:01", "02:00:00:00:bb:01"];
+
+/// Who runs the station.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Supplicant {
+    /// Debian's wpa_supplicant 2.10.
+    WpaSupplicant,
+    /// Debian's iwd 2.3 (what Spectrum's net-vm ships, built there with
+    /// musl), on a D-Bus system bus of its own.
+    Iwd,
+}
+
+impl std::fmt::Display for Supplicant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Supplicant::WpaSupplicant => "wpa_supplicant",
+            Supplicant::Iwd => "iwd",
+        })
+    }
+}
+
+/// How the supplicant takes the 4-way handshake's EAPOL frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Eapol {
+    /// Over nl80211 (the control port): both programs' default.
+    ControlPort,
+    /// From the netdev, a packet socket on `wlan0` (wpa_supplicant `-p
+    /// control_port=0`, iwd `ControlPortOverNL80211=false`): what the
+    /// forwarder's programs on the port see too.
+    Netdev,
+}
+
+impl std::fmt::Display for Eapol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Eapol::ControlPort => "EAPOL over nl80211",
+            Eapol::Netdev => "EAPOL from the netdev",
+        })
+    }
+}
+
+/// The radio world's setup: namespaces, the access point, the outside host.
+fn world_script() -> String {
+    format!(
+        r#"set -e
+modprobe bridge
+modprobe veth
+for m in ccm gcm cmac ctr; do modprobe $m 2>/dev/null || true; done
+modprobe mac80211_hwsim radios=2
+i=0; while [ ! -e /sys/class/net/wlan1 ]; do i=$((i+1)); [ $i -lt 100 ]; sleep 0.1; done
+ip link set hwsim0 up
+sysctl -qw net.ipv6.conf.wlan0.disable_ipv6=0
+mkdir -p /run/netns /run/hostapd /var/lib/iwd /etc/iwd
+for ns in ap world; do
+  touch /run/netns/$ns
+  unshare --net=/run/netns/$ns true
+  {IN_NETNS}$ns sh -c 'ip link set lo up; sysctl -qw net.ipv6.conf.all.disable_ipv6=0; sysctl -qw net.ipv6.conf.default.disable_ipv6=0'
+done
+# sysfs shows this namespace's interfaces: the AP's MAC before it leaves.
+cat /sys/class/net/wlan1/address > /run/ap.mac
+{RUN}iw phy $(cat /sys/class/net/wlan1/phy80211/name) set netns name ap
+A="{IN_NETNS}ap"; O="{IN_NETNS}world"
+rm -f /tmp/.in-world
+$O sh -c 'touch /tmp/.in-world; exec sleep 1000000' >/dev/null 2>&1 &
+echo $! > /run/world.pid
+while [ ! -e /tmp/.in-world ]; do sleep 0.05; done
+# busybox's ip names the peer veth0.
+$A ip link add vap type veth peer name vworld
+$A ip link set veth0 name vworld 2>/dev/null || true
+$A ip link set vworld netns $(cat /run/world.pid)
+$A ip link add br0 type bridge
+$A ip link set vap master br0
+$A ip link set vap up
+$A ip link set br0 up
+$O ip link set vworld up
+$O ip addr add {WORLD_ADDR}/24 dev vworld
+$O ip -6 addr add {WORLD_ADDR6}/64 dev vworld
+$O sysctl -qw net.ipv6.conf.all.forwarding=1
+cat > /tmp/hostapd.conf <<EOF
+interface=wlan1
+bridge=br0
+driver=nl80211
+ssid={SSID}
+hw_mode=g
+channel=1
+wpa=2
+wpa_passphrase={PASSPHRASE}
+wpa_key_mgmt=WPA-PSK
+rsn_pairwise=CCMP
+wpa_group_rekey=0
+ctrl_interface=/run/hostapd
+EOF
+cat > /tmp/radvd.conf <<EOF
+interface vworld {{
+  AdvSendAdvert on;
+  MinRtrAdvInterval 3;
+  MaxRtrAdvInterval 4;
+  prefix {WORLD_PREFIX}/64 {{ AdvOnLink on; AdvAutonomous on; }};
+}};
+EOF
+chmod 644 /tmp/radvd.conf
+cat > /tmp/udhcpd.conf <<EOF
+start 10.77.0.100
+end 10.77.0.150
+interface vworld
+lease_file /tmp/udhcpd.leases
+option subnet 255.255.255.0
+option router {WORLD_ADDR}
+EOF
+touch /tmp/udhcpd.leases
+cat > /tmp/udhcpc.script <<'EOF'
+#!/bin/sh
+case "$1" in bound|renew) ip addr add "$ip/${{mask:-24}}" dev "$interface" ;; esac
+exit 0
+EOF
+chmod +x /tmp/udhcpc.script
+$A {RUN}hostapd -d -B -P /run/hostapd.pid -f /tmp/hostapd.log /tmp/hostapd.conf
+$O {RUN}radvd -C /tmp/radvd.conf -p /run/radvd.pid -n -m logfile -l /tmp/radvd.log >/dev/null 2>&1 &
+$O udhcpd -f /tmp/udhcpd.conf >/tmp/udhcpd.log 2>&1 &
+i=0; until grep -q AP-ENABLED /tmp/hostapd.log; do i=$((i+1)); [ $i -lt 300 ]; sleep 0.1; done
+echo AP up"#
+    )
+}
+
+/// Starts the station's supplicant on `wlan0`.
+fn station_script(supplicant: Supplicant, eapol: Eapol) -> String {
+    match supplicant {
+        Supplicant::WpaSupplicant => {
+            let param = match eapol {
+                Eapol::ControlPort => "",
+                Eapol::Netdev => "-p control_port=0",
+            };
+            format!(
+                r#"set -e
+cat > /tmp/wpa.conf <<EOF
+ctrl_interface=/run/wpa_supplicant
+network={{
+  ssid="{SSID}"
+  psk="{PASSPHRASE}"
+  key_mgmt=WPA-PSK
+  proto=RSN
+  pairwise=CCMP
+  group=CCMP
+  scan_freq=2412
+}}
+EOF
+{RUN}wpa_supplicant -B -i wlan0 -D nl80211 {param} -c /tmp/wpa.conf -f /tmp/wpa.log -P /run/wpa.pid"#
+            )
+        }
+        Supplicant::Iwd => {
+            let nl80211 = match eapol {
+                Eapol::ControlPort => "true",
+                Eapol::Netdev => "false",
+            };
+            format!(
+                r#"set -e
+mkdir -p /run/dbus /tmp/iwd /var/lib/iwd
+[ -e /etc/machine-id ] || echo 0123456789abcdef0123456789abcdef > /etc/machine-id
+cat > /tmp/dbus.conf <<'EOF'
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=/run/dbus/system_bus_socket</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_type="method_call"/>
+    <allow send_destination="*"/>
+    <allow receive_sender="*"/>
+  </policy>
+</busconfig>
+EOF
+[ -S /run/dbus/system_bus_socket ] || {RUN}dbus-daemon --config-file=/tmp/dbus.conf --fork --nopidfile --nosyslog
+cat > /tmp/iwd/main.conf <<EOF
+[General]
+EnableNetworkConfiguration=false
+ControlPortOverNL80211={nl80211}
+[DriverQuirks]
+DefaultInterface=*
+EOF
+cat > /var/lib/iwd/{SSID}.psk <<EOF
+[Security]
+Passphrase={PASSPHRASE}
+EOF
+modprobe -a af_alg algif_hash algif_skcipher md4 sha512_generic ecb des_generic 2>/dev/null || true
+CONFIGURATION_DIRECTORY=/tmp/iwd STATE_DIRECTORY=/var/lib/iwd {RUN}iwd -i wlan0 -d >/tmp/iwd.log 2>&1 &
+echo $! > /run/iwd.pid"#
+            )
+        }
+    }
+}
+
+/// Whether the station has its keys (the 4-way handshake done).
+fn associated_script(supplicant: Supplicant) -> &'static str {
+    match supplicant {
+        Supplicant::WpaSupplicant => {
+            "/wifi-tools/run/wpa_cli -p /run/wpa_supplicant -i wlan0 status | grep -q wpa_state=COMPLETED"
+        }
+        Supplicant::Iwd => {
+            "/wifi-tools/run/iwctl station wlan0 show 2>/dev/null | grep -q 'State *connected'"
+        }
+    }
+}
+
+/// The lab: the net-vm with the radio world, one Ethernet network (a
+/// second VID, for isolation), the router VM.
+pub struct WifiLab {
+    pub lab: NetVmLab,
+    /// The station's MAC (`wlan0`) and the access point's (`wlan1`).
+    pub station_mac: String,
+    pub ap_mac: String,
+    pub supplicant: Option<(Supplicant, Eapol)>,
+    /// What took how long (boot, the radio world, association…).
+    pub timings: Vec<(String, Duration)>,
+}
+
+impl WifiLab {
+    /// Boots the guests on `kernel` (the Wi-Fi kernel and programs) and
+    /// sets up the radio world; no station program runs yet.
+    pub fn start(kernel: GuestKernel, prefix: &str, dir: &Path) -> anyhow::Result<Self> {
+        let started = Instant::now();
+        let lab = NetVmLab::start(&super::Options {
+            kernel,
+            arch: crate::debian::Arch::Amd64,
+            nics: vec![NicModel::VirtioNet],
+            router_nic: RouterNic::QemuDefault,
+            router_queues: 1,
+            prefix: prefix.to_owned(),
+            contents: Contents::with_wifi()?,
+            dir: dir.to_path_buf(),
+        })?;
+        let mut me = Self {
+            lab,
+            station_mac: String::new(),
+            ap_mac: String::new(),
+            supplicant: None,
+            timings: vec![("boot".to_owned(), started.elapsed())],
+        };
+        let t = Instant::now();
+        me.lab
+            .net_vm
+            .sh_within(&world_script(), Duration::from_secs(120))
+            .context("the radio world did not come up")?;
+        me.timings.push(("radio world".to_owned(), t.elapsed()));
+        me.station_mac = me
+            .lab
+            .net_vm
+            .sh("cat /sys/class/net/wlan0/address")?
+            .trim()
+            .to_owned();
+        me.ap_mac = me.lab.net_vm.sh("cat /run/ap.mac")?.trim().to_owned();
+        Ok(me)
+    }
+
+    /// Runs `script` in the access point's namespace.
+    pub fn ap(&mut self, script: &str) -> anyhow::Result<String> {
+        self.lab
+            .net_vm
+            .sh(&format!("{IN_NETNS}ap sh -c '{script}'"))
+    }
+
+    /// Starts `supplicant` on the station and waits until it has its keys
+    /// (3 minutes at most: emulation is slow); returns how long it took.
+    pub fn associate(&mut self, supplicant: Supplicant, eapol: Eapol) -> anyhow::Result<Duration> {
+        let t = Instant::now();
+        self.lab.net_vm.sh(&station_script(supplicant, eapol))?;
+        self.supplicant = Some((supplicant, eapol));
+        self.wait_associated(Duration::from_secs(180))?;
+        let took = t.elapsed();
+        self.timings
+            .push((format!("association ({supplicant}, {eapol})"), took));
+        Ok(took)
+    }
+
+    /// Waits until the station has its keys again.
+    pub fn wait_associated(&mut self, within: Duration) -> anyhow::Result<()> {
+        let (supplicant, _) = self.supplicant.context("no supplicant runs")?;
+        let deadline = Instant::now() + within;
+        let script = associated_script(supplicant);
+        while self
+            .lab
+            .net_vm
+            .sh_status(script, Duration::from_secs(30))?
+            .0
+            != 0
+        {
+            if Instant::now() > deadline {
+                let log = self
+                    .lab
+                    .net_vm
+                    .sh("tail -n 30 /tmp/wpa.log /tmp/iwd.log 2>/dev/null; grep -v 'RX\\|TX\\|nl80211' /tmp/hostapd.log | tail -n 20; true")
+                    .unwrap_or_default();
+                bail!("the station ({supplicant}) did not associate in {within:?}:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        Ok(())
+    }
+
+    /// The stations the access point lists (`iw dev wlan1 station dump`).
+    pub fn ap_stations(&mut self) -> anyhow::Result<Vec<String>> {
+        let out = self.ap(&format!("{RUN}iw dev wlan1 station dump"))?;
+        Ok(out
+            .lines()
+            .filter_map(|l| l.strip_prefix("Station "))
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// Stops the station's supplicant and forgets its addresses.
+    pub fn stop_station(&mut self) -> anyhow::Result<()> {
+        self.lab.net_vm.sh(
+            "for p in /run/wpa.pid /run/iwd.pid; do [ -e $p ] && kill $(cat $p) 2>/dev/null; rm -f $p; done\n\
+             sleep 1\n\
+             ip addr flush dev wlan0\n\
+             true",
+        )?;
+        self.supplicant = None;
+        Ok(())
+    }
+
+    /// The station's own traffic, no forwarder: SLAAC and a DHCPv4 lease
+    /// from the outside host, ping and ping6 both ways, TCP each way
+    /// (every byte checked), one station at the AP, and only the station's
+    /// and the AP's addresses as transmitters on the air.
+    pub fn station_traffic(&mut self, label: &str, tcp_bytes: u64) -> anyhow::Result<Vec<Check>> {
+        let mut checks = Vec::new();
+        let air = self.start_air_watch(120)?;
+        // SLAAC: the RAs come every 3-4 s.
+        let v6 = self.wait_for(
+            "ip -6 addr show dev wlan0 | grep -o '2001:db8:77:[0-9a-f:]*' | head -n 1",
+            Duration::from_secs(30),
+        )?;
+        checks.push(check(
+            format!("{label}: the station gets a SLAAC address"),
+            v6.is_some(),
+            format!("wlan0: {v6:?}"),
+        ));
+        let (code, out) = self.lab.net_vm.sh_status(
+            "udhcpc -i wlan0 -n -q -t 5 -T 2 -s /tmp/udhcpc.script >/tmp/udhcpc.log 2>&1\n\
+             ip -4 addr show dev wlan0 | grep -o '10\\.77\\.0\\.[0-9]*' | head -n 1",
+            Duration::from_secs(60),
+        )?;
+        let v4 = (code == 0 && !out.trim().is_empty()).then(|| out.trim().to_owned());
+        checks.push(check(
+            format!("{label}: the station gets a DHCPv4 lease"),
+            v4.is_some(),
+            format!("wlan0: {}", out.trim()),
+        ));
+        let mut pings = vec![
+            (
+                "station → outside, IPv4",
+                format!("ping -c 3 -W 2 {WORLD_ADDR}"),
+            ),
+            (
+                "station → outside, IPv6",
+                format!("ping6 -c 3 -W 2 {WORLD_ADDR6}"),
+            ),
+        ];
+        if let Some(v4) = &v4 {
+            pings.push((
+                "outside → station, IPv4",
+                format!("{IN_NETNS}world ping -c 3 -W 2 {v4}"),
+            ));
+        }
+        if let Some(v6) = &v6 {
+            pings.push((
+                "outside → station, IPv6",
+                format!("{IN_NETNS}world ping6 -c 3 -W 2 {v6}"),
+            ));
+        }
+        for (what, cmd) in pings {
+            let (code, out) = self.lab.net_vm.sh_status(&cmd, Duration::from_secs(30))?;
+            checks.push(check(
+                format!("{label}: ping {what}"),
+                code == 0,
+                out.lines()
+                    .find(|l| l.contains("packets transmitted"))
+                    .unwrap_or(out.trim())
+                    .to_owned(),
+            ));
+        }
+        if let Some(v4) = &v4 {
+            checks.push(self.tcp(
+                label,
+                "station → outside",
+                (None, "world", WORLD_ADDR),
+                tcp_bytes,
+                1,
+            )?);
+            checks.push(self.tcp(
+                label,
+                "outside → station",
+                (Some("world"), "", v4),
+                tcp_bytes,
+                2,
+            )?);
+        }
+        let stations = self.ap_stations()?;
+        checks.push(check(
+            format!("{label}: the AP lists exactly the station"),
+            stations == [self.station_mac.clone()],
+            format!("station dump: {stations:?}"),
+        ));
+        let seen = self.air_transmitters(air)?;
+        let strangers: Vec<_> = seen
+            .keys()
+            .filter(|m| **m != self.station_mac && **m != self.ap_mac)
+            .collect();
+        checks.push(check(
+            format!("{label}: on the air only the station and the AP transmit data"),
+            strangers.is_empty() && seen.contains_key(&self.station_mac),
+            format!("data frames by transmitter: {seen:?}"),
+        ));
+        Ok(checks)
+    }
+
+    /// A bulk TCP transfer of `bytes` from the sender's namespace (`None`:
+    /// the net-vm's own) to a receiver in `to_ns` ("" = own) at `to`.
+    fn tcp(
+        &mut self,
+        label: &str,
+        what: &str,
+        (from_ns, to_ns, to): (Option<&str>, &str, &str),
+        bytes: u64,
+        seed: u32,
+    ) -> anyhow::Result<Check> {
+        let enter = |ns: &str| {
+            if ns.is_empty() {
+                String::new()
+            } else {
+                format!("{IN_NETNS}{ns} ")
+            }
+        };
+        let script = format!(
+            "rm -f /tmp/tcp.ready /tmp/tcp.out\n\
+             {rx}xdp-forwarder-lab guest tcp-recv --port {TCP_PORT} --seed {seed} --seconds 100 \
+             --ready /tmp/tcp.ready --out /tmp/tcp.out >/dev/null 2>&1 &\n\
+             while [ ! -e /tmp/tcp.ready ]; do sleep 0.1; done\n\
+             {tx}xdp-forwarder-lab guest tcp-send --to {to} --port {TCP_PORT} --bytes {bytes} \
+             --seed {seed} --seconds 90 >/dev/null 2>&1\n\
+             while [ ! -e /tmp/tcp.out ]; do sleep 0.2; done; cat /tmp/tcp.out",
+            rx = enter(to_ns),
+            tx = enter(from_ns.unwrap_or("")),
+        );
+        let t = Instant::now();
+        let out = self
+            .lab
+            .net_vm
+            .sh_within(&script, Duration::from_secs(150))?;
+        let got = traffic::Received::parse(out.trim()).unwrap_or_default();
+        Ok(check(
+            format!("{label}: TCP {what}, every byte checked"),
+            got.complete(bytes),
+            format!(
+                "{} of {bytes} bytes in {:.1} s ({})",
+                got.bytes,
+                t.elapsed().as_secs_f64(),
+                out.trim()
+            ),
+        ))
+    }
+
+    /// Polls `script` (in the net-vm) until it prints something.
+    fn wait_for(&mut self, script: &str, within: Duration) -> anyhow::Result<Option<String>> {
+        let deadline = Instant::now() + within;
+        loop {
+            let (_, out) = self.lab.net_vm.sh_status(script, Duration::from_secs(30))?;
+            if !out.trim().is_empty() {
+                return Ok(Some(out.trim().to_owned()));
+            }
+            if Instant::now() > deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// Starts counting the data frames on the air by transmitter (for at
+    /// most `seconds`); [`Self::air_transmitters`] stops and reads it.
+    pub fn start_air_watch(&mut self, seconds: u32) -> anyhow::Result<u32> {
+        self.lab.net_vm.sh(&format!(
+            "rm -f /tmp/air.ready /tmp/air.out\n\
+             xdp-forwarder-lab guest air-transmitters --iface hwsim0 --seconds {seconds} \
+             --ready /tmp/air.ready --out /tmp/air.out >/tmp/air.log 2>&1 &\n\
+             echo $! > /run/air.pid\n\
+             while [ ! -e /tmp/air.ready ]; do sleep 0.1; done"
+        ))?;
+        Ok(seconds)
+    }
+
+    /// What the watch started by [`Self::start_air_watch`] counted: data
+    /// frames per transmitter address (802.11 addr2).
+    pub fn air_transmitters(&mut self, _watch: u32) -> anyhow::Result<BTreeMap<String, u64>> {
+        let out = self.lab.net_vm.sh_within(
+            "sleep 0.6; kill $(cat /run/air.pid) 2>/dev/null || true\n\
+             cat /tmp/air.out",
+            Duration::from_secs(30),
+        )?;
+        Ok(out
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .filter_map(|(m, n)| Some((m.to_owned(), n.trim().parse().ok()?)))
+            .collect())
+    }
+
+    /// Attaches the router NIC and `wlan0` with `--mode auto` (by hand,
+    /// as a user would); returns the VID `wlan0` got.
+    pub fn attach(&mut self) -> anyhow::Result<u16> {
+        let router = self.lab.router_if.clone();
+        self.lab.net_vm.sh(&format!(
+            "set -e\n\
+             grep -q ' /sys/fs/bpf bpf' /proc/mounts || mount -t bpf -o mode=0700 bpf /sys/fs/bpf\n\
+             xdp-forwarder attach {router} --role router --mode auto\n\
+             xdp-forwarder attach wlan0 --role physical --mode auto"
+        ))?;
+        let st = self.lab.status()?;
+        st["ports"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == "wlan0"))
+            .and_then(|p| p["vid"].as_u64())
+            .map(|v| v as u16)
+            .with_context(|| format!("wlan0 is not attached as physical: {st}"))
+    }
+
+    /// In the router VM, the VMs behind the Wi-Fi port's VLAN `vid`: an
+    /// 802.1Q interface of the trunk in a bridge, and per VM ([`VM_MACS`])
+    /// a veth into a namespace `vmN` of its own (IPv6 on), MAC of its own.
+    pub fn vm_hosts(&mut self, vid: u16) -> anyhow::Result<()> {
+        let mut script = format!(
+            "set -e\n\
+             modprobe bridge\n\
+             modprobe veth\n\
+             ip link set eth0 up\n\
+             ip link add link eth0 name wv type vlan id {vid}\n\
+             ip link add wbr type bridge\n\
+             ip link set wv master wbr\n\
+             ip link set wv up\n\
+             ip link set wbr up\n"
+        );
+        for (n, mac) in (1..).zip(VM_MACS) {
+            let ns = format!("vm{n}");
+            script.push_str(&format!(
+                "mkdir -p /run/netns\n\
+                 touch /run/netns/{ns}\n\
+                 unshare --net=/run/netns/{ns} true\n\
+                 {IN_NETNS}{ns} sh -c 'ip link set lo up; sysctl -qw net.ipv6.conf.all.disable_ipv6=0; sysctl -qw net.ipv6.conf.default.disable_ipv6=0'\n\
+                 ip link add p{n} type veth peer name h{n}\n\
+                 ip link set veth0 name h{n} 2>/dev/null || true\n\
+                 ip link set h{n} address {mac}\n\
+                 ip link set p{n} master wbr\n\
+                 ip link set p{n} up\n"
+            ));
+            script.push_str(&super::guest::move_to_netns(&format!("h{n}"), &ns));
+            script.push_str(&format!("{IN_NETNS}{ns} ip link set h{n} up\n"));
+        }
+        self.lab.router.sh(&script)?;
+        Ok(())
+    }
+
+    /// Issue 26's measurement, which proves the rig sees what the issue
+    /// saw: with the forwarder attached but nothing translated, a VM
+    /// behind the router (its own MAC, a static address in the outside's
+    /// subnet) pings the outside host. Its frames go on the air with its
+    /// MAC as transmitter, the AP refuses them ("Data/PS-poll frame from
+    /// not associated STA", a deauthentication to that MAC), nothing comes
+    /// back, and the AP still lists the one station.
+    pub fn vm_refused_by_the_ap(&mut self, label: &str) -> anyhow::Result<Vec<Check>> {
+        let vm = VM_MACS[0];
+        let air = self.start_air_watch(60)?;
+        let (code, out) = self.lab.router.sh_status(
+            &format!(
+                "{IN_NETNS}vm1 ip addr add 10.77.0.51/24 dev h1\n\
+                 {IN_NETNS}vm1 ping -c 3 -W 2 {WORLD_ADDR}"
+            ),
+            Duration::from_secs(60),
+        )?;
+        let seen = self.air_transmitters(air)?;
+        let complaints = self
+            .lab
+            .net_vm
+            .sh(&format!(
+                "grep -c 'not associated STA {vm}' /tmp/hostapd.log || true"
+            ))?
+            .trim()
+            .parse::<u64>()
+            .unwrap_or(0);
+        let stations = self.ap_stations()?;
+        Ok(vec![
+            check(
+                format!("{label}: without translation the VM's ping gets no answer"),
+                code != 0,
+                out.lines()
+                    .find(|l| l.contains("packets transmitted"))
+                    .unwrap_or(out.trim())
+                    .to_owned(),
+            ),
+            check(
+                format!("{label}: without translation the VM's MAC transmits on the air"),
+                seen.get(vm).is_some_and(|n| *n > 0),
+                format!("data frames by transmitter: {seen:?}"),
+            ),
+            check(
+                format!("{label}: without translation the AP refuses the VM's frames"),
+                complaints > 0 && stations == [self.station_mac.clone()],
+                format!(
+                    "hostapd: {complaints} \"Data/PS-poll frame from not associated STA {vm}\"; \
+                     station dump: {stations:?}"
+                ),
+            ),
+        ])
+    }
+
+    /// A summary of [`Self::timings`].
+    pub fn timing_line(&self) -> String {
+        self.timings
+            .iter()
+            .map(|(what, d)| format!("{what} {:.1} s", d.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The net-vm guest.
+    pub fn net_vm(&mut self) -> &mut Guest {
+        &mut self.lab.net_vm
+    }
+}
+
+/// Counts the data frames on the radio monitor `iface` (`hwsim0`: radiotap
+/// header, then the 802.11 header) by transmitter address (addr2) for
+/// `seconds`; touches `ready` once the socket is bound, and keeps `out` up
+/// to date (every half second, replaced whole) as "MAC COUNT" lines, so
+/// the watch may be killed at any time.
+pub fn watch_transmitters(
+    iface: &str,
+    seconds: u64,
+    ready: &Path,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let sock = RawSocket::bind(iface).with_context(|| format!("a packet socket on {iface}"))?;
+    std::fs::write(ready, "")?;
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut counts: BTreeMap<[u8; 6], u64> = BTreeMap::new();
+    let mut written = Instant::now();
+    let write = |counts: &BTreeMap<[u8; 6], u64>| -> anyhow::Result<()> {
+        let text: String = counts
+            .iter()
+            .map(|(m, n)| format!("{} {n}\n", format_mac(m)))
+            .collect();
+        let tmp = out.with_extension("tmp");
+        std::fs::write(&tmp, text)?;
+        Ok(std::fs::rename(&tmp, out)?)
+    };
+    write(&counts)?;
+    while Instant::now() < deadline {
+        if let Some(frame) = sock.recv(Duration::from_millis(100))
+            && let Some(ta) = data_transmitter(&frame)
+        {
+            *counts.entry(ta).or_default() += 1;
+        }
+        if written.elapsed() > Duration::from_millis(500) {
+            write(&counts)?;
+            written = Instant::now();
+        }
+    }
+    write(&counts)
+}
+
+/// The transmitter address (addr2) of an 802.11 data frame behind a
+/// radiotap header; `None` for management and control frames and for
+/// anything cut short.
+pub fn data_transmitter(frame: &[u8]) -> Option<[u8; 6]> {
+    let rt_len = usize::from(u16::from_le_bytes(frame.get(2..4)?.try_into().ok()?));
+    let wifi = frame.get(rt_len..)?;
+    let fc = *wifi.first()?;
+    // Frame control: protocol version 0, type 2 (data).
+    if fc & 0x03 != 0 || (fc >> 2) & 0x03 != 2 {
+        return None;
+    }
+    wifi.get(10..16)?.try_into().ok()
+}
+
+fn format_mac(m: &[u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A radiotap header of `len` bytes, then an 802.11 header with frame
+    /// control byte `fc` and transmitter `ta`.
+    fn air_frame(len: u16, fc: u8, ta: [u8; 6]) -> Vec<u8> {
+        let mut f = vec![0u8; usize::from(len)];
+        f[2..4].copy_from_slice(&len.to_le_bytes());
+        let mut h = vec![0u8; 24];
+        h[0] = fc;
+        h[10..16].copy_from_slice(&ta);
+        f.extend(h);
+        f
+    }
+
+    #[test]
+    fn the_transmitter_of_data_frames_is_read_behind_radiotap() {
+        let ta = [2, 0, 0, 0, 1, 0];
+        // Data (0x08) and QoS data (0x88) frames count.
+        assert_eq!(data_transmitter(&air_frame(18, 0x08, ta)), Some(ta));
+        assert_eq!(data_transmitter(&air_frame(26, 0x88, ta)), Some(ta));
+        // Beacons (management, 0x80) and ACKs (control, 0xd4) do not.
+        assert_eq!(data_transmitter(&air_frame(18, 0x80, ta)), None);
+        assert_eq!(data_transmitter(&air_frame(18, 0xd4, ta)), None);
+        // Cut short.
+        assert_eq!(data_transmitter(&air_frame(18, 0x08, ta)[..30]), None);
+        assert_eq!(data_transmitter(&[0, 0, 0xff, 0xff]), None);
+    }
+}
