@@ -44,6 +44,29 @@ drop_reasons! {
     UnknownVid = 6 => "unknown_vid",
     /// The kernel refused the redirect itself.
     RedirectFailed = 7 => "redirect_failed",
+    /// Router, toward a Wi-Fi station: EAPOL or RSN pre-authentication from
+    /// behind the router (only the station's supplicant speaks them).
+    StationProtocol = 8 => "station_protocol",
+    /// Router, toward a Wi-Fi station: a frame the address translation
+    /// cannot rewrite whole (a multicast source, a malformed header or NDP
+    /// option, too many options, the skb's headers not made linear); sent,
+    /// it would carry a VM's MAC the AP refuses.
+    Untranslatable = 9 => "untranslatable",
+}
+
+impl From<crate::station_nat::ToAirDrop> for DropReason {
+    /// The counter slot of a frame the translation toward the AP refused.
+    fn from(why: crate::station_nat::ToAirDrop) -> Self {
+        use crate::station_nat::ToAirDrop;
+        match why {
+            ToAirDrop::TooShort => DropReason::TooShort,
+            ToAirDrop::StationProtocol => DropReason::StationProtocol,
+            ToAirDrop::GroupSource
+            | ToAirDrop::BadHeader
+            | ToAirDrop::BadNdpOption
+            | ToAirDrop::TooManyNdpOptions => DropReason::Untranslatable,
+        }
+    }
 }
 
 // Slots are the array's indexes: listed in order, none skipped.

@@ -14,6 +14,7 @@ pub mod frame;
 pub mod maps;
 pub mod skb_path;
 pub mod station_nat;
+pub mod station_table;
 pub mod vlan;
 
 pub use counters::PortCounters;

@@ -74,3 +74,29 @@ pub const GLOBAL_DEVMAP_OFFSETS: [&str; 5] = [
     "OFF_PROG_AUX",
     "OFF_AUX_ID",
 ];
+
+/// ARRAY, key VID → [`StationSlot`](crate::station_table::StationSlot):
+/// whether the port of that VID is a Wi-Fi station and its current MAC.
+/// Written by user space (attach, detach, the daemon when the station's
+/// MAC changes), read by the tc programs; pinned at
+/// `xdp-forwarder/fwd_stations`.
+pub const STATIONS: &str = "fwd_stations";
+pub const STATIONS_ENTRIES: u32 = VLAN_PORTS_ENTRIES;
+
+/// LRU_HASH, [`NatKey`](crate::station_table::NatKey) (port VID, IP) →
+/// [`NatEntry`](crate::station_table::NatEntry) (the VM's MAC, last seen):
+/// the station address translation's table, one map for every Wi-Fi port
+/// of a pin dir, written only by the router's tc program (toward the AP);
+/// pinned at `xdp-forwarder/fwd_station_nat`.
+pub const STATION_NAT: &str = "fwd_station_nat";
+pub const STATION_NAT_ENTRIES: u32 = 4096;
+
+/// PERCPU_ARRAY, key VID → [`StationCounters`](crate::station_table::StationCounters):
+/// what the translation did per Wi-Fi port; pinned at
+/// `xdp-forwarder/fwd_station_counts`.
+pub const STATION_COUNTS: &str = "fwd_station_counts";
+
+/// Read-only global of the physical tc program: 1 when its port is a Wi-Fi
+/// station (the station path is then compiled in by the verifier's pruning;
+/// 0 on Ethernet ports, which pay nothing for it).
+pub const GLOBAL_PORT_STATION: &str = "PORT_STATION";

@@ -24,12 +24,11 @@
 //!   net-vm's own stack ([`ForStation`]).
 //!
 //! The table itself (per Wi-Fi port, bounded LRU, learned only from the router
-//! side, aged, flushed when the station's MAC changes), the programs that call
-//! these functions and the counters live elsewhere: docs/wifi.md has the design
-//! and the plan. The verdicts are this module's own types rather than
-//! [`DropReason`](crate::DropReason) variants for now: a new `DropReason`
-//! needs its counter slot and its handling in the programs and the forwarder,
-//! which the Wi-Fi program brings with it.
+//! side, aged, flushed when the station's MAC changes) is laid out in
+//! [`station_table`](crate::station_table); the programs that call these
+//! functions are ebpf/src/station.rs; docs/wifi.md has the design. A refusal
+//! toward the AP is counted as a [`DropReason`](crate::DropReason)
+//! (`From<ToAirDrop>`); a frame kept for the station, by [`ForStation`].
 //!
 //! Written for the eBPF verifier as for the host: every access goes through
 //! [`Frame::at`] with a fixed size, every offset is a sum of bounded terms

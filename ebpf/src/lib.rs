@@ -5,6 +5,7 @@
 
 pub mod maps;
 pub mod programs;
+pub mod station;
 pub mod tc;
 pub mod xdp_frame;
 
@@ -20,6 +21,10 @@ static MANAGED: u8 = 0;
 /// Managed physical program: the VID of the port it is attached to.
 #[unsafe(no_mangle)]
 static PORT_VID: u32 = 0;
+
+/// Managed physical tc program: 1 when its port is a Wi-Fi station.
+#[unsafe(no_mangle)]
+static PORT_STATION: u8 = 0;
 
 /// 0 turns counting off: the benchmark measures what counting costs.
 #[unsafe(no_mangle)]
@@ -38,6 +43,13 @@ pub fn managed() -> bool {
 pub fn port_vid() -> u32 {
     // SAFETY: as in `managed`.
     unsafe { core::ptr::read_volatile(&PORT_VID) }
+}
+
+/// Whether the physical tc program's port is a Wi-Fi station.
+#[inline(always)]
+pub fn port_station() -> bool {
+    // SAFETY: as in `managed`.
+    unsafe { core::ptr::read_volatile(&PORT_STATION) != 0 }
 }
 
 /// Whether the loader left counting on.

@@ -8,11 +8,15 @@ use core::{ffi::c_void, ptr};
 
 use aya_ebpf::{
     bindings::xdp_action,
-    helpers::{bpf_map_lookup_elem, bpf_redirect_map},
+    helpers::{bpf_map_lookup_elem, bpf_map_update_elem, bpf_redirect_map},
 };
 use xdp_forwarder_common::{
     PortCounters,
-    maps::{BPF_F_RDONLY_PROG, ROUTER_IFACE_ENTRIES, TC_TARGETS_ENTRIES, VLAN_PORTS_ENTRIES},
+    maps::{
+        BPF_F_RDONLY_PROG, ROUTER_IFACE_ENTRIES, STATION_NAT_ENTRIES, STATIONS_ENTRIES,
+        TC_TARGETS_ENTRIES, VLAN_PORTS_ENTRIES,
+    },
+    station_table::{NatEntry, NatKey, StationCounters, StationSlot},
 };
 
 /// `LIBBPF_PIN_NONE` / `LIBBPF_PIN_BY_NAME`.
@@ -202,3 +206,90 @@ impl<V> Default for PerCpuCell<V> {
 #[unsafe(link_section = ".maps")]
 #[unsafe(export_name = "fwd_counters")]
 pub static COUNTERS: PerCpuCell<PortCounters> = PerCpuCell::new();
+
+/// A BTF map of `N` entries of type `TYPE` (`BPF_MAP_TYPE_*`), keys `K`,
+/// values `V`, for the maps only our loader loads (it pins them by path).
+#[repr(C)]
+pub struct KeyedMap<K, V, const TYPE: usize, const N: usize> {
+    r#type: *const [i32; TYPE],
+    key: *const K,
+    value: *const V,
+    max_entries: *const [i32; N],
+}
+
+// SAFETY: as for `DevMap`, the members are never dereferenced.
+unsafe impl<K, V, const T: usize, const N: usize> Sync for KeyedMap<K, V, T, N> {}
+
+impl<K, V, const T: usize, const N: usize> KeyedMap<K, V, T, N> {
+    pub const fn new() -> Self {
+        Self {
+            r#type: ptr::null(),
+            key: ptr::null(),
+            value: ptr::null(),
+            max_entries: ptr::null(),
+        }
+    }
+
+    /// The value of `key` (this CPU's, in a per-CPU map); `None` when there
+    /// is none.
+    #[inline(always)]
+    pub fn get_mut(&self, key: &K) -> Option<&mut V> {
+        let map = ptr::from_ref(self).cast_mut().cast::<c_void>();
+        // SAFETY: `map` is a map reference after relocation and `key` lives
+        // across the call; the helper returns null or the value.
+        let value = unsafe { bpf_map_lookup_elem(map, ptr::from_ref(key).cast()) };
+        // SAFETY: non-null: the value, which the kernel keeps alive while
+        // the program runs (RCU); a per-CPU value only this CPU touches.
+        unsafe { value.cast::<V>().as_mut() }
+    }
+
+    /// Writes `value` at `key` with `flags` (`BPF_ANY`, `BPF_NOEXIST`…);
+    /// whether the kernel took it.
+    #[inline(always)]
+    pub fn insert(&self, key: &K, value: &V, flags: u64) -> bool {
+        let map = ptr::from_ref(self).cast_mut().cast::<c_void>();
+        // SAFETY: as in `get_mut`; the helper copies key and value.
+        let ret = unsafe {
+            bpf_map_update_elem(
+                map,
+                ptr::from_ref(key).cast(),
+                ptr::from_ref(value).cast(),
+                flags,
+            )
+        };
+        ret == 0
+    }
+}
+
+impl<K, V, const T: usize, const N: usize> Default for KeyedMap<K, V, T, N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `BPF_MAP_TYPE_ARRAY`, `BPF_MAP_TYPE_PERCPU_ARRAY`, `BPF_MAP_TYPE_LRU_HASH`.
+pub const ARRAY: usize = 2;
+pub const PERCPU_ARRAY: usize = 6;
+pub const LRU_HASH: usize = 9;
+
+/// `fwd_stations`: which VIDs' ports are Wi-Fi stations, and their MACs.
+#[unsafe(link_section = ".maps")]
+#[unsafe(export_name = "fwd_stations")]
+pub static STATIONS: KeyedMap<u32, StationSlot, ARRAY, { STATIONS_ENTRIES as usize }> =
+    KeyedMap::new();
+
+/// `fwd_station_nat`: the translation's table, (VID, IP) → the VM's MAC.
+#[unsafe(link_section = ".maps")]
+#[unsafe(export_name = "fwd_station_nat")]
+pub static STATION_NAT: KeyedMap<NatKey, NatEntry, LRU_HASH, { STATION_NAT_ENTRIES as usize }> =
+    KeyedMap::new();
+
+/// `fwd_station_counts`: per VID, what the translation did.
+#[unsafe(link_section = ".maps")]
+#[unsafe(export_name = "fwd_station_counts")]
+pub static STATION_COUNTS: KeyedMap<
+    u32,
+    StationCounters,
+    PERCPU_ARRAY,
+    { STATIONS_ENTRIES as usize },
+> = KeyedMap::new();

@@ -7,7 +7,7 @@
 //! XDP programs (`xdp_forwarder_common::maps::TC_TARGETS` says why).
 
 use aya_ebpf::{
-    bindings::{TC_ACT_REDIRECT, TC_ACT_SHOT},
+    bindings::{TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT},
     helpers::{bpf_check_mtu, bpf_redirect, bpf_skb_vlan_pop, bpf_skb_vlan_push},
     programs::TcContext,
 };
@@ -21,7 +21,7 @@ use xdp_forwarder_common::{
 use crate::{
     counting,
     maps::{COUNTERS, TC_TARGETS},
-    port_vid,
+    port_station, port_vid, station,
 };
 
 /// What the kernel tells a tc program about its skb.
@@ -131,9 +131,18 @@ fn redirect(ifindex: u32) -> Result<(), DropReason> {
 /// Physical NIC: push the port's tag (a tag the frame already had, even one
 /// the NIC stripped into metadata, stays inside it), hand the skb to the
 /// router interface (`router_iface`'s slot 0, as copied into `fwd_tc_targets`).
+/// On a Wi-Fi station, first: the net-vm's own frames (EAPOL, unicast for no
+/// VM) go to its stack, and replies get their VM's MAC back
+/// ([`station::to_router`]).
 #[inline(always)]
 pub fn physical(ctx: TcContext) -> i32 {
     let skb = Skb::of(&ctx);
+    if port_station()
+        && let Some(mac) = station::station(port_vid())
+        && station::to_router(&ctx, port_vid(), mac).is_some()
+    {
+        return TC_ACT_OK;
+    }
     let verdict = port_tag_tci(skb.len, Vid::new(port_vid())).and_then(|tci| {
         let target = TC_TARGETS.get(TC_ROUTER_KEY).ok_or(DropReason::NoRouter)?;
         // SAFETY: the program's own skb; the helper may move its data, and
@@ -159,6 +168,11 @@ pub fn router(ctx: TcContext) -> i32 {
         // SAFETY: as in `physical`.
         if unsafe { bpf_skb_vlan_pop(ctx.skb.skb) } != 0 {
             return Err(DropReason::BadTag);
+        }
+        // A Wi-Fi station takes only its own MAC: translate.
+        let vid = u32::from(vid.get());
+        if let Some(mac) = station::station(vid) {
+            station::to_air(&ctx, vid, mac)?;
         }
         redirect_fitting(&ctx, target)
     });

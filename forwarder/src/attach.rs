@@ -16,10 +16,10 @@ use crate::{
     forwarder::Forwarder,
     health::{self, Health},
     links,
-    mode::Reach,
     netdev::Interface,
     pins::{self, Pinned, SlotMap},
-    ports::{FLAG_AUTO_MODE, FLAG_SET_PROMISC, PortRecord, Ports},
+    ports::{FLAG_AUTO_MODE, FLAG_SET_PROMISC, FLAG_STATION, PortRecord, Ports},
+    station::{KindChoice, PortKind, StationMaps},
     sys::LinkInfo,
     undo::Undo,
 };
@@ -32,6 +32,9 @@ pub struct AttachRequest {
     pub mode: ModeChoice,
     pub vid: Option<u32>,
     pub replace: bool,
+    /// Ethernet or Wi-Fi station (physical ports only); `Auto`: what the
+    /// kernel says ([`PortKind::of`]).
+    pub kind: KindChoice,
 }
 
 /// What `attach` (or `detach`) did.
@@ -41,6 +44,8 @@ pub struct Attached {
     pub ifindex: u32,
     pub role: Role,
     pub mode: Mode,
+    /// Ethernet, or a Wi-Fi station whose frames are translated.
+    pub kind: PortKind,
     /// The port's VID (physical only).
     pub vid: Option<u16>,
     /// `true` when it was already attached like this and nothing changed.
@@ -89,6 +94,11 @@ impl Attached {
             ifindex,
             role: rec.role(),
             mode: rec.mode(),
+            kind: if rec.is_station() {
+                PortKind::Wifi
+            } else {
+                PortKind::Ethernet
+            },
             vid: (rec.role() == Role::Physical).then_some(rec.vid),
             unchanged: false,
             mode_reason: None,
@@ -162,8 +172,11 @@ struct Job<'a> {
     /// `--vid`, checked.
     requested_vid: Option<u16>,
     link: &'a Interface,
+    /// What the port is (a router: always Ethernet).
+    kind: PortKind,
     ports: &'a mut Ports,
     slots: &'a Slots,
+    stations: &'a mut StationMaps,
     undo: &'a mut Undo,
 }
 
@@ -184,6 +197,18 @@ impl Forwarder {
         };
         let (_lock, link) = self.lock_for(&req.iface).await?;
         Self::refuse_loopback(&link, "never carries forwarded traffic")?;
+        let kind = match (req.role, req.kind) {
+            (Role::Physical, choice) => choice.resolve(&link.name),
+            (Role::Router, KindChoice::Fixed(PortKind::Wifi)) => {
+                return Err(Error::Refused {
+                    iface: req.iface.clone(),
+                    why: "--kind wifi only applies to --role physical: the router interface \
+                          faces the router VM, not an access point"
+                        .into(),
+                });
+            }
+            (Role::Router, _) => PortKind::Ethernet,
+        };
         let mut undo = Undo::new(self.pins());
         self.pins().ensure_state_dir()?;
         let mut ports = Ports::open_or_create(self.pins())?;
@@ -197,8 +222,23 @@ impl Forwarder {
             vlan_ports: self.open_slots(SlotMap::VlanPorts, &mut undo)?,
             tc_targets: self.open_slots(SlotMap::TcTargets, &mut undo)?,
         };
+        // Every tc program shares them, stations or not.
+        let mut stations = StationMaps::open_or_create(self.pins(), &mut undo)?;
 
         let current = ports.get(link.index)?;
+        // Attached already and not asked otherwise: the kind it has (an
+        // `--kind` given by hand then stays through the daemon's repairs).
+        let kind = match current {
+            Some(rec)
+                if req.role == Role::Physical
+                    && req.kind == KindChoice::Auto
+                    && !req.replace
+                    && rec.role() == Role::Physical =>
+            {
+                Attached::from_record(&link.name, link.index, &rec).kind
+            }
+            _ => kind,
+        };
         let stale = match current {
             Some(rec) => {
                 match health::of(link.index, Some(&link), &self.pins().link(link.index))? {
@@ -208,14 +248,18 @@ impl Forwarder {
                                 req,
                                 requested_vid,
                                 link: &link,
+                                kind,
                                 ports: &mut ports,
                                 slots: &slots,
+                                stations: &mut stations,
                                 undo: &mut undo,
                             };
                             self.replace(job, rec, info).await?
                         } else {
-                            let mut done = already_attached(req, requested_vid, &link, &rec)?;
-                            done.repaired = self.repair(&link, &rec, &mut ports, &slots).await?;
+                            let mut done = already_attached(req, requested_vid, &link, kind, &rec)?;
+                            done.repaired = self
+                                .repair(&link, &rec, &mut ports, &slots, &mut stations)
+                                .await?;
                             done
                         };
                         undo.commit();
@@ -238,8 +282,10 @@ impl Forwarder {
             req,
             requested_vid,
             link: &link,
+            kind,
             ports: &mut ports,
             slots: &slots,
+            stations: &mut stations,
             undo: &mut undo,
         };
         let done = self.attach_fresh(job, stale).await?;
@@ -299,17 +345,43 @@ impl Forwarder {
         role: Role,
         choice: ModeChoice,
         link: &Interface,
+        kind: PortKind,
         all: &[(u32, PortRecord)],
     ) -> Result<Candidates> {
-        let targets = RedirectTargets::ask(all.iter().map(|(i, _)| *i).chain([link.index]));
+        let mut targets = RedirectTargets::ask(all.iter().map(|(i, _)| *i).chain([link.index]));
+        let station = kind == PortKind::Wifi;
+        if station {
+            if !choice.accepts(Mode::Tc) {
+                return Err(Error::Refused {
+                    iface: link.name.clone(),
+                    why: format!(
+                        "it is a Wi-Fi station, which runs tc only: the access point takes \
+                         frames from the station's own MAC only, and the address translation \
+                         runs on the tc path (no mac80211 driver runs native XDP); use --mode \
+                         auto or --mode tc{}",
+                        if choice == ModeChoice::Native || choice == ModeChoice::Skb {
+                            ", or --kind ethernet to forward its frames untranslated (a \
+                             4-address station)"
+                        } else {
+                            ""
+                        }
+                    ),
+                });
+            }
+            targets = targets.with_station(link.index);
+        }
         let mut ifaces = None;
         let (mut plain, mut regrouped, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
         let (mut first_dead, mut blocked) = (None, None);
-        for &mode in choice.candidates() {
+        for &mode in choice
+            .candidates()
+            .iter()
+            .filter(|m| !station || **m == Mode::Tc)
+        {
             let dead = dead_directions(mode, role, link, all, &targets);
             let refuse = match choice {
                 ModeChoice::Auto => !dead.is_empty(),
-                _ => dead.iter().any(|d| d.reach == Reach::No),
+                _ => dead.iter().any(|d| d.reach.is_certain()),
             };
             if !refuse {
                 plain.push(Candidate {
@@ -499,15 +571,17 @@ impl Forwarder {
             req,
             requested_vid,
             link,
+            kind,
             ports,
             slots,
+            stations,
             undo,
         } = job;
         let vid = self
             .vid_and_rules(req, requested_vid, stale, link, ports, slots)
             .await?;
         let candidates = self
-            .candidates(req.role, req.mode, link, &ports.all()?)
+            .candidates(req.role, req.mode, link, kind, &ports.all()?)
             .await?;
         if let Some(rec) = stale {
             info!(iface = %link.name, role = %rec.role(), "registered but not running; attaching again");
@@ -521,6 +595,13 @@ impl Forwarder {
         };
         if req.mode == ModeChoice::Auto {
             flags |= FLAG_AUTO_MODE;
+        }
+        if kind == PortKind::Wifi {
+            flags |= FLAG_STATION;
+        }
+        // The station's slot first: the physical program is loaded for it.
+        if let Some(vid) = vid {
+            station_slot(stations, link, kind, vid, undo)?;
         }
         let mut record = PortRecord::new(
             req.role,
@@ -599,8 +680,21 @@ impl Forwarder {
         rec: &PortRecord,
         ports: &mut Ports,
         slots: &Slots,
+        stations: &mut StationMaps,
     ) -> Result<Vec<String>> {
         let mut repaired = Vec::new();
+        // A station whose slot is empty or holds another MAC (changed
+        // while nobody watched): the translation must write the current one.
+        if rec.is_station()
+            && let Some(mac) = link.mac
+            && stations.slot(rec.vid)?.station_mac() != Some(mac)
+        {
+            stations.set_station(rec.vid, mac)?;
+            repaired.push(format!(
+                "station MAC {} (the table flushed)",
+                crate::station::mac_string(&mac)
+            ));
+        }
         // A slot another port holds (a duplicate VID from an older version,
         // or router_iface pointed elsewhere by hand) is left: `status` warns.
         if slots.refill(rec.role(), rec.vid, link.index)? {
@@ -622,8 +716,10 @@ impl Forwarder {
             req,
             requested_vid,
             link,
+            kind,
             ports,
             slots,
+            stations,
             undo,
         } = job;
         let vid = self
@@ -631,7 +727,13 @@ impl Forwarder {
             .await?;
         let running_mode = running_mode(&running, link, &rec);
         let mode = req.mode.fixed().unwrap_or(running_mode);
-        self.candidates(req.role, ModeChoice::from(mode), link, &ports.all()?)
+        // A port becoming a station: tc, whatever it ran.
+        let mode = if kind == PortKind::Wifi && req.mode == ModeChoice::Auto {
+            Mode::Tc
+        } else {
+            mode
+        };
+        self.candidates(req.role, ModeChoice::from(mode), link, kind, &ports.all()?)
             .await?;
         info!(iface = %link.name, from = %rec.role(), to = %req.role, %mode, "replacing");
         // `--replace --mode auto` keeps the mode and leaves it to auto.
@@ -639,6 +741,20 @@ impl Forwarder {
             ModeChoice::Auto => rec.flags | FLAG_AUTO_MODE,
             _ => rec.flags & !FLAG_AUTO_MODE,
         };
+        let flags = match kind {
+            PortKind::Wifi => flags | FLAG_STATION,
+            PortKind::Ethernet => flags & !FLAG_STATION,
+        };
+        // The station's slot before the program that reads it; the old
+        // VID's slot, a station's, is given up.
+        if rec.is_station() && (rec.vid, req.role) != (vid.unwrap_or(0), Role::Physical) {
+            let before = stations.slot(rec.vid)?;
+            stations.clear(rec.vid)?;
+            undo.restore_station(rec.vid, before);
+        }
+        if let Some(vid) = vid {
+            station_slot(stations, link, kind, vid, undo)?;
+        }
         let record = PortRecord::new(req.role, mode, vid.unwrap_or(0), flags, self.netns());
         undo.restore_record(link.index, Some(rec));
         ports.insert(link.index, record)?;
@@ -816,6 +932,38 @@ fn tag_features_off(
     Ok(done)
 }
 
+/// Writes the slot of `vid` in `fwd_stations` for a port of `kind`: a
+/// station's MAC, or empty for an Ethernet port (a station's slot left by
+/// a port killed half-way); undone with `undo`.
+fn station_slot(
+    stations: &mut StationMaps,
+    link: &Interface,
+    kind: PortKind,
+    vid: u16,
+    undo: &mut Undo,
+) -> Result<()> {
+    match kind {
+        PortKind::Wifi => {
+            let mac = link.mac.ok_or_else(|| Error::Refused {
+                iface: link.name.clone(),
+                why: "it is a Wi-Fi station without a MAC address: the translation writes \
+                      the station's MAC into what it sends"
+                    .into(),
+            })?;
+            let before = stations.set_station(vid, mac)?;
+            undo.restore_station(vid, before);
+        }
+        PortKind::Ethernet => {
+            let before = stations.slot(vid)?;
+            if before.station_mac().is_some() {
+                stations.clear(vid)?;
+                undo.restore_station(vid, before);
+            }
+        }
+    }
+    Ok(())
+}
+
 fn log_repairs(repaired: &[String], link: &Interface) {
     if !repaired.is_empty() {
         info!(iface = %link.name, ?repaired, "repaired");
@@ -828,6 +976,7 @@ fn already_attached(
     req: &AttachRequest,
     requested_vid: Option<u16>,
     link: &Interface,
+    kind: PortKind,
     rec: &PortRecord,
 ) -> Result<Attached> {
     if rec.role() != req.role {
@@ -843,6 +992,16 @@ fn already_attached(
         return Err(Error::VidConflict {
             iface: link.name.clone(),
             current: rec.vid,
+        });
+    }
+    let was = Attached::from_record(&link.name, link.index, rec).kind;
+    if req.role == Role::Physical && was != kind {
+        return Err(Error::Refused {
+            iface: link.name.clone(),
+            why: format!(
+                "it is attached as a port of kind {was}, and is of kind {kind} now; add \
+                 --replace to attach it as such"
+            ),
         });
     }
     if !req.mode.accepts(rec.mode()) {

@@ -145,6 +145,9 @@ impl Forwarder {
         crate::redirect_errors::remove(self.pins())?;
         pins::remove_pin(&self.pins().vlan_ports())?;
         pins::remove_pin(&self.pins().tc_targets())?;
+        for spec in pins::MapSpec::STATION_MAPS {
+            pins::remove_pin(&self.pins().station_map(spec))?;
+        }
         pins::remove_pin(&self.pins().ports())?;
         match std::fs::remove_dir(&state_dir) {
             Ok(()) => Ok(()),

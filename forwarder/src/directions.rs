@@ -6,7 +6,7 @@
 //! directions of every pair work, and `--mode auto` may move the ports it
 //! placed itself ([`regroup`]); `status` shows what is dead as a caveat.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::{
     Mode, Role, inspect,
@@ -38,8 +38,27 @@ impl DeadDirection {
             (other.as_str(), this)
         };
         let why = match self.reach {
+            Reach::Untranslated => {
+                let (router, station) = if self.outbound {
+                    (this, other.as_str())
+                } else {
+                    (other.as_str(), this)
+                };
+                return format!(
+                    "the router {router} in {} mode would send into the Wi-Fi station {station} \
+                     untranslated (the AP takes frames from the station's own MAC only, and \
+                     only the router's tc program rewrites them): the router must run tc",
+                    if self.outbound {
+                        "this"
+                    } else {
+                        self.other_mode.name()
+                    }
+                );
+            }
             Reach::No => "its netdev xdp-features lack ndo_xmit",
-            _ => "it runs no native XDP program, and the drivers we know then refuse them",
+            Reach::Yes | Reach::Unlikely => {
+                "it runs no native XDP program, and the drivers we know then refuse them"
+            }
         };
         format!(
             "the native redirects from {from} would not reach {to} ({why}; {other} runs {} mode)",
@@ -52,20 +71,38 @@ impl DeadDirection {
 /// in its netdev xdp-features; `None` where the kernel does not say),
 /// asked of the kernel once per command rather than once per question.
 #[derive(Clone, Debug)]
-pub(crate) struct RedirectTargets(BTreeMap<u32, Option<bool>>);
+pub(crate) struct RedirectTargets {
+    takes: BTreeMap<u32, Option<bool>>,
+    /// Wi-Fi stations not (yet) registered as such: the port being attached.
+    stations: BTreeSet<u32>,
+}
 
 impl RedirectTargets {
     pub(crate) fn ask(ifindexes: impl IntoIterator<Item = u32>) -> Self {
-        Self(
-            ifindexes
+        Self {
+            takes: ifindexes
                 .into_iter()
                 .map(|i| (i, inspect::takes_native_redirects(i)))
                 .collect(),
-        )
+            stations: BTreeSet::new(),
+        }
+    }
+
+    /// `ifindex` is a Wi-Fi station (the port being attached, whose record
+    /// does not say so yet).
+    pub(crate) fn with_station(mut self, ifindex: u32) -> Self {
+        self.stations.insert(ifindex);
+        self
     }
 
     fn takes(&self, ifindex: u32) -> Option<bool> {
-        self.0.get(&ifindex).copied().flatten()
+        self.takes.get(&ifindex).copied().flatten()
+    }
+
+    /// Whether `ifindex` is a Wi-Fi station, by its record in `all` or
+    /// [`Self::with_station`].
+    fn is_station(&self, ifindex: u32, all: &[(u32, PortRecord)]) -> bool {
+        self.stations.contains(&ifindex) || all.iter().any(|(i, r)| *i == ifindex && r.is_station())
     }
 
     /// The interface's name in this namespace, else `ifindex N`: asked
@@ -79,7 +116,7 @@ impl RedirectTargets {
     /// What the kernel said of `ifindex` no longer holds (its native
     /// program is about to go): the drivers' rule decides.
     fn forget(&mut self, ifindex: u32) {
-        if let Some(takes) = self.0.get_mut(&ifindex) {
+        if let Some(takes) = self.takes.get_mut(&ifindex) {
             *takes = None;
         }
     }
@@ -106,6 +143,20 @@ pub(crate) fn dead_directions(
     let mut dead = Vec::new();
     for &(other, rec) in all {
         if other == link.index || rec.role() == role {
+            continue;
+        }
+        // Only the router's tc program translates for a Wi-Fi station.
+        let (router_mode, station) = match role {
+            Role::Router => (mode, other),
+            Role::Physical => (rec.mode(), link.index),
+        };
+        if router_mode != Mode::Tc && targets.is_station(station, all) {
+            dead.push(DeadDirection {
+                other,
+                other_mode: rec.mode(),
+                outbound: role == Role::Router,
+                reach: Reach::Untranslated,
+            });
             continue;
         }
         let other_takes = targets.takes(other);
@@ -164,12 +215,15 @@ pub(crate) fn regroup(
             &ifaces[&port]
         };
         for dead in dead_directions(rec.mode(), rec.role(), iface, &all, &targets) {
+            let station = targets.is_station(dead.other, &all);
             let Some((_, other)) = all.iter_mut().find(|(i, _)| *i == dead.other) else {
                 return Err(dead);
             };
+            // A station runs tc only.
             let movable = other.flags & FLAG_AUTO_MODE != 0
                 && other.mode() != mode
-                && ifaces.contains_key(&dead.other);
+                && ifaces.contains_key(&dead.other)
+                && !(station && mode != Mode::Tc);
             if !movable {
                 return Err(dead);
             }
@@ -204,7 +258,10 @@ mod tests {
     }
 
     fn targets(takes: &[(u32, Option<bool>)]) -> RedirectTargets {
-        RedirectTargets(takes.iter().copied().collect())
+        RedirectTargets {
+            takes: takes.iter().copied().collect(),
+            stations: BTreeSet::new(),
+        }
     }
 
     fn auto(role: Role, mode: Mode) -> PortRecord {
@@ -262,6 +319,32 @@ mod tests {
         let blocked = regroup(Mode::Skb, Role::Router, &router, &all, &ifaces, &t)
             .expect_err("nic 3 is explicit");
         assert_eq!((blocked.other, blocked.outbound), (3, false));
+    }
+
+    /// A Wi-Fi station next to a router auto placed native: the router
+    /// must move to tc (only its tc program translates); an explicit
+    /// native router blocks the station instead.
+    #[test]
+    fn a_station_moves_an_auto_router_to_tc_and_an_explicit_one_blocks_it() {
+        let station = iface(3, None);
+        let ifaces: BTreeMap<u32, Interface> = [(1, iface(1, None))].into();
+        let t = targets(&[(1, Some(true)), (3, None)]).with_station(3);
+        let all = [(1, auto(Role::Router, Mode::Native))];
+        let dead = dead_directions(Mode::Tc, Role::Physical, &station, &all, &t);
+        assert_eq!(dead.len(), 1);
+        assert_eq!(
+            (dead[0].reach, dead[0].outbound),
+            (Reach::Untranslated, false)
+        );
+        assert_eq!(
+            regroup(Mode::Tc, Role::Physical, &station, &all, &ifaces, &t),
+            Ok(vec![1])
+        );
+        let explicit = [(1, PortRecord::new(Role::Router, Mode::Native, 0, 0, 0))];
+        assert!(regroup(Mode::Tc, Role::Physical, &station, &explicit, &ifaces, &t).is_err());
+        // A router in tc: nothing dead.
+        let tc = [(1, auto(Role::Router, Mode::Tc))];
+        assert!(dead_directions(Mode::Tc, Role::Physical, &station, &tc, &t).is_empty());
     }
 
     /// Nothing dead, nothing moved.

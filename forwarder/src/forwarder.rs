@@ -329,7 +329,26 @@ impl Forwarder {
                 map.clear(key)?;
             }
         }
+        // A station's slot and table go with it (another port may have
+        // taken the VID since: its slot is its own).
+        if rec.is_station()
+            && let Some(mut stations) = crate::station::StationMaps::open(&self.pins)?
+            && !self.vid_taken_by_other(ifindex, rec.vid)?
+        {
+            stations.clear(rec.vid)?;
+        }
         Ok(())
+    }
+
+    /// Whether another registered port has `vid`.
+    fn vid_taken_by_other(&self, ifindex: u32, vid: u16) -> Result<bool> {
+        Ok(match crate::ports::Ports::open(&self.pins)? {
+            Some(ports) => ports
+                .all()?
+                .iter()
+                .any(|(i, r)| *i != ifindex && r.role() == Role::Physical && r.vid == vid),
+            None => false,
+        })
     }
 }
 

@@ -9,7 +9,7 @@ use std::{io, os::fd::AsRawFd as _};
 
 use serde::Serialize;
 
-use crate::{Mode, ModeChoice, Result, ethtool, netdev::Interface, sys};
+use crate::{Mode, ModeChoice, Result, ethtool, netdev::Interface, station::PortKind, sys};
 
 /// The receive features `inspect` shows: those that hide or filter tags,
 /// and those that make aggregates (which generic XDP cannot redirect).
@@ -32,6 +32,9 @@ pub struct Inspection {
     pub driver: Option<String>,
     /// The rtnetlink link kind (`veth`, …); `None` for a NIC.
     pub kind: Option<String>,
+    /// What it is as a port: a Wi-Fi station (a cfg80211 netdev) runs tc
+    /// only, its frames translated to its MAC ([`crate::station`]).
+    pub port_kind: PortKind,
     pub mtu: Option<u32>,
     pub up: bool,
     pub promisc: bool,
@@ -87,11 +90,15 @@ pub fn inspect(link: &Interface) -> Result<Inspection> {
             })
             .unwrap_or(0)
     };
+    let port_kind = PortKind::of(&link.name);
     let auto = ModeChoice::Auto
         .candidates()
         .iter()
         .map(|&mode| {
             let out = match &netdev {
+                _ if port_kind == PortKind::Wifi && mode != Mode::Tc => {
+                    Some("a Wi-Fi station runs tc only (the router's tc program translates)".into())
+                }
                 Some((xdp, _)) if mode.runs_in_driver() && xdp & XDP_BASIC == 0 => {
                     Some("the driver has no native XDP".into())
                 }
@@ -105,6 +112,7 @@ pub fn inspect(link: &Interface) -> Result<Inspection> {
         ifindex: link.index,
         driver: driver(&link.name).ok(),
         kind: link.kind.clone(),
+        port_kind,
         mtu: link.mtu,
         up: link.up,
         promisc: link.promisc,
@@ -145,11 +153,13 @@ impl std::fmt::Display for Inspection {
         let or = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
         writeln!(
             f,
-            "{} (ifindex {}): driver {}, kind {}, MTU {}, {}, promiscuous {}, queues rx {} tx {}",
+            "{} (ifindex {}): driver {}, kind {}, port kind {}, MTU {}, {}, promiscuous {}, queues \
+             rx {} tx {}",
             crate::cli::output::printable(&self.name),
             self.ifindex,
             or(&self.driver),
             or(&self.kind),
+            self.port_kind,
             self.mtu.map_or("-".into(), |m| m.to_string()),
             if self.up { "up" } else { "down" },
             if self.promisc { "on" } else { "off" },

@@ -9,7 +9,8 @@
 //!   writer [`lock`]; [`attach`], [`detach`] (all-or-nothing, resumable),
 //!   [`vid`] policy, [`links`] (load, pin, swap), [`attachment`] (what holds
 //!   a port's program: XDP link, tcx link, [`clsact`] filter), [`undo`].
-//! - [`role`] and [`mode`]: what a port does and how its program runs.
+//! - [`role`] and [`mode`]: what a port does and how its program runs;
+//!   [`station`]: Wi-Fi station ports (their kind, translation table).
 //! - [`health`]: whether a port really runs our program (asked of the kernel).
 //! - [`status`]: what runs where; [`metrics`]: the same as OpenMetrics.
 //! - [`pins`], [`ports`]: the pinned state; [`netdev`]: interfaces via rtnetlink.
@@ -41,6 +42,7 @@ pub mod ports;
 pub mod privileges;
 pub mod redirect_errors;
 pub mod role;
+pub mod station;
 pub mod status;
 mod sys;
 mod undo;

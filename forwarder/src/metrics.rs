@@ -51,6 +51,7 @@ fn exposition(status: &Status, dialect: Dialect) -> String {
                 ("ifindex", p.ifindex.to_string()),
                 ("role", p.role.to_string()),
                 ("mode", p.mode.to_string()),
+                ("kind", p.kind.to_string()),
             ];
             if let Some(vid) = p.vid {
                 labels.push(("vid", vid.to_string()));
@@ -118,6 +119,39 @@ fn exposition(status: &Status, dialect: Dialect) -> String {
         "counter",
         "Frames the port's program dropped, by reason.",
         drops,
+    );
+    let station = |value: &dyn Fn(&crate::station::StationReport) -> u64| {
+        each(&|p| p.station_nat.as_ref().map(value))
+    };
+    family(
+        "station_nat_entries",
+        "gauge",
+        "Wi-Fi stations: addresses the translation table holds for the port.",
+        station(&|r| r.entries),
+    );
+    family(
+        "station_nat_learned",
+        "counter",
+        "Wi-Fi stations: addresses new to the table, learned from what the VMs sent.",
+        station(&|r| r.learned),
+    );
+    family(
+        "station_nat_misses",
+        "counter",
+        "Wi-Fi stations: unicast to the station for an address no VM owns (kept by the net-vm).",
+        station(&|r| r.misses),
+    );
+    family(
+        "station_nat_evictions",
+        "counter",
+        "Wi-Fi stations: entries the kernel's LRU evicted from a full table.",
+        station(&|r| r.evictions),
+    );
+    family(
+        "station_nat_eapol_frames",
+        "counter",
+        "Wi-Fi stations: EAPOL and RSN pre-authentication frames kept for the supplicant.",
+        station(&|r| r.eapol + r.rsn_preauth),
     );
     let router = status
         .router_iface

@@ -294,6 +294,21 @@ pub enum Reach {
     /// and by the rule of the drivers we know (virtio-net, veth, Intel:
     /// only while they run a native program) they would be refused.
     Unlikely,
+    /// The target is a Wi-Fi station and the router does not run tc: the
+    /// frames would leave with the VMs' MACs, which the AP refuses (only
+    /// the router's tc program translates them; [`crate::station`]).
+    Untranslated,
+}
+
+impl Reach {
+    /// Whether the kernel's word (or the station rule) says the direction
+    /// is dead, rather than the drivers' rule guessing it.
+    pub fn is_certain(self) -> bool {
+        match self {
+            Reach::No | Reach::Untranslated => true,
+            Reach::Yes | Reach::Unlikely => false,
+        }
+    }
 }
 
 /// Whether frames redirected by a port in `from` mode reach a target in

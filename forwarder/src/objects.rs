@@ -9,8 +9,8 @@ use aya::{
     programs::{SchedClassifier, Xdp},
 };
 use xdp_forwarder_common::maps::{
-    GLOBAL_COUNTING, GLOBAL_MANAGED, GLOBAL_PORT_VID, PROG_PHYSICAL, PROG_ROUTER, ROUTER_IFACE,
-    TC_TARGETS, VLAN_PORTS,
+    GLOBAL_COUNTING, GLOBAL_MANAGED, GLOBAL_PORT_STATION, GLOBAL_PORT_VID, PROG_PHYSICAL,
+    PROG_ROUTER, ROUTER_IFACE, TC_TARGETS, VLAN_PORTS,
 };
 
 use crate::{Error, Mode, Result, Role, pins::PinDir};
@@ -96,6 +96,9 @@ pub enum Setting {
     /// By our CLI: physical gets its port's VID, the router only reaches
     /// ports in the VLAN port map.
     Managed { vid: Option<u16> },
+    /// By our CLI, on a Wi-Fi station (tc only): the physical program
+    /// keeps the station's own frames and translates replies.
+    ManagedStation { vid: u16 },
     /// As a foreign loader would: the original's VID = ifindex convention.
     DropIn,
 }
@@ -137,7 +140,12 @@ pub fn load_for(
     vid: Option<u16>,
     pins: &PinDir,
 ) -> Result<(Ebpf, OwnedFd)> {
-    let setting = Setting::Managed { vid };
+    let setting = match vid {
+        Some(vid) if role == Role::Physical && !mode.is_xdp() && is_station(pins, vid)? => {
+            Setting::ManagedStation { vid }
+        }
+        _ => Setting::Managed { vid },
+    };
     let ebpf = if mode.is_xdp() {
         load(role, setting, pins)?
     } else {
@@ -170,6 +178,15 @@ pub fn load_for(
     Ok((ebpf, fd))
 }
 
+/// Whether `fwd_stations` marks `vid`'s port as a Wi-Fi station (attach
+/// writes the slot before it loads the program).
+fn is_station(pins: &PinDir, vid: u16) -> Result<bool> {
+    Ok(match crate::station::StationMaps::open(pins)? {
+        Some(maps) => maps.slot(vid)?.station_mac().is_some(),
+        None => false,
+    })
+}
+
 fn corrupt(e: impl std::fmt::Display) -> Error {
     Error::CorruptObject(e.to_string())
 }
@@ -186,9 +203,10 @@ fn load_object(
     let router_iface = pins.router_iface();
     let vlan_ports = pins.vlan_ports();
     let tc_targets = pins.tc_targets();
-    let (managed, vid): (u8, u32) = match setting {
-        Setting::Managed { vid } => (1, u32::from(vid.unwrap_or(0))),
-        Setting::DropIn => (0, 0),
+    let (managed, vid, station): (u8, u32, u8) = match setting {
+        Setting::Managed { vid } => (1, u32::from(vid.unwrap_or(0)), 0),
+        Setting::ManagedStation { vid } => (1, u32::from(vid), 1),
+        Setting::DropIn => (0, 0, 0),
     };
     let mut loader = EbpfLoader::new();
     let counting = u8::from(tuning.counting);
@@ -196,10 +214,15 @@ fn load_object(
         .override_global(GLOBAL_MANAGED, &managed, true)
         .override_global(GLOBAL_COUNTING, &counting, true)
         .override_global(GLOBAL_PORT_VID, &vid, role == Role::Physical)
+        // Only the tc objects have it.
+        .override_global(GLOBAL_PORT_STATION, &station, false)
         .map_pin_path(ROUTER_IFACE, router_iface.as_path());
-    if matches!(setting, Setting::Managed { .. }) {
+    if !matches!(setting, Setting::DropIn) {
         loader.map_pin_path(VLAN_PORTS, vlan_ports.as_path());
         loader.map_pin_path(TC_TARGETS, tc_targets.as_path());
+        for spec in crate::pins::MapSpec::STATION_MAPS {
+            loader.map_pin_path(spec.name, pins.station_map(spec));
+        }
     }
     loader
         .load(bytes)

@@ -78,6 +78,13 @@ impl PinDir {
         self.state_dir().join(format!("counters-{ifindex}"))
     }
 
+    /// `xdp-forwarder/fwd_stations`, `fwd_station_nat`, `fwd_station_counts`:
+    /// the Wi-Fi stations' slots, translation table and counters
+    /// ([`crate::station`]).
+    pub fn station_map(&self, spec: MapSpec) -> PathBuf {
+        self.state_dir().join(spec.name)
+    }
+
     /// `xdp-forwarder/fwd_redirect_errors`: refused redirects per program id.
     pub fn redirect_errors(&self) -> PathBuf {
         self.state_dir()
@@ -491,6 +498,40 @@ impl MapSpec {
         value_size: 8,
         max_entries: xdp_forwarder_common::maps::REDIRECT_ERRORS_ENTRIES,
     };
+
+    /// `fwd_stations`: VID → [`StationSlot`](xdp_forwarder_common::station_table::StationSlot).
+    pub const STATIONS: MapSpec = MapSpec {
+        name: xdp_forwarder_common::maps::STATIONS,
+        kind: MapType::Array,
+        key_size: 4,
+        value_size: size_of::<xdp_forwarder_common::station_table::StationSlot>() as u32,
+        max_entries: xdp_forwarder_common::maps::STATIONS_ENTRIES,
+    };
+
+    /// `fwd_station_nat`: (VID, IP) → the VM's MAC, LRU.
+    pub const STATION_NAT: MapSpec = MapSpec {
+        name: xdp_forwarder_common::maps::STATION_NAT,
+        kind: MapType::LruHash,
+        key_size: size_of::<xdp_forwarder_common::station_table::NatKey>() as u32,
+        value_size: size_of::<xdp_forwarder_common::station_table::NatEntry>() as u32,
+        max_entries: xdp_forwarder_common::maps::STATION_NAT_ENTRIES,
+    };
+
+    /// `fwd_station_counts`: VID → what the translation did, per CPU.
+    pub const STATION_COUNTS: MapSpec = MapSpec {
+        name: xdp_forwarder_common::maps::STATION_COUNTS,
+        kind: MapType::PerCpuArray,
+        key_size: 4,
+        value_size: size_of::<xdp_forwarder_common::station_table::StationCounters>() as u32,
+        max_entries: xdp_forwarder_common::maps::STATIONS_ENTRIES,
+    };
+
+    /// The three maps of the Wi-Fi stations, which every tc program shares.
+    pub const STATION_MAPS: [MapSpec; 3] = [
+        MapSpec::STATIONS,
+        MapSpec::STATION_NAT,
+        MapSpec::STATION_COUNTS,
+    ];
 
     /// A port program's `fwd_counters`: one [`PortCounters`] per CPU.
     ///

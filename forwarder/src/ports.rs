@@ -21,6 +21,10 @@ pub const FLAG_SET_PROMISC: u8 = 1;
 /// ([`crate::ethtool::TagFeature::flag`]).
 pub const FLAG_AUTO_MODE: u8 = 1 << 5;
 
+/// The port is a Wi-Fi station ([`crate::station`]): it runs tc, its slot
+/// in `fwd_stations` holds its MAC, and the router must run tc.
+pub const FLAG_STATION: u8 = 1 << 6;
+
 /// One attached port, keyed by ifindex. Written before the port's program
 /// is attached (it reserves the VID), so a command killed half-way leaves a
 /// record that `status` reports and the next `attach` or `detach` completes.
@@ -69,6 +73,11 @@ impl PortRecord {
         } else {
             Role::Physical
         }
+    }
+
+    /// Whether the port is a Wi-Fi station.
+    pub fn is_station(&self) -> bool {
+        self.flags & FLAG_STATION != 0
     }
 
     /// The port's mode; a value no mode of this version has (a record of a

@@ -8,6 +8,7 @@ use std::{
 };
 
 use tracing::warn;
+use xdp_forwarder_common::station_table::StationSlot;
 
 use crate::{
     Mode, Result,
@@ -41,6 +42,8 @@ enum Step {
         ifindex: u32,
         record: Option<PortRecord>,
     },
+    /// A Wi-Fi station's slot in `fwd_stations` as it was.
+    RestoreStation { vid: u16, slot: StationSlot },
     /// A program swapped on a port: swap the old one back.
     SwapBack(Swapped),
     /// A link this command detached (to change the mode): attach the old
@@ -84,6 +87,10 @@ impl Undo {
 
     pub fn restore_record(&mut self, ifindex: u32, record: Option<PortRecord>) {
         self.steps.push(Step::RestoreRecord { ifindex, record });
+    }
+
+    pub fn restore_station(&mut self, vid: u16, slot: StationSlot) {
+        self.steps.push(Step::RestoreStation { vid, slot });
     }
 
     pub fn swap_back(&mut self, swapped: Swapped) {
@@ -133,6 +140,12 @@ impl Undo {
                 },
                 None => Ok(()),
             },
+            Step::RestoreStation { vid, slot } => {
+                match crate::station::StationMaps::open(&self.pins)? {
+                    Some(mut maps) => maps.restore(*vid, *slot),
+                    None => Ok(()),
+                }
+            }
             Step::SwapBack(swapped) => swapped.undo(),
             Step::Reattach {
                 prog,

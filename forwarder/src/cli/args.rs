@@ -63,6 +63,11 @@ pub enum Command {
         /// VID or mode).
         #[arg(long)]
         replace: bool,
+        /// Physical only: a Wi-Fi station (its frames translated to the
+        /// station's MAC, tc only) or Ethernet; auto: what the kernel says
+        /// (a cfg80211 netdev is a station).
+        #[arg(long, value_enum, default_value_t = KindArg::Auto)]
+        kind: KindArg,
     },
     /// Remove an attachment, its pins and its map entries.
     Detach {
@@ -260,6 +265,29 @@ impl From<ModeArg> for ModeChoice {
             ModeArg::Native => ModeChoice::Native,
             ModeArg::Skb => ModeChoice::Skb,
             ModeArg::Tc => ModeChoice::Tc,
+        }
+    }
+}
+
+/// What kind of link a physical port is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum KindArg {
+    /// What the kernel says: a Wi-Fi netdev (DEVTYPE=wlan) is a station.
+    #[default]
+    Auto,
+    /// Frames of any source MAC pass.
+    Ethernet,
+    /// One MAC only: what the router sends is translated to the station's.
+    Wifi,
+}
+
+impl From<KindArg> for crate::station::KindChoice {
+    fn from(k: KindArg) -> Self {
+        use crate::station::{KindChoice, PortKind};
+        match k {
+            KindArg::Auto => KindChoice::Auto,
+            KindArg::Ethernet => KindChoice::Fixed(PortKind::Ethernet),
+            KindArg::Wifi => KindChoice::Fixed(PortKind::Wifi),
         }
     }
 }

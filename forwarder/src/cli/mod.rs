@@ -24,6 +24,7 @@ pub async fn run(command: Command, pins: PinDirArg) -> Result<()> {
             mode,
             vid,
             replace,
+            kind,
         } => {
             let fwd = Forwarder::open(&pins.pin_dir)?;
             let done = fwd
@@ -33,6 +34,7 @@ pub async fn run(command: Command, pins: PinDirArg) -> Result<()> {
                     mode: mode.into(),
                     vid,
                     replace,
+                    kind: kind.into(),
                 })
                 .await?;
             output::attached(&done);

@@ -45,8 +45,12 @@ pub fn attached(done: &Attached) {
             moved.join(", ")
         ));
     }
+    let kind = match done.kind {
+        crate::station::PortKind::Wifi => ", Wi-Fi station: translated to its MAC",
+        crate::station::PortKind::Ethernet => "",
+    };
     println!(
-        "{}: {what} as {} ({} mode{vid}){why}",
+        "{}: {what} as {} ({} mode{vid}{kind}){why}",
         printable(&done.iface),
         done.role,
         done.mode
@@ -307,6 +311,21 @@ impl std::fmt::Display for Status {
                     .map(|(r, n)| format!("{r} {n}"))
                     .collect();
                 writeln!(f, "  dropped: {}", reasons.join(", "))?;
+            }
+            if let Some(r) = &p.station_nat {
+                writeln!(
+                    f,
+                    "  wifi station {}: table {} entries (learned {}, evicted {}), misses {}, \
+                     translated {} out / {} in, eapol kept {}",
+                    r.station_mac.as_deref().unwrap_or("<no slot>"),
+                    r.entries,
+                    r.learned,
+                    r.evictions,
+                    r.misses,
+                    r.to_air,
+                    r.to_router,
+                    r.eapol + r.rsn_preauth
+                )?;
             }
             for w in &p.warnings {
                 writeln!(f, "  warning: {w}")?;

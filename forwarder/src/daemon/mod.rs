@@ -34,6 +34,7 @@ use crate::{
     netdev::{self, Interface, LinkEvent},
     pins::{self, Identity},
     ports::Ports,
+    station::StationMaps,
 };
 
 /// When a second router-prefix interface appears while one is active.
@@ -89,6 +90,7 @@ pub async fn run(opts: Options) -> Result<()> {
         moved_away: RefCell::default(),
         down_by_hand: RefCell::default(),
         drift: RefCell::default(),
+        reconciles: Cell::new(0),
     };
     info!(pin_dir = %daemon.opts.pin_dir.display(), "started");
     daemon.scan().await;
@@ -207,7 +209,14 @@ struct Daemon {
     down_by_hand: RefCell<HashSet<u32>>,
     /// The drift last logged by a reconcile: the same again is not news.
     drift: RefCell<Option<String>>,
+    /// Reconciles so far: every [`SWEEP_EVERY`]th deletes the aged
+    /// entries of the Wi-Fi stations' table.
+    reconciles: Cell<u32>,
 }
+
+/// The stations' table is swept every this many reconciles (a minute):
+/// the programs already take an aged entry for a miss, the sweep frees it.
+const SWEEP_EVERY: u32 = 120;
 
 /// A VID for the log line: the number, or `-`.
 fn vid(v: Option<u16>) -> String {
@@ -412,6 +421,7 @@ impl Daemon {
             mode: self.opts.mode,
             vid: None,
             replace: false,
+            kind: crate::station::KindChoice::Auto,
         };
         let mut outcome = self.fwd.attach(&req).await;
         let mut was_router = false;
@@ -564,6 +574,11 @@ impl Daemon {
             self.scan().await;
             return;
         }
+        let n = self.reconciles.get().wrapping_add(1);
+        self.reconciles.set(n);
+        if n % SWEEP_EVERY == 0 {
+            self.sweep_stations();
+        }
         if let Some(cause) = self.drift(now).await {
             if self.drift.borrow().as_ref() != Some(&cause) {
                 info!(%cause, "reconciling");
@@ -572,6 +587,18 @@ impl Daemon {
             self.scan().await;
         } else {
             *self.drift.borrow_mut() = None;
+        }
+    }
+
+    /// Deletes the Wi-Fi stations' aged table entries.
+    fn sweep_stations(&self) {
+        let Ok(Some(mut maps)) = StationMaps::open(self.fwd.pins()) else {
+            return;
+        };
+        match maps.sweep_aged() {
+            Ok(0) => {}
+            Ok(n) => debug!(entries = n, "aged out of the stations' table"),
+            Err(e) => warn!(error = %e, "cannot sweep the stations' table"),
         }
     }
 
@@ -663,6 +690,22 @@ impl Daemon {
                 return Some(format!(
                     "{}'s MAC puts it on the {role} side of the router MAC prefix",
                     link.name
+                ));
+            }
+            // A station's MAC changed (iwd randomises it per network): the
+            // translation must write the new one, and forget the old
+            // network's entries (`attach` repairs both).
+            if rec.is_station()
+                && let Some(mac) = link.mac
+                && let Ok(Some(maps)) = StationMaps::open(self.fwd.pins())
+                && maps
+                    .slot(rec.vid)
+                    .is_ok_and(|s| s.station_mac() != Some(mac))
+            {
+                return Some(format!(
+                    "the Wi-Fi station {}'s MAC is {} now",
+                    link.name,
+                    crate::station::mac_string(&mac)
                 ));
             }
             match health::of(ifindex, Some(&link), &self.fwd.pins().link(ifindex)) {

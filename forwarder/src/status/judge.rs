@@ -231,6 +231,39 @@ pub fn orphaned_link(path: &Path, ifindex: u32) -> String {
     )
 }
 
+/// A Wi-Fi station whose slot in `fwd_stations` is empty (`written`
+/// `None`) or holds another MAC than the station has now (`link`): what
+/// leaves is translated to a MAC the AP no longer knows.
+pub fn station_mac(
+    written: Option<&str>,
+    link: Option<&crate::netdev::Interface>,
+) -> Option<String> {
+    let link = link?;
+    let now = crate::station::mac_string(&link.mac?);
+    match written {
+        Some(w) if w == now => None,
+        Some(w) => Some(format!(
+            "the translation writes {w}, but {}'s MAC is {now} now: the daemon follows it \
+             within a second; `attach {}` puts it right (and flushes the table)",
+            link.name, link.name
+        )),
+        None => Some(format!(
+            "its slot in fwd_stations is empty: what the router sends into {} is not \
+             translated to the station's MAC; `attach {}` puts it back",
+            link.name, link.name
+        )),
+    }
+}
+
+/// A Wi-Fi station registered while the stations' maps are not pinned.
+pub fn station_maps_missing(state_dir: std::path::PathBuf) -> String {
+    format!(
+        "the Wi-Fi stations' maps (fwd_stations, fwd_station_nat, fwd_station_counts) are not \
+         pinned in {}: `attach IFACE --replace` on the station pins them again",
+        state_dir.display()
+    )
+}
+
 /// The receive features that hide or filter tags and are on although the
 /// port's mode needs them off (switched on again by hand, or fixed by the
 /// driver), each with its fix.

@@ -15,6 +15,7 @@ use crate::{
     pins::{self, MapSpec},
     ports::{FLAG_AUTO_MODE, PortRecord, Ports},
     redirect_errors::RedirectErrors,
+    station::{PortKind, StationMaps, StationReport},
 };
 
 /// `status --json` schema, version 1. Fields are only ever added.
@@ -72,6 +73,9 @@ pub struct Port {
     pub name: Option<String>,
     pub role: Role,
     pub mode: Mode,
+    /// Ethernet, or a Wi-Fi station whose frames are translated.
+    #[serde(default)]
+    pub kind: PortKind,
     /// `--mode auto` chose the mode: a later `attach --mode auto` may move
     /// the port to another so that every direction works. `false`: an
     /// explicit `--mode`, never moved.
@@ -114,6 +118,10 @@ pub struct Port {
     /// What the port's program counted since it was attached; `None` when its
     /// counters are not pinned (attached by hand or by an older version).
     pub counters: Option<Counters>,
+    /// A Wi-Fi station's address translation: the MAC it writes, its
+    /// counters and its table ([`crate::station`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub station_nat: Option<StationReport>,
     /// Per-second rates since the previous sample (`status --watch` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rates: Option<Rates>,
@@ -223,6 +231,11 @@ impl Forwarder {
         let vlan_ports = pins::open_existing(&pins.vlan_ports(), MapSpec::VLAN_PORTS)?;
         // Read per port: a broken pin is that port's warning, not a failure.
         let redirect_errors = RedirectErrors::open(pins);
+        let stations = if records.iter().any(|(_, r)| r.is_station()) {
+            StationMaps::open(pins)
+        } else {
+            Ok(None)
+        };
         let mut warnings = Vec::new();
         let mut ports = Vec::new();
         // This namespace's ports, and whether each takes native redirects:
@@ -257,6 +270,7 @@ impl Forwarder {
                     name: None,
                     role: rec.role(),
                     mode: rec.mode(),
+                    kind: kind_of(&rec),
                     auto: rec.flags & FLAG_AUTO_MODE != 0,
                     vid: physical.then_some(rec.vid),
                     mtu: None,
@@ -270,6 +284,7 @@ impl Forwarder {
                     prog_id: None,
                     hook: None,
                     counters: None,
+                    station_nat: None,
                     rates: None,
                     warnings: port_warnings,
                     caveat: None,
@@ -337,11 +352,36 @@ impl Forwarder {
                     None
                 }
             };
+            let station_nat = match (&stations, rec.is_station()) {
+                (_, false) => None,
+                (Ok(Some(maps)), true) => match maps.report(rec.vid) {
+                    Ok(report) => {
+                        port_warnings.extend(judge::station_mac(
+                            report.station_mac.as_deref(),
+                            link.as_ref(),
+                        ));
+                        Some(report)
+                    }
+                    Err(e) => {
+                        port_warnings.push(e.to_string());
+                        None
+                    }
+                },
+                (Ok(None), true) => {
+                    port_warnings.push(judge::station_maps_missing(pins.state_dir()));
+                    None
+                }
+                (Err(e), true) => {
+                    port_warnings.push(e.to_string());
+                    None
+                }
+            };
             ports.push(Port {
                 ifindex,
                 name: link.as_ref().map(|l| l.name.clone()),
                 role: rec.role(),
                 mode: rec.mode(),
+                kind: kind_of(&rec),
                 auto: rec.flags & FLAG_AUTO_MODE != 0,
                 vid: physical.then_some(rec.vid),
                 mtu: link.as_ref().and_then(|l| l.mtu),
@@ -359,6 +399,7 @@ impl Forwarder {
                     _ => None,
                 },
                 counters,
+                station_nat,
                 rates: None,
                 warnings: port_warnings,
                 caveat: link
@@ -499,5 +540,13 @@ mod tests {
             Duration::from_secs(1),
         );
         assert_eq!(r.frames_per_sec, 2.0);
+    }
+}
+
+fn kind_of(rec: &PortRecord) -> PortKind {
+    if rec.is_station() {
+        PortKind::Wifi
+    } else {
+        PortKind::Ethernet
     }
 }
