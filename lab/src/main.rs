@@ -56,6 +56,21 @@ enum Command {
         #[arg(long, default_value = "qemu-default", value_parser = ["qemu-default", "like-spectrum"])]
         router_nic: String,
     },
+    /// Issue 26's benchmark row: bulk TCP from a VM behind the router
+    /// through the net-vm's Wi-Fi station (mac80211_hwsim, hostapd) against
+    /// the station's own TCP to the same outside host, same guests, same
+    /// run; prints a Markdown table (docs/benchmarks.md).
+    WifiBench {
+        /// Guest kernel: 6.1 (Debian 12) or 6.12 (Debian 13).
+        #[arg(long, default_value = "6.1", value_parser = GuestKernel::parse)]
+        kernel: GuestKernel,
+        /// MiB a transfer.
+        #[arg(long, default_value_t = 32)]
+        mib: u64,
+        /// Transfers each way per path.
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+    },
     /// Build a throw-away net-vm and router VM (network namespaces), send
     /// real traffic through them, report, and remove everything.
     Demo {
@@ -203,6 +218,8 @@ enum GuestCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Make a mac80211_hwsim radio now (a Wi-Fi NIC hot-plugged).
+    HwsimNewRadio,
     /// Switch IFACE's feature NAME on or off (`ethtool -K`), behind the
     /// forwarder's back: for checking that a case notices.
     SetFeature {
@@ -245,6 +262,18 @@ fn run(command: Command) -> anyhow::Result<bool> {
                 libbpf::VERSION,
                 libbpf::ensure()?.display()
             );
+            Ok(true)
+        }
+        Command::WifiBench {
+            kernel,
+            mib,
+            rounds,
+        } => {
+            let dir = std::env::temp_dir()
+                .join(format!("xdp-forwarder-wifi-bench-{}", std::process::id()));
+            let table = vm::wifi::bench(kernel, mib << 20, rounds, &dir);
+            let _ = std::fs::remove_dir_all(&dir);
+            println!("{}", table?);
             Ok(true)
         }
         Command::VmDemo {
@@ -398,6 +427,10 @@ fn run(command: Command) -> anyhow::Result<bool> {
             out,
         }) => {
             vm::wifi::watch_transmitters(&iface, seconds, &ready, &out)?;
+            Ok(true)
+        }
+        Command::Guest(GuestCommand::HwsimNewRadio) => {
+            vm::wifi::hwsim_new_radio()?;
             Ok(true)
         }
         Command::Guest(GuestCommand::SetFeature { iface, name, state }) => {

@@ -19,8 +19,10 @@ use xdp_forwarder_lab::{
 
 static ONE_LAB_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-/// Bytes of each TCP transfer of the station's own traffic.
+/// Bytes of each TCP transfer of the station's own traffic, and through
+/// the forwarder.
 const STATION_TCP_BYTES: u64 = 256 << 10;
+const VM_TCP_BYTES: u64 = 8 << 20;
 
 fn with_wifi_lab(tag: &str, kernel: GuestKernel, f: impl FnOnce(&mut WifiLab) -> Vec<Check>) {
     xdp_forwarder_lab::require_root("the Wi-Fi lab creates namespaces, taps and guests");
@@ -57,21 +59,54 @@ fn with_wifi_lab(tag: &str, kernel: GuestKernel, f: impl FnOnce(&mut WifiLab) ->
     assert!(failed.is_empty(), "{kernel}:\n{}", failed.join("\n"));
 }
 
-/// The rig on one kernel with one supplicant: the station associates
-/// (WPA2-PSK) and its own traffic works (SLAAC, DHCPv4, pings both ways,
-/// TCP each way, one station at the AP, only its and the AP's MAC on the
-/// air); then, with the forwarder attached and nothing translated, a VM's
-/// frames are refused by the AP, as issue 26 measured.
-fn rig(tag: &str, kernel: GuestKernel, supplicant: Supplicant) {
+/// Every case on one kernel, `first` the supplicant of the main cases:
+/// without the forwarder, the station associates (WPA2-PSK) and its own
+/// traffic works (SLAAC, DHCPv4, pings both ways, TCP each way, one
+/// station at the AP, only its and the AP's MAC on the air), and every
+/// supplicant and EAPOL path associates and pings. Then through the
+/// daemon (`--mode auto`): two VMs behind the router get SLAAC and DHCPv4
+/// through the Wi-Fi port, ping both ways (both at once), 8 MiB of TCP
+/// each way, status shows the port and both VMs' entries, the AP sees one
+/// station and the air only its MAC, no other VLAN sees any of it; a
+/// reassociation, a group rekey and a new station MAC; each supplicant
+/// and EAPOL path associating again with the forwarder attached; a Wi-Fi
+/// NIC hot-plugged.
+fn every_case(tag: &str, kernel: GuestKernel, first: Supplicant) {
+    let other = match first {
+        Supplicant::WpaSupplicant => Supplicant::Iwd,
+        Supplicant::Iwd => Supplicant::WpaSupplicant,
+    };
     with_wifi_lab(tag, kernel, |lab| {
-        let label = format!("{}, {supplicant}", kernel.linux());
+        let linux = kernel.linux();
+        let label = format!("{linux}, {first}");
         let mut checks = Vec::new();
         let steps = (|| -> anyhow::Result<()> {
-            lab.associate(supplicant, Eapol::ControlPort)?;
-            checks.extend(lab.station_traffic(&label, STATION_TCP_BYTES)?);
-            let vid = lab.attach()?;
-            lab.vm_hosts(vid)?;
-            checks.extend(lab.vm_refused_by_the_ap(&label)?);
+            lab.associate(first, Eapol::ControlPort)?;
+            checks
+                .extend(lab.station_traffic(&format!("{label}, no forwarder"), STATION_TCP_BYTES)?);
+            for (supplicant, eapol) in [
+                (first, Eapol::Netdev),
+                (other, Eapol::ControlPort),
+                (other, Eapol::Netdev),
+            ] {
+                lab.stop_station()?;
+                lab.associate(supplicant, eapol)?;
+                checks.extend(
+                    lab.station_pings(&format!("{linux}, {supplicant}, {eapol}, no forwarder"))?,
+                );
+            }
+            lab.stop_station()?;
+            lab.associate(first, Eapol::ControlPort)?;
+            checks.extend(lab.forwarder_cases(&label, VM_TCP_BYTES)?);
+            checks.extend(lab.station_events(&label)?);
+            for (supplicant, eapol) in [
+                (first, Eapol::Netdev),
+                (other, Eapol::ControlPort),
+                (other, Eapol::Netdev),
+            ] {
+                checks.extend(lab.eapol_with_forwarder(&format!("{linux}"), supplicant, eapol)?);
+            }
+            checks.push(lab.hotplug(&label)?);
             Ok(())
         })();
         if let Err(e) = steps {
@@ -86,11 +121,11 @@ fn rig(tag: &str, kernel: GuestKernel, supplicant: Supplicant) {
 }
 
 #[test]
-fn linux_6_1_wpa_supplicant_station_works_and_the_ap_refuses_an_untranslated_vm() {
-    rig("61", GuestKernel::Debian12, Supplicant::WpaSupplicant);
+fn wifi_port_on_linux_6_1_with_wpa_supplicant_then_iwd() {
+    every_case("61", GuestKernel::Debian12, Supplicant::WpaSupplicant);
 }
 
 #[test]
-fn linux_6_12_iwd_station_works_and_the_ap_refuses_an_untranslated_vm() {
-    rig("612", GuestKernel::Debian13, Supplicant::Iwd);
+fn wifi_port_on_linux_6_12_with_iwd_then_wpa_supplicant() {
+    every_case("612", GuestKernel::Debian13, Supplicant::Iwd);
 }
