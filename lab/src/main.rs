@@ -257,6 +257,12 @@ fn run(command: Command) -> anyhow::Result<bool> {
                 println!("QEMU {} {arch}: {}", qemu.version, qemu.binary.display());
                 println!("busybox {arch}: {}", debian::busybox(arch)?.display());
             }
+            // The Wi-Fi lab's kernels (with mac80211_hwsim) and programs.
+            for k in GuestKernel::ALL {
+                let kernel = debian::wifi_kernel(k)?;
+                println!("{k} with Wi-Fi modules: {}", kernel.release);
+            }
+            println!("Wi-Fi programs: {}", debian::wifi_tools()?.display());
             println!(
                 "libbpf {}: {}",
                 libbpf::VERSION,

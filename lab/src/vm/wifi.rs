@@ -1222,9 +1222,12 @@ impl WifiLab {
         let eapol_after = self.wlan0_status()?["station_nat"]["eapol"]
             .as_u64()
             .unwrap_or(0);
+        // From the netdev, the handshake's frames from the AP (messages 1
+        // and 3) cross the port's program, which must keep them.
+        let kept = eapol_after.saturating_sub(eapol_before);
         let mut checks = vec![check(
             format!("{label}: {supplicant} associates, {eapol}, with the forwarder attached"),
-            associated.is_ok(),
+            associated.is_ok() && (eapol == Eapol::ControlPort || kept >= 2),
             format!(
                 "{}; EAPOL frames kept for the station: {}",
                 associated.map_or_else(
