@@ -104,7 +104,7 @@ fn every_case(tag: &str, kernel: GuestKernel, first: Supplicant) {
                 (other, Eapol::ControlPort),
                 (other, Eapol::Netdev),
             ] {
-                checks.extend(lab.eapol_with_forwarder(&format!("{linux}"), supplicant, eapol)?);
+                checks.extend(lab.eapol_with_forwarder(linux, supplicant, eapol)?);
             }
             checks.push(lab.hotplug(&label)?);
             Ok(())

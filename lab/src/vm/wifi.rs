@@ -587,25 +587,6 @@ impl WifiLab {
             .collect())
     }
 
-    /// Attaches the router NIC and `wlan0` with `--mode auto` (by hand,
-    /// as a user would); returns the VID `wlan0` got.
-    pub fn attach(&mut self) -> anyhow::Result<u16> {
-        let router = self.lab.router_if.clone();
-        self.lab.net_vm.sh(&format!(
-            "set -e\n\
-             grep -q ' /sys/fs/bpf bpf' /proc/mounts || mount -t bpf -o mode=0700 bpf /sys/fs/bpf\n\
-             xdp-forwarder attach {router} --role router --mode auto\n\
-             xdp-forwarder attach wlan0 --role physical --mode auto"
-        ))?;
-        let st = self.lab.status()?;
-        st["ports"]
-            .as_array()
-            .and_then(|ps| ps.iter().find(|p| p["name"] == "wlan0"))
-            .and_then(|p| p["vid"].as_u64())
-            .map(|v| v as u16)
-            .with_context(|| format!("wlan0 is not attached as physical: {st}"))
-    }
-
     /// In the router VM, the VMs behind the Wi-Fi port's VLAN `vid`: an
     /// 802.1Q interface of the trunk in a bridge, and per VM ([`VM_MACS`])
     /// a veth into a namespace `vmN` of its own (IPv6 on), MAC of its own.
@@ -639,56 +620,6 @@ impl WifiLab {
         }
         self.lab.router.sh(&script)?;
         Ok(())
-    }
-
-    /// Issue 26's measurement, which proves the rig sees what the issue
-    /// saw: with the forwarder attached but nothing translated, a VM
-    /// behind the router (its own MAC, a static address in the outside's
-    /// subnet) pings the outside host. Its frames go on the air with its
-    /// MAC as transmitter, the AP refuses them ("Data/PS-poll frame from
-    /// not associated STA", a deauthentication to that MAC), nothing comes
-    /// back, and the AP still lists the one station.
-    pub fn vm_refused_by_the_ap(&mut self, label: &str) -> anyhow::Result<Vec<Check>> {
-        let vm = VM_MACS[0];
-        let air = self.start_air_watch(60)?;
-        let (code, out) = self.lab.router.sh_status(
-            &format!(
-                "{IN_NETNS}vm1 ip addr add 10.77.0.51/24 dev h1\n\
-                 {IN_NETNS}vm1 ping -c 3 -W 2 {WORLD_ADDR}"
-            ),
-            Duration::from_secs(60),
-        )?;
-        let seen = self.air_transmitters(air)?;
-        let complaints = self
-            .lab
-            .net_vm
-            .sh(&format!(
-                "grep -c 'not associated STA {vm}' /tmp/hostapd.log || true"
-            ))?
-            .trim()
-            .parse::<u64>()
-            .unwrap_or(0);
-        let stations = self.ap_stations()?;
-        Ok(vec![
-            check(
-                format!("{label}: without translation the VM's ping gets no answer"),
-                code != 0,
-                ping_summary(&out),
-            ),
-            check(
-                format!("{label}: without translation the VM's MAC transmits on the air"),
-                seen.get(vm).is_some_and(|n| *n > 0),
-                format!("data frames by transmitter: {seen:?}"),
-            ),
-            check(
-                format!("{label}: without translation the AP refuses the VM's frames"),
-                complaints > 0 && stations == [self.station_mac.clone()],
-                format!(
-                    "hostapd: {complaints} \"Data/PS-poll frame from not associated STA {vm}\"; \
-                     station dump: {stations:?}"
-                ),
-            ),
-        ])
     }
 
     /// Starts the daemon (`xdp-forwarder run`, `--mode auto`, as a
@@ -761,10 +692,7 @@ impl WifiLab {
     /// (from the outside's RAs) and DHCPv4 lease (busybox udhcpc, whose
     /// request the router translates: the broadcast flag). Checks; and the
     /// addresses found, per VM (IPv4, IPv6).
-    pub fn vm_addresses(
-        &mut self,
-        label: &str,
-    ) -> anyhow::Result<(Vec<Check>, Vec<(Option<String>, Option<String>)>)> {
+    pub fn vm_addresses(&mut self, label: &str) -> anyhow::Result<(Vec<Check>, Vec<VmAddresses>)> {
         self.lab.router.sh(
             "cat > /tmp/udhcpc.script <<'EOF'\n\
              #!/bin/sh\n\
@@ -819,11 +747,7 @@ impl WifiLab {
 
     /// Both VMs ping the outside host at once (IPv4 and IPv6: each must
     /// get its own replies), then the outside host pings each VM.
-    pub fn vm_pings(
-        &mut self,
-        label: &str,
-        addrs: &[(Option<String>, Option<String>)],
-    ) -> anyhow::Result<Vec<Check>> {
+    pub fn vm_pings(&mut self, label: &str, addrs: &[VmAddresses]) -> anyhow::Result<Vec<Check>> {
         let mut checks = Vec::new();
         for (family, ping, to) in [("IPv4", "ping", WORLD_ADDR), ("IPv6", "ping6", WORLD_ADDR6)] {
             let mut script = String::new();
@@ -984,8 +908,10 @@ impl WifiLab {
                 && nat["station_mac"] == self.station_mac.as_str()
                 && vms.iter().all(|m| has(m)),
             format!(
-                "kind {}, station_mac {}, entries {}, learned {}, misses {}, eapol {}; table: {}",
+                "kind {}, mode {} on {}, station_mac {}, entries {}, learned {}, misses {}, eapol {}; table: {}",
                 port["kind"],
+                port["mode"],
+                port["hook"],
                 nat["station_mac"],
                 nat["entries"],
                 nat["learned"],
@@ -1294,11 +1220,6 @@ impl WifiLab {
             .collect::<Vec<_>>()
             .join(", ")
     }
-
-    /// The net-vm guest.
-    pub fn net_vm(&mut self) -> &mut Guest {
-        &mut self.lab.net_vm
-    }
 }
 
 /// Counts the data frames on the radio monitor `iface` (`hwsim0`: radiotap
@@ -1463,6 +1384,10 @@ fn genl_attrs(reply: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     })
 }
 
+/// A VM's addresses through the Wi-Fi port: its DHCPv4 lease and its
+/// SLAAC address, if it got them.
+pub type VmAddresses = (Option<String>, Option<String>);
+
 /// Which guest runs a command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Side {
@@ -1540,8 +1465,8 @@ pub fn bench(kernel: GuestKernel, bytes: u64, rounds: u32, dir: &Path) -> anyhow
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let mut out = format!(
-        "| direction | station's own TCP (Mbit/s, median; runs) | VM through the router and the Wi-Fi port | ratio (goal ≥ 0.8) |\n|---|---|---|---|\n"
+    let mut out = String::from(
+        "| direction | station's own TCP (Mbit/s, median; runs) | VM through the router and the Wi-Fi port | ratio (goal ≥ 0.8) |\n|---|---|---|---|\n",
     );
     for (dir_name, own, vm) in [("to the outside", 0, 1), ("from the outside", 2, 3)] {
         let (a, b) = (median(&rates[own]), median(&rates[vm]));
