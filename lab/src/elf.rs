@@ -120,6 +120,18 @@ mod tests {
     }
 
     #[test]
+    #[cfg(all(target_arch = "x86_64", target_env = "gnu"))]
+    fn a_dynamic_executable_lists_the_libraries_it_needs() {
+        let me = needed(&std::env::current_exe().unwrap()).unwrap();
+        assert!(me.iter().any(|l| l == "libc.so.6"), "{me:?}");
+        // glibc's loader needs nothing.
+        let loader = Path::new("/lib64/ld-linux-x86-64.so.2");
+        if loader.exists() {
+            assert_eq!(needed(loader).unwrap(), Vec::<String>::new());
+        }
+    }
+
+    #[test]
     fn what_is_not_elf_is_refused() {
         assert!(Elf::parse(b"#!/bin/sh\n").is_err());
         let mut truncated = b"\x7fELF\x02\x01".to_vec();
