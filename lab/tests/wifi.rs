@@ -29,8 +29,10 @@ fn with_wifi_lab(tag: &str, kernel: GuestKernel, f: impl FnOnce(&mut WifiLab) ->
     let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = std::env::temp_dir().join(format!("xfd-wifi-{tag}-{}", std::process::id()));
     let started = Instant::now();
-    let mut lab = WifiLab::start(kernel, &format!("xw{tag}"), &dir)
-        .unwrap_or_else(|e| panic!("{kernel}: the Wi-Fi lab did not start: {e:#}"));
+    let mut lab = WifiLab::start(kernel, &format!("xw{tag}"), &dir).unwrap_or_else(|e| {
+        let _ = std::fs::remove_dir_all(&dir);
+        panic!("{kernel}: the Wi-Fi lab did not start: {e:#}")
+    });
     let checks = f(&mut lab);
     println!(
         "{kernel}: {} (whole: {:.1} s)",
