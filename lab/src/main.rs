@@ -218,6 +218,21 @@ enum GuestCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Count the frames of ETHERTYPE (untagged or behind one 802.1Q tag)
+    /// IFACE receives for SECONDS; touch READY once listening; keep OUT up
+    /// to date (the count).
+    CountEthertype {
+        #[arg(long)]
+        iface: String,
+        #[arg(long)]
+        ethertype: u16,
+        #[arg(long)]
+        seconds: u64,
+        #[arg(long)]
+        ready: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Make a mac80211_hwsim radio now (a Wi-Fi NIC hot-plugged).
     HwsimNewRadio,
     /// Switch IFACE's feature NAME on or off (`ethtool -K`), behind the
@@ -433,6 +448,16 @@ fn run(command: Command) -> anyhow::Result<bool> {
             out,
         }) => {
             vm::wifi::watch_transmitters(&iface, seconds, &ready, &out)?;
+            Ok(true)
+        }
+        Command::Guest(GuestCommand::CountEthertype {
+            iface,
+            ethertype,
+            seconds,
+            ready,
+            out,
+        }) => {
+            vm::wifi::watch_ethertype(&iface, ethertype, seconds, &ready, &out)?;
             Ok(true)
         }
         Command::Guest(GuestCommand::HwsimNewRadio) => {

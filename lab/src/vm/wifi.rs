@@ -1141,6 +1141,12 @@ impl WifiLab {
         eapol: Eapol,
     ) -> anyhow::Result<Vec<Check>> {
         self.stop_station()?;
+        // What of the handshake reaches the router VM's trunk: nothing may.
+        self.lab.router.sh("rm -f /tmp/pae.ready /tmp/pae.out\n\
+             xdp-forwarder-lab guest count-ethertype --iface eth0 --ethertype 34958 --seconds 400 \
+             --ready /tmp/pae.ready --out /tmp/pae.out >/tmp/pae.log 2>&1 &\n\
+             echo $! > /tmp/pae.pid\n\
+             while [ ! -e /tmp/pae.ready ]; do sleep 0.1; done")?;
         let eapol_before = self.wlan0_status()?["station_nat"]["eapol"]
             .as_u64()
             .unwrap_or(0);
@@ -1151,11 +1157,18 @@ impl WifiLab {
         // From the netdev, the handshake's frames from the AP (messages 1
         // and 3) cross the port's program, which must keep them.
         let kept = eapol_after.saturating_sub(eapol_before);
+        let at_router: u64 = self
+            .lab
+            .router
+            .sh("sleep 0.6; kill $(cat /tmp/pae.pid) 2>/dev/null; cat /tmp/pae.out")?
+            .trim()
+            .parse()
+            .unwrap_or(u64::MAX);
         let mut checks = vec![check(
             format!("{label}: {supplicant} associates, {eapol}, with the forwarder attached"),
-            associated.is_ok() && (eapol == Eapol::ControlPort || kept >= 2),
+            associated.is_ok() && (eapol == Eapol::ControlPort || kept >= 2) && at_router == 0,
             format!(
-                "{}; EAPOL frames kept for the station: {}",
+                "{}; EAPOL frames at the router VM: {at_router}; kept for the station: {}",
                 associated.map_or_else(
                     |e| format!("{e:#}"),
                     |d| format!("{:.1} s", d.as_secs_f64())
@@ -1491,6 +1504,45 @@ fn ping_summary(out: &str) -> String {
         .find(|l| l.contains("packets transmitted"))
         .unwrap_or(out.trim())
         .to_owned()
+}
+
+/// Counts the frames of EtherType `ethertype` (untagged, or behind one
+/// 802.1Q tag: the router VM's trunk) received on `iface` for `seconds`;
+/// touches `ready` once bound and keeps `out` up to date (the count).
+pub fn watch_ethertype(
+    iface: &str,
+    ethertype: u16,
+    seconds: u64,
+    ready: &Path,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let sock = RawSocket::bind(iface).with_context(|| format!("a packet socket on {iface}"))?;
+    std::fs::write(ready, "")?;
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let want = ethertype.to_be_bytes();
+    let mut n = 0u64;
+    let mut written = Instant::now();
+    let write = |n: u64| -> anyhow::Result<()> {
+        let tmp = out.with_extension("tmp");
+        std::fs::write(&tmp, format!("{n}\n"))?;
+        Ok(std::fs::rename(&tmp, out)?)
+    };
+    write(n)?;
+    while Instant::now() < deadline {
+        if let Some(f) = sock.recv(Duration::from_millis(100)) {
+            let tagged = f.get(12..14) == Some(&[0x81, 0x00][..]);
+            let at = if tagged { 16 } else { 12 };
+            if f.get(at..at + 2) == Some(&want[..]) {
+                n += 1;
+                write(n)?;
+            }
+        }
+        if written.elapsed() > Duration::from_millis(500) {
+            write(n)?;
+            written = Instant::now();
+        }
+    }
+    write(n)
 }
 
 /// The transmitter address (addr2) of an 802.11 data frame behind a
