@@ -707,7 +707,7 @@ impl WifiLab {
             let (code, out) = self.in_vm(
                 &format!("vm{n}"),
                 &format!(
-                    "udhcpc -i h{n} -n -q -t 6 -T 2 -s /tmp/udhcpc.script >/tmp/udhcpc{n}.log 2>&1; \
+                    "udhcpc -i h{n} -n -q -t 10 -T 3 -s /tmp/udhcpc.script >/tmp/udhcpc{n}.log 2>&1; \
                      ip -4 addr show dev h{n} | grep -o \"10\\.77\\.0\\.[0-9]*\" | head -n 1"
                 ),
                 Duration::from_secs(60),
