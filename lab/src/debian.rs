@@ -152,9 +152,69 @@ const MODULES: &[&str] = &[
     "net/sched/cls_bpf.ko",
 ];
 
-/// What [`MODULES`] is recorded as in a cached kernel (`modules.list`).
-fn modules_list() -> String {
-    MODULES.iter().map(|m| format!("{m}\n")).collect()
+/// What the Wi-Fi lab's guests need on top of [`MODULES`] (issue 26),
+/// the dependency closure read from the modules' `depends=` of both
+/// kernels: cfg80211, mac80211, rfkill and `mac80211_hwsim` (6.1 keeps it
+/// in `drivers/net/wireless`, 6.12 in `drivers/net/wireless/virtual`), the
+/// crypto CCMP and GCMP need (`ccm`, `ctr`, `gcm`, `cmac` with `ghash`,
+/// `gf128mul`, `cryptd`, `crypto_simd`, `crypto_null`, `libarc4`; hostapd
+/// fails "set_key failed; err=-2" without them), what iwd asks of the
+/// kernel's crypto API (`af_alg`, `algif_hash`, `algif_skcipher`, `md4`,
+/// `sha512`, `ecb`, `des`), and the bridge and veth the access point's
+/// side is made of. Entries missing in one kernel (built in, or moved)
+/// are skipped.
+const WIFI_MODULES: &[&str] = &[
+    "net/wireless",
+    "net/mac80211",
+    "net/rfkill",
+    "net/bridge",
+    "net/802",
+    "net/llc",
+    "drivers/net/veth.ko",
+    "drivers/net/wireless/mac80211_hwsim.ko",
+    "drivers/net/wireless/virtual/mac80211_hwsim.ko",
+    "crypto/ccm.ko",
+    "crypto/ctr.ko",
+    "crypto/gcm.ko",
+    "crypto/cmac.ko",
+    "crypto/ghash-generic.ko",
+    "crypto/gf128mul.ko",
+    "lib/crypto/gf128mul.ko",
+    "crypto/cryptd.ko",
+    "crypto/crypto_simd.ko",
+    "crypto/crypto_null.ko",
+    "lib/crypto/libarc4.ko",
+    "crypto/af_alg.ko",
+    "crypto/algif_hash.ko",
+    "crypto/algif_skcipher.ko",
+    "crypto/md4.ko",
+    "crypto/sha512_generic.ko",
+    "crypto/ecb.ko",
+    "crypto/des_generic.ko",
+    "lib/crypto/libdes.ko",
+];
+
+/// Which modules a cached kernel carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ModuleSet {
+    /// [`MODULES`].
+    Lab,
+    /// [`MODULES`] and [`WIFI_MODULES`].
+    Wifi,
+}
+
+impl ModuleSet {
+    fn modules(self) -> Vec<&'static str> {
+        match self {
+            ModuleSet::Lab => MODULES.to_vec(),
+            ModuleSet::Wifi => MODULES.iter().chain(WIFI_MODULES).copied().collect(),
+        }
+    }
+}
+
+/// What a module set is recorded as in a cached kernel (`modules.list`).
+fn modules_list(set: ModuleSet) -> String {
+    set.modules().iter().map(|m| format!("{m}\n")).collect()
 }
 
 /// FNV-1a of `text`: names a cache directory after what it holds.
@@ -173,6 +233,17 @@ pub fn kernel(which: GuestKernel) -> anyhow::Result<Kernel> {
 /// The cached kernel for `arch` (Debian's `linux-image-ARCH` of the
 /// suite), fetched first if needed.
 pub fn kernel_for(which: GuestKernel, arch: Arch) -> anyhow::Result<Kernel> {
+    kernel_with(which, arch, ModuleSet::Lab)
+}
+
+/// The cached amd64 kernel with the Wi-Fi lab's modules too
+/// ([`WIFI_MODULES`]: mac80211, `mac80211_hwsim`, CCMP's crypto, bridge),
+/// in a cache directory of its own: the other guests' images stay small.
+pub fn wifi_kernel(which: GuestKernel) -> anyhow::Result<Kernel> {
+    kernel_with(which, Arch::Amd64, ModuleSet::Wifi)
+}
+
+fn kernel_with(which: GuestKernel, arch: Arch, set: ModuleSet) -> anyhow::Result<Kernel> {
     // amd64 keeps the directory name it always had.
     let arch_part = match arch {
         Arch::Amd64 => String::new(),
@@ -181,12 +252,12 @@ pub fn kernel_for(which: GuestKernel, arch: Arch) -> anyhow::Result<Kernel> {
     let name = format!("{}-{arch_part}", which.suite());
     let dir = cache::root()
         .join("kernels")
-        .join(format!("{name}{}", short_hash(&modules_list())));
-    if let Some(k) = cached(which, arch, &dir)? {
+        .join(format!("{name}{}", short_hash(&modules_list(set))));
+    if let Some(k) = cached(which, arch, set, &dir)? {
         return Ok(k);
     }
     let _lock = cache::lock()?;
-    if let Some(k) = cached(which, arch, &dir)? {
+    if let Some(k) = cached(which, arch, set, &dir)? {
         return Ok(k);
     }
     eprintln!("lab: fetching the {which} {arch} kernel from Debian's archive (once)");
@@ -221,7 +292,7 @@ pub fn kernel_for(which: GuestKernel, arch: Arch) -> anyhow::Result<Kernel> {
         .find(|d| d.is_dir())
         .with_context(|| format!("no modules for {release} in {}", deb.display()))?;
     let dst = out.join("modules/lib/modules").join(&release);
-    for m in MODULES {
+    for m in set.modules() {
         for candidate in [m.to_string(), format!("{m}.xz")] {
             let from = src.join("kernel").join(&candidate);
             if from.exists() {
@@ -238,7 +309,7 @@ pub fn kernel_for(which: GuestKernel, arch: Arch) -> anyhow::Result<Kernel> {
         }
     }
     fs::write(out.join("release"), &release)?;
-    fs::write(out.join("modules.list"), modules_list())?;
+    fs::write(out.join("modules.list"), modules_list(set))?;
     fs::create_dir_all(dir.parent().unwrap())?;
     // Whatever holds the path without passing `cached` (an interrupted
     // copy, a hash collision) makes way (moved aside first, so the path
@@ -250,7 +321,7 @@ pub fn kernel_for(which: GuestKernel, arch: Arch) -> anyhow::Result<Kernel> {
     }
     cache::commit(&out, &dir)?;
     fs::remove_dir_all(&work)?;
-    cached(which, arch, &dir)?.context("the kernel vanished from the cache")
+    cached(which, arch, set, &dir)?.context("the kernel vanished from the cache")
 }
 
 /// The guests' busybox for `arch`: the machine's `/bin/busybox` on amd64
@@ -285,6 +356,132 @@ pub fn busybox(arch: Arch) -> anyhow::Result<PathBuf> {
     cache::commit(&tree, &dir)?;
     fs::remove_dir_all(&work)?;
     Ok(binary)
+}
+
+/// The Wi-Fi lab's programs (issue 26), by their path in Debian 12's
+/// packages: the access point (`hostapd`), the two station programs
+/// (`wpa_supplicant`, and `iwd`, what Spectrum's net-vm ships, with the
+/// D-Bus daemon it needs), `iw`, the control tools and the outside host's
+/// router advertisements (`radvd`).
+pub const WIFI_PROGRAMS: &[&str] = &[
+    "usr/sbin/hostapd",
+    "usr/sbin/hostapd_cli",
+    "sbin/wpa_supplicant",
+    "sbin/wpa_cli",
+    "sbin/iw",
+    "usr/libexec/iwd",
+    "usr/bin/iwctl",
+    "usr/bin/dbus-daemon",
+    "usr/sbin/radvd",
+];
+
+/// Debian 12's packages holding [`WIFI_PROGRAMS`] and every library they
+/// link (their `DT_NEEDED` closure, checked when the directory is made).
+const WIFI_PACKAGES: &[&str] = &[
+    "hostapd",
+    "wpasupplicant",
+    "iwd",
+    "iw",
+    "radvd",
+    "dbus-daemon",
+    "libc6",
+    "libssl3",
+    "libnl-3-200",
+    "libnl-genl-3-200",
+    "libnl-route-3-200",
+    "libdbus-1-3",
+    "libpcsclite1",
+    "libreadline8",
+    "libtinfo6",
+    "libell0",
+    "libsystemd0",
+    "libapparmor1",
+    "libaudit1",
+    "libcap-ng0",
+    "libexpat1",
+    "libselinux1",
+    "libpcre2-8-0",
+    "libcap2",
+    "libgcrypt20",
+    "libgpg-error0",
+    "liblz4-1",
+    "liblzma5",
+    "libzstd1",
+];
+
+/// glibc's loader, which runs the Wi-Fi programs explicitly.
+pub const GLIBC_LOADER: &str = "ld-linux-x86-64.so.2";
+
+/// The Wi-Fi lab's programs with their own C library: a directory holding
+/// `bin/` ([`WIFI_PROGRAMS`]) and `lib/` (glibc's loader and exactly the
+/// libraries they need), from Debian 12's packages fetched once into the
+/// lab cache (`wifi-tools-HASH/`) with the private apt configuration and
+/// unpacked, never installed. These dynamically linked programs stand for
+/// the access point and for Spectrum's musl-built iwd, which no archive
+/// has; the guest runs them through `lib/`'s loader
+/// (`LOADER --library-path lib bin/PROGRAM`), never from `/lib`.
+pub fn wifi_tools() -> anyhow::Result<PathBuf> {
+    let recipe = format!("{}\n{}", WIFI_PACKAGES.join(" "), WIFI_PROGRAMS.join(" "));
+    let dir = cache::root().join(format!("wifi-tools-{}", short_hash(&recipe)));
+    if dir.join("recipe").exists() {
+        return Ok(dir);
+    }
+    let _lock = cache::lock()?;
+    if dir.join("recipe").exists() {
+        return Ok(dir);
+    }
+    eprintln!("lab: fetching hostapd, wpa_supplicant, iwd and iw from Debian's archive (once)");
+    let apt = Apt::new(Arch::Amd64)?;
+    let work = cache::scratch("wifi-tools")?;
+    let tree = work.join("tree");
+    for pkg in WIFI_PACKAGES {
+        let deb = apt.download(&format!("{pkg}/bookworm"), &work)?;
+        run("dpkg-deb", &["-x", path_str(&deb)?, path_str(&tree)?])?;
+    }
+    let out = work.join("out");
+    fs::create_dir_all(out.join("bin"))?;
+    fs::create_dir_all(out.join("lib"))?;
+    let libdirs = [
+        tree.join("lib/x86_64-linux-gnu"),
+        tree.join("usr/lib/x86_64-linux-gnu"),
+    ];
+    let find_lib = |name: &str| {
+        libdirs
+            .iter()
+            .map(|d| d.join(name))
+            .find(|p| p.exists())
+            .with_context(|| {
+                format!("no {name} in the Wi-Fi packages: add its Debian package to WIFI_PACKAGES")
+            })
+    };
+    let mut todo: Vec<PathBuf> = Vec::new();
+    for prog in WIFI_PROGRAMS {
+        let from = tree.join(prog);
+        let name = from.file_name().context("a program without a name")?;
+        fs::copy(&from, out.join("bin").join(name))
+            .with_context(|| format!("the Wi-Fi packages have no {prog}"))?;
+        todo.push(from);
+    }
+    todo.push(find_lib(GLIBC_LOADER)?);
+    let mut done = std::collections::BTreeSet::new();
+    while let Some(path) = todo.pop() {
+        for lib in crate::elf::needed(&path)? {
+            if done.insert(lib.clone()) {
+                let from = find_lib(&lib)?;
+                // Copied through the symlink: the file under the soname.
+                fs::copy(&from, out.join("lib").join(&lib))?;
+                todo.push(from);
+            }
+        }
+    }
+    fs::copy(find_lib(GLIBC_LOADER)?, out.join("lib").join(GLIBC_LOADER))?;
+    fs::write(out.join("recipe"), &recipe)?;
+    if dir.exists() {
+        fs::remove_dir_all(&dir)?;
+    }
+    cache::commit(&out, &dir)?;
+    fs::remove_dir_all(&work)?;
+    Ok(dir)
 }
 
 /// A QEMU the guests run on.
@@ -410,11 +607,16 @@ fn cached_qemu(dir: &Path, arch: Arch) -> anyhow::Result<Option<Qemu>> {
     }))
 }
 
-fn cached(which: GuestKernel, arch: Arch, dir: &Path) -> anyhow::Result<Option<Kernel>> {
+fn cached(
+    which: GuestKernel,
+    arch: Arch,
+    set: ModuleSet,
+    dir: &Path,
+) -> anyhow::Result<Option<Kernel>> {
     let Ok(release) = fs::read_to_string(dir.join("release")) else {
         return Ok(None);
     };
-    if fs::read_to_string(dir.join("modules.list")).ok() != Some(modules_list()) {
+    if fs::read_to_string(dir.join("modules.list")).ok() != Some(modules_list(set)) {
         return Ok(None);
     }
     Ok(Some(Kernel {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use object::{
     Endianness, Object as _, ObjectSection as _,
-    read::elf::{ElfFile64, FileHeader as _, ProgramHeader as _},
+    read::elf::{Dyn as _, ElfFile64, FileHeader as _, ProgramHeader as _},
 };
 
 /// `e_machine` of x86-64 executables.
@@ -70,6 +70,30 @@ impl Elf {
     }
 }
 
+/// The libraries the ELF file at `path` links (its `DT_NEEDED` entries,
+/// sonames such as `libc.so.6`), in order; empty for a static one. The
+/// Wi-Fi lab gathers its Debian programs' libraries with it.
+pub fn needed(path: &Path) -> anyhow::Result<Vec<String>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let file = ElfFile64::<Endianness>::parse(&*bytes)
+        .with_context(|| format!("{}: not a 64-bit ELF file", path.display()))?;
+    let endian = file.endian();
+    let sections = file.elf_section_table();
+    let bad = || format!("{}: a bad dynamic section", path.display());
+    let Some((dynamic, link)) = sections.dynamic(endian, &*bytes).with_context(bad)? else {
+        return Ok(Vec::new());
+    };
+    let strings = sections.strings(endian, &*bytes, link).with_context(bad)?;
+    dynamic
+        .iter()
+        .filter(|d| d.d_tag(endian) == object::elf::DT_NEEDED)
+        .map(|d| {
+            let name = d.string(endian, strings).with_context(bad)?;
+            Ok(String::from_utf8_lossy(name).into_owned())
+        })
+        .collect()
+}
+
 /// Each section of the ELF file at `path`: its name and contents (empty for
 /// SHT_NOBITS), in header order. For comparing eBPF objects section by
 /// section.
@@ -93,6 +117,18 @@ mod tests {
         let me = Elf::read(&std::env::current_exe().unwrap()).unwrap();
         assert!(me.interpreter.is_some(), "{me:?}");
         assert_eq!(me.machine, EM_X86_64);
+    }
+
+    #[test]
+    #[cfg(all(target_arch = "x86_64", target_env = "gnu"))]
+    fn a_dynamic_executable_lists_the_libraries_it_needs() {
+        let me = needed(&std::env::current_exe().unwrap()).unwrap();
+        assert!(me.iter().any(|l| l == "libc.so.6"), "{me:?}");
+        // glibc's loader needs nothing.
+        let loader = Path::new("/lib64/ld-linux-x86-64.so.2");
+        if loader.exists() {
+            assert_eq!(needed(loader).unwrap(), Vec::<String>::new());
+        }
     }
 
     #[test]

@@ -56,6 +56,21 @@ enum Command {
         #[arg(long, default_value = "qemu-default", value_parser = ["qemu-default", "like-spectrum"])]
         router_nic: String,
     },
+    /// Issue 26's benchmark row: bulk TCP from a VM behind the router
+    /// through the net-vm's Wi-Fi station (mac80211_hwsim, hostapd) against
+    /// the station's own TCP to the same outside host, same guests, same
+    /// run; prints a Markdown table (docs/benchmarks.md).
+    WifiBench {
+        /// Guest kernel: 6.1 (Debian 12) or 6.12 (Debian 13).
+        #[arg(long, default_value = "6.1", value_parser = GuestKernel::parse)]
+        kernel: GuestKernel,
+        /// MiB a transfer.
+        #[arg(long, default_value_t = 32)]
+        mib: u64,
+        /// Transfers each way per path.
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+    },
     /// Build a throw-away net-vm and router VM (network namespaces), send
     /// real traffic through them, report, and remove everything.
     Demo {
@@ -190,6 +205,36 @@ enum GuestCommand {
     /// Print what IFACE's receive queues took, one "QUEUE COUNT" a line,
     /// after a line "frames" or "interrupts" (what was counted).
     RxQueues { iface: String },
+    /// Count the data frames on the radio monitor IFACE (hwsim0) by
+    /// transmitter for SECONDS; touch READY once listening; keep OUT up to
+    /// date ("MAC COUNT" lines).
+    AirTransmitters {
+        #[arg(long)]
+        iface: String,
+        #[arg(long)]
+        seconds: u64,
+        #[arg(long)]
+        ready: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Count the frames of ETHERTYPE (untagged or behind one 802.1Q tag)
+    /// IFACE receives for SECONDS; touch READY once listening; keep OUT up
+    /// to date (the count).
+    CountEthertype {
+        #[arg(long)]
+        iface: String,
+        #[arg(long)]
+        ethertype: u16,
+        #[arg(long)]
+        seconds: u64,
+        #[arg(long)]
+        ready: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Make a mac80211_hwsim radio now (a Wi-Fi NIC hot-plugged).
+    HwsimNewRadio,
     /// Switch IFACE's feature NAME on or off (`ethtool -K`), behind the
     /// forwarder's back: for checking that a case notices.
     SetFeature {
@@ -227,11 +272,29 @@ fn run(command: Command) -> anyhow::Result<bool> {
                 println!("QEMU {} {arch}: {}", qemu.version, qemu.binary.display());
                 println!("busybox {arch}: {}", debian::busybox(arch)?.display());
             }
+            // The Wi-Fi lab's kernels (with mac80211_hwsim) and programs.
+            for k in GuestKernel::ALL {
+                let kernel = debian::wifi_kernel(k)?;
+                println!("{k} with Wi-Fi modules: {}", kernel.release);
+            }
+            println!("Wi-Fi programs: {}", debian::wifi_tools()?.display());
             println!(
                 "libbpf {}: {}",
                 libbpf::VERSION,
                 libbpf::ensure()?.display()
             );
+            Ok(true)
+        }
+        Command::WifiBench {
+            kernel,
+            mib,
+            rounds,
+        } => {
+            let dir = std::env::temp_dir()
+                .join(format!("xdp-forwarder-wifi-bench-{}", std::process::id()));
+            let table = vm::wifi::bench(kernel, mib << 20, rounds, &dir);
+            let _ = std::fs::remove_dir_all(&dir);
+            println!("{}", table?);
             Ok(true)
         }
         Command::VmDemo {
@@ -376,6 +439,29 @@ fn run(command: Command) -> anyhow::Result<bool> {
             for (q, n) in queues {
                 println!("{q} {n}");
             }
+            Ok(true)
+        }
+        Command::Guest(GuestCommand::AirTransmitters {
+            iface,
+            seconds,
+            ready,
+            out,
+        }) => {
+            vm::wifi::watch_transmitters(&iface, seconds, &ready, &out)?;
+            Ok(true)
+        }
+        Command::Guest(GuestCommand::CountEthertype {
+            iface,
+            ethertype,
+            seconds,
+            ready,
+            out,
+        }) => {
+            vm::wifi::watch_ethertype(&iface, ethertype, seconds, &ready, &out)?;
+            Ok(true)
+        }
+        Command::Guest(GuestCommand::HwsimNewRadio) => {
+            vm::wifi::hwsim_new_radio()?;
             Ok(true)
         }
         Command::Guest(GuestCommand::SetFeature { iface, name, state }) => {

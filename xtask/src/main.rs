@@ -32,7 +32,7 @@ enum Task {
     /// Debian's 6.1 and 6.12 kernels, and QEMU 10.0 from bookworm-backports
     /// for igb NICs, fetched once into the lab cache).
     Test {
-        /// Only the VM lab's tests (lab/tests/vm.rs and lab/tests/hook.rs).
+        /// Only the VM lab's tests (lab/tests/vm.rs, lab/tests/hook.rs, lab/tests/wifi.rs).
         #[arg(long)]
         vm_only: bool,
     },
@@ -168,6 +168,8 @@ fn test(vm_only: bool) -> anyhow::Result<()> {
             "vm",
             "--test",
             "hook",
+            "--test",
+            "wifi",
         ]
     } else {
         &["test", "--no-fail-fast", "--all-targets"]

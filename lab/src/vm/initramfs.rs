@@ -6,6 +6,15 @@
 //! hands the host a shell on a virtio-serial port. Nothing comes from the
 //! host's `/lib`: building the image refuses any dynamically linked ELF
 //! (one with a `PT_INTERP` program header), naming it and the fix.
+//!
+//! One exemption, for the Wi-Fi lab only (issue 26): [`WIFI_TOOLS`] holds
+//! Debian's hostapd, wpa_supplicant, iwd, iw, dbus-daemon and radvd with
+//! their own glibc ([`debian::wifi_tools`]). They stand for the access
+//! point and for Spectrum's musl-built iwd, which no archive has; the guest
+//! runs them through that directory's loader explicitly (the scripts in
+//! `WIFI_TOOLS/run/`), nothing lands in `/lib` or `/usr/lib`, and every
+//! other file of the image is still refused if it is dynamic
+//! ([`refuse_dynamic_in`]).
 
 use std::{
     fs,
@@ -25,6 +34,12 @@ use crate::{
 /// Where contrib/ lands in the guest (as an install would put it).
 pub const GUEST_CONTRIB: &str = "/usr/share/xdp-forwarder/contrib";
 
+/// The Wi-Fi lab's private directory in the guest: `bin/` (dynamic
+/// programs), `lib/` (their glibc and libraries) and `run/PROGRAM`, a
+/// script that runs `bin/PROGRAM` through `lib/`'s loader. The one place
+/// of the image where a dynamically linked ELF may be.
+pub const WIFI_TOOLS: &str = "/wifi-tools";
+
 /// What goes into the image besides the kernel's modules. Every ELF among
 /// them must be statically linked ([`refuse_dynamic`]).
 pub struct Contents {
@@ -36,6 +51,10 @@ pub struct Contents {
     pub busybox: PathBuf,
     /// The project's contrib/ directory.
     pub contrib: PathBuf,
+    /// The Wi-Fi lab's programs ([`debian::wifi_tools`]), put under
+    /// [`WIFI_TOOLS`]; the guests then boot the kernel with the Wi-Fi
+    /// modules ([`debian::wifi_kernel`]). `None` in every other lab.
+    pub wifi_tools: Option<PathBuf>,
 }
 
 impl Contents {
@@ -49,6 +68,16 @@ impl Contents {
             bins,
             busybox: PathBuf::from("/bin/busybox"),
             contrib: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../contrib"),
+            wifi_tools: None,
+        })
+    }
+
+    /// [`Self::of_this_build`] with the Wi-Fi lab's programs (fetched into
+    /// the lab cache first if needed).
+    pub fn with_wifi() -> anyhow::Result<Self> {
+        Ok(Self {
+            wifi_tools: Some(debian::wifi_tools()?),
+            ..Self::of_this_build()?
         })
     }
 
@@ -84,6 +113,7 @@ impl Contents {
             bins,
             busybox: debian::busybox(arch)?,
             contrib: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../contrib"),
+            wifi_tools: None,
         })
     }
 }
@@ -161,10 +191,14 @@ pub fn build(kernel: &Kernel, contents: &Contents, out: &Path) -> anyhow::Result
         "cp",
         &["-r", path_str(&contents.contrib)?, path_str(&contrib)?],
     )?;
+    if let Some(tools) = &contents.wifi_tools {
+        put_wifi_tools(tools, &stage)?;
+    }
     write_executable(&stage.join("init"), INIT)?;
     // As in any image: mdev rules name their owner (`root:root`).
     fs::write(stage.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")?;
     fs::write(stage.join("etc/group"), "root:x:0:\n")?;
+    refuse_dynamic_in(&stage)?;
     cpio(&stage, out)?;
     fs::remove_dir_all(&stage)?;
     Ok(())
@@ -174,6 +208,59 @@ fn write_executable(path: &Path, text: &str) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
     fs::write(path, text)?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}
+
+/// Copies the Wi-Fi programs' directory `tools` (`bin/`, `lib/`) to
+/// [`WIFI_TOOLS`] in `stage`, with a `run/PROGRAM` script per program that
+/// starts it through the directory's own loader.
+fn put_wifi_tools(tools: &Path, stage: &Path) -> anyhow::Result<()> {
+    let to = stage.join(WIFI_TOOLS.trim_start_matches('/'));
+    fs::create_dir_all(to.join("run"))?;
+    for sub in ["bin", "lib"] {
+        run(
+            "cp",
+            &["-r", path_str(&tools.join(sub))?, path_str(&to.join(sub))?],
+        )?;
+    }
+    for e in fs::read_dir(tools.join("bin"))? {
+        let name = e?.file_name();
+        let name = name
+            .to_str()
+            .context("a Wi-Fi program with a non-UTF-8 name")?;
+        write_executable(
+            &to.join("run").join(name),
+            &format!(
+                "#!/bin/sh
+exec {WIFI_TOOLS}/lib/{} --library-path {WIFI_TOOLS}/lib \
+                 --argv0 {name} {WIFI_TOOLS}/bin/{name} \"$@\"\n",
+                debian::GLIBC_LOADER
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+/// [`refuse_dynamic`] on every file of the image staged at `stage`, but
+/// those under [`WIFI_TOOLS`] (the Wi-Fi lab's one exemption: programs run
+/// through their own loader there, never by the kernel's `PT_INTERP`).
+pub fn refuse_dynamic_in(stage: &Path) -> anyhow::Result<()> {
+    let exempt = stage.join(WIFI_TOOLS.trim_start_matches('/'));
+    let mut dirs = vec![stage.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for e in fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))? {
+            let e = e?;
+            let path = e.path();
+            let kind = e.file_type()?;
+            if kind.is_dir() {
+                if path != exempt {
+                    dirs.push(path);
+                }
+            } else if kind.is_file() {
+                refuse_dynamic(&path)?;
+            }
+        }
+    }
     Ok(())
 }
 
@@ -299,6 +386,55 @@ mod tests {
         let elf = elf64(&[(1, 0, 0), (2, 0, 0)], &[]);
         refuse_dynamic(&written("static", &elf)).unwrap();
         refuse_dynamic(&written("script", b"#!/bin/sh\nexit 0\n")).unwrap();
+    }
+
+    /// A staged image holding `files` (path, contents).
+    fn staged(name: &str, files: &[(&str, &[u8])]) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("xfd-stage-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        for (path, bytes) in files {
+            let path = dir.join(path);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, bytes).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn only_the_wifi_tools_directory_may_hold_dynamic_elves() {
+        let loader = b"/lib64/ld-linux-x86-64.so.2\0";
+        let at = 64 + 2 * 56;
+        let dynamic = elf64(&[(1, 0, 0), (PT_INTERP, at, loader.len() as u64)], loader);
+        let fixed = elf64(&[(1, 0, 0)], &[]);
+        // The exemption: dynamic programs and their libraries under
+        // /wifi-tools, beside static ones and scripts elsewhere.
+        let ok = staged(
+            "exempt",
+            &[
+                ("wifi-tools/bin/hostapd", &dynamic),
+                ("wifi-tools/lib/libc.so.6", &dynamic),
+                ("wifi-tools/run/hostapd", b"#!/bin/sh\n"),
+                ("usr/bin/xdp-forwarder", &fixed),
+                ("init", b"#!/bin/busybox sh\n"),
+            ],
+        );
+        refuse_dynamic_in(&ok).unwrap();
+        // Everything else is still refused: the same ELF in /usr/bin, in
+        // /lib, or in a directory merely named like it elsewhere.
+        for (name, path) in [
+            ("bin", "usr/bin/hostapd"),
+            ("lib", "lib/x86_64-linux-gnu/libc.so.6"),
+            ("nested", "usr/wifi-tools/bin/hostapd"),
+        ] {
+            let bad = staged(name, &[("wifi-tools/bin/iw", &dynamic), (path, &dynamic)]);
+            let err = format!("{:#}", refuse_dynamic_in(&bad).unwrap_err());
+            assert!(
+                err.contains(path) && err.contains("dynamically linked"),
+                "{err}"
+            );
+            fs::remove_dir_all(&bad).unwrap();
+        }
+        fs::remove_dir_all(&ok).unwrap();
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub mod guest;
 pub mod hotplug;
 pub mod initramfs;
 pub mod nic_stats;
+pub mod wifi;
 
 use std::path::{Path, PathBuf};
 
@@ -122,7 +123,11 @@ pub fn prepare(
     contents: &Contents,
     dir: &Path,
 ) -> anyhow::Result<(Kernel, PathBuf, Accel)> {
-    let kernel = debian::kernel_for(which, arch)?;
+    let kernel = if contents.wifi_tools.is_some() {
+        debian::wifi_kernel(which)?
+    } else {
+        debian::kernel_for(which, arch)?
+    };
     std::fs::create_dir_all(dir)?;
     let initrd = dir.join(format!(
         "initramfs-{}-{}.cpio",
