@@ -6,7 +6,10 @@ use aya::maps::{HashMap, Map, MapData, MapError, MapType};
 
 use crate::{
     Error, Mode, Result, Role,
-    state::pins::{self, MapSpec, PinDir, Pinned},
+    state::{
+        pins::{self, MapSpec, PinDir, Pinned},
+        station::PortKind,
+    },
 };
 
 /// At most this many ports per pin dir (one per usable VID, plus routers).
@@ -78,6 +81,15 @@ impl PortRecord {
     /// Whether the port is a Wi-Fi station.
     pub fn is_station(&self) -> bool {
         self.flags & FLAG_STATION != 0
+    }
+
+    /// The port's kind, as its record says.
+    pub fn kind(&self) -> PortKind {
+        if self.is_station() {
+            PortKind::Wifi
+        } else {
+            PortKind::Ethernet
+        }
     }
 
     /// The port's mode; a value no mode of this version has (a record of a

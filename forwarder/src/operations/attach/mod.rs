@@ -96,11 +96,7 @@ impl Attached {
             ifindex,
             role: rec.role(),
             mode: rec.mode(),
-            kind: if rec.is_station() {
-                PortKind::Wifi
-            } else {
-                PortKind::Ethernet
-            },
+            kind: rec.kind(),
             vid: (rec.role() == Role::Physical).then_some(rec.vid),
             unchanged: false,
             mode_reason: None,
@@ -181,7 +177,7 @@ impl Forwarder {
                     && !req.replace
                     && rec.role() == Role::Physical =>
             {
-                Attached::from_record(&link.name, link.index, &rec).kind
+                rec.kind()
             }
             _ => kind,
         };

@@ -74,7 +74,7 @@ pub(super) fn already_attached(
             current: rec.vid,
         });
     }
-    let was = Attached::from_record(&link.name, link.index, rec).kind;
+    let was = rec.kind();
     if req.role == Role::Physical && was != kind {
         return Err(Error::Refused {
             iface: link.name.clone(),

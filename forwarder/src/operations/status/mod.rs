@@ -274,7 +274,7 @@ impl Forwarder {
                     name: None,
                     role: rec.role(),
                     mode: rec.mode(),
-                    kind: kind_of(&rec),
+                    kind: rec.kind(),
                     auto: rec.flags & FLAG_AUTO_MODE != 0,
                     vid: physical.then_some(rec.vid),
                     mtu: None,
@@ -385,7 +385,7 @@ impl Forwarder {
                 name: link.as_ref().map(|l| l.name.clone()),
                 role: rec.role(),
                 mode: rec.mode(),
-                kind: kind_of(&rec),
+                kind: rec.kind(),
                 auto: rec.flags & FLAG_AUTO_MODE != 0,
                 vid: physical.then_some(rec.vid),
                 mtu: link.as_ref().and_then(|l| l.mtu),
@@ -510,14 +510,6 @@ impl Forwarder {
             warnings,
             standby_routers,
         })
-    }
-}
-
-fn kind_of(rec: &PortRecord) -> PortKind {
-    if rec.is_station() {
-        PortKind::Wifi
-    } else {
-        PortKind::Ethernet
     }
 }
 
