@@ -29,7 +29,11 @@ fn with_wifi_lab(tag: &str, kernel: GuestKernel, f: impl FnOnce(&mut WifiLab) ->
     let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = std::env::temp_dir().join(format!("xfd-wifi-{tag}-{}", std::process::id()));
     let started = Instant::now();
-    let mut lab = WifiLab::start(kernel, &format!("xw{tag}"), &dir).unwrap_or_else(|e| {
+    // The process id keeps two labs of two checkouts (parallel work on one
+    // machine) out of each other's namespaces; 4 digits keep the taps'
+    // names (`{prefix}n1`) within IFNAMSIZ.
+    let prefix = format!("xw{tag}-{}", std::process::id() % 10_000);
+    let mut lab = WifiLab::start(kernel, &prefix, &dir).unwrap_or_else(|e| {
         let _ = std::fs::remove_dir_all(&dir);
         panic!("{kernel}: the Wi-Fi lab did not start: {e:#}")
     });
