@@ -29,7 +29,7 @@
 
 use std::{sync::Mutex, time::Instant};
 
-use xdp_forwarder_lab::demo::checks::Check;
+use xdp_forwarder_lab::demo::checks::{Check, Verdict};
 use xdp_forwarder_lab::{
     debian::{Arch, GuestKernel},
     vm::{self, NetVmLab, NicModel, RouterNic, cases, hotplug, initramfs::Contents},
@@ -71,26 +71,13 @@ fn with_lab(
         lab.qemu.version
     );
     let checks = f(&mut lab);
-    let failed: Vec<String> = checks
-        .iter()
-        .filter(|c| !c.passed)
-        .map(|c| format!("FAIL {}: {}", c.name, c.detail))
-        .collect();
-    for c in &checks {
-        println!(
-            "{} {}: {}",
-            if c.passed { "PASS" } else { "FAIL" },
-            c.name,
-            c.detail
-        );
-    }
-    if !failed.is_empty() {
+    let verdict = Verdict::print(&checks);
+    if !verdict.passed() {
         eprintln!("net-vm console:\n{}", lab.net_vm.console_tail(60));
     }
     drop(lab);
     let _ = std::fs::remove_dir_all(&dir);
-    assert!(!checks.is_empty(), "no check ran");
-    assert!(failed.is_empty(), "{kernel} {arch}:\n{}", failed.join("\n"));
+    verdict.assert(&format!("{kernel} {arch}"));
 }
 
 /// Every case (frames, counters, pings, UDP, UDP GSO, bulk TCP) through

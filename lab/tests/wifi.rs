@@ -13,7 +13,7 @@ use std::{sync::Mutex, time::Instant};
 
 use xdp_forwarder_lab::{
     debian::GuestKernel,
-    demo::checks::Check,
+    demo::checks::{Check, Verdict},
     vm::wifi::{Eapol, Supplicant, WifiLab},
 };
 
@@ -43,26 +43,13 @@ fn with_wifi_lab(tag: &str, kernel: GuestKernel, f: impl FnOnce(&mut WifiLab) ->
         lab.timing_line(),
         started.elapsed().as_secs_f64()
     );
-    let failed: Vec<String> = checks
-        .iter()
-        .filter(|c| !c.passed)
-        .map(|c| format!("FAIL {}: {}", c.name, c.detail))
-        .collect();
-    for c in &checks {
-        println!(
-            "{} {}: {}",
-            if c.passed { "PASS" } else { "FAIL" },
-            c.name,
-            c.detail
-        );
-    }
-    if !failed.is_empty() {
+    let verdict = Verdict::print(&checks);
+    if !verdict.passed() {
         eprintln!("net-vm console:\n{}", lab.lab.net_vm.console_tail(40));
     }
     drop(lab);
     let _ = std::fs::remove_dir_all(&dir);
-    assert!(!checks.is_empty(), "no check ran");
-    assert!(failed.is_empty(), "{kernel}:\n{}", failed.join("\n"));
+    verdict.assert(&kernel.to_string());
 }
 
 /// Every case on one kernel, `first` the supplicant of the main cases:

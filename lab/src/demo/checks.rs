@@ -38,6 +38,43 @@ pub fn print_result(checks: &[Check]) -> bool {
     ok
 }
 
+/// What a test's checks came to: each printed as it was judged, the
+/// failures kept for [`Verdict::assert`], which the caller runs once its
+/// guests and namespaces are gone (a failure still cleans up first).
+pub struct Verdict {
+    ran: usize,
+    failed: Vec<String>,
+}
+
+impl Verdict {
+    /// Prints every check (`PASS|FAIL name: detail`).
+    pub fn print(checks: &[Check]) -> Self {
+        for c in checks {
+            let verdict = if c.passed { "PASS" } else { "FAIL" };
+            println!("{verdict} {}: {}", c.name, c.detail);
+        }
+        Self {
+            ran: checks.len(),
+            failed: checks
+                .iter()
+                .filter(|c| !c.passed)
+                .map(|c| format!("FAIL {}: {}", c.name, c.detail))
+                .collect(),
+        }
+    }
+
+    pub fn passed(&self) -> bool {
+        self.failed.is_empty()
+    }
+
+    /// Panics, naming `label` and every failed check, unless at least one
+    /// check ran and none failed.
+    pub fn assert(self, label: &str) {
+        assert!(self.ran > 0, "{label}: no check ran");
+        assert!(self.passed(), "{label}:\n{}", self.failed.join("\n"));
+    }
+}
+
 pub const PINGS: u32 = 3;
 pub const UDP_PORT: u16 = 7777;
 pub const DATAGRAMS: u32 = 1000;
