@@ -13,7 +13,7 @@ pub const VLAN_PORTS: &str = "fwd_vlan_ports";
 /// One slot per 12-bit VID (0 and 4095 stay empty).
 pub const VLAN_PORTS_ENTRIES: u32 = 4096;
 
-/// ARRAY, key → ifindex (0: empty): what the tc programs redirect to. Slot
+/// ARRAY, key → [`TcTarget`] (0: empty): what the tc programs redirect to. Slot
 /// [`TC_ROUTER_KEY`] mirrors `router_iface`'s slot 0, slot VID mirrors
 /// `fwd_vlan_ports`. A tc program cannot use the DEVMAPs themselves: a map
 /// that can hold programs (PROG_ARRAY, DEVMAP, CPUMAP) belongs to the type
@@ -23,6 +23,43 @@ pub const TC_TARGETS: &str = "fwd_tc_targets";
 pub const TC_TARGETS_ENTRIES: u32 = VLAN_PORTS_ENTRIES;
 /// VID 0 is reserved, so its slot holds the router.
 pub const TC_ROUTER_KEY: u32 = 0;
+
+/// A [`TC_TARGETS`] value: the ifindex the tc programs redirect to, and
+/// bit 31 set when that port is a Wi-Fi station, toward which the router's
+/// tc program translates (its MAC in `fwd_stations`). One look-up gives
+/// the router both, so an Ethernet port's frames pay nothing for stations.
+/// An ifindex is a positive `int` (`dev_new_index` in net/core/dev.c):
+/// bit 31 is free.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcTarget(u32);
+
+impl TcTarget {
+    const STATION: u32 = 1 << 31;
+
+    /// The slot's value for the port at `ifindex`.
+    pub const fn new(ifindex: u32, station: bool) -> Self {
+        Self(ifindex | if station { Self::STATION } else { 0 })
+    }
+
+    /// A value read from the map.
+    pub const fn from_raw(raw: u32) -> Self {
+        Self(raw)
+    }
+
+    /// What the map holds.
+    pub const fn raw(self) -> u32 {
+        self.0
+    }
+
+    pub const fn ifindex(self) -> u32 {
+        self.0 & !Self::STATION
+    }
+
+    /// The port is a Wi-Fi station: translate what goes to it.
+    pub const fn station(self) -> bool {
+        self.0 & Self::STATION != 0
+    }
+}
 
 /// PERCPU_ARRAY of one [`PortCounters`](crate::PortCounters), private to each
 /// loaded program; our loader pins it beside the port's link.
@@ -106,3 +143,21 @@ pub const STATION_COUNTS_ENTRIES: u32 = 64;
 /// station (the station path is then compiled in by the verifier's pruning;
 /// 0 on Ethernet ports, which pay nothing for it).
 pub const GLOBAL_PORT_STATION: &str = "PORT_STATION";
+
+#[cfg(test)]
+mod tests {
+    use super::TcTarget;
+
+    #[test]
+    fn a_tc_target_keeps_its_ifindex_and_says_whether_it_is_a_station() {
+        for ifindex in [1, 7, 0x7fff_ffff] {
+            for station in [false, true] {
+                let t = TcTarget::from_raw(TcTarget::new(ifindex, station).raw());
+                assert_eq!((t.ifindex(), t.station()), (ifindex, station));
+            }
+        }
+        // What attach wrote before stations existed reads as Ethernet.
+        assert!(!TcTarget::from_raw(42).station());
+        assert_eq!(TcTarget::new(42, false).raw(), 42);
+    }
+}

@@ -151,7 +151,8 @@ impl<const N: usize> Default for IfindexArray<N> {
 }
 
 /// `fwd_tc_targets`: the tc programs' copy of the DEVMAPs' slots (key 0:
-/// the router, key VID: that NIC). Pinned by our loader.
+/// the router, key VID: that NIC), each a [`TcTarget`](xdp_forwarder_common::maps::TcTarget) (bit 31:
+/// a Wi-Fi station). Pinned by our loader.
 #[unsafe(link_section = ".maps")]
 #[unsafe(export_name = "fwd_tc_targets")]
 pub static TC_TARGETS: IfindexArray<{ TC_TARGETS_ENTRIES as usize }> = IfindexArray::new();

@@ -57,7 +57,7 @@ impl Frame for TcFrame<'_> {
     }
 }
 
-/// The MAC of the station on the port of `vid`; `None`: an Ethernet port.
+/// The MAC of the station on the port of `vid`; `None`: its slot is empty.
 #[inline(always)]
 pub fn station(vid: u32) -> Option<Mac> {
     STATIONS.get(&vid).and_then(|slot| station_mac(slot.mac))

@@ -13,7 +13,7 @@ use aya_ebpf::{
 };
 use xdp_forwarder_common::{
     DropReason, SkbTag, Vid,
-    maps::TC_ROUTER_KEY,
+    maps::{TC_ROUTER_KEY, TcTarget},
     outer_port_vid, port_tag_tci,
     vlan::{TPID_8021Q, VLAN_HLEN},
 };
@@ -142,6 +142,7 @@ pub fn physical(ctx: TcContext) -> i32 {
     }
     let verdict = port_tag_tci(skb.len, Vid::new(port_vid())).and_then(|tci| {
         let target = TC_TARGETS.get(TC_ROUTER_KEY).ok_or(DropReason::NoRouter)?;
+        let target = TcTarget::from_raw(target).ifindex();
         // SAFETY: the program's own skb; the helper may move its data, and
         // nothing here holds a packet pointer across it.
         if unsafe { bpf_skb_vlan_push(ctx.skb.skb, TPID_8021Q.to_be(), tci) } != 0 {
@@ -161,17 +162,20 @@ pub fn router(ctx: TcContext) -> i32 {
         // An empty slot: no port owns this VID.
         let target = TC_TARGETS
             .get(u32::from(vid.get()))
+            .map(TcTarget::from_raw)
             .ok_or(DropReason::UnknownVid)?;
         // SAFETY: as in `physical`.
         if unsafe { bpf_skb_vlan_pop(ctx.skb.skb) } != 0 {
             return Err(DropReason::BadTag);
         }
-        // A Wi-Fi station takes only its own MAC: translate.
-        let vid = u32::from(vid.get());
-        if let Some(mac) = station::station(vid) {
+        // A Wi-Fi station takes only its own MAC: translate, or drop what
+        // would leave with a VM's MAC (its MAC gone from `fwd_stations`).
+        if target.station() {
+            let vid = u32::from(vid.get());
+            let mac = station::station(vid).ok_or(DropReason::Untranslatable)?;
             station::to_air(&ctx, vid, mac)?;
         }
-        redirect_fitting(&ctx, target)
+        redirect_fitting(&ctx, target.ifindex())
     });
     skb.account(verdict)
 }

@@ -22,6 +22,7 @@ use aya::{
 };
 use xdp_forwarder_common::{
     BufFrame, DropReason, PortCounters,
+    maps::TcTarget,
     station_nat::{Checksums, IpKey, ToAir, ToRouter, toward_air, toward_router},
     station_table::{NatEntry, NatKey, StationCounters, StationSlot},
 };
@@ -128,14 +129,20 @@ impl Program {
             .unwrap_or_else(|e| panic!("the verifier refused {name}: {e}"));
         let mut targets: Array<&mut MapData, u32> =
             Array::try_from(ebpf.map_mut("fwd_tc_targets").unwrap()).unwrap();
-        for slot in [0, u32::from(VID), u32::from(ETHERNET_VID)] {
-            targets.set(slot, 1, 0).unwrap();
+        for (slot, station) in [(0, false), (VID, true), (ETHERNET_VID, false)] {
+            targets
+                .set(u32::from(slot), TcTarget::new(1, station).raw(), 0)
+                .unwrap();
         }
+        // The Ethernet VID's slot too, as a port left it that was a station
+        // once: the target's station bit decides, not this slot.
         let mut stations: Array<&mut MapData, StationSlot> =
             Array::try_from(ebpf.map_mut("fwd_stations").unwrap()).unwrap();
-        stations
-            .set(u32::from(VID), StationSlot::station(STATION, 0), 0)
-            .unwrap();
+        for vid in [VID, ETHERNET_VID] {
+            stations
+                .set(u32::from(vid), StationSlot::station(STATION, 0), 0)
+                .unwrap();
+        }
         // The station's counters, as attach makes them.
         let mut counts: PerCpuHashMap<&mut MapData, u32, StationCounters> =
             PerCpuHashMap::try_from(ebpf.map_mut("fwd_station_counts").unwrap()).unwrap();
@@ -247,7 +254,7 @@ fn ns_with_options() -> Vec<u8> {
 
 #[test]
 fn the_router_translates_what_it_sends_into_a_station_as_the_shared_logic_does() {
-    let router = Program::router();
+    let mut router = Program::router();
     let frames = [
         ("neighbour solicitation", ns_with_options()),
         ("dhcp discover", dhcp_discover()),
@@ -305,6 +312,18 @@ fn the_router_translates_what_it_sends_into_a_station_as_the_shared_logic_does()
         assert_eq!(&out, frame, "{what}: untouched on Ethernet");
     }
     assert_eq!(router.station_counts().to_air, 3);
+
+    // The station's MAC gone from its slot (emptied by hand): what the
+    // router sends there is dropped, never sent with the VM's MAC.
+    let mut stations: Array<&mut MapData, StationSlot> =
+        Array::try_from(router.ebpf.map_mut("fwd_stations").unwrap()).unwrap();
+    stations
+        .set(u32::from(VID), StationSlot::default(), 0)
+        .unwrap();
+    let (verdict, _) = router.run(&tag(&frames[0].1, VID));
+    assert_eq!(verdict, TC_ACT_SHOT, "untranslatable without the MAC");
+    let c = router.counters();
+    assert_eq!(c.drops(DropReason::Untranslatable), 2, "{c:?}");
 }
 
 #[test]

@@ -329,7 +329,7 @@ impl Forwarder {
         for (slot_map, key) in SlotMap::of_port(rec.role(), rec.vid) {
             let (path, spec) = slot_map.pin(&self.pins);
             if let Some(map) = pins::open_existing(&path, spec)?
-                && map.get(key)? == Some(ifindex)
+                && map.get(key)?.map(|v| slot_map.ifindex(v)) == Some(ifindex)
             {
                 map.clear(key)?;
             }

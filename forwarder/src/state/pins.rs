@@ -20,7 +20,7 @@ use std::{
 use aya::maps::{MapData, MapType};
 use xdp_forwarder_common::maps::{
     BPF_F_RDONLY_PROG, ROUTER_IFACE, ROUTER_IFACE_ENTRIES, ROUTER_IFACE_KEY, TC_ROUTER_KEY,
-    VLAN_PORTS, VLAN_PORTS_ENTRIES,
+    TcTarget, VLAN_PORTS, VLAN_PORTS_ENTRIES,
 };
 
 use crate::{Error, Result, Role, kernel::sys};
@@ -452,6 +452,24 @@ impl SlotMap {
                 (SlotMap::RouterIface, ROUTER_IFACE_KEY),
                 (SlotMap::TcTargets, TC_ROUTER_KEY),
             ],
+        }
+    }
+
+    /// What the port at `ifindex` writes into its slot here: the ifindex;
+    /// in `fwd_tc_targets` with the mark of a Wi-Fi `station`
+    /// ([`TcTarget`]), which tells the router's tc program to translate.
+    pub fn value(self, ifindex: u32, station: bool) -> u32 {
+        match self {
+            SlotMap::RouterIface | SlotMap::VlanPorts => ifindex,
+            SlotMap::TcTargets => TcTarget::new(ifindex, station).raw(),
+        }
+    }
+
+    /// The ifindex a slot's `value` leads to.
+    pub fn ifindex(self, value: u32) -> u32 {
+        match self {
+            SlotMap::RouterIface | SlotMap::VlanPorts => value,
+            SlotMap::TcTargets => TcTarget::from_raw(value).ifindex(),
         }
     }
 

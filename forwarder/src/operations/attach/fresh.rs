@@ -82,7 +82,13 @@ impl Forwarder {
             .await?;
         record = record.with_mode(mode);
         ports.insert(link.index, record)?;
-        slots.take(req.role, vid.unwrap_or(0), link.index, undo)?;
+        slots.take(
+            req.role,
+            vid.unwrap_or(0),
+            link.index,
+            record.is_station(),
+            undo,
+        )?;
         self.bring_up(link, record, ports).await?;
         for m in &moved {
             // A move into an XDP mode may need more tag features off.

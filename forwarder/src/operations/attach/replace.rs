@@ -88,7 +88,13 @@ impl Forwarder {
         if (rec.role(), rec.vid) != (req.role, vid.unwrap_or(0)) {
             slots.give_up(rec.role(), rec.vid, link.index, undo)?;
         }
-        slots.take(req.role, vid.unwrap_or(0), link.index, undo)?;
+        slots.take(
+            req.role,
+            vid.unwrap_or(0),
+            link.index,
+            record.is_station(),
+            undo,
+        )?;
         // An attach killed before its last steps, replaced: finish them.
         let repaired = self.bring_up(link, record, ports).await?;
         log_repairs(&repaired, link);

@@ -19,22 +19,30 @@ pub(super) struct Slots {
 
 impl Slots {
     /// The maps and keys of a port's slots ([`SlotMap::of_port`]).
-    pub(super) fn of(&self, role: Role, vid: u16) -> [(&Pinned, u32); 2] {
+    pub(super) fn of(&self, role: Role, vid: u16) -> [(SlotMap, &Pinned, u32); 2] {
         SlotMap::of_port(role, vid).map(|(map, key)| {
             let pinned = match map {
                 SlotMap::RouterIface => &self.router_iface,
                 SlotMap::VlanPorts => &self.vlan_ports,
                 SlotMap::TcTargets => &self.tc_targets,
             };
-            (pinned, key)
+            (map, pinned, key)
         })
     }
 
-    /// Points the port's slots at `ifindex`, each step undone on failure.
-    pub(super) fn take(&self, role: Role, vid: u16, ifindex: u32, undo: &mut Undo) -> Result<()> {
-        for (map, key) in self.of(role, vid) {
+    /// Points the port's slots at `ifindex` (a Wi-Fi `station`'s marked
+    /// as such: [`SlotMap::value`]), each step undone on failure.
+    pub(super) fn take(
+        &self,
+        role: Role,
+        vid: u16,
+        ifindex: u32,
+        station: bool,
+        undo: &mut Undo,
+    ) -> Result<()> {
+        for (slot_map, map, key) in self.of(role, vid) {
             let before = map.get(key)?;
-            map.set(key, ifindex)?;
+            map.set(key, slot_map.value(ifindex, station))?;
             undo.restore_slot(map, key, before);
         }
         Ok(())
@@ -48,23 +56,30 @@ impl Slots {
         ifindex: u32,
         undo: &mut Undo,
     ) -> Result<()> {
-        for (map, key) in self.of(role, vid) {
-            if map.get(key)? == Some(ifindex) {
+        for (slot_map, map, key) in self.of(role, vid) {
+            if let Some(value) = map.get(key)?
+                && slot_map.ifindex(value) == ifindex
+            {
                 map.clear(key)?;
-                undo.restore_slot(map, key, Some(ifindex));
+                undo.restore_slot(map, key, Some(value));
             }
         }
         Ok(())
     }
 
-    /// Fills the port's empty slots with `ifindex` (a slot another port
-    /// holds is left: `status` warns); whether one was empty.
-    pub(super) fn refill(&self, role: Role, vid: u16, ifindex: u32) -> Result<bool> {
+    /// Fills the port's empty slots with `ifindex`, and puts right one that
+    /// leads to it with the wrong station mark (a slot another port holds
+    /// is left: `status` warns); whether one changed.
+    pub(super) fn refill(&self, role: Role, vid: u16, ifindex: u32, station: bool) -> Result<bool> {
         let mut refilled = false;
-        for (map, key) in self.of(role, vid) {
-            if map.get(key)?.is_none() {
-                map.set(key, ifindex)?;
-                refilled = true;
+        for (slot_map, map, key) in self.of(role, vid) {
+            let want = slot_map.value(ifindex, station);
+            match map.get(key)? {
+                Some(value) if value == want || slot_map.ifindex(value) != ifindex => {}
+                _ => {
+                    map.set(key, want)?;
+                    refilled = true;
+                }
             }
         }
         Ok(refilled)

@@ -248,8 +248,8 @@ pub fn station_mac(
             link.name, link.name
         )),
         None => Some(format!(
-            "its slot in fwd_stations is empty: what the router sends into {} is not \
-             translated to the station's MAC; `attach {}` puts it back",
+            "its slot in fwd_stations is empty: what the router sends into {} is dropped \
+             (untranslatable); `attach {}` puts it back",
             link.name, link.name
         )),
     }
