@@ -49,8 +49,9 @@ drop_reasons! {
     StationProtocol = 8 => "station_protocol",
     /// Router, toward a Wi-Fi station: a frame the address translation
     /// cannot rewrite whole (a multicast source, a malformed header or NDP
-    /// option, too many options, the skb's headers not made linear); sent,
-    /// it would carry a VM's MAC the AP refuses.
+    /// option, too many options, the skb's headers not made linear, the
+    /// station's MAC missing from `fwd_stations`); sent, it would carry a
+    /// VM's MAC the AP refuses.
     Untranslatable = 9 => "untranslatable",
 }
 
