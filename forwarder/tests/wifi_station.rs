@@ -651,12 +651,25 @@ fn attached_as_a_wifi_station_a_port_translates_both_ways_and_follows_its_mac() 
         let got = wait_frame(&air, |f| f[12..14] == [0x08, 0x06]).expect("ARP out");
         assert_eq!(&got[6..12], &new_mac);
 
+        // The station's mark gone from its tc target (written by hand as an
+        // Ethernet port's): the router would send the VM's MAC out;
+        // `attach` puts the mark back.
+        let state = w.pins.path().join("xdp-forwarder");
+        let targets =
+            aya::maps::Map::Array(MapData::from_pin(state.join("fwd_tc_targets")).unwrap());
+        let mut targets: Array<MapData, u32> = Array::try_from(targets).unwrap();
+        let marked = TcTarget::from_raw(targets.get(&u32::from(VID), 0).unwrap());
+        assert!(marked.station(), "{marked:?}");
+        targets.set(u32::from(VID), marked.ifindex(), 0).unwrap();
+        let out = attach(pin, "wl0", "physical", &[]);
+        assert!(out.contains(&format!("VID {VID} slot")), "{out}");
+        assert_eq!(targets.get(&u32::from(VID), 0).unwrap(), marked.raw());
+
         // Detach: the slot and the table go with the port (the router
         // keeps the state dir).
         trunk.send(&tag(&frames[2], VID));
         assert!(wait_frame(&air, |f| f[12..14] == [0x08, 0x06]).is_some());
         cli_ok(&["detach", "wl0", "--pin-dir", pin]);
-        let state = w.pins.path().join("xdp-forwarder");
         let slots = aya::maps::Map::Array(MapData::from_pin(state.join("fwd_stations")).unwrap());
         let slots: Array<&MapData, StationSlot> = Array::try_from(&slots).unwrap();
         assert_eq!(
