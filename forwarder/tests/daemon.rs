@@ -136,7 +136,7 @@ fn churn_leaks_nothing() {
         let mut progs = Vec::new();
         let mut rss_early = 0;
         for cycle in 0..CYCLES {
-            w.plug_bare("nicB");
+            w.plug_bare("nicB", None);
             // Generous: other tests may load the machine meanwhile.
             let deadline = Instant::now() + 6 * WAIT;
             let id = loop {

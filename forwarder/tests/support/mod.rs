@@ -151,7 +151,12 @@ pub fn run_fix(err: &str, marker: &str) {
 
 /// Runs the CLI, asserts failure with a non-zero exit code, returns stderr.
 pub fn cli_err(args: &[&str]) -> String {
-    let out = cli(args);
+    cli_err_with(args, &[])
+}
+
+/// [`cli_err`] with these environment variables set.
+pub fn cli_err_with(args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = cli_with(args, env);
     assert!(
         !out.status.success(),
         "xdp-forwarder {args:?} should have failed: {}",

@@ -1,14 +1,28 @@
-//! The net-vm of a daemon test: the test thread's namespace holds the
-//! forwarder's side of each veth; their peers live outside, in a named
-//! namespace, where frames are injected and captured.
+//! The fake net-vm every test that needs one builds: the test thread's
+//! namespace (fresh: [`super::in_fresh_netns`]) holds the forwarder's side
+//! of each veth; their peers live outside, in a named namespace, where
+//! frames are injected and captured; a private bpffs is the pin dir. Ports
+//! are plugged and attached builder-style:
+//!
+//! ```ignore
+//! let w = World::new("tag").nic("nic1").router("rtr", ROUTER_MAC)
+//!     .attached("rtr", "router", &["--mode", "skb"])
+//!     .attached("nic1", "physical", &["--vid", "10", "--mode", "skb"]);
+//! ```
+//!
+//! Dropped (also when the test fails): `detach --all`, then the outside
+//! namespace and the pin dir go; the interfaces here vanish with the test
+//! thread's namespace.
 
 use std::{
+    os::unix::fs::MetadataExt as _,
+    process::Output,
     sync::atomic::Ordering,
     time::{Duration, Instant},
 };
 
 use super::{
-    Bpffs, cli_ok,
+    Bpffs, cli_err_with, cli_ok_with, cli_with,
     daemon::WAIT,
     netns::NamedNetns,
     packet::{ETHERTYPE_TEST, RawSocket, frame, tagged},
@@ -19,14 +33,97 @@ use super::{
 pub struct World {
     pub pins: Bpffs,
     pub outside: NamedNetns,
+    /// The environment every CLI command of this world runs with (e.g.
+    /// `XDP_FORWARDER_TC_HOOK=clsact`).
+    env: &'static [(&'static str, &'static str)],
 }
 
 impl World {
+    /// A pin dir and an outside namespace named after `tag`. Panics in the
+    /// machine's own network namespace: a world's interfaces belong in the
+    /// test's own ([`super::in_fresh_netns`]).
     pub fn new(tag: &str) -> Self {
+        assert_ne!(
+            std::fs::metadata("/proc/thread-self/ns/net")
+                .map(|m| m.ino())
+                .ok(),
+            std::fs::metadata("/proc/1/ns/net").map(|m| m.ino()).ok(),
+            "a World plugs interfaces into the calling thread's namespace: \
+             build it inside in_fresh_netns, never in the machine's own"
+        );
         Self {
             pins: Bpffs::mount(tag),
             outside: NamedNetns::add(tag),
+            env: &[],
         }
+    }
+
+    /// Every CLI command of this world (attach, detach, status) runs with
+    /// `env` set.
+    pub fn with_env(mut self, env: &'static [(&'static str, &'static str)]) -> Self {
+        self.env = env;
+        self
+    }
+
+    /// Plugs a NIC: a veth `name` here with a NIC's MAC, its peer `{name}x`
+    /// outside, both up, offloads (GRO off) as Linux sets them.
+    pub fn nic(self, name: &str) -> Self {
+        self.outside
+            .plug(name, &format!("{name}x"), Some(&nic_mac()));
+        self
+    }
+
+    /// Plugs a router interface: [`World::nic`] with `mac` (one under the
+    /// router prefix, e.g. [`ROUTER_MAC`]).
+    pub fn router(self, name: &str, mac: &str) -> Self {
+        self.outside.plug(name, &format!("{name}x"), Some(mac));
+        self
+    }
+
+    /// Turns GRO on at these outside peers: a veth takes native XDP
+    /// redirects only then (its xdp-features gain `ndo_xmit`).
+    pub fn gro_on(self, peers: &[&str]) -> Self {
+        for peer in peers {
+            self.outside.exec("ethtool", &["-K", peer, "gro", "on"]);
+        }
+        self
+    }
+
+    /// [`World::attach`], builder-style.
+    pub fn attached(self, iface: &str, role: &str, args: &[&str]) -> Self {
+        self.attach(iface, role, args);
+        self
+    }
+
+    /// `xdp-forwarder attach IFACE --role ROLE ARGS… --pin-dir PINS`, which
+    /// must succeed; what it printed.
+    pub fn attach(&self, iface: &str, role: &str, args: &[&str]) -> String {
+        let mut all = vec!["attach", iface, "--role", role];
+        all.extend_from_slice(args);
+        self.cli_ok(&all)
+    }
+
+    /// The same attach, which must fail; its stderr.
+    pub fn attach_err(&self, iface: &str, role: &str, args: &[&str]) -> String {
+        let mut all = vec!["attach", iface, "--role", role];
+        all.extend_from_slice(args);
+        cli_err_with(&self.with_pin_dir(&all), self.env)
+    }
+
+    /// The CLI with `args` on this pin dir, whatever its outcome.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        cli_with(&self.with_pin_dir(args), self.env)
+    }
+
+    /// The CLI with `args` on this pin dir, which must succeed; its stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        cli_ok_with(&self.with_pin_dir(args), self.env)
+    }
+
+    fn with_pin_dir<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
+        let mut all = args.to_vec();
+        all.extend(["--pin-dir", self.pins.arg()]);
+        all
     }
 
     /// A veth `name` here (with `mac`, else a NIC's), its peer `{name}x`
@@ -44,18 +141,36 @@ impl World {
         self.outside.exec("ethtool", &["-K", &peer, "gro", "on"]);
     }
 
-    /// A veth `name` here, its peer outside and down: enough for the daemon.
-    pub fn plug_bare(&self, name: &str) {
+    /// A veth `name` here (with `mac`, else a NIC's), its peer outside,
+    /// both down: enough for the daemon.
+    pub fn plug_bare(&self, name: &str, mac: Option<&str>) {
         let peer = format!("{name}x");
-        run("ip", &self.outside.veth_args(name, &peer, Some(&nic_mac())));
+        let nic = nic_mac();
+        run(
+            "ip",
+            &self
+                .outside
+                .veth_args(name, &peer, Some(mac.unwrap_or(&nic))),
+        );
     }
 
     pub fn unplug(&self, name: &str) {
         run("ip", &["link", "del", name]);
     }
 
+    /// `status --json`.
     pub fn status(&self) -> serde_json::Value {
-        serde_json::from_str(&cli_ok(&["status", "--json", "--pin-dir", self.pins.arg()])).unwrap()
+        serde_json::from_str(&self.cli_ok(&["status", "--json"])).unwrap()
+    }
+
+    /// The port `name` of `status --json`.
+    pub fn port(&self, name: &str) -> serde_json::Value {
+        super::port(&self.status(), name)
+    }
+
+    /// The counters of port `name`.
+    pub fn counters(&self, name: &str) -> serde_json::Value {
+        self.port(name)["counters"].clone()
     }
 
     /// Waits until `ports` (name, role) are exactly the attached ports, all
@@ -140,6 +255,14 @@ impl World {
         arrives(&r, &tagged(&f, 0x8100, vid), &format!("{nic} → {router}"));
         r.send(&tagged(&f, 0x8100, vid));
         arrives(&n, &f, &format!("{router} → {nic}"));
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        // Best effort, also while unwinding: the namespaces and the mount
+        // go anyway (fields drop after this).
+        let _ = self.cli(&["detach", "--all"]);
     }
 }
 
