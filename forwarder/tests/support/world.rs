@@ -80,6 +80,34 @@ impl World {
         self
     }
 
+    /// Plugs a veth pair with both ends here, in the net-vm (the daemon and
+    /// `status` see both): `name` with `mac` (else a NIC's), `peer` with a
+    /// NIC's; both up.
+    pub fn pair(self, name: &str, peer: &str, mac: Option<&str>) -> Self {
+        let (nic, peer_mac) = (nic_mac(), nic_mac());
+        run(
+            "ip",
+            &[
+                "link",
+                "add",
+                name,
+                "address",
+                mac.unwrap_or(&nic),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                peer,
+                "address",
+                &peer_mac,
+            ],
+        );
+        for end in [name, peer] {
+            run("ip", &["link", "set", end, "up"]);
+        }
+        self
+    }
+
     /// Turns GRO on at these outside peers: a veth takes native XDP
     /// redirects only then (its xdp-features gain `ndo_xmit`).
     pub fn gro_on(self, peers: &[&str]) -> Self {
