@@ -135,7 +135,13 @@ impl World {
     pub fn attach_err(&self, iface: &str, role: &str, args: &[&str]) -> String {
         let mut all = vec!["attach", iface, "--role", role];
         all.extend_from_slice(args);
-        cli_err_with(&self.with_pin_dir(&all), self.env)
+        self.cli_err(&all)
+    }
+
+    /// The CLI with `args` on this pin dir, which must fail (no panic); its
+    /// stderr.
+    pub fn cli_err(&self, args: &[&str]) -> String {
+        cli_err_with(&self.with_pin_dir(args), self.env)
     }
 
     /// The CLI with `args` on this pin dir, whatever its outcome.
