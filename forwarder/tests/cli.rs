@@ -61,8 +61,7 @@ fn our_program_from_another_pin_dir_is_named_with_a_fix_that_works() {
         // A link held elsewhere than in a pin dir (here: pinned by hand,
         // its pin dir's pin removed).
         w.attach("nic7", "physical", &skb);
-        let idx = support::ifindex("nic7");
-        let pin = a.path().join(format!("xdp-forwarder/link-{idx}"));
+        let pin = w.link_pin("nic7");
         let held = a.path().join("held");
         pin_link_again(&pin, &held);
         std::fs::remove_file(&pin).unwrap();
@@ -889,9 +888,7 @@ fn our_tc_program_no_pin_dir_holds_is_refused_with_the_command_that_removes_it()
                 )
             };
             assert!(attach(a).status.success());
-            let pin = a
-                .path()
-                .join(format!("xdp-forwarder/link-{}", support::ifindex(&iface)));
+            let pin = w.link_pin(&iface);
             if n == 0 {
                 // A tcx link lives while something holds it.
                 let held = a.path().join("held");

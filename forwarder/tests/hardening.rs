@@ -296,19 +296,7 @@ fn status_and_attach_believe_the_kernel_not_the_pins() {
         let w = World::new("f5")
             .nic("n1")
             .attached("n1", "physical", &["--mode", "skb"]);
-        let link = w
-            .pins
-            .path()
-            .join(format!("xdp-forwarder/link-{}", support::ifindex("n1")));
-        let info: serde_json::Value = serde_json::from_str(&run(
-            "bpftool",
-            &["-j", "link", "show", "pinned", link.to_str().unwrap()],
-        ))
-        .unwrap();
-        run(
-            "bpftool",
-            &["link", "detach", "id", &info["id"].to_string()],
-        );
+        w.detach_link_by_hand("n1");
         let st = w.status();
         assert_eq!(st["ports"][0]["attached"], false, "{st:#}");
         assert!(

@@ -432,13 +432,7 @@ fn upgrades_lose_no_frame() {
         const UPGRADES: u64 = 100;
         const PER_UPGRADE: u64 = 10_000;
         let t = Traffic::new("upgrade");
-        let link_before = std::fs::metadata(
-            t.w.pins
-                .path()
-                .join("xdp-forwarder")
-                .join(format!("link-{}", support::ifindex("nic1"))),
-        )
-        .unwrap();
+        let link_before = std::fs::metadata(t.w.link_pin("nic1")).unwrap();
         let prog_before = xdp_running()["nic1"];
         let stop = Arc::new(AtomicBool::new(false));
         let allowed = Arc::new(AtomicU64::new(PER_UPGRADE));
@@ -469,13 +463,7 @@ fn upgrades_lose_no_frame() {
             "every upgrade loaded a new program"
         );
         assert!(!progs.contains(&prog_before));
-        let link_after = std::fs::metadata(
-            t.w.pins
-                .path()
-                .join("xdp-forwarder")
-                .join(format!("link-{}", support::ifindex("nic1"))),
-        )
-        .unwrap();
+        let link_after = std::fs::metadata(t.w.link_pin("nic1")).unwrap();
         use std::os::unix::fs::MetadataExt as _;
         assert_eq!(
             link_before.ino(),

@@ -161,22 +161,16 @@ impl World {
     }
 
     /// A veth `name` here (with `mac`, else a NIC's), its peer `{name}x`
-    /// outside, GRO on there.
+    /// outside, up, GRO on there; `name` down (the daemon brings it up).
     pub fn plug(&self, name: &str, mac: Option<&str>) {
+        self.plug_bare(name, mac);
         let peer = format!("{name}x");
-        let nic = nic_mac();
-        run(
-            "ip",
-            &self
-                .outside
-                .veth_args(name, &peer, Some(mac.unwrap_or(&nic))),
-        );
         self.outside.ip(&["link", "set", &peer, "up"]);
         self.outside.exec("ethtool", &["-K", &peer, "gro", "on"]);
     }
 
-    /// A veth `name` here (with `mac`, else a NIC's), its peer outside,
-    /// both down: enough for the daemon.
+    /// A veth `name` here (with `mac`, else a NIC's), its peer `{name}x`
+    /// outside, both down: enough for the daemon.
     pub fn plug_bare(&self, name: &str, mac: Option<&str>) {
         let peer = format!("{name}x");
         let nic = nic_mac();
@@ -190,6 +184,30 @@ impl World {
 
     pub fn unplug(&self, name: &str) {
         run("ip", &["link", "del", name]);
+    }
+
+    /// The pin of `iface`'s bpf_link (its clsact filter's program on the
+    /// clsact hook) in the state dir.
+    pub fn link_pin(&self, iface: &str) -> std::path::PathBuf {
+        let ifindex = super::ifindex(iface);
+        self.pins
+            .path()
+            .join(format!("xdp-forwarder/link-{ifindex}"))
+    }
+
+    /// Detaches `iface`'s link behind the forwarder's back (`bpftool link
+    /// detach`): the program is gone, the pins stay.
+    pub fn detach_link_by_hand(&self, iface: &str) {
+        let link = self.link_pin(iface);
+        let info: serde_json::Value = serde_json::from_str(&run(
+            "bpftool",
+            &["-j", "link", "show", "pinned", link.to_str().unwrap()],
+        ))
+        .unwrap();
+        run(
+            "bpftool",
+            &["link", "detach", "id", &info["id"].to_string()],
+        );
     }
 
     /// `status --json`.
