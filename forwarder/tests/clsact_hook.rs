@@ -155,8 +155,7 @@ fn a_foreign_filter_in_our_place_is_named_with_the_command_that_removes_it() {
 
         // Native refused too (a veth's native XDP takes no 9000-byte MTU):
         // skb, each refusal said once, the mode's name once.
-        run("ip", &["link", "set", "cfor0", "mtu", "9000"]);
-        w.outside.ip(&["link", "set", "cfor0x", "mtu", "9000"]);
+        w.set_mtu("cfor0", 9000);
         let out = attach("auto");
         assert!(out.status.success(), "{out:?}");
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -170,8 +169,7 @@ fn a_foreign_filter_in_our_place_is_named_with_the_command_that_removes_it() {
             "{stdout}"
         );
         w.cli_ok(&["detach", "cfor0"]);
-        run("ip", &["link", "set", "cfor0", "mtu", "1500"]);
-        w.outside.ip(&["link", "set", "cfor0x", "mtu", "1500"]);
+        w.set_mtu("cfor0", 1500);
 
         support::run_fix(&err, "remove it first (");
         let filters = run("tc", &["filter", "show", "dev", "cfor0", "ingress"]);

@@ -434,8 +434,7 @@ fn the_pin_dir_is_an_identity_not_a_path() {
 fn native_refused_for_the_mtu_names_the_mtu() {
     in_fresh_netns(|| {
         let w = World::new("cv-mtu").nic("big");
-        run("ip", &["link", "set", "big", "mtu", "9000"]);
-        w.outside.ip(&["link", "set", "bigx", "mtu", "9000"]);
+        w.set_mtu("big", 9000);
         let err = w.attach_err("big", "physical", &["--mode", "native"]);
         assert!(
             err.contains("refused for the MTU") && err.contains("9000"),
@@ -519,8 +518,7 @@ fn tc_mode_counts_what_the_target_mtu_refuses_as_redirect_failed() {
             w.plug("rtr", Some(ROUTER_MAC));
             w.attach("rtr", "router", &["--mode", "tc"]);
             w.attach("nic1", "physical", &["--mode", "tc"]);
-            run("ip", &["link", "set", "rtr", "mtu", "1400"]);
-            w.outside.ip(&["link", "set", "rtrx", "mtu", "1400"]);
+            w.set_mtu("rtr", 1400);
             let (n, r) = (w.socket("nic1x"), w.socket("rtrx"));
             let f = |len| {
                 frame(

@@ -117,6 +117,14 @@ impl World {
         self
     }
 
+    /// Sets the MTU of `iface` here and of its peer `{iface}x` outside.
+    pub fn set_mtu(&self, iface: &str, mtu: u32) {
+        let mtu = mtu.to_string();
+        run("ip", &["link", "set", iface, "mtu", &mtu]);
+        self.outside
+            .ip(&["link", "set", &format!("{iface}x"), "mtu", &mtu]);
+    }
+
     /// [`World::attach`], builder-style.
     pub fn attached(self, iface: &str, role: &str, args: &[&str]) -> Self {
         self.attach(iface, role, args);
