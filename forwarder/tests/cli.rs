@@ -120,12 +120,7 @@ fn pin_dir_advice_works_where_it_is_given() {
             && err.contains(&format!("nsenter --net=/run/netns/{} ", ns.name)),
         "{err}"
     );
-    let fix = err
-        .split("keeps the host's mounts: `")
-        .nth(1)
-        .and_then(|r| r.split('`').next())
-        .unwrap_or_else(|| panic!("no command in: {err}"))
-        .replacen("xdp-forwarder ", &format!("{bin} "), 1);
+    let fix = support::fix_command(&err, "keeps the host's mounts: ");
     let out = with_host_bpffs(&fix);
     assert!(
         out.status.success(),
@@ -259,12 +254,7 @@ fn status_shows_what_attach_repairs_and_check_exits_3_on_warnings() {
             !text.contains("<gone>") && !text.contains(" down "),
             "{text}"
         );
-        let fix = text
-            .split("seen from there (`")
-            .nth(1)
-            .and_then(|r| r.split('`').next())
-            .unwrap_or_else(|| panic!("no command in: {text}"))
-            .replacen("xdp-forwarder ", &format!("{bin} "), 1);
+        let fix = support::fix_command(&text, "seen from there (");
         let out = std::process::Command::new("sh")
             .args(["-c", &fix])
             .output()
