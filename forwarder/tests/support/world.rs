@@ -40,16 +40,20 @@ pub struct World {
 
 impl World {
     /// A pin dir and an outside namespace named after `tag`. Panics in the
-    /// machine's own network namespace: a world's interfaces belong in the
-    /// test's own ([`super::in_fresh_netns`]).
+    /// test process's own network namespace (the machine's, or the one it
+    /// was started in): a world plugs its interfaces into the calling
+    /// thread's namespace, which must be the test's own
+    /// ([`super::in_fresh_netns`]).
     pub fn new(tag: &str) -> Self {
+        let ns = |path| {
+            let m = std::fs::metadata(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            (m.dev(), m.ino())
+        };
         assert_ne!(
-            std::fs::metadata("/proc/thread-self/ns/net")
-                .map(|m| m.ino())
-                .ok(),
-            std::fs::metadata("/proc/1/ns/net").map(|m| m.ino()).ok(),
-            "a World plugs interfaces into the calling thread's namespace: \
-             build it inside in_fresh_netns, never in the machine's own"
+            ns("/proc/thread-self/ns/net"),
+            ns("/proc/self/ns/net"),
+            "World::new outside in_fresh_netns: its interfaces would land in the \
+             test process's own network namespace"
         );
         Self {
             pins: Bpffs::mount(tag),
