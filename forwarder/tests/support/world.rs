@@ -10,6 +10,10 @@
 //!     .attached("nic1", "physical", &["--vid", "10", "--mode", "skb"]);
 //! ```
 //!
+//! `nic`, `router` and `pair` plug links up, before anything attaches (the
+//! CLI's tests); `plug`, `plug_bare` and `unplug` are hot-plug events under
+//! a running daemon (its interface left down, for the daemon to bring up).
+//!
 //! Dropped (also when the test fails): `detach --all`, then the outside
 //! namespace and the pin dir go; the interfaces here vanish with the test
 //! thread's namespace.
