@@ -4,7 +4,8 @@
 mod support;
 
 use support::{
-    Bpffs, attach, cli, cli_err, cli_ok, cli_with, in_fresh_netns, run, run_fix, status_json, veth,
+    Bpffs, cli, cli_err, cli_ok, cli_with, in_fresh_netns, run, run_fix, status_json, veth,
+    world::World,
 };
 
 /// Pins the link pinned at `pin` at `held` too (`bpftool link pin`), so
@@ -37,33 +38,13 @@ fn xdp_prog_on(iface: &str) -> Option<String> {
 #[test]
 fn our_program_from_another_pin_dir_is_named_with_a_fix_that_works() {
     in_fresh_netns(|| {
-        let a = Bpffs::mount("cli-pin-a");
-        let b = Bpffs::mount("cli-pin-b");
-        veth("nic6", "nic6x");
-        veth("nic7", "nic7x");
-        let attach = |iface: &str, pins: &Bpffs| {
-            cli(&[
-                "attach",
-                iface,
-                "--role",
-                "physical",
-                "--mode",
-                "skb",
-                "--pin-dir",
-                pins.arg(),
-            ])
-        };
-        assert!(attach("nic6", &a).status.success());
-        let err = cli_err(&[
-            "attach",
-            "nic6",
-            "--role",
-            "physical",
-            "--mode",
-            "skb",
-            "--pin-dir",
-            b.arg(),
-        ]);
+        // Pin dir A's net-vm; B, a second pin dir on the same interfaces.
+        let w = World::new("cli-pin-a").nic("nic6").nic("nic7");
+        let b = World::new("cli-pin-b");
+        let a = &w.pins;
+        let skb = ["--mode", "skb"];
+        w.attach("nic6", "physical", &skb);
+        let err = b.attach_err("nic6", "physical", &skb);
         assert!(
             err.contains(&format!("another pin dir, {}", a.arg()))
                 && !err.contains("did not attach"),
@@ -75,31 +56,21 @@ fn our_program_from_another_pin_dir_is_named_with_a_fix_that_works() {
             .unwrap();
         assert!(!off.status.success(), "ip link cannot remove an XDP link");
         run_fix(&err, "detach it there first (");
-        assert!(attach("nic6", &b).status.success(), "free once the fix ran");
+        b.attach("nic6", "physical", &skb); // free once the fix ran
 
         // A link held elsewhere than in a pin dir (here: pinned by hand,
         // its pin dir's pin removed).
-        assert!(attach("nic7", &a).status.success());
-        let idx = support::ifindex("nic7");
-        let pin = a.path().join(format!("xdp-forwarder/link-{idx}"));
+        w.attach("nic7", "physical", &skb);
+        let pin = w.link_pin("nic7");
         let held = a.path().join("held");
         pin_link_again(&pin, &held);
         std::fs::remove_file(&pin).unwrap();
-        let err = cli_err(&[
-            "attach",
-            "nic7",
-            "--role",
-            "physical",
-            "--mode",
-            "skb",
-            "--pin-dir",
-            b.arg(),
-        ]);
+        let err = b.attach_err("nic7", "physical", &skb);
         assert!(err.contains("bpftool link detach id"), "{err}");
         run_fix(&err, "remove it first with");
-        assert!(attach("nic7", &b).status.success(), "free once the fix ran");
-        cli_ok(&["detach", "--all", "--pin-dir", b.arg()]);
-        cli(&["detach", "--all", "--pin-dir", a.arg()]);
+        b.attach("nic7", "physical", &skb); // free once the fix ran
+        b.cli_ok(&["detach", "--all"]);
+        w.cli(&["detach", "--all"]);
     });
 }
 
@@ -149,12 +120,7 @@ fn pin_dir_advice_works_where_it_is_given() {
             && err.contains(&format!("nsenter --net=/run/netns/{} ", ns.name)),
         "{err}"
     );
-    let fix = err
-        .split("keeps the host's mounts: `")
-        .nth(1)
-        .and_then(|r| r.split('`').next())
-        .unwrap_or_else(|| panic!("no command in: {err}"))
-        .replacen("xdp-forwarder ", &format!("{bin} "), 1);
+    let fix = support::fix_command(&err, "keeps the host's mounts: ");
     let out = with_host_bpffs(&fix);
     assert!(
         out.status.success(),
@@ -170,39 +136,30 @@ fn pin_dir_advice_works_where_it_is_given() {
 #[test]
 fn router_iface_set_by_hand_can_be_cleared() {
     in_fresh_netns(|| {
-        let pins = Bpffs::mount("cli-rclear");
-        let p = pins.arg();
-        veth("nic8", "nic8x");
-        veth("nic9", "nic9x");
-        cli_ok(&["set-router-iface", "nic8", "--pin-dir", p]);
-        let err = cli_err(&["attach", "nic8", "--role", "physical", "--pin-dir", p]);
+        let w = World::new("cli-rclear").nic("nic8").nic("nic9");
+        w.cli_ok(&["set-router-iface", "nic8"]);
+        let err = w.attach_err("nic8", "physical", &[]);
         assert!(err.contains("router_iface"), "{err}");
         run_fix(&err, "Clear router_iface first (");
-        assert!(
-            status_json(&pins)["router_iface"]["ifindex"].is_null(),
-            "cleared"
-        );
-        attach(p, "nic8", "physical", &[]);
+        assert!(w.status()["router_iface"]["ifindex"].is_null(), "cleared");
+        w.attach("nic8", "physical", &[]);
 
-        cli_ok(&["set-router-iface", "nic9", "--pin-dir", p]);
-        assert!(!status_json(&pins)["router_iface"]["ifindex"].is_null());
-        let out = cli_ok(&["set-router-iface", "--clear", "--pin-dir", p]);
+        w.cli_ok(&["set-router-iface", "nic9"]);
+        assert!(!w.status()["router_iface"]["ifindex"].is_null());
+        let out = w.cli_ok(&["set-router-iface", "--clear"]);
         assert!(out.contains("router_iface cleared"), "{out}");
-        assert!(
-            status_json(&pins)["router_iface"]["ifindex"].is_null(),
-            "cleared"
-        );
+        assert!(w.status()["router_iface"]["ifindex"].is_null(), "cleared");
 
         // A router port of ours keeps it: detach that instead.
-        attach(p, "nic9", "router", &[]);
-        let err = cli_err(&["set-router-iface", "--clear", "--pin-dir", p]);
+        w.attach("nic9", "router", &[]);
+        let err = w.cli_err(&["set-router-iface", "--clear"]);
         assert!(err.contains("detach it instead"), "{err}");
         assert_eq!(
-            status_json(&pins)["router_iface"]["name"],
+            w.status()["router_iface"]["name"],
             "nic9",
             "the router port keeps router_iface"
         );
-        cli_ok(&["detach", "--all", "--pin-dir", p]);
+        w.cli_ok(&["detach", "--all"]);
     });
 }
 
@@ -223,40 +180,15 @@ fn check(p: &str) -> i32 {
 #[test]
 fn status_shows_what_attach_repairs_and_check_exits_3_on_warnings() {
     in_fresh_netns(|| {
-        let pins = Bpffs::mount("cli-stwarn");
-        let p = pins.arg();
-        veth("nic10", "nic10x");
-        veth("nic11", "nic11x");
-        run(
-            "ip",
-            &[
-                "link",
-                "add",
-                "rtr10",
-                "address",
-                "02:01:00:00:00:10",
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "rtr10x",
-            ],
-        );
-        // Its peer up: a router without carrier is a warning.
-        run("ip", &["link", "set", "rtr10x", "up"]);
-        for (iface, role) in [("nic10", "physical"), ("rtr10", "router")] {
-            cli_ok(&[
-                "attach",
-                iface,
-                "--role",
-                role,
-                "--mode",
-                "skb",
-                "--pin-dir",
-                p,
-            ]);
-        }
-        assert_eq!(check(p), 0, "{}", cli_ok(&["status", "--pin-dir", p]));
+        // The router's peer up: a router without carrier is a warning.
+        let w = World::new("cli-stwarn")
+            .nic("nic10")
+            .nic("nic11")
+            .router("rtr10", "02:01:00:00:00:10")
+            .attached("nic10", "physical", &["--mode", "skb"])
+            .attached("rtr10", "router", &["--mode", "skb"]);
+        let p = w.pins.arg();
+        assert_eq!(check(p), 0, "{}", w.cli_ok(&["status"]));
 
         for (breaks, says) in [
             (&["link", "set", "nic10", "down"][..], "link is down"),
@@ -266,51 +198,36 @@ fn status_shows_what_attach_repairs_and_check_exits_3_on_warnings() {
             ),
         ] {
             run("ip", breaks);
-            let text =
-                String::from_utf8_lossy(&cli(&["status", "--pin-dir", p]).stdout).into_owned();
+            let text = String::from_utf8_lossy(&w.cli(&["status"]).stdout).into_owned();
             assert!(text.contains(says), "{text}");
             assert_eq!(check(p), 3, "{says}");
-            attach(p, "nic10", "physical", &["--mode", "skb"]);
+            w.attach("nic10", "physical", &["--mode", "skb"]);
             assert_eq!(check(p), 0, "attach repaired {says}");
         }
 
         // A second router-prefix interface: what the daemon keeps aside.
-        run(
-            "ip",
-            &[
-                "link",
-                "add",
-                "rtr11",
-                "address",
-                "02:01:00:00:00:11",
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "rtr11x",
-            ],
-        );
-        let text = cli_ok(&["status", "--pin-dir", p]);
+        w.plug_bare("rtr11", Some("02:01:00:00:00:11"));
+        let text = w.cli_ok(&["status"]);
         assert!(
             text.contains("standby router interface(s): rtr11"),
             "{text}"
         );
-        assert_eq!(status_json(&pins)["standby_routers"][0], "rtr11");
+        assert_eq!(w.status()["standby_routers"][0], "rtr11");
         assert_eq!(check(p), 0, "a standby router is a note");
 
         // router_iface at an interface without the router program.
-        cli_ok(&["detach", "rtr10", "--pin-dir", p]);
-        cli_ok(&["set-router-iface", "nic11", "--pin-dir", p]);
-        let text = String::from_utf8_lossy(&cli(&["status", "--pin-dir", p]).stdout).into_owned();
+        w.cli_ok(&["detach", "rtr10"]);
+        w.cli_ok(&["set-router-iface", "nic11"]);
+        let text = String::from_utf8_lossy(&w.cli(&["status"]).stdout).into_owned();
         assert!(text.contains("nic11 (ifindex"), "{text}");
         assert!(text.contains("which runs no router program"), "{text}");
         assert_eq!(check(p), 3);
-        cli_ok(&["detach", "nic11", "--pin-dir", p]);
+        w.cli_ok(&["detach", "nic11"]);
         // router_iface is empty now: nic10 drops everything, a warning too.
-        let text = String::from_utf8_lossy(&cli(&["status", "--pin-dir", p]).stdout).into_owned();
+        let text = String::from_utf8_lossy(&w.cli(&["status"]).stdout).into_owned();
         assert!(text.contains("warning: no router"), "{text}");
         assert_eq!(check(p), 3, "detach emptied router_iface: no router");
-        cli_ok(&["detach", "--all", "--pin-dir", p]);
+        w.cli_ok(&["detach", "--all"]);
         assert_eq!(check(p), 0, "nothing attached, nothing wrong");
 
         // Another namespace's port, in words.
@@ -337,12 +254,7 @@ fn status_shows_what_attach_repairs_and_check_exits_3_on_warnings() {
             !text.contains("<gone>") && !text.contains(" down "),
             "{text}"
         );
-        let fix = text
-            .split("seen from there (`")
-            .nth(1)
-            .and_then(|r| r.split('`').next())
-            .unwrap_or_else(|| panic!("no command in: {text}"))
-            .replacen("xdp-forwarder ", &format!("{bin} "), 1);
+        let fix = support::fix_command(&text, "seen from there (");
         let out = std::process::Command::new("sh")
             .args(["-c", &fix])
             .output()
@@ -359,33 +271,19 @@ fn status_shows_what_attach_repairs_and_check_exits_3_on_warnings() {
 #[test]
 fn attach_status_detach_round_trip() {
     in_fresh_netns(|| {
-        let pins = Bpffs::mount("cli-roundtrip");
-        let p = pins.arg();
-        let (nic, _) = veth("nic1", "nic1x");
-        run(
-            "ip",
-            &[
-                "link",
-                "add",
-                "rtr1",
-                "address",
-                "02:01:00:00:00:01",
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "rtr1x",
-            ],
-        );
+        // Both down: attach brings them up.
+        let w = World::new("cli-roundtrip").nic("nic1");
+        w.plug_bare("rtr1", Some("02:01:00:00:00:01"));
         run("ip", &["link", "set", "nic1", "down"]);
+        let (p, nic) = (w.pins.arg(), support::ifindex("nic1"));
 
         // XDP (skb mode), so that `ip link` shows the programs.
-        let out = attach(p, "nic1", "physical", &["--mode", "skb"]);
+        let out = w.attach("nic1", "physical", &["--mode", "skb"]);
         assert!(
             out.contains(&format!("VID {nic}")),
             "default VID is the ifindex: {out}"
         );
-        attach(p, "rtr1", "router", &["--mode", "skb"]);
+        w.attach("rtr1", "router", &["--mode", "skb"]);
 
         // The CLI has exited: the attachments live on in the pinned links.
         assert!(
@@ -407,7 +305,7 @@ fn attach_status_detach_round_trip() {
             "NIC brought up and promiscuous (its frames are for the VMs behind the router): {nic_link}"
         );
 
-        let st = status_json(&pins);
+        let st = w.status();
         assert_eq!(st["router_iface"]["name"], "rtr1");
         let ports = st["ports"].as_array().unwrap();
         assert_eq!(ports.len(), 2);
@@ -449,7 +347,8 @@ fn attach_status_detach_round_trip() {
         assert!(first["ports"][0].get("rates").is_none());
         assert_eq!(second["ports"][0]["rates"]["frames_per_sec"], 0.0);
         assert!(
-            cli_err(&["status", "--watch", "0", "--pin-dir", p]).contains("between 0.1"),
+            w.cli_err(&["status", "--watch", "0"])
+                .contains("between 0.1"),
             "a zero interval is refused"
         );
         // The table refreshed into a pipe: samples one after the other,
@@ -467,7 +366,7 @@ fn attach_status_detach_round_trip() {
             text.matches("pin dir:").count() >= 2 && !text.contains('\x1b'),
             "{text:?}"
         );
-        let text = cli_ok(&["status", "--pin-dir", p]);
+        let text = w.cli_ok(&["status"]);
         assert!(
             text.contains("nic1")
                 && text.contains("physical")
@@ -477,7 +376,7 @@ fn attach_status_detach_round_trip() {
 
         // Idempotent: same role again changes nothing.
         let prog = xdp_prog_on("nic1");
-        let out = attach(p, "nic1", "physical", &[]);
+        let out = w.attach("nic1", "physical", &[]);
         assert!(out.contains("already attached"), "{out}");
         assert_eq!(
             xdp_prog_on("nic1"),
@@ -485,7 +384,7 @@ fn attach_status_detach_round_trip() {
             "re-attaching the same role must not reload"
         );
 
-        cli_ok(&["detach", "nic1", "--pin-dir", p]);
+        w.cli_ok(&["detach", "nic1"]);
         assert!(xdp_prog_on("nic1").is_none(), "detach removes the program");
         assert!(
             !run("ip", &["link", "show", "dev", "nic1"]).contains("PROMISC"),
@@ -493,53 +392,44 @@ fn attach_status_detach_round_trip() {
         );
         // Promiscuous mode someone else turned on stays on.
         run("ip", &["link", "set", "nic1", "promisc", "on"]);
-        attach(p, "nic1", "physical", &[]);
-        cli_ok(&["detach", "nic1", "--pin-dir", p]);
+        w.attach("nic1", "physical", &[]);
+        w.cli_ok(&["detach", "nic1"]);
         assert!(
             run("ip", &["link", "show", "dev", "nic1"]).contains("PROMISC"),
             "promisc we did not set is left alone"
         );
         assert!(
-            !pins
+            !w.pins
                 .path()
                 .join("xdp-forwarder")
                 .join(format!("link-{nic}"))
                 .exists()
         );
-        cli_ok(&["detach", "--all", "--pin-dir", p]);
+        w.cli_ok(&["detach", "--all"]);
         assert!(xdp_prog_on("rtr1").is_none());
         assert!(
             !run("ip", &["link", "show", "dev", "rtr1"]).contains("PROMISC"),
             "promisc we set is undone"
         );
         assert!(
-            !pins.path().join("xdp-forwarder").exists(),
+            !w.pins.path().join("xdp-forwarder").exists(),
             "no private state left"
         );
-        assert!(status_json(&pins)["ports"].as_array().unwrap().is_empty());
+        assert!(w.status()["ports"].as_array().unwrap().is_empty());
     });
 }
 
 #[test]
 fn roles_vids_and_replace() {
     in_fresh_netns(|| {
-        let pins = Bpffs::mount("cli-roles");
-        let p = pins.arg();
-        veth("nic2", "nic2x");
-        veth("nic3", "nic3x");
-        veth("rtr2", "rtr2x");
-        attach(p, "nic2", "physical", &["--vid", "100"]);
+        // rtr2's peer is here too: attaching it is one of the errors.
+        let w = World::new("cli-roles")
+            .nic("nic2")
+            .nic("nic3")
+            .pair("rtr2", "rtr2x", None)
+            .attached("nic2", "physical", &["--vid", "100"]);
 
-        let err = cli_err(&[
-            "attach",
-            "nic3",
-            "--role",
-            "physical",
-            "--vid",
-            "100",
-            "--pin-dir",
-            p,
-        ]);
+        let err = w.attach_err("nic3", "physical", &["--vid", "100"]);
         assert!(
             err.contains("VID 100 is already used by interface nic2"),
             "{err}"
@@ -550,16 +440,7 @@ fn roles_vids_and_replace() {
         );
         // Out of range or too large to be a number: the same usage error.
         for bad in ["0", "4095", "70000", "5000", "99999999999", "x"] {
-            let out = cli(&[
-                "attach",
-                "nic3",
-                "--role",
-                "physical",
-                "--vid",
-                bad,
-                "--pin-dir",
-                p,
-            ]);
+            let out = w.cli(&["attach", "nic3", "--role", "physical", "--vid", bad]);
             let err = String::from_utf8_lossy(&out.stderr);
             assert!(
                 out.status.code() == Some(2)
@@ -567,90 +448,62 @@ fn roles_vids_and_replace() {
                 "{bad}: {err}"
             );
         }
-        let err = cli_err(&["attach", "nic2", "--role", "router", "--pin-dir", p]);
+        let err = w.attach_err("nic2", "router", &[]);
         assert!(
             err.contains("already attached as physical") && err.contains("--replace"),
             "{err}"
         );
-        let err = cli_err(&[
-            "attach",
-            "nic2",
-            "--role",
-            "physical",
-            "--vid",
-            "101",
-            "--pin-dir",
-            p,
-        ]);
+        let err = w.attach_err("nic2", "physical", &["--vid", "101"]);
         assert!(err.contains("--replace"), "{err}");
 
-        attach(p, "nic2", "physical", &["--vid", "101", "--replace"]);
-        let st = status_json(&pins);
+        w.attach("nic2", "physical", &["--vid", "101", "--replace"]);
+        let st = w.status();
         assert_eq!(st["ports"][0]["vid"], 101);
         // VID 100 is free again.
-        attach(p, "nic3", "physical", &["--vid", "100"]);
+        w.attach("nic3", "physical", &["--vid", "100"]);
 
         // A failed --replace leaves the old attachment as it was.
         let prog = xdp_prog_on("nic2");
-        let err = cli_err(&[
-            "attach",
-            "nic2",
-            "--role",
-            "physical",
-            "--vid",
-            "100",
-            "--replace",
-            "--pin-dir",
-            p,
-        ]);
+        let err = w.attach_err("nic2", "physical", &["--vid", "100", "--replace"]);
         assert!(
             err.contains("VID 100 is already used by interface nic3"),
             "{err}"
         );
         assert_eq!(xdp_prog_on("nic2"), prog, "still attached, same program");
-        assert_eq!(
-            status_json(&pins)["ports"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|x| x["name"] == "nic2")
-                .unwrap()["vid"],
-            101
-        );
+        assert_eq!(w.port("nic2")["vid"], 101);
 
-        attach(p, "rtr2", "router", &[]);
-        let err = cli_err(&["attach", "nic3", "--role", "router", "--pin-dir", p]);
+        w.attach("rtr2", "router", &[]);
+        let err = w.attach_err("nic3", "router", &[]);
         assert!(err.contains("--replace"), "{err}");
-        let err = cli_err(&["attach", "rtr2x", "--role", "router", "--pin-dir", p]);
+        let err = w.attach_err("rtr2x", "router", &[]);
         assert!(
             err.contains("rtr2 is already the router interface"),
             "{err}"
         );
         assert!(xdp_prog_on("rtr2x").is_none());
-        let err = cli_err(&["set-router-iface", "nic3", "--pin-dir", p]);
+        let err = w.cli_err(&["set-router-iface", "nic3"]);
         assert!(err.contains("attached as a physical port"), "{err}");
         // The router can become a NIC: router_iface no longer points at it.
-        attach(p, "rtr2", "physical", &["--replace"]);
-        let st = status_json(&pins);
+        w.attach("rtr2", "physical", &["--replace"]);
+        let st = w.status();
         assert!(st["router_iface"].is_null(), "{st}");
         assert_eq!(st["ports"].as_array().unwrap().len(), 3);
 
-        cli_ok(&["detach", "--all", "--pin-dir", p]);
+        w.cli_ok(&["detach", "--all"]);
     });
 }
 
 #[test]
 fn errors_name_the_problem_and_leave_nothing_behind() {
     in_fresh_netns(|| {
-        let pins = Bpffs::mount("cli-errors");
-        let p = pins.arg();
-        veth("nic4", "nic4x");
+        let w = World::new("cli-errors").nic("nic4");
+        let p = w.pins.arg();
 
-        let err = cli_err(&["attach", "nosuch0", "--role", "physical", "--pin-dir", p]);
+        let err = w.attach_err("nosuch0", "physical", &[]);
         assert!(err.contains("\"nosuch0\" does not exist"), "{err}");
-        let err = cli_err(&["attach", "lo", "--role", "physical", "--pin-dir", p]);
+        let err = w.attach_err("lo", "physical", &[]);
         assert!(err.contains("loopback"), "{err}");
-        let err = cli_err(&["detach", "nic4", "--pin-dir", p]);
+        let err = w.cli_err(&["detach", "nic4"]);
         assert!(err.contains("not attached by xdp-forwarder"), "{err}");
 
         // bpffs not mounted there.
@@ -692,25 +545,25 @@ fn errors_name_the_problem_and_leave_nothing_behind() {
                 "router_iface",
             ],
         );
-        let err = cli_err(&["attach", "nic4", "--role", "physical", "--pin-dir", p]);
+        let err = w.attach_err("nic4", "physical", &[]);
         assert!(
             err.contains("router_iface") && err.contains("not the") && err.contains("rm "),
             "{err}"
         );
         assert!(xdp_prog_on("nic4").is_none(), "nothing half-attached");
         assert!(
-            !pins
+            !w.pins
                 .path()
                 .join("xdp-forwarder")
                 .join("fwd_vlan_ports")
                 .exists(),
             "no new pin left behind"
         );
-        std::fs::remove_file(pins.path().join("router_iface")).unwrap();
+        std::fs::remove_file(w.pins.path().join("router_iface")).unwrap();
 
         // An XDP program we did not attach.
         let objs = tempdir("cli-foreign");
-        cli_ok(&["export-objects", objs.to_str().unwrap(), "--pin-dir", p]);
+        w.cli_ok(&["export-objects", objs.to_str().unwrap()]);
         run(
             "xdp-loader",
             &[
@@ -723,15 +576,15 @@ fn errors_name_the_problem_and_leave_nothing_behind() {
                 p,
             ],
         );
-        let err = cli_err(&["attach", "nic4", "--role", "physical", "--pin-dir", p]);
+        let err = w.attach_err("nic4", "physical", &[]);
         assert!(
             err.contains("by another loader (no link)"),
             "loaded without a link: {err}"
         );
         // The fix it proposes works.
         run_fix(&err, "remove it first (");
-        attach(p, "nic4", "physical", &[]);
-        cli_ok(&["detach", "nic4", "--pin-dir", p]);
+        w.attach("nic4", "physical", &[]);
+        w.cli_ok(&["detach", "nic4"]);
         std::fs::remove_dir_all(&objs).unwrap();
     });
 }
@@ -739,8 +592,7 @@ fn errors_name_the_problem_and_leave_nothing_behind() {
 #[test]
 fn unprivileged_callers_are_told_what_to_do() {
     in_fresh_netns(|| {
-        let pins = Bpffs::mount("cli-unpriv");
-        veth("nic5", "nic5x");
+        let w = World::new("cli-unpriv").nic("nic5");
         // `setpriv` drops every capability while staying uid 0.
         let out = std::process::Command::new("setpriv")
             .args(["--inh-caps=-all", "--bounding-set=-all", "--"])
@@ -751,7 +603,7 @@ fn unprivileged_callers_are_told_what_to_do() {
                 "--role",
                 "physical",
                 "--pin-dir",
-                pins.arg(),
+                w.pins.arg(),
             ])
             .output()
             .unwrap();
@@ -768,10 +620,10 @@ fn unprivileged_callers_are_told_what_to_do() {
 #[test]
 fn set_router_iface_binary_is_argument_compatible() {
     in_fresh_netns(|| {
-        let pins = Bpffs::mount("cli-setrouter");
-        let (rtr, _) = veth("rtr6", "rtr6x");
+        let w = World::new("cli-setrouter").nic("rtr6");
+        let rtr = support::ifindex("rtr6");
         let out = std::process::Command::new(support::set_router_iface_bin())
-            .args(["rtr6", "--pin-dir", pins.arg()])
+            .args(["rtr6", "--pin-dir", w.pins.arg()])
             .output()
             .unwrap();
         assert!(
@@ -779,8 +631,8 @@ fn set_router_iface_binary_is_argument_compatible() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert_eq!(status_json(&pins)["router_iface"]["ifindex"], rtr);
-        let out = cli(&["set-router-iface", "nosuch1", "--pin-dir", pins.arg()]);
+        assert_eq!(w.status()["router_iface"]["ifindex"], rtr);
+        let out = w.cli(&["set-router-iface", "nosuch1"]);
         assert!(!out.status.success());
     });
 }
@@ -843,9 +695,8 @@ fn inspect_reports_the_driver_its_xdp_features_and_what_auto_tries() {
 #[test]
 fn the_pin_dir_is_accepted_before_the_subcommand() {
     in_fresh_netns(|| {
-        let pins = Bpffs::mount("globalopt");
-        let p = pins.arg();
-        veth("gnic", "gnicp");
+        let w = World::new("globalopt").nic("gnic");
+        let p = w.pins.arg();
         cli_ok(&["--pin-dir", p, "attach", "gnic", "--role", "physical"]);
         let after: serde_json::Value =
             serde_json::from_str(&cli_ok(&["status", "--json", "--pin-dir", p])).unwrap();
@@ -907,8 +758,12 @@ fn state_entries(pins: &Bpffs) -> Vec<String> {
 #[test]
 fn our_program_from_another_pin_dir_in_any_hook_refuses_every_mode_with_a_fix_that_works() {
     in_fresh_netns(|| {
-        let a = Bpffs::mount("cli-onefwd-a");
-        let b = Bpffs::mount("cli-onefwd-b");
+        let w = World::new("cli-onefwd-a")
+            .nic("onefwd0")
+            .nic("onefwd1")
+            .nic("onefwd2")
+            .nic("onefwd3");
+        let (a, b) = (&w.pins, Bpffs::mount("cli-onefwd-b"));
         const TCX: &[(&str, &str)] = &[];
         const CLSACT: &[(&str, &str)] = &[("XDP_FORWARDER_TC_HOOK", "clsact")];
         let attach = |iface: &str, pins: &Bpffs, mode: &str, env: &[(&str, &str)]| {
@@ -936,11 +791,10 @@ fn our_program_from_another_pin_dir_in_any_hook_refuses_every_mode_with_a_fix_th
         .enumerate()
         {
             let iface = format!("onefwd{n}");
-            veth(&iface, &format!("onefwd{n}p"));
-            let ok = attach(&iface, &a, a_mode, a_env);
+            let ok = attach(&iface, a, a_mode, a_env);
             assert!(ok.status.success(), "{ok:?}");
             let before = programs_on(&iface);
-            let a_before = ports_of(&a);
+            let a_before = ports_of(a);
             for (b_mode, b_env) in [
                 ("tc", TCX),
                 ("tc", CLSACT),
@@ -973,7 +827,7 @@ fn our_program_from_another_pin_dir_in_any_hook_refuses_every_mode_with_a_fix_th
                     "{context}: B left {:?}",
                     state_entries(&b)
                 );
-                assert_eq!(ports_of(&a), a_before, "A's ports as they were: {context}");
+                assert_eq!(ports_of(a), a_before, "A's ports as they were: {context}");
             }
             let err = String::from_utf8_lossy(&attach(&iface, &b, "tc", TCX).stderr).into_owned();
             run_fix(&err, "detach it there first (");
@@ -997,8 +851,8 @@ fn our_program_from_another_pin_dir_in_any_hook_refuses_every_mode_with_a_fix_th
 #[test]
 fn our_tc_program_no_pin_dir_holds_is_refused_with_the_command_that_removes_it() {
     in_fresh_netns(|| {
-        let a = Bpffs::mount("cli-tcorphan-a");
-        let b = Bpffs::mount("cli-tcorphan-b");
+        let w = World::new("cli-tcorphan-a").nic("tcorph0").nic("tcorph1");
+        let (a, b) = (&w.pins, Bpffs::mount("cli-tcorphan-b"));
         for (n, env, fix) in [
             (0, &[][..], "bpftool link detach id"),
             (
@@ -1008,7 +862,6 @@ fn our_tc_program_no_pin_dir_holds_is_refused_with_the_command_that_removes_it()
             ),
         ] {
             let iface = format!("tcorph{n}");
-            veth(&iface, &format!("tcorph{n}p"));
             let attach = |pins: &Bpffs| {
                 cli_with(
                     &[
@@ -1024,10 +877,8 @@ fn our_tc_program_no_pin_dir_holds_is_refused_with_the_command_that_removes_it()
                     env,
                 )
             };
-            assert!(attach(&a).status.success());
-            let pin = a
-                .path()
-                .join(format!("xdp-forwarder/link-{}", support::ifindex(&iface)));
+            assert!(attach(a).status.success());
+            let pin = w.link_pin(&iface);
             if n == 0 {
                 // A tcx link lives while something holds it.
                 let held = a.path().join("held");
@@ -1054,7 +905,7 @@ fn our_tc_program_no_pin_dir_holds_is_refused_with_the_command_that_removes_it()
             );
             assert!(attach(&b).status.success(), "free once the fix ran");
             cli_ok(&["detach", "--all", "--pin-dir", b.arg()]);
-            cli(&["detach", "--all", "--pin-dir", a.arg()]);
+            w.cli(&["detach", "--all"]);
         }
     });
 }

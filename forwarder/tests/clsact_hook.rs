@@ -9,9 +9,11 @@
 mod support;
 
 use support::{
-    Bpffs, cli_ok_with, in_fresh_netns,
+    in_fresh_netns,
     mirror::{Mirror, Vm},
-    run, veth, xdp_running,
+    run,
+    world::World,
+    xdp_running,
 };
 
 const CLSACT: &[(&str, &str)] = &[("XDP_FORWARDER_TC_HOOK", "clsact")];
@@ -29,41 +31,16 @@ fn our_filter(iface: &str) -> Option<u64> {
     Some(id.parse().unwrap())
 }
 
-/// `status --json`'s port `name`.
-fn port(pins: &Bpffs, name: &str) -> serde_json::Value {
-    let st: serde_json::Value = serde_json::from_str(&cli_ok_with(
-        &["status", "--json", "--pin-dir", pins.arg()],
-        CLSACT,
-    ))
-    .unwrap();
-    st["ports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == name)
-        .unwrap_or_else(|| panic!("no port {name}: {st:#}"))
-        .clone()
-}
-
 #[test]
 fn a_clsact_port_is_what_its_filter_runs_repaired_swapped_and_removed() {
     in_fresh_netns(|| {
-        let pins = Bpffs::mount("clsact");
-        let p = pins.arg();
-        veth("nic1", "nic1p");
-        veth("rtr", "rtrp");
-        run(
-            "ip",
-            &["link", "set", "rtr", "address", "02:01:00:00:00:0c"],
-        );
-        let fwd = |args: &[&str]| {
-            let mut all = args.to_vec();
-            all.extend(["--pin-dir", p]);
-            cli_ok_with(&all, CLSACT)
-        };
-        fwd(&["attach", "rtr", "--role", "router", "--mode", "tc"]);
-        fwd(&["attach", "nic1", "--role", "physical", "--mode", "tc"]);
-        let nic = port(&pins, "nic1");
+        let w = World::new("clsact")
+            .with_env(CLSACT)
+            .nic("nic1")
+            .router("rtr", "02:01:00:00:00:0c")
+            .attached("rtr", "router", &["--mode", "tc"])
+            .attached("nic1", "physical", &["--mode", "tc"]);
+        let nic = w.port("nic1");
         assert_eq!(nic["hook"], "clsact", "{nic:#}");
         assert_eq!(nic["attached"], true, "{nic:#}");
         let first = our_filter("nic1").expect("our filter on nic1");
@@ -75,7 +52,7 @@ fn a_clsact_port_is_what_its_filter_runs_repaired_swapped_and_removed() {
             "tc",
             &["filter", "del", "dev", "nic1", "ingress", "pref", PREF],
         );
-        let nic = port(&pins, "nic1");
+        let nic = w.port("nic1");
         assert_eq!(nic["attached"], false, "{nic:#}");
         assert!(
             nic["warnings"]
@@ -83,23 +60,15 @@ fn a_clsact_port_is_what_its_filter_runs_repaired_swapped_and_removed() {
                 .contains("tc filter was deleted"),
             "{nic:#}"
         );
-        fwd(&["attach", "nic1", "--role", "physical", "--mode", "tc"]);
+        w.attach("nic1", "physical", &["--mode", "tc"]);
         let repaired = our_filter("nic1").expect("the filter is back");
-        assert_eq!(port(&pins, "nic1")["attached"], true);
+        assert_eq!(w.port("nic1")["attached"], true);
 
         // An upgrade swaps the program in place: one filter, a new program.
-        fwd(&[
-            "attach",
-            "nic1",
-            "--role",
-            "physical",
-            "--vid",
-            "7",
-            "--replace",
-        ]);
+        w.attach("nic1", "physical", &["--vid", "7", "--replace"]);
         let swapped = our_filter("nic1").expect("still our filter");
         assert_ne!(swapped, repaired, "a new program runs");
-        let nic = port(&pins, "nic1");
+        let nic = w.port("nic1");
         assert_eq!(
             (nic["prog_id"].as_u64(), nic["vid"].as_u64()),
             (Some(swapped), Some(7))
@@ -108,30 +77,14 @@ fn a_clsact_port_is_what_its_filter_runs_repaired_swapped_and_removed() {
         assert_eq!(filters.matches("handle 0x1").count(), 1, "{filters}");
 
         // To XDP and back: the filter goes, then comes back.
-        fwd(&[
-            "attach",
-            "nic1",
-            "--role",
-            "physical",
-            "--mode",
-            "skb",
-            "--replace",
-        ]);
+        w.attach("nic1", "physical", &["--mode", "skb", "--replace"]);
         assert_eq!(our_filter("nic1"), None);
         assert!(xdp_running().contains_key("nic1"));
-        fwd(&[
-            "attach",
-            "nic1",
-            "--role",
-            "physical",
-            "--mode",
-            "tc",
-            "--replace",
-        ]);
+        w.attach("nic1", "physical", &["--mode", "tc", "--replace"]);
         assert!(our_filter("nic1").is_some());
         assert!(xdp_running().is_empty());
 
-        fwd(&["detach", "--all"]);
+        w.cli_ok(&["detach", "--all"]);
         assert_eq!(our_filter("nic1"), None);
         assert_eq!(our_filter("rtr"), None);
     });
@@ -159,9 +112,7 @@ fn tcp_bulk_crosses_tc_mode_on_the_clsact_hook_both_ways() {
 #[test]
 fn a_foreign_filter_in_our_place_is_named_with_the_command_that_removes_it() {
     in_fresh_netns(|| {
-        let pins = Bpffs::mount("clsact-foreign");
-        let p = pins.arg();
-        veth("cfor0", "cfor0p");
+        let w = World::new("clsact-foreign").with_env(CLSACT).nic("cfor0");
         run("tc", &["qdisc", "add", "dev", "cfor0", "clsact"]);
         let foreign = [
             "filter",
@@ -178,21 +129,7 @@ fn a_foreign_filter_in_our_place_is_named_with_the_command_that_removes_it() {
             "1,6 0 0 4294967295,",
         ];
         run("tc", &foreign);
-        let attach = |mode: &str| {
-            support::cli_with(
-                &[
-                    "attach",
-                    "cfor0",
-                    "--role",
-                    "physical",
-                    "--mode",
-                    mode,
-                    "--pin-dir",
-                    p,
-                ],
-                CLSACT,
-            )
-        };
+        let attach = |mode: &str| w.cli(&["attach", "cfor0", "--role", "physical", "--mode", mode]);
         let out = attach("tc");
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(!out.status.success(), "{out:?}");
@@ -214,13 +151,11 @@ fn a_foreign_filter_in_our_place_is_named_with_the_command_that_removes_it() {
                 && stdout.matches("File exists").count() == 1,
             "{stdout}"
         );
-        cli_ok_with(&["detach", "cfor0", "--pin-dir", p], CLSACT);
+        w.cli_ok(&["detach", "cfor0"]);
 
         // Native refused too (a veth's native XDP takes no 9000-byte MTU):
         // skb, each refusal said once, the mode's name once.
-        for dev in ["cfor0", "cfor0p"] {
-            run("ip", &["link", "set", dev, "mtu", "9000"]);
-        }
+        w.set_mtu("cfor0", 9000);
         let out = attach("auto");
         assert!(out.status.success(), "{out:?}");
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -233,17 +168,15 @@ fn a_foreign_filter_in_our_place_is_named_with_the_command_that_removes_it() {
                 && stdout.lines().count() == 1,
             "{stdout}"
         );
-        cli_ok_with(&["detach", "cfor0", "--pin-dir", p], CLSACT);
-        for dev in ["cfor0", "cfor0p"] {
-            run("ip", &["link", "set", dev, "mtu", "1500"]);
-        }
+        w.cli_ok(&["detach", "cfor0"]);
+        w.set_mtu("cfor0", 1500);
 
         support::run_fix(&err, "remove it first (");
         let filters = run("tc", &["filter", "show", "dev", "cfor0", "ingress"]);
         assert!(!filters.contains(&format!("pref {PREF}")), "{filters}");
         assert!(attach("tc").status.success(), "free once the fix ran");
         assert!(our_filter("cfor0").is_some());
-        cli_ok_with(&["detach", "cfor0", "--pin-dir", p], CLSACT);
+        w.cli_ok(&["detach", "cfor0"]);
         assert_eq!(our_filter("cfor0"), None);
     });
 }

@@ -13,7 +13,7 @@ use std::{
 };
 
 use support::{
-    cli, cli_ok, cli_ok_with,
+    cli, cli_ok,
     daemon::Daemon,
     in_fresh_netns,
     netns::NamedNetns,
@@ -106,9 +106,8 @@ fn status_check_fails_when_a_port_cannot_forward() {
         let p = w.pins.arg();
         w.plug("nic1", None);
         w.plug("rtr", Some(ROUTER_MAC));
-        for (iface, role) in [("nic1", "physical"), ("rtr", "router")] {
-            cli_ok(&["attach", iface, "--role", role, "--pin-dir", p]);
-        }
+        w.attach("nic1", "physical", &[]);
+        w.attach("rtr", "router", &[]);
         let st = w.status();
         assert_eq!(check(&w), 0, "{st:#}");
         assert_eq!(port(&st, "nic1")["can_forward"], true, "{st:#}");
@@ -127,7 +126,7 @@ fn status_check_fails_when_a_port_cannot_forward() {
             "{nic:#}"
         );
         assert_eq!(check(&w), 3);
-        let table = cli_ok(&["status", "--pin-dir", p]);
+        let table = w.cli_ok(&["status"]);
         assert!(table.contains("warning: no carrier"), "{table}");
         let gauge = can_forward_gauge(p);
         assert!(gauge.ends_with(" 0"), "{gauge}");
@@ -144,12 +143,12 @@ fn status_check_fails_when_a_port_cannot_forward() {
         within(BOUND, "router carrier back", || check(&w) == 0);
 
         // Item 2: the router goes; the NIC drops everything.
-        cli_ok(&["detach", "rtr", "--pin-dir", p]);
+        w.cli_ok(&["detach", "rtr"]);
         let st = w.status();
         assert!(st["warnings"].to_string().contains("no router"), "{st:#}");
         assert_eq!(port(&st, "nic1")["can_forward"], false, "{st:#}");
         assert_eq!(check(&w), 3);
-        cli_ok(&["detach", "--all", "--pin-dir", p]);
+        w.cli_ok(&["detach", "--all"]);
     });
 }
 
@@ -163,19 +162,7 @@ fn a_port_whose_program_vanished_is_attached_again() {
         let (d, vid) = net_vm(&w, &[], &[]);
         let st = w.status();
         assert_eq!(port(&st, "nic1")["hook"], "tcx", "{st:#}");
-        let link = w
-            .pins
-            .path()
-            .join(format!("xdp-forwarder/link-{}", support::ifindex("nic1")));
-        let info: serde_json::Value = serde_json::from_str(&run(
-            "bpftool",
-            &["-j", "link", "show", "pinned", link.to_str().unwrap()],
-        ))
-        .unwrap();
-        run(
-            "bpftool",
-            &["link", "detach", "id", &info["id"].to_string()],
-        );
+        w.detach_link_by_hand("nic1");
         let took = within(BOUND, "tcx link detached", || attached(&w, "nic1"));
         eprintln!("tcx link detached: attached again after {took:?}");
         w.assert_forwards("nic1", "rtr", vid);
@@ -241,7 +228,6 @@ fn a_removed_state_dir_is_rebuilt() {
 fn a_router_off_the_prefix_hands_over_to_the_standby() {
     in_fresh_netns(|| {
         let w = World::new("cv-prefix");
-        let p = w.pins.arg();
         let (d, _) = net_vm(&w, &[], &[]);
         w.plug("rtr2", Some(ROUTER_MAC_2));
         std::thread::sleep(Duration::from_millis(300));
@@ -295,7 +281,7 @@ fn a_router_off_the_prefix_hands_over_to_the_standby() {
         w.assert_forwards("nic1", "rtr", vids[0].unwrap());
         let log = d.log();
         assert!(!log.contains("--mode given"), "{log}");
-        assert_eq!(check(&w), 0, "{}", cli_ok(&["status", "--pin-dir", p]));
+        assert_eq!(check(&w), 0, "{}", w.cli_ok(&["status"]));
     });
 }
 
@@ -447,20 +433,9 @@ fn the_pin_dir_is_an_identity_not_a_path() {
 #[test]
 fn native_refused_for_the_mtu_names_the_mtu() {
     in_fresh_netns(|| {
-        let pins = support::Bpffs::mount("cv-mtu");
-        support::veth("big", "bigx");
-        run("ip", &["link", "set", "big", "mtu", "9000"]);
-        run("ip", &["link", "set", "bigx", "mtu", "9000"]);
-        let err = support::cli_err(&[
-            "attach",
-            "big",
-            "--role",
-            "physical",
-            "--mode",
-            "native",
-            "--pin-dir",
-            pins.arg(),
-        ]);
+        let w = World::new("cv-mtu").nic("big");
+        w.set_mtu("big", 9000);
+        let err = w.attach_err("big", "physical", &["--mode", "native"]);
         assert!(
             err.contains("refused for the MTU") && err.contains("9000"),
             "{err}"
@@ -515,31 +490,17 @@ fn a_deleted_namespace_is_said_to_be_gone() {
 #[test]
 fn a_deleted_clsact_filter_fails_the_check() {
     in_fresh_netns(|| {
-        let w = World::new("cv-clcheck");
-        let p = w.pins.arg();
+        let w = World::new("cv-clcheck").with_env(CLSACT);
         w.plug("nic1", None);
         w.plug("rtr", Some(ROUTER_MAC));
-        for (iface, role) in [("rtr", "router"), ("nic1", "physical")] {
-            cli_ok_with(
-                &[
-                    "attach",
-                    iface,
-                    "--role",
-                    role,
-                    "--mode",
-                    "tc",
-                    "--pin-dir",
-                    p,
-                ],
-                CLSACT,
-            );
-        }
+        w.attach("rtr", "router", &["--mode", "tc"]);
+        w.attach("nic1", "physical", &["--mode", "tc"]);
         assert_eq!(check(&w), 0);
         run("tc", &["qdisc", "del", "dev", "nic1", "clsact"]);
         let st = w.status();
         assert_eq!(port(&st, "nic1")["can_forward"], false, "{st:#}");
         assert_eq!(check(&w), 3);
-        cli_ok(&["detach", "--all", "--pin-dir", p]);
+        w.cli_ok(&["detach", "--all"]);
     });
 }
 
@@ -552,27 +513,12 @@ fn tc_mode_counts_what_the_target_mtu_refuses_as_redirect_failed() {
     use support::packet::{ETHERTYPE_TEST, frame};
     for (tag, env) in [("cv-tcmtu", &[][..]), ("cv-clmtu", CLSACT)] {
         in_fresh_netns(|| {
-            let w = World::new(tag);
-            let p = w.pins.arg();
+            let w = World::new(tag).with_env(env);
             w.plug("nic1", None);
             w.plug("rtr", Some(ROUTER_MAC));
-            for (iface, role) in [("rtr", "router"), ("nic1", "physical")] {
-                cli_ok_with(
-                    &[
-                        "attach",
-                        iface,
-                        "--role",
-                        role,
-                        "--mode",
-                        "tc",
-                        "--pin-dir",
-                        p,
-                    ],
-                    env,
-                );
-            }
-            run("ip", &["link", "set", "rtr", "mtu", "1400"]);
-            w.outside.ip(&["link", "set", "rtrx", "mtu", "1400"]);
+            w.attach("rtr", "router", &["--mode", "tc"]);
+            w.attach("nic1", "physical", &["--mode", "tc"]);
+            w.set_mtu("rtr", 1400);
             let (n, r) = (w.socket("nic1x"), w.socket("rtrx"));
             let f = |len| {
                 frame(
@@ -593,7 +539,7 @@ fn tc_mode_counts_what_the_target_mtu_refuses_as_redirect_failed() {
             let c = port(&w.status(), "nic1")["counters"].clone();
             assert_eq!(c["forwarded_frames"], 1, "{tag}: {c:#}");
             assert_eq!(c["dropped"]["redirect_failed"], 1, "{tag}: {c:#}");
-            cli_ok(&["detach", "--all", "--pin-dir", p]);
+            w.cli_ok(&["detach", "--all"]);
         });
     }
 }

@@ -136,7 +136,7 @@ fn churn_leaks_nothing() {
         let mut progs = Vec::new();
         let mut rss_early = 0;
         for cycle in 0..CYCLES {
-            w.plug_bare("nicB");
+            w.plug_bare("nicB", None);
             // Generous: other tests may load the machine meanwhile.
             let deadline = Instant::now() + 6 * WAIT;
             let id = loop {
@@ -498,7 +498,7 @@ fn signals_logs_and_privileges() {
         // SIGHUP rescans: a port detached behind the daemon's back comes back.
         let d = Daemon::start(&w.pins, &[]);
         w.wait_for(&[("nic1", "physical")], None);
-        cli_ok(&["detach", "nic1", "--pin-dir", w.pins.arg()]);
+        w.cli_ok(&["detach", "nic1"]);
         // SAFETY: signalling our own child.
         unsafe { libc::kill(d.pid() as i32, libc::SIGHUP) };
         w.wait_for(&[("nic1", "physical")], None);
@@ -534,12 +534,7 @@ fn a_failed_interface_is_retried() {
     in_fresh_netns(|| {
         let w = World::new("retry");
         let objs = std::env::temp_dir().join(format!("xfwt-retry-objs-{}", std::process::id()));
-        cli_ok(&[
-            "export-objects",
-            objs.to_str().unwrap(),
-            "--pin-dir",
-            w.pins.arg(),
-        ]);
+        w.cli_ok(&["export-objects", objs.to_str().unwrap()]);
         w.plug("nicF", None);
         let obj = objs.join("prog_physical.o");
         run(
@@ -611,7 +606,7 @@ fn a_manual_detach_is_honoured_until_sighup() {
         w.plug("nicK", None);
         let d = Daemon::start(&w.pins, &[]);
         w.wait_for(&[("nicH", "physical"), ("nicK", "physical")], None);
-        let out = cli_ok(&["detach", "nicH", "--pin-dir", w.pins.arg()]);
+        let out = w.cli_ok(&["detach", "nicH"]);
         assert!(out.contains("detached"), "{out}");
         // A change on it (a link event) does not take it back.
         run("ip", &["link", "set", "nicH", "mtu", "1400"]);

@@ -23,10 +23,10 @@ use std::{
 };
 
 use support::{
-    Bpffs, attach, cli_ok, in_fresh_netns,
-    netns::NamedNetns,
+    in_fresh_netns,
     packet::{ETHERTYPE_TEST, RawSocket, frame, tagged},
-    run, veth,
+    run,
+    world::World,
 };
 
 const WAIT: Duration = Duration::from_secs(2);
@@ -51,15 +51,6 @@ macro_rules! both_modes {
     };
 }
 
-/// A net-vm with NICs `nic1..=nicN` (VIDs 10, 20, ...) and the router
-/// interface `rtr`, attached in `mode`, peers in `outside`.
-struct NetVm {
-    mode: &'static str,
-    pins: Bpffs,
-    outside: NamedNetns,
-    vids: Vec<u16>,
-}
-
 /// The order in which the net-vm's interfaces get their programs.
 #[derive(Clone, Copy, PartialEq)]
 enum Order {
@@ -67,102 +58,64 @@ enum Order {
     RouterFirst,
 }
 
-impl NetVm {
-    fn new(tag: &str, mode: &'static str, nics: usize) -> Self {
-        Self::build(tag, mode, nics, Order::NicsFirst, None)
-    }
+/// The VID of `nic{k}`: 10, 20, ...
+fn vid(k: usize) -> u16 {
+    10 * k as u16
+}
 
-    fn build(tag: &str, mode: &'static str, nics: usize, order: Order, mtu: Option<u32>) -> Self {
-        let pins = Bpffs::mount(&format!("{tag}-{mode}"));
-        let outside = NamedNetns::add(tag);
-        let vm = NetVm {
-            mode,
-            pins,
-            outside,
-            vids: (1..=nics).map(|k| 10 * k as u16).collect(),
-        };
-        for k in 1..=nics {
-            vm.add_veth(&format!("nic{k}"), None, mtu);
-        }
-        vm.add_veth("rtr", Some(ROUTER_MAC), mtu);
-        if order == Order::RouterFirst {
-            vm.attach_router();
-        }
-        for k in 1..=nics {
-            vm.attach_nic(k);
-        }
-        if order == Order::NicsFirst {
-            vm.attach_router();
-        }
-        vm
-    }
+/// An empty net-vm for `mode`: in native mode the outside peers plugged
+/// later must take native redirects ([`plug`]).
+fn world(tag: &str, mode: &str) -> World {
+    World::new(&format!("{tag}-{mode}"))
+}
 
-    /// A veth `name` here, its peer `{name}x` outside, both up.
-    fn add_veth(&self, name: &str, mac: Option<&str>, mtu: Option<u32>) {
-        let peer = format!("{name}x");
-        run("ip", &self.outside.veth_args(name, &peer, mac));
-        if let Some(mtu) = mtu {
-            let mtu = mtu.to_string();
-            run("ip", &["link", "set", name, "mtu", &mtu]);
-            self.outside.ip(&["link", "set", &peer, "mtu", &mtu]);
-        }
-        run("ip", &["link", "set", name, "up"]);
-        self.outside.ip(&["link", "set", &peer, "up"]);
-        if self.mode == "native" {
-            self.outside.exec("ethtool", &["-K", &peer, "gro", "on"]);
-        }
-    }
-
-    fn fwd(&self, args: &[&str]) -> String {
-        let mut all = args.to_vec();
-        all.extend(["--mode", self.mode, "--pin-dir", self.pins.arg()]);
-        cli_ok(&all)
-    }
-
-    fn attach_nic(&self, k: usize) {
-        let vid = self.vids[k - 1].to_string();
-        self.fwd(&[
-            "attach",
-            &format!("nic{k}"),
-            "--role",
-            "physical",
-            "--vid",
-            &vid,
-        ]);
-    }
-
-    fn attach_router(&self) {
-        self.fwd(&["attach", "rtr", "--role", "router"]);
-    }
-
-    /// An AF_PACKET socket on an outside peer.
-    fn outside(&self, peer: &str) -> RawSocket {
-        self.outside.enter(|| RawSocket::bind(peer))
-    }
-
-    fn status(&self) -> serde_json::Value {
-        serde_json::from_str(&cli_ok(&["status", "--json", "--pin-dir", self.pins.arg()])).unwrap()
-    }
-
-    /// The counters of the port `name`.
-    fn counters(&self, name: &str) -> serde_json::Value {
-        let st = self.status();
-        let port = st["ports"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == name)
-            .unwrap_or_else(|| panic!("no port {name}: {st}"))
-            .clone();
-        port["counters"].clone()
+/// Plugs `name` (the router `rtr` with [`ROUTER_MAC`]); in native mode its
+/// peer gets GRO on.
+fn plug(w: World, mode: &str, name: &str) -> World {
+    let w = if name == "rtr" {
+        w.router(name, ROUTER_MAC)
+    } else {
+        w.nic(name)
+    };
+    if mode == "native" {
+        w.gro_on(&[&format!("{name}x")])
+    } else {
+        w
     }
 }
 
-impl Drop for NetVm {
-    fn drop(&mut self) {
-        // Best effort, also while unwinding: the namespaces go anyway.
-        let _ = support::cli(&["detach", "--all", "--pin-dir", self.pins.arg()]);
+/// `nic{k}` attached with [`vid`]`(k)` in `mode`.
+fn attach_nic(w: &World, mode: &str, k: usize) {
+    let vid = vid(k).to_string();
+    w.attach(
+        &format!("nic{k}"),
+        "physical",
+        &["--vid", &vid, "--mode", mode],
+    );
+}
+
+/// A net-vm with NICs `nic1..=nicN` (VIDs 10, 20, ...) and the router
+/// interface `rtr`, their links at `mtu`, attached in `mode` in `order`.
+fn net_vm(tag: &str, mode: &str, nics: usize, order: Order, mtu: Option<u32>) -> World {
+    let mut w = world(tag, mode);
+    let mut names: Vec<String> = (1..=nics).map(|k| format!("nic{k}")).collect();
+    names.push("rtr".to_owned());
+    for name in &names {
+        w = plug(w, mode, name);
+        if let Some(mtu) = mtu {
+            w.set_mtu(name, mtu);
+        }
     }
+    if order == Order::RouterFirst {
+        w.attach("rtr", "router", &["--mode", mode]);
+    }
+    for k in 1..=nics {
+        attach_nic(&w, mode, k);
+    }
+    if order == Order::NicsFirst {
+        w.attach("rtr", "router", &["--mode", mode]);
+    }
+    w
 }
 
 /// A test frame to `dst` carrying `id` in its payload.
@@ -180,9 +133,9 @@ fn frame_id(f: &[u8], tags: usize) -> u32 {
 
 fn frames_cross(mode: &'static str) {
     in_fresh_netns(|| {
-        let vm = NetVm::new("cross", mode, 2);
-        let nics = [vm.outside("nic1x"), vm.outside("nic2x")];
-        let r = vm.outside("rtrx");
+        let vm = net_vm("cross", mode, 2, Order::NicsFirst, None);
+        let nics = [vm.socket("nic1x"), vm.socket("nic2x")];
+        let r = vm.socket("rtrx");
         let broadcast = [0xff; 6];
         let multicast = [0x01, 0x00, 0x5e, 0x00, 0x00, 0x01];
 
@@ -194,7 +147,7 @@ fn frames_cross(mode: &'static str) {
                 sock.send(&f);
                 assert_eq!(
                     r.recv(WAIT),
-                    Some(tagged(&f, 0x8100, vm.vids[k])),
+                    Some(tagged(&f, 0x8100, vid(k + 1))),
                     "{mode}: NIC {k} → router, dst {dst:02x?}, {len} bytes"
                 );
             }
@@ -203,7 +156,7 @@ fn frames_cross(mode: &'static str) {
         for (k, sock) in nics.iter().enumerate() {
             for (dst, len) in [(DST, 60), (broadcast, 60), (multicast, 100), (DST, 1514)] {
                 let f = test_frame(dst, k as u32, len);
-                r.send(&tagged(&f, 0x8100, vm.vids[k]));
+                r.send(&tagged(&f, 0x8100, vid(k + 1)));
                 assert_eq!(
                     sock.recv(WAIT),
                     Some(f),
@@ -223,7 +176,7 @@ fn frames_cross(mode: &'static str) {
             let out = r.recv(WAIT);
             assert_eq!(
                 out,
-                Some(tagged(&inner, 0x8100, vm.vids[0])),
+                Some(tagged(&inner, 0x8100, vid(1))),
                 "{mode}: {tpid:#x} out"
             );
             r.send(&out.unwrap());
@@ -243,11 +196,11 @@ both_modes!(frames_cross_both_ways, super::frames_cross);
 /// 3. Three NICs at once, interleaved: no frame crosses to the wrong NIC.
 fn interleaved(mode: &'static str) {
     in_fresh_netns(|| {
-        let vm = NetVm::new("interleave", mode, 3);
+        let vm = net_vm("interleave", mode, 3, Order::NicsFirst, None);
         let nics: Vec<RawSocket> = (1..=3)
-            .map(|k| vm.outside(&format!("nic{k}x")).with_big_buffer())
+            .map(|k| vm.socket(&format!("nic{k}x")).with_big_buffer())
             .collect();
-        let r = vm.outside("rtrx").with_big_buffer();
+        let r = vm.socket("rtrx").with_big_buffer();
         const ROUNDS: u32 = 200;
         for i in 0..ROUNDS {
             for (k, sock) in nics.iter().enumerate() {
@@ -259,7 +212,7 @@ fn interleaved(mode: &'static str) {
             let k = frame_id(&f, 1) as usize;
             assert_eq!(
                 u16::from_be_bytes([f[14], f[15]]),
-                vm.vids[k],
+                vid(k + 1),
                 "{mode}: frame of NIC {k} carries another VID"
             );
             assert_eq!(
@@ -279,7 +232,7 @@ fn interleaved(mode: &'static str) {
                 r.send(&tagged(
                     &test_frame(DST, k as u32, 64 + i as usize),
                     0x8100,
-                    vm.vids[k],
+                    vid(k + 1),
                 ));
             }
         }
@@ -300,12 +253,13 @@ both_modes!(three_nics_interleaved, super::interleaved);
 ///    the counters account for every dropped frame.
 fn every_vid(mode: &'static str) {
     in_fresh_netns(|| {
-        let vm = NetVm::new("everyvid", mode, 2);
+        let vm = net_vm("everyvid", mode, 2, Order::NicsFirst, None);
+        let vids = [vid(1), vid(2)];
         let nics = [
-            vm.outside("nic1x").with_big_buffer(),
-            vm.outside("nic2x").with_big_buffer(),
+            vm.socket("nic1x").with_big_buffer(),
+            vm.socket("nic2x").with_big_buffer(),
         ];
-        let r = vm.outside("rtrx").with_big_buffer();
+        let r = vm.socket("rtrx").with_big_buffer();
         let taps: Vec<(&str, RawSocket)> = ["lo", "rtr", "nic1", "nic2"]
             .into_iter()
             .map(|i| (i, RawSocket::bind(i).with_big_buffer()))
@@ -315,7 +269,7 @@ fn every_vid(mode: &'static str) {
         let mut send = |vid: u16, pcp: u16, dei: u16| {
             let f = test_frame(DST, sent, 60);
             r.send(&tagged(&f, 0x8100, pcp << 13 | dei << 12 | vid));
-            if let Some(k) = vm.vids.iter().position(|v| *v == vid) {
+            if let Some(k) = vids.iter().position(|v| *v == vid) {
                 expected.entry(k).or_default().push(f);
             }
             sent += 1;
@@ -328,7 +282,7 @@ fn every_vid(mode: &'static str) {
             // A sample of PCP/DEI on every VID, every combination on the owned ones.
             send(vid, vid % 8, (vid / 8) % 2);
         }
-        for &vid in &vm.vids {
+        for &vid in &vids {
             for pcp in 0..8 {
                 for dei in 0..2 {
                     send(vid, pcp, dei);
@@ -375,10 +329,10 @@ fn mtus(mode: &'static str) {
     in_fresh_netns(|| {
         // Native XDP on veth is single-buffer: no MTU above ~3.5 kB.
         let jumbo: u32 = if mode == "native" { 3000 } else { 9000 };
-        let vm = NetVm::build("mtu", mode, 1, Order::NicsFirst, Some(jumbo));
+        let vm = net_vm("mtu", mode, 1, Order::NicsFirst, Some(jumbo));
         let (nic, r) = (
-            vm.outside("nic1x").with_big_buffer(),
-            vm.outside("rtrx").with_big_buffer(),
+            vm.socket("nic1x").with_big_buffer(),
+            vm.socket("rtrx").with_big_buffer(),
         );
         let len = jumbo as usize + 14;
         let f = test_frame(DST, 1, len);
@@ -402,7 +356,7 @@ fn mtus(mode: &'static str) {
 
         // Router MTU below the NIC's: full-size frames cannot cross; status says so.
         run("ip", &["link", "set", "rtr", "mtu", "1400"]);
-        let text = cli_ok(&["status", "--pin-dir", vm.pins.arg()]);
+        let text = vm.cli_ok(&["status"]);
         assert!(
             text.contains(&format!(
                 "warning: router MTU 1400 < this NIC's MTU {jumbo}"
@@ -423,8 +377,8 @@ both_modes!(mtu_full_size_jumbo_and_too_small, super::mtus);
 /// A default-MTU test: 1500-byte payloads in a net-vm with default MTUs.
 fn full_size_default_mtu(mode: &'static str) {
     in_fresh_netns(|| {
-        let vm = NetVm::new("fullsize", mode, 1);
-        let (nic, r) = (vm.outside("nic1x"), vm.outside("rtrx"));
+        let vm = net_vm("fullsize", mode, 1, Order::NicsFirst, None);
+        let (nic, r) = (vm.socket("nic1x"), vm.socket("rtrx"));
         let f = test_frame(DST, 1, 1514);
         nic.send(&f);
         assert_eq!(r.recv(WAIT), Some(tagged(&f, 0x8100, 10)), "{mode}");
@@ -489,11 +443,11 @@ fn stream(
 fn hundred_thousand(mode: &'static str) {
     in_fresh_netns(|| {
         const N: u32 = 100_000;
-        let vm = NetVm::new("bulk", mode, 1);
-        let (nic_tx, r_tx) = (vm.outside("nic1x"), vm.outside("rtrx"));
+        let vm = net_vm("bulk", mode, 1, Order::NicsFirst, None);
+        let (nic_tx, r_tx) = (vm.socket("nic1x"), vm.socket("rtrx"));
         let (nic_rx, r_rx) = (
-            vm.outside("nic1x").with_big_buffer(),
-            vm.outside("rtrx").with_big_buffer(),
+            vm.socket("nic1x").with_big_buffer(),
+            vm.socket("rtrx").with_big_buffer(),
         );
         let got = stream(
             &nic_tx,
@@ -523,40 +477,28 @@ both_modes!(hundred_thousand_frames_each_way, super::hundred_thousand);
 fn orders(mode: &'static str) {
     for order in [Order::NicsFirst, Order::RouterFirst] {
         in_fresh_netns(|| {
-            let vm = NetVm::build("order", mode, 2, order, None);
-            let r = vm.outside("rtrx");
+            let vm = net_vm("order", mode, 2, order, None);
+            let r = vm.socket("rtrx");
             for k in 1..=2 {
-                let nic = vm.outside(&format!("nic{k}x"));
+                let nic = vm.socket(&format!("nic{k}x"));
                 let f = test_frame(DST, k, 80);
                 nic.send(&f);
-                assert_eq!(
-                    r.recv(WAIT),
-                    Some(tagged(&f, 0x8100, vm.vids[k as usize - 1]))
-                );
-                r.send(&tagged(&f, 0x8100, vm.vids[k as usize - 1]));
+                assert_eq!(r.recv(WAIT), Some(tagged(&f, 0x8100, vid(k as usize))));
+                r.send(&tagged(&f, 0x8100, vid(k as usize)));
                 assert_eq!(nic.recv(WAIT), Some(f));
             }
         });
     }
     // NICs without a router yet: a clean, counted drop.
     in_fresh_netns(|| {
-        let pins = Bpffs::mount(&format!("norouter-{mode}"));
-        let outside = NamedNetns::add("norouter");
-        let vm = NetVm {
-            mode,
-            pins,
-            outside,
-            vids: vec![10],
-        };
-        vm.add_veth("nic1", None, None);
-        vm.attach_nic(1);
-        let nic = vm.outside("nic1x");
+        let vm = plug(world("norouter", mode), mode, "nic1");
+        attach_nic(&vm, mode, 1);
+        let nic = vm.socket("nic1x");
         nic.send(&test_frame(DST, 1, 60));
         std::thread::sleep(QUIET);
         assert_eq!(vm.counters("nic1")["dropped"]["no_router"], 1, "{mode}");
-        vm.add_veth("rtr", Some(ROUTER_MAC), None);
-        vm.attach_router();
-        let r = vm.outside("rtrx");
+        let vm = plug(vm, mode, "rtr").attached("rtr", "router", &["--mode", mode]);
+        let r = vm.socket("rtrx");
         let f = test_frame(DST, 2, 60);
         nic.send(&f);
         assert_eq!(r.recv(WAIT), Some(tagged(&f, 0x8100, 10)), "{mode}");
@@ -572,25 +514,20 @@ both_modes!(router_before_or_after_the_nics, super::orders);
 #[test]
 fn exported_objects_work_under_xdp_loader() {
     in_fresh_netns(|| {
-        let pins = Bpffs::mount("compat");
-        let p = pins.arg();
+        let w = World::new("compat")
+            .nic("nicA")
+            .nic("nicB")
+            .nic("rtr")
+            .nic("nicC");
+        let p = w.pins.arg();
         let objs = std::env::temp_dir().join(format!("xdpfwd-compat-objs-{}", std::process::id()));
-        cli_ok(&[
-            "export-objects",
-            objs.to_str().unwrap(),
-            "--libbpf-1.1",
-            "--pin-dir",
-            p,
-        ]);
+        w.cli_ok(&["export-objects", objs.to_str().unwrap(), "--libbpf-1.1"]);
         let phys = objs.join("prog_physical.o");
         let router = objs.join("prog_router.o");
-        let (nic_a, _) = veth("nicA", "nicAx");
-        let (nic_b, _) = veth("nicB", "nicBx");
-        veth("rtr", "rtrx");
-        veth("nicC", "nicCx");
+        let (nic_a, nic_b) = (support::ifindex("nicA"), support::ifindex("nicB"));
         // Our CLI attaches one NIC (managed); xdp-loader the rest (drop-in):
         // all of them must reuse the one pinned router_iface.
-        attach(p, "nicC", "physical", &["--vid", "99", "--mode", "skb"]);
+        w.attach("nicC", "physical", &["--vid", "99", "--mode", "skb"]);
         for (iface, obj) in [("nicA", &phys), ("nicB", &phys), ("rtr", &router)] {
             run(
                 "xdp-loader",
@@ -602,11 +539,7 @@ fn exported_objects_work_under_xdp_loader() {
             &["rtr", "--pin-dir", p],
         );
 
-        let (a, c, r) = (
-            RawSocket::bind("nicAx"),
-            RawSocket::bind("nicCx"),
-            RawSocket::bind("rtrx"),
-        );
+        let (a, c, r) = (w.socket("nicAx"), w.socket("nicCx"), w.socket("rtrx"));
         let f = frame(
             [0x02, 0, 0, 0, 0, 1],
             [0x02, 0, 0, 0, 0, 2],
@@ -640,7 +573,7 @@ fn exported_objects_work_under_xdp_loader() {
         for iface in ["nicA", "nicB", "rtr"] {
             run("xdp-loader", &["unload", iface, "--all"]);
         }
-        cli_ok(&["detach", "--all", "--pin-dir", p]);
+        w.cli_ok(&["detach", "--all"]);
         std::fs::remove_dir_all(&objs).unwrap();
     });
 }

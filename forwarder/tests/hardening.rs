@@ -14,8 +14,8 @@ use std::{
 };
 
 use support::{
-    Bpffs, assert_consistent, attach, cli, cli_err, cli_ok, daemon::Daemon, in_fresh_netns,
-    netns::NamedNetns, promisc, run, status_json, veth, xdp_running,
+    Bpffs, assert_consistent, cli, cli_err, daemon::Daemon, in_fresh_netns, netns::NamedNetns,
+    promisc, run, veth, world::World, xdp_running,
 };
 
 fn spawn_all(args: &[Vec<String>]) -> Vec<std::process::Output> {
@@ -48,10 +48,11 @@ fn args(list: &[&str], pins: &Bpffs) -> Vec<String> {
 #[test]
 fn concurrent_attaches_give_each_vid_to_one_port() {
     in_fresh_netns(|| {
-        let pins = Bpffs::mount("f1");
+        let mut w = World::new("f1");
         for k in 0..8 {
-            veth(&format!("a{k}"), &format!("a{k}x"));
+            w = w.nic(&format!("a{k}"));
         }
+        let pins = &w.pins;
         let outs = spawn_all(
             &(0..8)
                 .map(|k| {
@@ -64,7 +65,7 @@ fn concurrent_attaches_give_each_vid_to_one_port() {
                             "--vid",
                             "7",
                         ],
-                        &pins,
+                        pins,
                     )
                 })
                 .collect::<Vec<_>>(),
@@ -76,7 +77,7 @@ fn concurrent_attaches_give_each_vid_to_one_port() {
                 String::from_utf8_lossy(&o.stderr).contains("VID 7 is already used by interface a")
             );
         }
-        cli_ok(&["detach", "--all", "--pin-dir", pins.arg()]);
+        w.cli_ok(&["detach", "--all"]);
 
         for k in 0..4u32 {
             let (i, j) = (5000 + 2 * k, 5001 + 2 * k);
@@ -100,12 +101,12 @@ fn concurrent_attaches_give_each_vid_to_one_port() {
         }
         spawn_all(
             &(0..4)
-                .map(|k| args(&["attach", &format!("h{k}"), "--role", "physical"], &pins))
+                .map(|k| args(&["attach", &format!("h{k}"), "--role", "physical"], pins))
                 .collect::<Vec<_>>(),
         )
         .iter()
         .for_each(|o| assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr)));
-        let st = assert_consistent(&pins, "ifindex > 4094");
+        let st = assert_consistent(pins, "ifindex > 4094");
         assert_eq!(st["ports"].as_array().unwrap().len(), 4);
     });
 }
@@ -116,10 +117,9 @@ fn concurrent_attaches_give_each_vid_to_one_port() {
 #[test]
 fn concurrent_attaches_leave_no_orphan_and_an_orphan_is_shown_removed_or_taken_over() {
     in_fresh_netns(|| {
-        let pins = Bpffs::mount("f2");
-        veth("sd", "sdx");
+        let w = World::new("f2").nic("sd");
         let outs = spawn_all(&vec![
-            args(&["attach", "sd", "--role", "physical"], &pins);
+            args(&["attach", "sd", "--role", "physical"], &w.pins);
             8
         ]);
         for o in &outs {
@@ -130,25 +130,25 @@ fn concurrent_attaches_leave_no_orphan_and_an_orphan_is_shown_removed_or_taken_o
             .filter(|o| !String::from_utf8_lossy(&o.stdout).contains("already attached"))
             .count();
         assert_eq!(fresh, 1);
-        assert_consistent(&pins, "8 × attach sd");
+        assert_consistent(&w.pins, "8 × attach sd");
 
         // Orphan it: the registry is lost, the link stays pinned.
-        std::fs::remove_file(pins.path().join("xdp-forwarder/ports")).unwrap();
-        let st = status_json(&pins);
+        std::fs::remove_file(w.pins.path().join("xdp-forwarder/ports")).unwrap();
+        let st = w.status();
         let warning = st["warnings"][0].as_str().unwrap();
         assert!(
             warning.contains("orphaned link") && warning.contains("detach"),
             "{st:#}"
         );
-        let out = cli_ok(&["detach", "sd", "--pin-dir", pins.arg()]);
+        let out = w.cli_ok(&["detach", "sd"]);
         assert!(out.contains("orphaned link"), "{out}");
         assert!(!xdp_running().contains_key("sd"));
 
         // Orphan it again; `attach` takes it over.
-        attach(pins.arg(), "sd", "physical", &[]);
-        std::fs::remove_file(pins.path().join("xdp-forwarder/ports")).unwrap();
-        attach(pins.arg(), "sd", "physical", &[]);
-        assert_consistent(&pins, "orphan taken over");
+        w.attach("sd", "physical", &[]);
+        std::fs::remove_file(w.pins.path().join("xdp-forwarder/ports")).unwrap();
+        w.attach("sd", "physical", &[]);
+        assert_consistent(&w.pins, "orphan taken over");
     });
 }
 
@@ -160,29 +160,16 @@ fn concurrent_attaches_leave_no_orphan_and_an_orphan_is_shown_removed_or_taken_o
 #[test]
 fn router_iface_follows_the_router_and_a_failed_replace_changes_nothing() {
     in_fresh_netns(|| {
-        let pins = Bpffs::mount("f3");
-        for (name, mac) in [("r0", "02:01:00:00:00:01"), ("r1", "02:01:00:00:00:02")] {
-            run(
-                "ip",
-                &[
-                    "link",
-                    "add",
-                    name,
-                    "address",
-                    mac,
-                    "type",
-                    "veth",
-                    "peer",
-                    "name",
-                    &format!("{name}x"),
-                ],
-            );
-        }
-        let daemon = Daemon::start(&pins, &["--mode", "skb", "--ignore", "*x"]);
+        // Both ends of each pair in the net-vm; the daemon ignores the peers.
+        let w = World::new("f3")
+            .pair("r0", "r0x", Some("02:01:00:00:00:01"))
+            .pair("r1", "r1x", Some("02:01:00:00:00:02"));
+        let pins = &w.pins;
+        let daemon = Daemon::start(pins, &["--mode", "skb", "--ignore", "*x"]);
         std::thread::sleep(Duration::from_millis(300));
         for round in 0..6 {
-            let _ = cli(&["detach", "r0", "--pin-dir", pins.arg()]);
-            let _ = cli(&[
+            let _ = w.cli(&["detach", "r0"]);
+            let _ = w.cli(&[
                 "attach",
                 "r1",
                 "--role",
@@ -190,11 +177,9 @@ fn router_iface_follows_the_router_and_a_failed_replace_changes_nothing() {
                 "--replace",
                 "--mode",
                 "skb",
-                "--pin-dir",
-                pins.arg(),
             ]);
             std::thread::sleep(Duration::from_millis(300));
-            let st = assert_consistent(&pins, &format!("round {round}"));
+            let st = assert_consistent(pins, &format!("round {round}"));
             let router = st["ports"]
                 .as_array()
                 .unwrap()
@@ -205,14 +190,14 @@ fn router_iface_follows_the_router_and_a_failed_replace_changes_nothing() {
                 st["router_iface"]["ifindex"], router["ifindex"],
                 "round {round}"
             );
-            let _ = cli(&["detach", "r1", "--pin-dir", pins.arg()]);
+            let _ = w.cli(&["detach", "r1"]);
         }
         // Both routers were detached by hand: the daemon leaves them alone
         // until SIGHUP, which takes one back as the router: wait for it
         // before emptying the slot.
         daemon.hup();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !status_json(&pins)["ports"]
+        while !w.status()["ports"]
             .as_array()
             .unwrap()
             .iter()
@@ -247,7 +232,7 @@ fn router_iface_follows_the_router_and_a_failed_replace_changes_nothing() {
         let mut st = serde_json::Value::Null;
         for _ in 0..20 {
             slot.clear(0).unwrap();
-            st = status_json(&pins);
+            st = w.status();
             if warned(&st) || st["router_iface"].is_null() {
                 break;
             }
@@ -256,7 +241,7 @@ fn router_iface_follows_the_router_and_a_failed_replace_changes_nothing() {
         assert!(warned(&st), "{st:#}");
         daemon.hup();
         std::thread::sleep(Duration::from_millis(500));
-        assert_consistent(&pins, "after SIGHUP");
+        assert_consistent(pins, "after SIGHUP");
         drop(daemon);
 
         // A failed --replace restores everything.
@@ -267,13 +252,8 @@ fn router_iface_follows_the_router_and_a_failed_replace_changes_nothing() {
                 "link", "add", "mv0", "link", "lower", "type", "macvlan", "mode", "bridge",
             ],
         );
-        attach(
-            pins.arg(),
-            "mv0",
-            "physical",
-            &["--mode", "skb", "--vid", "33"],
-        );
-        let before = (xdp_running()["mv0"], status_json(&pins));
+        w.attach("mv0", "physical", &["--mode", "skb", "--vid", "33"]);
+        let before = (xdp_running()["mv0"], w.status());
         // The router must take native redirects (its peer with GRO on), or
         // the direction check refuses before the kernel is asked: this case
         // is about the kernel refusing native mode on the macvlan itself.
@@ -283,24 +263,14 @@ fn router_iface_follows_the_router_and_a_failed_replace_changes_nothing() {
             run("ip", &["link", "set", peer, "up"]);
             run("ethtool", &["-K", peer, "gro", "on"]);
         }
-        let err = cli_err(&[
-            "attach",
-            "mv0",
-            "--role",
-            "physical",
-            "--mode",
-            "native",
-            "--replace",
-            "--pin-dir",
-            pins.arg(),
-        ]);
+        let err = w.attach_err("mv0", "physical", &["--mode", "native", "--replace"]);
         assert!(
             err.contains("native mode") && err.contains("os error") && err.contains("--mode tc"),
             "{err}"
         );
         assert_eq!(xdp_running()["mv0"], before.0, "the old program is back");
         assert!(promisc("mv0"));
-        let after = assert_consistent(&pins, "failed replace");
+        let after = assert_consistent(pins, "failed replace");
         let port = |st: &serde_json::Value| {
             st["ports"]
                 .as_array()
@@ -323,24 +293,11 @@ fn router_iface_follows_the_router_and_a_failed_replace_changes_nothing() {
 #[test]
 fn status_and_attach_believe_the_kernel_not_the_pins() {
     in_fresh_netns(|| {
-        let pins = Bpffs::mount("f5");
-        let p = pins.arg();
-        let outside = NamedNetns::add("f5");
-        outside.plug("n1", "n1x", None);
-        attach(p, "n1", "physical", &["--mode", "skb"]);
-        let link = pins
-            .path()
-            .join(format!("xdp-forwarder/link-{}", support::ifindex("n1")));
-        let info: serde_json::Value = serde_json::from_str(&run(
-            "bpftool",
-            &["-j", "link", "show", "pinned", link.to_str().unwrap()],
-        ))
-        .unwrap();
-        run(
-            "bpftool",
-            &["link", "detach", "id", &info["id"].to_string()],
-        );
-        let st = status_json(&pins);
+        let w = World::new("f5")
+            .nic("n1")
+            .attached("n1", "physical", &["--mode", "skb"]);
+        w.detach_link_by_hand("n1");
+        let st = w.status();
         assert_eq!(st["ports"][0]["attached"], false, "{st:#}");
         assert!(
             st["ports"][0]["warnings"][0]
@@ -348,18 +305,18 @@ fn status_and_attach_believe_the_kernel_not_the_pins() {
                 .unwrap()
                 .contains("link was detached")
         );
-        let out = attach(p, "n1", "physical", &["--mode", "skb"]);
+        let out = w.attach("n1", "physical", &["--mode", "skb"]);
         assert!(!out.contains("already attached"), "{out}");
-        assert_consistent(&pins, "after bpftool link detach");
+        assert_consistent(&w.pins, "after bpftool link detach");
 
         // Counters, then the interface goes and another takes its ifindex.
-        let socket = outside.enter(|| support::packet::RawSocket::bind("n1x"));
+        let socket = w.socket("n1x");
         let f = support::packet::frame([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1], &[0x88, 0xb5], 60);
         for _ in 0..5 {
             socket.send(&f);
         }
         std::thread::sleep(Duration::from_millis(100));
-        let seen = status_json(&pins)["ports"][0]["counters"]["dropped_total"]
+        let seen = w.status()["ports"][0]["counters"]["dropped_total"]
             .as_u64()
             .unwrap();
         assert_eq!(seen, 5, "no router yet: every frame counted as a drop");
@@ -371,11 +328,11 @@ fn status_and_attach_believe_the_kernel_not_the_pins() {
                 "link", "add", "n2", "index", &index, "type", "veth", "peer", "name", "n2x",
             ],
         );
-        let st = status_json(&pins);
+        let st = w.status();
         assert_eq!(st["ports"][0]["attached"], false, "{st:#}");
         assert_eq!(st["ports"][0]["name"], "n2");
-        attach(p, "n2", "physical", &["--mode", "skb"]);
-        let st = assert_consistent(&pins, "reused ifindex");
+        w.attach("n2", "physical", &["--mode", "skb"]);
+        let st = assert_consistent(&w.pins, "reused ifindex");
         assert_eq!(
             st["ports"][0]["counters"]["dropped_total"], 0,
             "fresh counters: {st:#}"
@@ -470,33 +427,18 @@ fn the_daemon_mounts_bpffs_0700_and_refuses_a_state_dir_others_can_change() {
         daemon.wait().unwrap();
         assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
 
-        let pins = Bpffs::mount("f7");
-        veth("n1", "n1x");
-        let state = pins.path().join("xdp-forwarder");
+        let w = World::new("f7").nic("n1");
+        let state = w.pins.path().join("xdp-forwarder");
         std::fs::create_dir(&state).unwrap();
         std::os::unix::fs::chown(&state, Some(65534), Some(65534)).unwrap();
-        let err = cli_err(&[
-            "attach",
-            "n1",
-            "--role",
-            "physical",
-            "--pin-dir",
-            pins.arg(),
-        ]);
+        let err = w.attach_err("n1", "physical", &[]);
         assert!(
             err.contains("belongs to uid 65534") && err.contains("mode=0700"),
             "{err}"
         );
         std::os::unix::fs::chown(&state, Some(0), Some(0)).unwrap();
         std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let err = cli_err(&[
-            "attach",
-            "n1",
-            "--role",
-            "physical",
-            "--pin-dir",
-            pins.arg(),
-        ]);
+        let err = w.attach_err("n1", "physical", &[]);
         assert!(err.contains("writable by its group or others"), "{err}");
         assert!(xdp_running().is_empty());
         assert!(
@@ -505,7 +447,7 @@ fn the_daemon_mounts_bpffs_0700_and_refuses_a_state_dir_others_can_change() {
         );
         // The fix it proposes is enough.
         support::run_fix(&err, "make it root's alone (");
-        attach(pins.arg(), "n1", "physical", &[]);
+        w.attach("n1", "physical", &[]);
     });
 }
 
@@ -582,65 +524,49 @@ fn router_mac_prefixes_are_read_alike_by_the_daemon_and_the_hook() {
 #[test]
 fn messages_name_the_errno_and_the_fix_and_escape_names() {
     in_fresh_netns(|| {
-        let pins = Bpffs::mount("f9");
-        let p = pins.arg();
+        let w = World::new("f9").nic("n1");
+        let p = w.pins.arg();
         let err = cli_err(&["export-objects", &format!("{p}/objs")]);
         assert!(
             err.contains("bpffs") && err.contains("regular directory") && !err.contains("CAP_BPF"),
             "{err}"
         );
 
-        veth("n1", "n1x");
-        attach(p, "n1", "physical", &["--vid", "5"]);
-        let err = cli_err(&[
-            "attach",
-            "n1",
-            "--role",
-            "physical",
-            "--vid",
-            "70000",
-            "--pin-dir",
-            p,
-        ]);
+        w.attach("n1", "physical", &["--vid", "5"]);
+        let err = w.attach_err("n1", "physical", &["--vid", "70000"]);
         assert!(
             err.contains("not a usable VID") && !err.contains("--replace"),
             "{err}"
         );
-        let err = cli_err(&[
-            "attach",
-            "abcdefghijklmnopq",
-            "--role",
-            "physical",
-            "--pin-dir",
-            p,
-        ]);
+        let err = w.attach_err("abcdefghijklmnopq", "physical", &[]);
         assert!(err.contains("too long"), "{err}");
 
         // A counters pin of another shape: `status` still works and says where.
-        let counters = pins
+        let counters = w
+            .pins
             .path()
             .join(format!("xdp-forwarder/counters-{}", support::ifindex("n1")));
         std::fs::remove_file(&counters).unwrap();
         xdp_forwarder::pins::open_or_create(&counters, xdp_forwarder::pins::MapSpec::ROUTER_IFACE)
             .unwrap();
-        let st = status_json(&pins);
-        let w = st["ports"][0]["warnings"][0].as_str().unwrap();
+        let st = w.status();
+        let said = st["ports"][0]["warnings"][0].as_str().unwrap();
         assert!(
-            w.contains(counters.to_str().unwrap())
-                && w.contains("type devmap")
-                && w.contains("type percpu_array"),
-            "{w}"
+            said.contains(counters.to_str().unwrap())
+                && said.contains("type devmap")
+                && said.contains("type percpu_array"),
+            "{said}"
         );
-        assert!(!w.contains("Ok("), "{w}");
+        assert!(!said.contains("Ok("), "{said}");
 
         // Gone: the warning names --gone, not --all.
         run("ip", &["link", "del", "n1"]);
-        let text = cli_ok(&["status", "--pin-dir", p]);
+        let text = w.cli_ok(&["status"]);
         assert!(
             text.contains("detach --gone") && !text.contains("--all"),
             "{text}"
         );
-        cli_ok(&["detach", "--gone", "--pin-dir", p]);
+        w.cli_ok(&["detach", "--gone"]);
 
         let out = Command::new(support::set_router_iface_bin())
             .arg("--help")
@@ -658,13 +584,13 @@ fn messages_name_the_errno_and_the_fix_and_escape_names() {
             "ip",
             &["link", "add", evil, "type", "veth", "peer", "name", "ex"],
         );
-        attach(p, evil, "physical", &[]);
-        let text = cli_ok(&["status", "--pin-dir", p]);
+        w.attach(evil, "physical", &[]);
+        let text = w.cli_ok(&["status"]);
         assert!(
             !text.contains('\u{1b}') && text.contains("e\\u{1b}[2Jx"),
             "{text:?}"
         );
-        let json = status_json(&pins);
+        let json = w.status();
         assert_eq!(json["ports"][0]["name"], evil);
     });
 }

@@ -12,10 +12,10 @@ use std::{
 
 use serde_json::Value;
 use support::{
-    Bpffs, attach, cli_ok, in_fresh_netns,
-    netns::NamedNetns,
-    packet::{ETHERTYPE_TEST, RawSocket, frame, tagged},
-    run, status_json,
+    in_fresh_netns,
+    packet::{ETHERTYPE_TEST, frame, tagged},
+    run,
+    world::World,
 };
 
 /// prometheus_client, pinned; the venv is made once in cargo's temp dir,
@@ -113,24 +113,19 @@ fn value(
 fn openmetrics_matches_status_json() {
     python();
     in_fresh_netns(|| {
-        let pins = Bpffs::mount("om");
-        let p = pins.arg();
-        let outside = NamedNetns::add("om");
         // A name that needs escaping in a label value.
         let odd = "q\"\\x";
-        for (name, peer, mac) in [
-            ("nic1", "nic1x", None),
-            (odd, "oddx", None),
-            ("rtr", "rtrx", Some("02:01:00:00:00:0a")),
-        ] {
-            outside.plug(name, peer, mac);
-        }
-        attach(p, "rtr", "router", &["--mode", "skb"]);
-        attach(p, "nic1", "physical", &["--vid", "10", "--mode", "skb"]);
-        attach(p, odd, "physical", &["--vid", "20", "--mode", "skb"]);
+        let w = World::new("om")
+            .nic("nic1")
+            .nic(odd)
+            .router("rtr", "02:01:00:00:00:0a")
+            .attached("rtr", "router", &["--mode", "skb"])
+            .attached("nic1", "physical", &["--vid", "10", "--mode", "skb"])
+            .attached(odd, "physical", &["--vid", "20", "--mode", "skb"]);
+        let p = w.pins.arg();
         // Traffic: 7 frames NIC → router, 3 back to VID 10, 2 with an
         // unknown VID and 1 untagged (drops with two reasons).
-        let (nic, rtr) = outside.enter(|| (RawSocket::bind("nic1x"), RawSocket::bind("rtrx")));
+        let (nic, rtr) = (w.socket("nic1x"), w.socket("rtrx"));
         let f = frame(
             [2, 0, 0, 0, 0, 2],
             [2, 0, 0, 0, 0, 1],
@@ -146,14 +141,8 @@ fn openmetrics_matches_status_json() {
         rtr.send(&f);
         std::thread::sleep(Duration::from_millis(200));
 
-        let json = status_json(&pins);
-        let samples = parse(&cli_ok(&[
-            "status",
-            "--format",
-            "openmetrics",
-            "--pin-dir",
-            p,
-        ]));
+        let json = w.status();
+        let samples = parse(&w.cli_ok(&["status", "--format", "openmetrics"]));
         for port in json["ports"].as_array().unwrap() {
             let name = port["name"].as_str().unwrap();
             let me = [("iface", name)];
@@ -241,13 +230,7 @@ fn openmetrics_matches_status_json() {
 
         // The classic format, read by the classic parser: the same samples,
         // every one in a typed family (none `unknown`).
-        let classic = parse_classic(&cli_ok(&[
-            "status",
-            "--format",
-            "prometheus",
-            "--pin-dir",
-            p,
-        ]));
+        let classic = parse_classic(&w.cli_ok(&["status", "--format", "prometheus"]));
         assert!(
             classic.iter().all(|s| s.1 == "counter" || s.1 == "gauge"),
             "every sample typed: {classic:?}"
@@ -274,20 +257,14 @@ fn openmetrics_matches_status_json() {
             7.0
         );
         // --textfile alone writes what node_exporter's collector reads.
-        let prom = pins.path().with_extension("classic.prom");
-        cli_ok(&[
-            "status",
-            "--textfile",
-            prom.to_str().unwrap(),
-            "--pin-dir",
-            p,
-        ]);
+        let prom = w.pins.path().with_extension("classic.prom");
+        w.cli_ok(&["status", "--textfile", prom.to_str().unwrap()]);
         let doc = std::fs::read_to_string(&prom).unwrap();
         assert_eq!(key(&parse_classic(&doc)), key(&samples), "{doc}");
         let _ = std::fs::remove_file(&prom);
 
         // --textfile with --watch: every read of the file is a whole document.
-        let file = pins.path().with_extension("prom");
+        let file = w.pins.path().with_extension("prom");
         let mut watcher = Command::new(env!("CARGO_BIN_EXE_xdp-forwarder"))
             .args([
                 "status",

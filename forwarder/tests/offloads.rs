@@ -19,13 +19,13 @@ use std::{
 };
 
 use support::{
-    Bpffs, attach, cli, cli_ok, in_fresh_netns,
+    in_fresh_netns,
     mirror::{EXT_ADDR, LAN_ADDR, Mirror, Vm},
     netns::NamedNetns,
-    packet::{ETHERTYPE_TEST, RawSocket, frame, tagged},
+    packet::{ETHERTYPE_TEST, frame, tagged},
     process::Spawned,
-    status_json, veth,
     vlan_push::VlanPush,
+    world::World,
 };
 
 /// The mode under test.
@@ -40,62 +40,20 @@ const TPID_8021AD: u16 = 0x88a8;
 /// The tag an outside frame already carries.
 const OUTSIDE_VID: u16 = 100;
 
-/// The net-vm in the test thread's namespace: `nic1` (VID 10) and `rtr`
-/// attached in `MODE`, their peers `nic1x` and `rtrx` in `outside`.
-struct NetVm {
-    pins: Bpffs,
-    outside: NamedNetns,
+/// The net-vm: `nic1` (VID 10) and `rtr` attached in `MODE`, their peers
+/// `nic1x` and `rtrx` outside.
+fn net_vm(tag: &str) -> World {
+    let vid = NIC_VID.to_string();
+    World::new(tag)
+        .nic("nic1")
+        .router("rtr", ROUTER_MAC)
+        .attached("nic1", "physical", &["--vid", &vid, "--mode", MODE])
+        .attached("rtr", "router", &["--mode", MODE])
 }
 
-impl NetVm {
-    fn new(tag: &str) -> Self {
-        let vm = NetVm {
-            pins: Bpffs::mount(tag),
-            outside: NamedNetns::add(tag),
-        };
-        vm.outside.plug("nic1", "nic1x", None);
-        vm.outside.plug("rtr", "rtrx", Some(ROUTER_MAC));
-        let p = vm.pins.arg();
-        let vid = NIC_VID.to_string();
-        for args in [
-            &["attach", "nic1", "--role", "physical", "--vid", &vid][..],
-            &["attach", "rtr", "--role", "router"],
-        ] {
-            let mut all = args.to_vec();
-            all.extend(["--mode", MODE, "--pin-dir", p]);
-            cli_ok(&all);
-        }
-        vm
-    }
-
-    /// An AF_PACKET socket on an outside peer.
-    fn socket(&self, peer: &str) -> RawSocket {
-        self.outside.enter(|| RawSocket::bind(peer))
-    }
-
-    /// `test_vlan_push` on an outside peer's egress.
-    fn push_as_metadata(&self, peer: &str, tpid: u16, vid: u16) -> VlanPush {
-        self.outside.enter(|| VlanPush::attach(peer, tpid, vid))
-    }
-
-    /// The counters of port `name`.
-    fn counters(&self, name: &str) -> serde_json::Value {
-        let st = status_json(&self.pins);
-        st["ports"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == name)
-            .unwrap_or_else(|| panic!("no port {name}: {st:#}"))["counters"]
-            .clone()
-    }
-}
-
-impl Drop for NetVm {
-    fn drop(&mut self) {
-        // Best effort, also while unwinding: the namespaces go anyway.
-        let _ = cli(&["detach", "--all", "--pin-dir", self.pins.arg()]);
-    }
+/// `test_vlan_push` on an outside peer's egress.
+fn push_as_metadata(w: &World, peer: &str, tpid: u16, vid: u16) -> VlanPush {
+    w.outside.enter(|| VlanPush::attach(peer, tpid, vid))
 }
 
 /// A test frame carrying `id`, `len` bytes, untagged.
@@ -125,12 +83,12 @@ fn tpid_name(tpid: u16) -> &'static str {
 #[test]
 fn an_outside_tag_sent_as_metadata_stays_inside_the_port_tag_in_tc_mode() {
     in_fresh_netns(|| {
-        let vm = NetVm::new("outtag");
+        let vm = net_vm("outtag");
         let nic = vm.socket("nic1x");
         let router = vm.socket("rtrx");
         let mut id = 0;
         for tpid in [TPID_8021Q, TPID_8021AD] {
-            let push = vm.push_as_metadata("nic1x", tpid, OUTSIDE_VID);
+            let push = push_as_metadata(&vm, "nic1x", tpid, OUTSIDE_VID);
             for len in [60, 1514] {
                 id += 1;
                 let f = test_frame(id, len);
@@ -165,10 +123,10 @@ fn an_outside_tag_sent_as_metadata_stays_inside_the_port_tag_in_tc_mode() {
 #[test]
 fn a_port_tag_sent_as_metadata_reaches_its_nic_untagged_in_tc_mode() {
     in_fresh_netns(|| {
-        let vm = NetVm::new("porttag");
+        let vm = net_vm("porttag");
         let nic = vm.socket("nic1x");
         let router = vm.socket("rtrx");
-        let _push = vm.push_as_metadata("rtrx", TPID_8021Q, NIC_VID);
+        let _push = push_as_metadata(&vm, "rtrx", TPID_8021Q, NIC_VID);
         let mut id = 0;
         for inner in [None, Some(TPID_8021Q), Some(TPID_8021AD)] {
             // Full size: AF_PACKET sends 4 bytes past the MTU only behind
@@ -214,22 +172,9 @@ fn a_port_tag_sent_as_metadata_reaches_its_nic_untagged_in_tc_mode() {
 #[test]
 fn skb_mode_on_veth_is_flagged() {
     in_fresh_netns(|| {
-        let pins = Bpffs::mount("caveat");
-        let p = pins.arg();
-        for (name, peer) in [("nic1", "nic1p"), ("nic2", "nic2p"), ("rtr", "rtrp")] {
-            veth(name, peer);
-        }
+        let w = World::new("caveat").nic("nic1").nic("nic2").nic("rtr");
         let attach = |iface: &str, role: &str, mode: &str| {
-            let out = cli(&[
-                "attach",
-                iface,
-                "--role",
-                role,
-                "--mode",
-                mode,
-                "--pin-dir",
-                p,
-            ]);
+            let out = w.cli(&["attach", iface, "--role", role, "--mode", mode]);
             let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
             assert!(
                 out.status.success(),
@@ -260,16 +205,8 @@ fn skb_mode_on_veth_is_flagged() {
                 "attach {iface} --mode tc on veth warned: {stderr}"
             );
         }
-        let st = status_json(&pins);
-        let port = |name: &str| {
-            st["ports"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|p| p["name"] == name)
-                .unwrap_or_else(|| panic!("no port {name}: {st:#}"))
-                .clone()
-        };
+        let st = w.status();
+        let port = |name: &str| support::port(&st, name);
         let nic1 = port("nic1");
         assert_eq!(nic1["mode"], "skb", "{nic1:#}");
         assert_eq!(nic1["attached"], true, "{nic1:#}");
@@ -284,7 +221,7 @@ fn skb_mode_on_veth_is_flagged() {
             assert_eq!(p["attached"], true, "{p:#}");
             assert!(p["caveat"].is_null(), "tc mode on veth has a caveat: {p:#}");
         }
-        cli_ok(&["detach", "--all", "--pin-dir", p]);
+        w.cli_ok(&["detach", "--all"]);
     });
 }
 
@@ -294,32 +231,18 @@ fn skb_mode_on_veth_is_flagged() {
 #[test]
 fn a_native_router_gets_nics_it_can_reach_and_refuses_the_rest() {
     in_fresh_netns(|| {
-        let pins = Bpffs::mount("nativetc");
-        let p = pins.arg();
-        for (name, peer) in [("nic1", "nic1p"), ("nic2", "nic2p"), ("rtr", "rtrp")] {
-            veth(name, peer);
-            support::run("ip", &["link", "set", name, "up"]);
-            support::run("ip", &["link", "set", peer, "up"]);
-        }
         // A veth takes native redirects while its peer has GRO on (the
         // kernel says so in its xdp-features): rtr and nic1 do, nic2 not.
-        for peer in ["rtrp", "nic1p"] {
-            support::run("ethtool", &["-K", peer, "gro", "on"]);
-        }
-        attach(p, "rtr", "router", &["--mode", "native"]);
-        let out = attach(p, "nic1", "physical", &[]);
+        let w = World::new("nativetc")
+            .nic("nic1")
+            .nic("nic2")
+            .nic("rtr")
+            .gro_on(&["rtrx", "nic1x"])
+            .attached("rtr", "router", &["--mode", "native"]);
+        let out = w.attach("nic1", "physical", &[]);
         assert!(out.contains("(tc mode"), "both directions work: {out}");
         for mode in ["auto", "tc", "skb"] {
-            let err = support::cli_err(&[
-                "attach",
-                "nic2",
-                "--role",
-                "physical",
-                "--mode",
-                mode,
-                "--pin-dir",
-                p,
-            ]);
+            let err = w.attach_err("nic2", "physical", &["--mode", mode]);
             assert!(
                 err.contains("direction dead")
                     && err.contains("would not reach nic2")
@@ -327,7 +250,7 @@ fn a_native_router_gets_nics_it_can_reach_and_refuses_the_rest() {
                 "--mode {mode}: want the dead direction and the fix: {err}"
             );
         }
-        let st = status_json(&pins);
+        let st = w.status();
         let names: Vec<&str> = st["ports"]
             .as_array()
             .unwrap()
@@ -337,10 +260,10 @@ fn a_native_router_gets_nics_it_can_reach_and_refuses_the_rest() {
         assert!(!names.contains(&"nic2"), "nothing left of nic2: {st:#}");
         assert!(!support::promisc("nic2"), "nothing left of nic2");
         // With the NIC's peer's GRO on, it takes them: attached.
-        support::run("ethtool", &["-K", "nic2p", "gro", "on"]);
-        let out = attach(p, "nic2", "physical", &[]);
+        w.outside.exec("ethtool", &["-K", "nic2x", "gro", "on"]);
+        let out = w.attach("nic2", "physical", &[]);
         assert!(out.contains("attached as physical"), "{out}");
-        cli_ok(&["detach", "--all", "--pin-dir", p]);
+        w.cli_ok(&["detach", "--all"]);
     });
 }
 
@@ -358,14 +281,12 @@ fn a_native_router_gets_nics_it_can_reach_and_refuses_the_rest() {
 #[test]
 fn auto_moves_the_ports_it_placed_when_a_new_port_leaves_no_mode_that_works() {
     in_fresh_netns(|| {
-        let pins = Bpffs::mount("regroup");
-        let outside = NamedNetns::add("regroup");
-        let p = pins.arg();
-        let env = [("XDP_FORWARDER_TC_HOOK", "clsact")];
-        outside.plug("nic1", "nic1x", None);
-        outside.plug("nic2", "nic2x", None);
-        outside.plug("rtr", "rtrx", Some(ROUTER_MAC));
-        outside.ip(&["link", "set", "rtrx", "mtu", "9000"]);
+        let w = World::new("regroup")
+            .with_env(&[("XDP_FORWARDER_TC_HOOK", "clsact")])
+            .nic("nic1")
+            .nic("nic2")
+            .router("rtr", ROUTER_MAC);
+        w.outside.ip(&["link", "set", "rtrx", "mtu", "9000"]);
         for port in ["nic1", "nic2", "rtr"] {
             support::run("tc", &["qdisc", "add", "dev", port, "clsact"]);
             support::run(
@@ -387,12 +308,12 @@ fn auto_moves_the_ports_it_placed_when_a_new_port_leaves_no_mode_that_works() {
             );
         }
         let attach = |port: &str, role: &str, extra: &[&str]| {
-            let mut args = vec!["attach", port, "--role", role, "--pin-dir", p];
+            let mut args = vec!["attach", port, "--role", role];
             args.extend(extra);
-            support::cli_with(&args, &env)
+            w.cli(&args)
         };
         let modes = || -> Vec<(String, String)> {
-            let st = status_json(&pins);
+            let st = w.status();
             st["ports"]
                 .as_array()
                 .unwrap()
@@ -441,9 +362,9 @@ fn auto_moves_the_ports_it_placed_when_a_new_port_leaves_no_mode_that_works() {
             "what the kernel runs"
         );
         // Both directions, every port.
-        let router = outside.enter(|| RawSocket::bind("rtrx"));
+        let router = w.socket("rtrx");
         for (nic, peer, vid) in [("nic1", "nic1x", 10u16), ("nic2", "nic2x", 20)] {
-            let sock = outside.enter(|| RawSocket::bind(peer));
+            let sock = w.socket(peer);
             sock.send(&test_frame(vid.into(), 100));
             let up = test_frames(&router.drain(WAIT))
                 .into_iter()
@@ -459,7 +380,7 @@ fn auto_moves_the_ports_it_placed_when_a_new_port_leaves_no_mode_that_works() {
         }
 
         // An explicit mode is the operator's: never moved.
-        cli_ok(&["detach", "--all", "--pin-dir", p]);
+        w.cli_ok(&["detach", "--all"]);
         assert!(
             attach("nic1", "physical", &["--vid", "10"])
                 .status
@@ -481,7 +402,7 @@ fn auto_moves_the_ports_it_placed_when_a_new_port_leaves_no_mode_that_works() {
             "nothing moved, nothing of rtr left"
         );
         assert!(!support::promisc("rtr"), "nothing left of rtr");
-        let st = status_json(&pins);
+        let st = w.status();
         let auto: Vec<bool> = st["ports"]
             .as_array()
             .unwrap()
@@ -503,7 +424,7 @@ fn auto_moves_the_ports_it_placed_when_a_new_port_leaves_no_mode_that_works() {
             "{}",
             text(&out)
         );
-        cli_ok(&["detach", "--all", "--pin-dir", p]);
+        w.cli_ok(&["detach", "--all"]);
     });
 }
 
@@ -633,19 +554,16 @@ fn feature(iface: &str, name: &str) -> String {
 #[test]
 fn xdp_modes_switch_tag_stripping_off_and_detach_restores_it() {
     in_fresh_netns(|| {
-        let pins = Bpffs::mount("rxvlan");
-        let p = pins.arg();
-        veth("nic1", "nic1p");
-        veth("nic2", "nic2p");
+        let w = World::new("rxvlan").nic("nic1").nic("nic2");
         // Off before attach: not ours to switch on at detach.
         support::run("ethtool", &["-K", "nic2", "rx-vlan-stag-hw-parse", "off"]);
         for nic in ["nic1", "nic2"] {
-            attach(p, nic, "physical", &["--mode", "skb"]);
+            w.attach(nic, "physical", &["--mode", "skb"]);
             assert_eq!(feature(nic, "rx-vlan-offload"), "off", "{nic}");
             assert_eq!(feature(nic, "rx-vlan-stag-hw-parse"), "off", "{nic}");
         }
         support::run("ethtool", &["-K", "nic1", "rxvlan", "on"]);
-        let st = status_json(&pins);
+        let st = w.status();
         let warned = st["ports"].as_array().unwrap().iter().any(|port| {
             port["name"] == "nic1"
                 && port["warnings"]
@@ -655,11 +573,11 @@ fn xdp_modes_switch_tag_stripping_off_and_detach_restores_it() {
                     .any(|w| w.as_str().unwrap().contains("rx-vlan-hw-parse is on"))
         });
         assert!(warned, "drift shown: {st:#}");
-        let out = attach(p, "nic1", "physical", &[]);
+        let out = w.attach("nic1", "physical", &[]);
         assert!(out.contains("rx-vlan-hw-parse off"), "repaired: {out}");
         assert_eq!(feature("nic1", "rx-vlan-offload"), "off");
         for nic in ["nic1", "nic2"] {
-            cli_ok(&["detach", nic, "--pin-dir", p]);
+            w.cli_ok(&["detach", nic]);
         }
         assert_eq!(feature("nic1", "rx-vlan-offload"), "on");
         assert_eq!(feature("nic1", "rx-vlan-stag-hw-parse"), "on");
@@ -670,9 +588,9 @@ fn xdp_modes_switch_tag_stripping_off_and_detach_restores_it() {
             "left as it was before attach"
         );
         // tc reads a stripped tag from the skb: stripping stays on.
-        attach(p, "nic1", "physical", &["--mode", "tc"]);
+        w.attach("nic1", "physical", &["--mode", "tc"]);
         assert_eq!(feature("nic1", "rx-vlan-offload"), "on");
-        cli_ok(&["detach", "nic1", "--pin-dir", p]);
+        w.cli_ok(&["detach", "nic1"]);
     });
 }
 
@@ -788,36 +706,17 @@ fn test_frames(frames: &[Vec<u8>]) -> Vec<&Vec<u8>> {
 #[test]
 fn native_redirects_a_veth_cannot_take_are_drops_not_forwarded() {
     in_fresh_netns(|| {
-        let pins = Bpffs::mount("xmitdrop");
-        let outside = NamedNetns::add("xmitdrop");
-        outside.plug("nic1", "nic1x", None);
-        outside.plug("rtr", "rtrx", Some(ROUTER_MAC));
         // GRO on the peers: native redirects into both ports work, and
         // attach accepts native there.
-        for peer in ["nic1x", "rtrx"] {
-            outside.exec("ethtool", &["-K", peer, "gro", "on"]);
-        }
-        let p = pins.arg();
-        for args in [
-            &["attach", "rtr", "--role", "router"][..],
-            &["attach", "nic1", "--role", "physical", "--vid", "10"],
-        ] {
-            let mut all = args.to_vec();
-            all.extend(["--mode", "native", "--pin-dir", p]);
-            cli_ok(&all);
-        }
-        let counters = || {
-            let st = status_json(&pins);
-            st["ports"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|p| p["name"] == "nic1")
-                .unwrap()["counters"]
-                .clone()
-        };
-        let nic = outside.enter(|| RawSocket::bind("nic1x"));
-        let router = outside.enter(|| RawSocket::bind("rtrx"));
+        let w = World::new("xmitdrop")
+            .nic("nic1")
+            .router("rtr", ROUTER_MAC)
+            .gro_on(&["nic1x", "rtrx"])
+            .attached("rtr", "router", &["--mode", "native"])
+            .attached("nic1", "physical", &["--vid", "10", "--mode", "native"]);
+        let counters = || w.counters("nic1");
+        let nic = w.socket("nic1x");
+        let router = w.socket("rtrx");
         let send = |n: u32| {
             for id in 0..n {
                 nic.send(&test_frame(id, 100));
@@ -831,7 +730,7 @@ fn native_redirects_a_veth_cannot_take_are_drops_not_forwarded() {
         );
         let before = counters();
 
-        outside.exec("ethtool", &["-K", "rtrx", "gro", "off"]);
+        w.outside.exec("ethtool", &["-K", "rtrx", "gro", "off"]);
         send(20);
         assert!(
             test_frames(&router.drain(WAIT)).is_empty(),

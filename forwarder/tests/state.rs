@@ -15,12 +15,14 @@ use std::{
 };
 
 use support::{
-    Bpffs, assert_consistent, attach, cli, cli_err, cli_ok,
+    Bpffs, assert_consistent, cli, cli_err,
     daemon::Daemon,
     in_fresh_netns,
     netns::NamedNetns,
-    packet::{ETHERTYPE_TEST, RawSocket, frame},
-    promisc, run, status_json, veth, xdp_running,
+    packet::{ETHERTYPE_TEST, frame},
+    promisc,
+    world::World,
+    xdp_running,
 };
 
 /// A small deterministic generator: the same rounds on every run.
@@ -54,44 +56,32 @@ fn spawn_cli(args: &[String]) -> Child {
 #[test]
 fn thirty_two_writers_and_the_daemon() {
     in_fresh_netns(|| {
-        // The daemon owns the router and the d* NICs; the CLI fights over c*.
+        // The daemon owns the router and the d* NICs (both ends of each
+        // pair are in the net-vm); the CLI fights over c*.
+        let mut w = World::new("conc");
         for k in 0..6 {
-            veth(&format!("c{k}"), &format!("c{k}x"));
+            w = w.pair(&format!("c{k}"), &format!("c{k}x"), None);
         }
-        veth("d0", "d0x");
-        run(
-            "ip",
-            &[
-                "link",
-                "add",
-                "r0",
-                "address",
-                "02:01:00:00:00:09",
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "r0x",
-            ],
-        );
+        let mut w = w
+            .pair("d0", "d0x", None)
+            .pair("r0", "r0x", Some("02:01:00:00:00:09"));
         // The c* NICs go native and back: the skb router must take their
         // native redirects, which a veth does while its peer has GRO on
         // (set while up: the veth recomputes its xdp-features then).
-        run("ip", &["link", "set", "r0x", "up"]);
-        run("ethtool", &["-K", "r0x", "gro", "on"]);
+        support::run("ethtool", &["-K", "r0x", "gro", "on"]);
         let daemon_args = ["--ignore", "c*", "--mode", "skb"];
         let mut rng = Lcg(7);
-        let mut pins = Bpffs::mount("conc");
-        let mut daemon = Daemon::start(&pins, &daemon_args);
+        let mut daemon = Daemon::start(&w.pins, &daemon_args);
         for round in 0..20 {
             if round > 0 && round % 5 == 0 {
                 drop(daemon);
-                cli_ok(&["detach", "--all", "--pin-dir", pins.arg()]);
+                w.cli_ok(&["detach", "--all"]);
                 assert!(xdp_running().is_empty(), "round {round}: detach --all");
-                pins = Bpffs::mount("conc");
-                daemon = Daemon::start(&pins, &daemon_args);
+                // A fresh pin dir.
+                w.pins = Bpffs::mount("conc");
+                daemon = Daemon::start(&w.pins, &daemon_args);
             }
-            let p = pins.arg().to_owned();
+            let p = w.pins.arg().to_owned();
             let children: Vec<(Vec<String>, Child)> = (0..32)
                 .map(|_| {
                     let nic = format!("c{}", rng.next(6));
@@ -173,7 +163,7 @@ fn thirty_two_writers_and_the_daemon() {
             // pin dir) began: it takes turns with 32 writers. Then check.
             let deadline = std::time::Instant::now() + Duration::from_secs(10);
             while std::time::Instant::now() < deadline {
-                let st = status_json(&pins);
+                let st = w.status();
                 let ports = st["ports"].as_array().unwrap();
                 let ready = ["d0", "d0x", "r0", "r0x"].iter().all(|m| {
                     ports
@@ -185,7 +175,7 @@ fn thirty_two_writers_and_the_daemon() {
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-            let st = assert_consistent(&pins, &format!("round {round}"));
+            let st = assert_consistent(&w.pins, &format!("round {round}"));
             let names: Vec<&str> = st["ports"]
                 .as_array()
                 .unwrap()
@@ -219,32 +209,22 @@ fn thirty_two_writers_and_the_daemon() {
 /// reaches `rtrx` is its own receive counter (nothing else sends there:
 /// IPv6 is off in both namespaces).
 struct Traffic {
-    pins: Bpffs,
-    outside: NamedNetns,
+    w: World,
     baseline: u64,
 }
 
 impl Traffic {
     fn new(tag: &str) -> Self {
-        let pins = Bpffs::mount(tag);
-        let outside = NamedNetns::add(tag);
-        for name in ["nic1", "nic2", "rtr"] {
-            let peer = format!("{name}x");
-            let mac = (name == "rtr").then_some("02:01:00:00:00:0a");
-            outside.plug(name, &peer, mac);
-        }
         // nic2 goes native and back next to the skb router: the router must
         // take native redirects, which a veth does while its peer has GRO on.
-        outside.ip(&["link", "set", "rtrx", "up"]);
-        outside.exec("ethtool", &["-K", "rtrx", "gro", "on"]);
-        let p = pins.arg();
-        attach(p, "rtr", "router", &["--mode", "skb"]);
-        attach(p, "nic1", "physical", &["--vid", "10", "--mode", "skb"]);
-        let mut t = Self {
-            pins,
-            outside,
-            baseline: 0,
-        };
+        let w = World::new(tag)
+            .nic("nic1")
+            .nic("nic2")
+            .router("rtr", "02:01:00:00:00:0a")
+            .gro_on(&["rtrx"])
+            .attached("rtr", "router", &["--mode", "skb"])
+            .attached("nic1", "physical", &["--vid", "10", "--mode", "skb"]);
+        let mut t = Self { w, baseline: 0 };
         t.baseline = t.delivered();
         t
     }
@@ -253,6 +233,7 @@ impl Traffic {
     fn delivered(&self) -> u64 {
         let links: serde_json::Value = serde_json::from_str(
             &self
+                .w
                 .outside
                 .ip(&["-s", "-j", "link", "show", "dev", "rtrx"]),
         )
@@ -267,7 +248,7 @@ impl Traffic {
         stop: Arc<AtomicBool>,
         allowed: Arc<AtomicU64>,
     ) -> std::thread::JoinHandle<u64> {
-        let socket = self.outside.enter(|| RawSocket::bind("nic1x"));
+        let socket = self.w.socket("nic1x");
         std::thread::spawn(move || {
             let f = frame(
                 [0x02, 0, 0, 0, 0, 0xbb],
@@ -307,7 +288,7 @@ impl Traffic {
 fn killed_writers_leave_a_state_the_next_command_completes() {
     in_fresh_netns(|| {
         let t = Traffic::new("kill");
-        let p = t.pins.arg().to_owned();
+        let p = t.w.pins.arg().to_owned();
         let stop = Arc::new(AtomicBool::new(false));
         let sender = t.stream(stop.clone(), Arc::new(AtomicU64::new(u64::MAX)));
         let mut rng = Lcg(42);
@@ -338,7 +319,7 @@ fn killed_writers_leave_a_state_the_next_command_completes() {
             };
             let mut args: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
             args.extend(["--pin-dir".to_owned(), p.clone()]);
-            let before = pin_inodes(&t.pins, "nic2");
+            let before = pin_inodes(&t.w.pins, "nic2");
             let mut child = spawn_cli(&args);
             if round % 2 == 0 {
                 std::thread::sleep(Duration::from_micros(rng.next(60_000)));
@@ -346,7 +327,7 @@ fn killed_writers_leave_a_state_the_next_command_completes() {
                 // Aim at the few milliseconds in which the pins and maps
                 // change: from the moment the first pin does, plus a little.
                 let deadline = Instant::now() + Duration::from_secs(2);
-                while pin_inodes(&t.pins, "nic2") == before
+                while pin_inodes(&t.w.pins, "nic2") == before
                     && child.try_wait().unwrap().is_none()
                     && Instant::now() < deadline
                 {
@@ -367,7 +348,7 @@ fn killed_writers_leave_a_state_the_next_command_completes() {
             ));
 
             // `status` tells the truth about nic2, whatever the moment.
-            let st = status_json(&t.pins);
+            let st = t.w.status();
             let running = xdp_running().contains_key("nic2");
             match st["ports"]
                 .as_array()
@@ -399,7 +380,7 @@ fn killed_writers_leave_a_state_the_next_command_completes() {
                     !promisc("nic2"),
                     "round {round}: promisc left on; {stderr}\n{}\n{:#}",
                     history[history.len().saturating_sub(4)..].join("\n"),
-                    status_json(&t.pins)
+                    t.w.status()
                 );
             } else {
                 assert!(again.status.success(), "round {round} {cmd:?}: {stderr}");
@@ -408,10 +389,10 @@ fn killed_writers_leave_a_state_the_next_command_completes() {
                     "round {round}: promisc off; {}{stderr}\n{}\n{:#}",
                     String::from_utf8_lossy(&again.stdout),
                     history[history.len().saturating_sub(4)..].join("\n"),
-                    status_json(&t.pins)
+                    t.w.status()
                 );
             }
-            assert_consistent(&t.pins, &format!("round {round} {cmd:?}"));
+            assert_consistent(&t.w.pins, &format!("round {round} {cmd:?}"));
         }
         stop.store(true, Ordering::Relaxed);
         let sent = sender.join().unwrap();
@@ -451,21 +432,14 @@ fn upgrades_lose_no_frame() {
         const UPGRADES: u64 = 100;
         const PER_UPGRADE: u64 = 10_000;
         let t = Traffic::new("upgrade");
-        let p = t.pins.arg();
-        let link_before = std::fs::metadata(
-            t.pins
-                .path()
-                .join("xdp-forwarder")
-                .join(format!("link-{}", support::ifindex("nic1"))),
-        )
-        .unwrap();
+        let link_before = std::fs::metadata(t.w.link_pin("nic1")).unwrap();
         let prog_before = xdp_running()["nic1"];
         let stop = Arc::new(AtomicBool::new(false));
         let allowed = Arc::new(AtomicU64::new(PER_UPGRADE));
         let sender = t.stream(stop.clone(), allowed.clone());
         let mut progs = std::collections::BTreeSet::new();
         for n in 1..=UPGRADES {
-            let out = attach(p, "nic1", "physical", &["--replace"]);
+            let out = t.w.attach("nic1", "physical", &["--replace"]);
             assert!(
                 out.contains("attached as physical (skb mode, VID 10)"),
                 "{out}"
@@ -489,20 +463,14 @@ fn upgrades_lose_no_frame() {
             "every upgrade loaded a new program"
         );
         assert!(!progs.contains(&prog_before));
-        let link_after = std::fs::metadata(
-            t.pins
-                .path()
-                .join("xdp-forwarder")
-                .join(format!("link-{}", support::ifindex("nic1"))),
-        )
-        .unwrap();
+        let link_after = std::fs::metadata(t.w.link_pin("nic1")).unwrap();
         use std::os::unix::fs::MetadataExt as _;
         assert_eq!(
             link_before.ino(),
             link_after.ino(),
             "the same pinned link throughout"
         );
-        assert_consistent(&t.pins, "after the upgrades");
+        assert_consistent(&t.w.pins, "after the upgrades");
     });
 }
 
@@ -514,7 +482,7 @@ fn upgrades_lose_no_frame() {
 fn a_second_network_namespace_never_touches_the_first() {
     in_fresh_netns(|| {
         let t = Traffic::new("twons");
-        let p = t.pins.arg().to_owned();
+        let p = t.w.pins.arg().to_owned();
         let other = NamedNetns::add("twons-b");
         other.ip(&[
             "link", "add", "nic1", "type", "veth", "peer", "name", "nic9",
@@ -531,7 +499,7 @@ fn a_second_network_namespace_never_touches_the_first() {
             "name",
             "rtr9",
         ]);
-        let before = status_json(&t.pins);
+        let before = t.w.status();
         let in_b = |args: &[&str]| {
             let mut all = vec![
                 "netns",
@@ -588,7 +556,7 @@ fn a_second_network_namespace_never_touches_the_first() {
             );
         }
         // The first namespace saw nothing change, and still forwards.
-        assert_eq!(status_json(&t.pins)["ports"], before["ports"]);
+        assert_eq!(t.w.status()["ports"], before["ports"]);
         assert_eq!(
             other
                 .exec("ip", &["-j", "-d", "link", "show"])
@@ -609,7 +577,7 @@ fn a_second_network_namespace_never_touches_the_first() {
         assert_eq!(delivered, 100);
 
         // Once the first namespace runs nothing of ours, the second may.
-        cli_ok(&["detach", "--all", "--pin-dir", &p]);
+        t.w.cli_ok(&["detach", "--all"]);
         let out = in_b(&["attach", "rtr", "--role", "router", "--mode", "skb"]);
         assert!(
             out.status.success(),

@@ -27,7 +27,7 @@ use xdp_forwarder_common::{
     station_table::{NatEntry, NatKey, StationCounters, StationSlot},
 };
 
-use support::{attach, cli, cli_ok, in_fresh_netns, packet::RawSocket, port, world::World};
+use support::{in_fresh_netns, packet::RawSocket, port, world::World};
 
 static ROUTER_TC: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/prog_router_tc"));
 static PHYSICAL_TC: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/prog_physical_tc"));
@@ -470,10 +470,9 @@ fn station_world(tag: &str) -> World {
     let w = World::new(tag);
     w.plug("wl0", Some(STATION_MAC));
     w.plug("rt0", Some(ROUTER_MAC));
-    let pin = w.pins.arg();
-    attach(pin, "rt0", "router", &[]);
+    w.attach("rt0", "router", &[]);
     let vid = VID.to_string();
-    let out = attach(pin, "wl0", "physical", &["--kind", "wifi", "--vid", &vid]);
+    let out = w.attach("wl0", "physical", &["--kind", "wifi", "--vid", &vid]);
     assert!(
         out.contains("tc mode") && out.contains("Wi-Fi station"),
         "{out}"
@@ -490,41 +489,15 @@ fn a_station_refuses_the_xdp_modes_and_a_router_not_in_tc() {
         let w = World::new("wsr");
         w.plug("wl0", Some(STATION_MAC));
         w.plug("rt0", Some(ROUTER_MAC));
-        let pin = w.pins.arg();
         // A station runs tc only; the router's translation needs tc too.
-        let err = cli(&[
-            "attach",
-            "wl0",
-            "--role",
-            "physical",
-            "--kind",
-            "wifi",
-            "--mode",
-            "skb",
-            "--pin-dir",
-            pin,
-        ]);
-        assert!(!err.status.success());
-        let err = String::from_utf8_lossy(&err.stderr);
+        let err = w.attach_err("wl0", "physical", &["--kind", "wifi", "--mode", "skb"]);
         assert!(
             err.contains("Wi-Fi station") && err.contains("--mode tc"),
             "{err}"
         );
-        attach(pin, "rt0", "router", &["--mode", "skb"]);
-        let err = cli(&[
-            "attach",
-            "wl0",
-            "--role",
-            "physical",
-            "--kind",
-            "wifi",
-            "--vid",
-            &VID.to_string(),
-            "--pin-dir",
-            pin,
-        ]);
-        assert!(!err.status.success());
-        let err = String::from_utf8_lossy(&err.stderr);
+        w.attach("rt0", "router", &["--mode", "skb"]);
+        let vid = VID.to_string();
+        let err = w.attach_err("wl0", "physical", &["--kind", "wifi", "--vid", &vid]);
         assert!(
             err.contains("untranslated") && err.contains("explicit --mode"),
             "{err}"
@@ -536,7 +509,7 @@ fn a_station_refuses_the_xdp_modes_and_a_router_not_in_tc() {
                 .iter()
                 .all(|p| p["name"] != "wl0")
         );
-        cli_ok(&["detach", "rt0", "--pin-dir", pin]);
+        w.cli_ok(&["detach", "rt0"]);
     });
 }
 
@@ -544,7 +517,6 @@ fn a_station_refuses_the_xdp_modes_and_a_router_not_in_tc() {
 fn attached_as_a_wifi_station_a_port_translates_both_ways_and_follows_its_mac() {
     in_fresh_netns(|| {
         let w = station_world("wst");
-        let pin = w.pins.arg();
         let (air, trunk) = (w.socket("wl0x"), w.socket("rt0x"));
 
         // Out: every rewrite, on the wire as the shared logic makes it.
@@ -622,12 +594,12 @@ fn attached_as_a_wifi_station_a_port_translates_both_ways_and_follows_its_mac() 
                 .all(|p| p["warnings"].as_array().unwrap().is_empty()),
             "{st}"
         );
-        let text = cli_ok(&["status", "--pin-dir", pin]);
+        let text = w.cli_ok(&["status"]);
         assert!(
             text.contains(&format!("wifi station {STATION_MAC}: table 2 entries")),
             "{text}"
         );
-        let metrics = cli_ok(&["status", "--format", "openmetrics", "--pin-dir", pin]);
+        let metrics = w.cli_ok(&["status", "--format", "openmetrics"]);
         assert!(
             metrics.contains("xdp_forwarder_station_nat_entries{")
                 && metrics.contains("kind=\"wifi\""),
@@ -641,7 +613,7 @@ fn attached_as_a_wifi_station_a_port_translates_both_ways_and_follows_its_mac() 
         let st = w.status();
         let warnings = port(&st, "wl0")["warnings"].to_string();
         assert!(warnings.contains("the translation writes"), "{warnings}");
-        let out = attach(pin, "wl0", "physical", &[]);
+        let out = w.attach("wl0", "physical", &[]);
         assert!(out.contains("station MAC"), "{out}");
         let st = w.status();
         let nat = &port(&st, "wl0")["station_nat"];
@@ -661,7 +633,7 @@ fn attached_as_a_wifi_station_a_port_translates_both_ways_and_follows_its_mac() 
         let marked = TcTarget::from_raw(targets.get(&u32::from(VID), 0).unwrap());
         assert!(marked.station(), "{marked:?}");
         targets.set(u32::from(VID), marked.ifindex(), 0).unwrap();
-        let out = attach(pin, "wl0", "physical", &[]);
+        let out = w.attach("wl0", "physical", &[]);
         assert!(out.contains(&format!("VID {VID} slot")), "{out}");
         assert_eq!(targets.get(&u32::from(VID), 0).unwrap(), marked.raw());
 
@@ -669,7 +641,7 @@ fn attached_as_a_wifi_station_a_port_translates_both_ways_and_follows_its_mac() 
         // keeps the state dir).
         trunk.send(&tag(&frames[2], VID));
         assert!(wait_frame(&air, |f| f[12..14] == [0x08, 0x06]).is_some());
-        cli_ok(&["detach", "wl0", "--pin-dir", pin]);
+        w.cli_ok(&["detach", "wl0"]);
         let slots = aya::maps::Map::Array(MapData::from_pin(state.join("fwd_stations")).unwrap());
         let slots: Array<&MapData, StationSlot> = Array::try_from(&slots).unwrap();
         assert_eq!(
@@ -686,7 +658,7 @@ fn attached_as_a_wifi_station_a_port_translates_both_ways_and_follows_its_mac() 
         let counts: PerCpuHashMap<&MapData, u32, StationCounters> =
             PerCpuHashMap::try_from(&counts).unwrap();
         assert_eq!(counts.keys().count(), 0, "and its counters");
-        cli_ok(&["detach", "rt0", "--pin-dir", pin]);
+        w.cli_ok(&["detach", "rt0"]);
     });
 }
 
@@ -698,7 +670,6 @@ fn attached_as_a_wifi_station_a_port_translates_both_ways_and_follows_its_mac() 
 fn the_daemon_follows_a_stations_mac_change_and_flushes_its_table() {
     in_fresh_netns(|| {
         let w = station_world("wsd");
-        let pin = w.pins.arg();
         let d = support::daemon::Daemon::start(&w.pins, &[]);
         let vid = w.wait_for(&[("wl0", "physical"), ("rt0", "router")], Some("rt0"))[0].unwrap();
         // A VM's address learned on the way out.
@@ -731,6 +702,6 @@ fn the_daemon_follows_a_stations_mac_change_and_flushes_its_table() {
         let got = wait_frame(&air, |f| f[12..14] == [0x08, 0x06]).expect("ARP out");
         assert_eq!(&got[6..12], &new_mac);
         drop(d);
-        cli_ok(&["detach", "--all", "--pin-dir", pin]);
+        w.cli_ok(&["detach", "--all"]);
     });
 }

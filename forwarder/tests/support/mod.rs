@@ -122,22 +122,26 @@ pub fn cli_ok_with(args: &[&str], env: &[(&str, &str)]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Runs the first command in backquotes after `marker` in `err` (a fix an
-/// error message proposes), with our binary for `xdp-forwarder`; asserts it
-/// succeeds.
-pub fn run_fix(err: &str, marker: &str) {
-    let rest = &err[err
+/// The first command in backquotes after `marker` in `text` (a fix a
+/// message proposes), with our binary for `xdp-forwarder`.
+pub fn fix_command(text: &str, marker: &str) -> String {
+    let rest = &text[text
         .find(marker)
-        .unwrap_or_else(|| panic!("no {marker:?} in: {err}"))..];
+        .unwrap_or_else(|| panic!("no {marker:?} in: {text}"))..];
     let cmd = rest
         .split('`')
         .nth(1)
-        .unwrap_or_else(|| panic!("no command in: {err}"));
-    let cmd = cmd.replacen(
+        .unwrap_or_else(|| panic!("no command in: {text}"));
+    cmd.replacen(
         "xdp-forwarder ",
         &format!("{} ", env!("CARGO_BIN_EXE_xdp-forwarder")),
         1,
-    );
+    )
+}
+
+/// Runs [`fix_command`] of `err` after `marker`; asserts it succeeds.
+pub fn run_fix(err: &str, marker: &str) {
+    let cmd = fix_command(err, marker);
     let out = std::process::Command::new("sh")
         .args(["-c", &cmd])
         .output()
@@ -151,7 +155,12 @@ pub fn run_fix(err: &str, marker: &str) {
 
 /// Runs the CLI, asserts failure with a non-zero exit code, returns stderr.
 pub fn cli_err(args: &[&str]) -> String {
-    let out = cli(args);
+    cli_err_with(args, &[])
+}
+
+/// [`cli_err`] with these environment variables set.
+pub fn cli_err_with(args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = cli_with(args, env);
     assert!(
         !out.status.success(),
         "xdp-forwarder {args:?} should have failed: {}",
