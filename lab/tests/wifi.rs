@@ -113,6 +113,13 @@ fn every_case(tag: &str, kernel: GuestKernel, first: Supplicant) {
                 checks.extend(lab.eapol_with_forwarder(linux, supplicant, eapol)?);
             }
             checks.push(lab.hotplug(&label)?);
+            // Roaming to a second BSS and back, with the forwarder
+            // attached: each supplicant on each kernel, the EAPOL ways
+            // swapped between the kernels. Then the mdev hook alone.
+            for (supplicant, eapol) in [(first, Eapol::Netdev), (other, Eapol::ControlPort)] {
+                checks.extend(lab.roam_round(linux, supplicant, eapol)?);
+            }
+            checks.push(lab.mdev_hook(&label)?);
             Ok(())
         })();
         if let Err(e) = steps {
