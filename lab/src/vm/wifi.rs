@@ -11,8 +11,8 @@
 //! `hwsim0` monitor shows every frame on the air with its 802.11
 //! addresses; [`transmitters`] counts the data frames per transmitter.
 //! The third radio (`wlan2`, in `ap` too) is the second BSS of the same
-//! network for the roaming cases (`wifi/roam.rs`); `wifi/mdev.rs` proves the mdev hook
-//! with a radio made at run time.
+//! network for the roaming cases (`wifi/roam.rs`); `wifi/mdev.rs` proves
+//! the mdev hook with a radio made at run time.
 //!
 //! The Debian programs run through their own loader from
 //! [`WIFI_TOOLS`](super::initramfs::WIFI_TOOLS) (the image's one exemption
