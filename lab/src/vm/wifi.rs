@@ -1,7 +1,7 @@
 //! The Wi-Fi lab (issue 26): a radio world inside the net-vm guest.
 //!
-//! `mac80211_hwsim` makes two radios that hear each other. The second one
-//! is moved into the namespace `ap`, where Debian's hostapd runs a
+//! `mac80211_hwsim` makes three radios that hear each other. The second
+//! one is moved into the namespace `ap`, where Debian's hostapd runs a
 //! WPA2-PSK (CCMP) access point bridged (`br0`) to a veth whose other end
 //! is the outside host, namespace `world`: it sends router advertisements
 //! (radvd, prefix [`WORLD_PREFIX`]) and serves DHCPv4 (busybox `udhcpd`).
@@ -10,6 +10,9 @@
 //! over the nl80211 control port or from the netdev ([`Eapol`]). The
 //! `hwsim0` monitor shows every frame on the air with its 802.11
 //! addresses; [`transmitters`] counts the data frames per transmitter.
+//! The third radio (`wlan2`, in `ap` too) is the second BSS of the same
+//! network for the roaming cases (`wifi/roam.rs`); `wifi/mdev.rs` proves
+//! the mdev hook with a radio made at run time.
 //!
 //! The Debian programs run through their own loader from
 //! [`WIFI_TOOLS`](super::initramfs::WIFI_TOOLS) (the image's one exemption
@@ -34,6 +37,9 @@ use anyhow::{Context as _, bail};
 
 use super::{Guest, IN_NETNS, NetVmLab, NicModel, RouterNic, cases::check, initramfs::Contents};
 use crate::{debian::GuestKernel, demo::checks::Check, packet::RawSocket, traffic};
+
+mod mdev;
+mod roam;
 
 /// The network's name and passphrase (WPA2-PSK).
 pub const SSID: &str = "xfd-lab";
@@ -94,8 +100,9 @@ fn world_script() -> String {
 modprobe bridge
 modprobe veth
 for m in ccm gcm cmac ctr; do modprobe $m 2>/dev/null || true; done
-modprobe mac80211_hwsim radios=2
-i=0; while [ ! -e /sys/class/net/wlan1 ]; do i=$((i+1)); [ $i -lt 100 ]; sleep 0.1; done
+# wlan2: the second BSS of the network (roam.rs), hostapd started there.
+modprobe mac80211_hwsim radios=3
+i=0; while [ ! -e /sys/class/net/wlan2 ]; do i=$((i+1)); [ $i -lt 100 ]; sleep 0.1; done
 ip link set hwsim0 up
 sysctl -qw net.ipv6.conf.wlan0.disable_ipv6=0
 mkdir -p /run/netns /run/hostapd /var/lib/iwd /etc/iwd
@@ -107,6 +114,8 @@ done
 # sysfs shows this namespace's interfaces: the AP's MAC before it leaves.
 cat /sys/class/net/wlan1/address > /run/ap.mac
 {RUN}iw phy $(cat /sys/class/net/wlan1/phy80211/name) set netns name ap
+cat /sys/class/net/wlan2/address > /run/ap2.mac
+{RUN}iw phy $(cat /sys/class/net/wlan2/phy80211/name) set netns name ap
 A="{IN_NETNS}ap"; O="{IN_NETNS}world"
 rm -f /tmp/.in-world
 $O sh -c 'touch /tmp/.in-world; exec sleep 1000000' >/dev/null 2>&1 &
@@ -349,13 +358,7 @@ impl WifiLab {
 
     /// The stations the access point lists (`iw dev wlan1 station dump`).
     pub fn ap_stations(&mut self) -> anyhow::Result<Vec<String>> {
-        let out = self.ap(&format!("{RUN}iw dev wlan1 station dump"))?;
-        Ok(out
-            .lines()
-            .filter_map(|l| l.strip_prefix("Station "))
-            .filter_map(|l| l.split_whitespace().next())
-            .map(str::to_owned)
-            .collect())
+        self.stations_of("wlan1")
     }
 
     /// Stops the station's supplicant and waits until the AP lists no
@@ -1142,28 +1145,14 @@ impl WifiLab {
     ) -> anyhow::Result<Vec<Check>> {
         self.stop_station()?;
         // What of the handshake reaches the router VM's trunk: nothing may.
-        self.lab.router.sh("rm -f /tmp/pae.ready /tmp/pae.out\n\
-             xdp-forwarder-lab guest count-ethertype --iface eth0 --ethertype 34958 --seconds 400 \
-             --ready /tmp/pae.ready --out /tmp/pae.out >/tmp/pae.log 2>&1 &\n\
-             echo $! > /tmp/pae.pid\n\
-             while [ ! -e /tmp/pae.ready ]; do sleep 0.1; done")?;
-        let eapol_before = self.wlan0_status()?["station_nat"]["eapol"]
-            .as_u64()
-            .unwrap_or(0);
+        self.start_eapol_watch()?;
+        let eapol_before = self.eapol_kept()?;
         let associated = self.associate(supplicant, eapol);
-        let eapol_after = self.wlan0_status()?["station_nat"]["eapol"]
-            .as_u64()
-            .unwrap_or(0);
+        let eapol_after = self.eapol_kept()?;
         // From the netdev, the handshake's frames from the AP (messages 1
         // and 3) cross the port's program, which must keep them.
         let kept = eapol_after.saturating_sub(eapol_before);
-        let at_router: u64 = self
-            .lab
-            .router
-            .sh("sleep 0.6; kill $(cat /tmp/pae.pid) 2>/dev/null; cat /tmp/pae.out")?
-            .trim()
-            .parse()
-            .unwrap_or(u64::MAX);
+        let at_router = self.eapol_at_router()?;
         let mut checks = vec![check(
             format!("{label}: {supplicant} associates, {eapol}, with the forwarder attached"),
             associated.is_ok() && (eapol == Eapol::ControlPort || kept >= 2) && at_router == 0,
@@ -1187,37 +1176,13 @@ impl WifiLab {
     /// A Wi-Fi NIC hot-plugged: a hwsim radio made now; the daemon must
     /// attach its `wlanN` as a Wi-Fi port within 10 s.
     pub fn hotplug(&mut self, label: &str) -> anyhow::Result<Check> {
-        let before = self.lab.net_vm.sh("ls /sys/class/net")?;
-        self.lab
-            .net_vm
-            .sh("xdp-forwarder-lab guest hwsim-new-radio")?;
-        let plugged = Instant::now();
-        let mut new_if = None;
-        let mut port = serde_json::Value::Null;
-        while plugged.elapsed() < Duration::from_secs(10) {
-            let now = self.lab.net_vm.sh("ls /sys/class/net")?;
-            new_if = now
-                .split_whitespace()
-                .find(|n| n.starts_with("wlan") && !before.split_whitespace().any(|b| b == *n))
-                .map(str::to_owned);
-            if let Some(name) = &new_if {
-                port = self
-                    .ports()?
-                    .into_iter()
-                    .find(|p| p["name"] == name.as_str())
-                    .unwrap_or_default();
-                if port["attached"] == true && port["kind"] == "wifi" {
-                    break;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(300));
-        }
+        let (new_if, port, took) = self.plug_radio()?;
         Ok(check(
             format!("{label}: a hot-plugged Wi-Fi NIC is attached by the daemon as a Wi-Fi port"),
             port["attached"] == true && port["kind"] == "wifi",
             format!(
                 "{new_if:?} after {:.1} s: attached {}, kind {}, mode {}",
-                plugged.elapsed().as_secs_f64(),
+                took.as_secs_f64(),
                 port["attached"],
                 port["kind"],
                 port["mode"]
