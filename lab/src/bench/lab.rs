@@ -11,20 +11,21 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use aya::{
     Ebpf,
-    programs::{Xdp, XdpMode},
+    maps::{Array, MapData},
+    programs::{Program, TestRun as _, TestRunOptions, TestRunResult, Xdp, XdpMode},
 };
 use xdp_forwarder_common::{
     PortCounters,
-    maps::{COUNTERS, PROG_PHYSICAL, PROG_ROUTER, ROUTER_IFACE_KEY},
+    maps::{COUNTERS, PROG_PHYSICAL, PROG_ROUTER, ROUTER_IFACE_KEY, TC_ROUTER_KEY, TC_TARGETS},
 };
 
 use crate::{
     cmd::run,
     netns::veth,
-    objects::{self, FLOOR_PROGRAM, FLOOR_PUSH_PROGRAM},
+    objects::{self, FLOOR_PROGRAM, FLOOR_PUSH_PROGRAM, FLOOR_TC_PROGRAM},
 };
 use xdp_forwarder::{
-    Role, counters,
+    Mode, Role, counters,
     objects::{Setting, Tuning},
     pins::{self, MapSpec, PinDir},
 };
@@ -44,6 +45,11 @@ pub enum Subject {
     Floor,
     /// The floor after `bpf_xdp_adjust_head(-4)`.
     FloorPush,
+    /// The router's tc program on an Ethernet port's VID (counting, as
+    /// attach loads it).
+    RouterTc,
+    /// `floor_tc`: a look-up in its `fwd_tc_targets` and `bpf_redirect`.
+    FloorTc,
 }
 
 impl Subject {
@@ -55,23 +61,42 @@ impl Subject {
             Subject::Router { counting: false } => "router, no counters",
             Subject::Floor => "floor",
             Subject::FloorPush => "floor + adjust_head",
+            Subject::RouterTc => "tc router",
+            Subject::FloorTc => "tc floor",
         }
     }
 
     fn program(self) -> &'static str {
         match self {
             Subject::Physical { .. } => PROG_PHYSICAL,
-            Subject::Router { .. } => PROG_ROUTER,
+            Subject::Router { .. } | Subject::RouterTc => PROG_ROUTER,
             Subject::Floor => FLOOR_PROGRAM,
             Subject::FloorPush => FLOOR_PUSH_PROGRAM,
+            Subject::FloorTc => FLOOR_TC_PROGRAM,
         }
     }
 
     pub fn counts(self) -> bool {
         matches!(
             self,
-            Subject::Physical { counting: true } | Subject::Router { counting: true }
+            Subject::Physical { counting: true }
+                | Subject::Router { counting: true }
+                | Subject::RouterTc
         )
+    }
+
+    /// A tc program (its verdicts and floor are tc's).
+    pub fn is_tc(self) -> bool {
+        matches!(self, Subject::RouterTc | Subject::FloorTc)
+    }
+
+    /// What it compares to.
+    pub fn floor(self) -> Subject {
+        if self.is_tc() {
+            Subject::FloorTc
+        } else {
+            Subject::Floor
+        }
     }
 }
 
@@ -84,6 +109,17 @@ pub struct Loaded {
 impl Loaded {
     pub fn prog(&mut self) -> &mut Xdp {
         prog(&mut self.ebpf, self.subject.program())
+    }
+
+    /// A BPF_PROG_TEST_RUN of the subject's program, XDP or tc.
+    pub fn test_run(&self, opts: TestRunOptions<'_>) -> anyhow::Result<TestRunResult> {
+        let name = self.subject.program();
+        let result = match self.ebpf.program(name) {
+            Some(Program::Xdp(p)) => p.test_run(opts),
+            Some(Program::SchedClassifier(p)) => p.test_run(opts),
+            _ => unreachable!("embedded objects hold {name}"),
+        };
+        result.with_context(|| format!("test run of {}", self.subject.name()))
     }
 
     pub fn counters(&self) -> anyhow::Result<PortCounters> {
@@ -161,8 +197,14 @@ impl Lab {
         Ok(())
     }
 
-    /// Loads `subject` as `attach` would.
+    /// Loads `subject` as `attach` would (the tc subjects redirect to the
+    /// bench's NIC).
     pub fn load(&self, subject: Subject) -> anyhow::Result<Loaded> {
+        self.load_to(subject, self.nic)
+    }
+
+    /// [`Lab::load`], the tc subjects redirecting to `target` (an ifindex).
+    pub fn load_to(&self, subject: Subject, target: u32) -> anyhow::Result<Loaded> {
         let tuning = |counting| Tuning { counting };
         let ebpf = match subject {
             Subject::Physical { counting } => objects::load_with(
@@ -178,6 +220,24 @@ impl Lab {
                 tuning(counting),
             )?,
             Subject::Floor | Subject::FloorPush => objects::load_floor(&self.pins)?,
+            // As attach loads it; its pinned `fwd_tc_targets` leads the
+            // bench's VID to `target`.
+            Subject::RouterTc => {
+                let (ebpf, _fd) = objects::load_for(Role::Router, Mode::Tc, None, &self.pins)?;
+                let targets = pins::open_existing(&self.pins.tc_targets(), MapSpec::TC_TARGETS)?
+                    .context("the router's tc program left no fwd_tc_targets pinned")?;
+                targets.set(u32::from(VID), target)?;
+                ebpf
+            }
+            Subject::FloorTc => {
+                let mut ebpf = objects::load_floor(&self.pins)?;
+                let mut targets: Array<&mut MapData, u32> = Array::try_from(
+                    ebpf.map_mut(TC_TARGETS)
+                        .context("floor_tc has no fwd_tc_targets")?,
+                )?;
+                targets.set(TC_ROUTER_KEY, target, 0)?;
+                ebpf
+            }
         };
         Ok(Loaded { subject, ebpf })
     }

@@ -9,7 +9,9 @@
 //! each call would pay for patching the XDP dispatcher in and out.
 
 use anyhow::{bail, ensure};
-use aya::programs::{TestRun as _, TestRunOptions, XdpMode};
+use aya::programs::{TestRunOptions, XdpMode};
+
+use crate::cmd::{ifindex, run};
 
 use super::{
     frames,
@@ -20,6 +22,7 @@ use super::{
 /// Repeats per call: below the ~54 pushes the test headroom allows.
 pub const REPEAT: u32 = 32;
 const XDP_REDIRECT: u32 = 4;
+const TC_ACT_REDIRECT: u32 = 7;
 
 pub struct Sample {
     pub subject: Subject,
@@ -39,8 +42,21 @@ pub fn ctx(frame_len: usize, ifindex: u32) -> [u8; 24] {
 /// The input frame of `subject` for a nominal `len`.
 fn input(subject: Subject, len: usize) -> Vec<u8> {
     match subject {
-        Subject::Router { .. } => frames::stacked(&frames::untagged(len), VID, REPEAT as usize),
-        _ => frames::untagged(len),
+        Subject::Router { .. } | Subject::RouterTc => {
+            frames::stacked(&frames::untagged(len), VID, REPEAT as usize)
+        }
+        Subject::Physical { .. } | Subject::Floor | Subject::FloorPush | Subject::FloorTc => {
+            frames::untagged(len)
+        }
+    }
+}
+
+/// The verdict of a forwarded frame.
+fn redirect(subject: Subject) -> u32 {
+    if subject.is_tc() {
+        TC_ACT_REDIRECT
+    } else {
+        XDP_REDIRECT
     }
 }
 
@@ -53,10 +69,19 @@ pub fn measure(
 ) -> anyhow::Result<Vec<Sample>> {
     let mut loaded: Vec<Loaded> = Vec::new();
     for &subject in subjects {
-        let mut l = lab.load(subject)?;
         let spare = lab.spare()?;
-        lab::attach(l.prog(), &spare, XdpMode::Driver)?;
-        loaded.push(l);
+        if subject.is_tc() {
+            // A tc program runs on the skb the test run makes, unattached.
+            // Its target takes what the router sends: the bench's stacked
+            // tags make a 1514-byte frame longer than a 1500 MTU, and the
+            // router asks `bpf_check_mtu`.
+            run("ip", &["link", "set", &spare, "mtu", "9000"])?;
+            loaded.push(lab.load_to(subject, ifindex(&spare)?)?);
+        } else {
+            let mut l = lab.load(subject)?;
+            lab::attach(l.prog(), &spare, XdpMode::Driver)?;
+            loaded.push(l);
+        }
     }
     let mut per_run: Vec<Vec<f64>> = vec![Vec::new(); subjects.len() * sizes.len()];
     // Runs interleave the subjects, so that drifts hit all of them alike.
@@ -88,16 +113,14 @@ fn one_run(lab: &Lab, l: &mut Loaded, len: usize, calls: u32) -> anyhow::Result<
     let before = l.counters()?;
     let mut total_ns = 0u128;
     for _ in 0..calls {
-        let r = l
-            .prog()
-            .test_run(TestRunOptions {
-                data_in: Some(&frame),
-                ctx_in: Some(&ctx),
-                repeat: REPEAT,
-                ..TestRunOptions::new()
-            })
-            .map_err(|e| anyhow::anyhow!("test run of {}: {e}", l.subject.name()))?;
-        if r.return_value != XDP_REDIRECT {
+        let r = l.test_run(TestRunOptions {
+            data_in: Some(&frame),
+            // A tc test run starts from an skb the kernel makes of the frame.
+            ctx_in: (!l.subject.is_tc()).then_some(&ctx[..]),
+            repeat: REPEAT,
+            ..TestRunOptions::new()
+        })?;
+        if r.return_value != redirect(l.subject) {
             bail!(
                 "{} returned {} on a {len}-byte frame: the bench would measure a drop",
                 l.subject.name(),
