@@ -89,6 +89,7 @@ impl std::fmt::Display for Eapol {
 
 /// The radio world's setup: namespaces, the access point, the outside host.
 fn world_script() -> String {
+    let dhcp_server = dhcp_server();
     format!(
         r#"set -e
 modprobe bridge
@@ -147,15 +148,6 @@ interface vworld {{
 }};
 EOF
 chmod 644 /tmp/radvd.conf
-cat > /tmp/udhcpd.conf <<EOF
-start 10.77.0.100
-end 10.77.0.150
-interface vworld
-lease_file /tmp/udhcpd.leases
-option subnet 255.255.255.0
-option router {WORLD_ADDR}
-EOF
-touch /tmp/udhcpd.leases
 cat > /tmp/udhcpc.script <<'EOF'
 #!/bin/sh
 case "$1" in bound|renew) ip addr add "$ip/${{mask:-24}}" dev "$interface" ;; esac
@@ -164,10 +156,65 @@ EOF
 chmod +x /tmp/udhcpc.script
 $A {RUN}hostapd -d -B -P /run/hostapd.pid -f /tmp/hostapd.log /tmp/hostapd.conf
 $O {RUN}radvd -C /tmp/radvd.conf -p /run/radvd.pid -n -m logfile -l /tmp/radvd.log >/dev/null 2>&1 &
-$O udhcpd -f /tmp/udhcpd.conf >/tmp/udhcpd.log 2>&1 &
+$O {dhcp_server} >/dev/null 2>&1 &
+i=0; until grep -q 'DHCP, IP range' {DHCP_LOG} 2>/dev/null; do i=$((i+1)); [ $i -lt 100 ]; sleep 0.1; done
 i=0; until grep -q AP-ENABLED /tmp/hostapd.log; do i=$((i+1)); [ $i -lt 300 ]; sleep 0.1; done
 echo AP up"#
     )
+}
+
+/// dnsmasq's log in the guest (namespace `world` shares the guest's files).
+const DHCP_LOG: &str = "/tmp/dnsmasq.log";
+
+/// The outside host's DHCPv4 server (namespace `world`): Debian's dnsmasq.
+/// To a client without an address it answers by broadcast when the
+/// request's broadcast flag is set, else by unicast to `yiaddr` at `chaddr`
+/// (RFC 2131 4.1; dnsmasq's `src/dhcp.c`, seen in a capture: OFFER and ACK
+/// to the client's MAC). A VM behind the station therefore gets a lease
+/// only if the station translation set the flag: a unicast to the VM's MAC
+/// is dropped by the AP (no associated station has it). busybox udhcpd,
+/// the lab's server before, broadcast every such reply whatever the flag.
+/// `--log-dhcp` writes "broadcast response" for each broadcast answer:
+/// [`broadcast_answers`]. No DNS, no ping before an offer (3 s saved), no
+/// privilege drop (the guest has no user `dnsmasq`).
+fn dhcp_server() -> String {
+    format!(
+        "{RUN}dnsmasq --keep-in-foreground --conf-file=/dev/null --user= --pid-file= \
+         --port=0 --no-hosts --no-resolv --no-ping --interface=vworld --bind-interfaces \
+         --dhcp-range=10.77.0.100,10.77.0.150,255.255.255.0,1h \
+         --dhcp-leasefile=/tmp/dnsmasq.leases --log-dhcp --log-facility={DHCP_LOG}"
+    )
+}
+
+/// From dnsmasq's `--log-dhcp` log: per client MAC, how many DHCP
+/// transactions (xids of its DISCOVERs and REQUESTs) it had, and how many
+/// of them dnsmasq answered by broadcast ("XID broadcast response": the
+/// request carried the broadcast flag).
+pub fn broadcast_answers(log: &str) -> BTreeMap<String, (usize, usize)> {
+    // "Dec  6 09:30:28 dnsmasq-dhcp[31953]: 917979921 DHCPDISCOVER(vworld) MAC"
+    let entries = log
+        .lines()
+        .filter_map(|l| l.split_once("]: ").map(|(_, rest)| rest))
+        .filter_map(|rest| rest.split_once(' '));
+    let mut xids: BTreeMap<String, std::collections::BTreeSet<&str>> = BTreeMap::new();
+    let mut broadcast = std::collections::BTreeSet::new();
+    for (xid, what) in entries {
+        if what.trim() == "broadcast response" {
+            broadcast.insert(xid);
+        } else if what.starts_with("DHCPDISCOVER(") || what.starts_with("DHCPREQUEST(") {
+            // "DHCPREQUEST(IF) [ADDR ]MAC[ NAME or an error]"
+            let mut words = what.split_whitespace();
+            if let Some(mac) = words.find(|w| w.len() == 17 && w.matches(':').count() == 5) {
+                xids.entry(mac.to_owned()).or_default().insert(xid);
+            }
+        }
+    }
+    xids.into_iter()
+        .map(|(mac, x)| {
+            let answered = x.iter().filter(|x| broadcast.contains(*x)).count();
+            (mac, (x.len(), answered))
+        })
+        .collect()
 }
 
 /// Starts the station's supplicant on `wlan0`.
@@ -1225,6 +1272,37 @@ impl WifiLab {
         ))
     }
 
+    /// The broadcast flag, as dnsmasq saw it (its log, [`broadcast_answers`]):
+    /// the station's own requests (busybox udhcpc without `-B`: the flag
+    /// clear, no translation) were answered by unicast, and every request
+    /// of each VM (the same udhcpc, the same command line) by broadcast: the
+    /// flag reached the outside host set, so the station translation set it.
+    pub fn dhcp_flag_checks(&mut self, label: &str) -> anyhow::Result<Vec<Check>> {
+        let log = self.lab.net_vm.sh(&format!("cat {DHCP_LOG}"))?;
+        let seen = broadcast_answers(&log);
+        let of = |mac: &str| seen.get(mac).copied().unwrap_or_default();
+        let (n, b) = of(&self.station_mac);
+        let mut checks = vec![check(
+            format!(
+                "{label}: the station's own DHCP requests reach the outside without the broadcast flag (answered by unicast)"
+            ),
+            n > 0 && b == 0,
+            format!(
+                "{} ({n} transactions, {b} answered by broadcast)",
+                self.station_mac
+            ),
+        )];
+        for (i, mac) in (1..).zip(VM_MACS) {
+            let (n, b) = of(mac);
+            checks.push(check(
+                format!("{label}: VM {i}'s DHCP requests, sent without the broadcast flag, reach the outside with it (answered by broadcast)"),
+                n > 0 && b == n,
+                format!("{mac}: {n} transactions, {b} answered by broadcast"),
+            ));
+        }
+        Ok(checks)
+    }
+
     /// A summary of [`Self::timings`].
     pub fn timing_line(&self) -> String {
         self.timings
@@ -1580,6 +1658,28 @@ mod tests {
         h[10..16].copy_from_slice(&ta);
         f.extend(h);
         f
+    }
+
+    #[test]
+    fn dnsmasq_broadcast_answers_are_counted_per_client_and_transaction() {
+        let log = "\
+Dec  6 09:30:23 dnsmasq-dhcp[7]: DHCP, IP range 10.77.0.100 -- 10.77.0.150, lease time 1h
+Dec  6 09:30:28 dnsmasq-dhcp[7]: 11 DHCPDISCOVER(vworld) 02:00:00:00:aa:01
+Dec  6 09:30:28 dnsmasq-dhcp[7]: 11 DHCPOFFER(vworld) 10.77.0.111 02:00:00:00:aa:01
+Dec  6 09:30:28 dnsmasq-dhcp[7]: 11 broadcast response
+Dec  6 09:30:28 dnsmasq-dhcp[7]: 11 DHCPREQUEST(vworld) 10.77.0.111 02:00:00:00:aa:01
+Dec  6 09:30:28 dnsmasq-dhcp[7]: 11 broadcast response
+Dec  6 09:30:29 dnsmasq-dhcp[7]: 12 DHCPDISCOVER(vworld) 02:00:00:00:bb:01
+Dec  6 09:30:29 dnsmasq-dhcp[7]: 12 DHCPOFFER(vworld) 10.77.0.112 02:00:00:00:bb:01
+Dec  6 09:30:31 dnsmasq-dhcp[7]: 13 DHCPDISCOVER(vworld) 02:00:00:00:bb:01
+Dec  6 09:30:31 dnsmasq-dhcp[7]: 13 broadcast response
+Dec  6 09:30:32 dnsmasq-dhcp[7]: 14 DHCPREQUEST(vworld) 10.77.0.113 02:00:00:00:00:01 station
+";
+        let seen = broadcast_answers(log);
+        assert_eq!(seen["02:00:00:00:aa:01"], (1, 1));
+        assert_eq!(seen["02:00:00:00:bb:01"], (2, 1));
+        assert_eq!(seen["02:00:00:00:00:01"], (1, 0));
+        assert_eq!(seen.len(), 3);
     }
 
     #[test]
