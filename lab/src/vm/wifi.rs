@@ -4,7 +4,7 @@
 //! is moved into the namespace `ap`, where Debian's hostapd runs a
 //! WPA2-PSK (CCMP) access point bridged (`br0`) to a veth whose other end
 //! is the outside host, namespace `world`: it sends router advertisements
-//! (radvd, prefix [`WORLD_PREFIX`]) and serves DHCPv4 (busybox `udhcpd`).
+//! (radvd, prefix [`WORLD_PREFIX`]) and serves DHCPv4 (Debian's dnsmasq).
 //! The first radio stays in the net-vm's own namespace as `wlan0`, the
 //! station, run by wpa_supplicant or iwd ([`Supplicant`]), taking EAPOL
 //! over the nl80211 control port or from the netdev ([`Eapol`]). The
@@ -17,7 +17,7 @@
 //!
 //! ```text
 //!  net-vm guest
-//!   ns world: vworld 10.77.0.1 2001:db8:77::1 (radvd, udhcpd)
+//!   ns world: vworld 10.77.0.1 2001:db8:77::1 (radvd, dnsmasq)
 //!        │ veth
 //!   ns ap:    vap ── br0 ── wlan1 (hostapd, WPA2-PSK)
 //!                             ┆ air (hwsim0 sees it)
@@ -1272,32 +1272,70 @@ impl WifiLab {
         ))
     }
 
-    /// The broadcast flag, as dnsmasq saw it (its log, [`broadcast_answers`]):
-    /// the station's own requests (busybox udhcpc without `-B`: the flag
-    /// clear, no translation) were answered by unicast, and every request
-    /// of each VM (the same udhcpc, the same command line) by broadcast: the
-    /// flag reached the outside host set, so the station translation set it.
+    /// The broadcast flag, both ends of the path. Each VM asks for its lease
+    /// once more (busybox udhcpc without `-B`) while the router VM's bridge
+    /// (`wbr`, what the VM sent) and the outside host's `vworld` (what
+    /// crossed the station) record the requests' flags: clear at the VM,
+    /// set outside. Then dnsmasq's log ([`broadcast_answers`]) over every
+    /// transaction so far: the station's own requests (the same udhcpc, no
+    /// translation) answered by unicast, each VM's by broadcast.
     pub fn dhcp_flag_checks(&mut self, label: &str) -> anyhow::Result<Vec<Check>> {
+        let watch = |to: &str| {
+            format!(
+                "rm -f /tmp/dhcpq.ready /tmp/dhcpq.out\n\
+                 {to}xdp-forwarder-lab guest dhcp-requests --iface {} --seconds 300 \
+                 --ready /tmp/dhcpq.ready --out /tmp/dhcpq.out >/tmp/dhcpq.log 2>&1 &\n\
+                 echo $! > /tmp/dhcpq.pid\n\
+                 while [ ! -e /tmp/dhcpq.ready ]; do sleep 0.1; done",
+                if to.is_empty() { "wbr" } else { "vworld" }
+            )
+        };
+        self.lab.router.sh(&watch(""))?;
+        self.lab.net_vm.sh(&watch(&format!("{IN_NETNS}world ")))?;
+        for n in 1..=VM_MACS.len() {
+            self.in_vm(
+                &format!("vm{n}"),
+                &format!("udhcpc -i h{n} -n -q -t 10 -T 3 -s /tmp/udhcpc.script >/dev/null 2>&1"),
+                Duration::from_secs(60),
+            )?;
+        }
+        let stop = "sleep 0.6; kill $(cat /tmp/dhcpq.pid) 2>/dev/null; cat /tmp/dhcpq.out";
+        let sent = self.lab.router.sh(stop)?;
+        let arrived = self.lab.net_vm.sh(stop)?;
+        let flags = |text: &str, mac: &str| -> Vec<String> {
+            text.lines()
+                .filter_map(|l| l.strip_prefix(mac))
+                .map(|f| f.trim().to_owned())
+                .collect()
+        };
         let log = self.lab.net_vm.sh(&format!("cat {DHCP_LOG}"))?;
         let seen = broadcast_answers(&log);
         let of = |mac: &str| seen.get(mac).copied().unwrap_or_default();
         let (n, b) = of(&self.station_mac);
         let mut checks = vec![check(
             format!(
-                "{label}: the station's own DHCP requests reach the outside without the broadcast flag (answered by unicast)"
+                "{label}: the station's own DHCP requests reach the outside without the broadcast flag (dnsmasq answers by unicast)"
             ),
             n > 0 && b == 0,
             format!(
-                "{} ({n} transactions, {b} answered by broadcast)",
+                "{}: {n} transactions, {b} answered by broadcast",
                 self.station_mac
             ),
         )];
         for (i, mac) in (1..).zip(VM_MACS) {
+            let (sent, arrived) = (flags(&sent, mac), flags(&arrived, mac));
             let (n, b) = of(mac);
             checks.push(check(
-                format!("{label}: VM {i}'s DHCP requests, sent without the broadcast flag, reach the outside with it (answered by broadcast)"),
-                n > 0 && b == n,
-                format!("{mac}: {n} transactions, {b} answered by broadcast"),
+                format!("{label}: VM {i}'s DHCP requests leave it without the broadcast flag and reach the outside with it (dnsmasq answers by broadcast)"),
+                !sent.is_empty()
+                    && sent.iter().all(|f| f == "0000")
+                    && !arrived.is_empty()
+                    && arrived.iter().all(|f| f == "8000")
+                    && n > 0
+                    && b == n,
+                format!(
+                    "{mac}: flags sent {sent:?}, arrived {arrived:?}; dnsmasq: {n} transactions, {b} answered by broadcast"
+                ),
             ));
         }
         Ok(checks)
@@ -1623,6 +1661,56 @@ pub fn watch_ethertype(
     write(n)
 }
 
+/// Records the DHCPv4 requests `iface` receives for `seconds` (untagged
+/// Ethernet, IPv4, UDP 68 → 67, BOOTREQUEST): one "CHADDR FLAGS" line each
+/// (FLAGS in hex); touches `ready` once bound and keeps `out` up to date.
+pub fn watch_dhcp_requests(
+    iface: &str,
+    seconds: u64,
+    ready: &Path,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let sock = RawSocket::bind(iface).with_context(|| format!("a packet socket on {iface}"))?;
+    std::fs::write(ready, "")?;
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut text = String::new();
+    let write = |text: &str| -> anyhow::Result<()> {
+        let tmp = out.with_extension("tmp");
+        std::fs::write(&tmp, text)?;
+        Ok(std::fs::rename(&tmp, out)?)
+    };
+    write(&text)?;
+    while Instant::now() < deadline {
+        if let Some((chaddr, flags)) = sock
+            .recv(Duration::from_millis(100))
+            .and_then(|f| dhcp_request(&f))
+        {
+            text.push_str(&format!("{} {flags:04x}\n", format_mac(&chaddr)));
+            write(&text)?;
+        }
+    }
+    Ok(())
+}
+
+/// The client hardware address (`chaddr`) and `flags` of a DHCPv4 request
+/// (BOOTREQUEST, UDP 68 → 67) in an untagged Ethernet frame.
+pub fn dhcp_request(frame: &[u8]) -> Option<([u8; 6], u16)> {
+    if frame.get(12..14)? != [0x08, 0x00] || *frame.get(23)? != 17 {
+        return None;
+    }
+    let udp = 14 + usize::from(frame.get(14)? & 0x0f) * 4;
+    let ports = frame.get(udp..udp + 4)?;
+    if ports != [0, 68, 0, 67] {
+        return None;
+    }
+    let bootp = frame.get(udp + 8..)?;
+    if *bootp.first()? != 1 {
+        return None;
+    }
+    let flags = u16::from_be_bytes(bootp.get(10..12)?.try_into().ok()?);
+    Some((bootp.get(28..34)?.try_into().ok()?, flags))
+}
+
 /// The transmitter address (addr2) of an 802.11 data frame behind a
 /// radiotap header; `None` for management and control frames and for
 /// anything cut short.
@@ -1658,6 +1746,34 @@ mod tests {
         h[10..16].copy_from_slice(&ta);
         f.extend(h);
         f
+    }
+
+    #[test]
+    fn a_dhcp_request_gives_its_client_address_and_flags() {
+        let chaddr = [2, 0, 0, 0, 0xaa, 1];
+        let mut f = vec![0xff; 6];
+        f.extend([2, 0, 0, 0, 0xaa, 1, 0x08, 0x00]);
+        // IPv4, IHL 5, protocol UDP; UDP 68 → 67.
+        let mut ip = vec![0u8; 20];
+        ip[0] = 0x45;
+        ip[9] = 17;
+        f.extend(ip);
+        f.extend([0, 68, 0, 67, 0, 0, 0, 0]);
+        let mut bootp = vec![0u8; 240];
+        bootp[0] = 1;
+        bootp[10] = 0x80;
+        bootp[28..34].copy_from_slice(&chaddr);
+        let at = f.len();
+        f.extend(bootp);
+        assert_eq!(dhcp_request(&f), Some((chaddr, 0x8000)));
+        // A reply (BOOTREPLY), another port, cut short: none.
+        let mut reply = f.clone();
+        reply[at] = 2;
+        assert_eq!(dhcp_request(&reply), None);
+        let mut other = f.clone();
+        other[37] = 69;
+        assert_eq!(dhcp_request(&other), None);
+        assert_eq!(dhcp_request(&f[..at + 20]), None);
     }
 
     #[test]
