@@ -373,6 +373,9 @@ pub const WIFI_PROGRAMS: &[&str] = &[
     "usr/bin/iwctl",
     "usr/bin/dbus-daemon",
     "usr/sbin/radvd",
+    // The outside host's DHCPv4 server: it honours the broadcast flag (RFC
+    // 2131 4.1), which busybox udhcpd does not.
+    "usr/sbin/dnsmasq",
 ];
 
 /// Debian 12's packages holding [`WIFI_PROGRAMS`] and every library they
@@ -407,6 +410,19 @@ const WIFI_PACKAGES: &[&str] = &[
     "liblz4-1",
     "liblzma5",
     "libzstd1",
+    "dnsmasq-base",
+    "libgmp10",
+    "libhogweed6",
+    "libnettle8",
+    "libidn2-0",
+    "libunistring2",
+    "libnetfilter-conntrack3",
+    "libnfnetlink0",
+    "libmnl0",
+    "libnftables1",
+    "libjansson4",
+    "libnftnl11",
+    "libxtables12",
 ];
 
 /// glibc's loader, which runs the Wi-Fi programs explicitly.

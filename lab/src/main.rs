@@ -233,6 +233,19 @@ enum GuestCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Record the DHCPv4 requests (untagged) IFACE receives for SECONDS;
+    /// touch READY once listening; keep OUT up to date ("CHADDR FLAGS"
+    /// lines, FLAGS in hex).
+    DhcpRequests {
+        #[arg(long)]
+        iface: String,
+        #[arg(long)]
+        seconds: u64,
+        #[arg(long)]
+        ready: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Make a mac80211_hwsim radio now (a Wi-Fi NIC hot-plugged).
     HwsimNewRadio,
     /// Switch IFACE's feature NAME on or off (`ethtool -K`), behind the
@@ -458,6 +471,15 @@ fn run(command: Command) -> anyhow::Result<bool> {
             out,
         }) => {
             vm::wifi::watch_ethertype(&iface, ethertype, seconds, &ready, &out)?;
+            Ok(true)
+        }
+        Command::Guest(GuestCommand::DhcpRequests {
+            iface,
+            seconds,
+            ready,
+            out,
+        }) => {
+            vm::wifi::watch_dhcp_requests(&iface, seconds, &ready, &out)?;
             Ok(true)
         }
         Command::Guest(GuestCommand::HwsimNewRadio) => {

@@ -93,6 +93,7 @@ fn every_case(tag: &str, kernel: GuestKernel, first: Supplicant) {
             lab.stop_station()?;
             lab.associate(first, Eapol::ControlPort)?;
             checks.extend(lab.forwarder_cases(&label, VM_TCP_BYTES)?);
+            checks.extend(lab.dhcp_flag_checks(&label)?);
             checks.extend(lab.station_events(&label)?);
             for (supplicant, eapol) in [
                 (first, Eapol::Netdev),

@@ -4,7 +4,7 @@
 //! one is moved into the namespace `ap`, where Debian's hostapd runs a
 //! WPA2-PSK (CCMP) access point bridged (`br0`) to a veth whose other end
 //! is the outside host, namespace `world`: it sends router advertisements
-//! (radvd, prefix [`WORLD_PREFIX`]) and serves DHCPv4 (busybox `udhcpd`).
+//! (radvd, prefix [`WORLD_PREFIX`]) and serves DHCPv4 (Debian's dnsmasq).
 //! The first radio stays in the net-vm's own namespace as `wlan0`, the
 //! station, run by wpa_supplicant or iwd ([`Supplicant`]), taking EAPOL
 //! over the nl80211 control port or from the netdev ([`Eapol`]). The
@@ -20,7 +20,7 @@
 //!
 //! ```text
 //!  net-vm guest
-//!   ns world: vworld 10.77.0.1 2001:db8:77::1 (radvd, udhcpd)
+//!   ns world: vworld 10.77.0.1 2001:db8:77::1 (radvd, dnsmasq)
 //!        │ veth
 //!   ns ap:    vap ── br0 ── wlan1 (hostapd, WPA2-PSK)
 //!                             ┆ air (hwsim0 sees it)
@@ -95,6 +95,7 @@ impl std::fmt::Display for Eapol {
 
 /// The radio world's setup: namespaces, the access point, the outside host.
 fn world_script() -> String {
+    let dhcp_server = dhcp_server();
     format!(
         r#"set -e
 modprobe bridge
@@ -156,15 +157,6 @@ interface vworld {{
 }};
 EOF
 chmod 644 /tmp/radvd.conf
-cat > /tmp/udhcpd.conf <<EOF
-start 10.77.0.100
-end 10.77.0.150
-interface vworld
-lease_file /tmp/udhcpd.leases
-option subnet 255.255.255.0
-option router {WORLD_ADDR}
-EOF
-touch /tmp/udhcpd.leases
 cat > /tmp/udhcpc.script <<'EOF'
 #!/bin/sh
 case "$1" in bound|renew) ip addr add "$ip/${{mask:-24}}" dev "$interface" ;; esac
@@ -173,10 +165,65 @@ EOF
 chmod +x /tmp/udhcpc.script
 $A {RUN}hostapd -d -B -P /run/hostapd.pid -f /tmp/hostapd.log /tmp/hostapd.conf
 $O {RUN}radvd -C /tmp/radvd.conf -p /run/radvd.pid -n -m logfile -l /tmp/radvd.log >/dev/null 2>&1 &
-$O udhcpd -f /tmp/udhcpd.conf >/tmp/udhcpd.log 2>&1 &
+$O {dhcp_server} >/dev/null 2>&1 &
+i=0; until grep -q 'DHCP, IP range' {DHCP_LOG} 2>/dev/null; do i=$((i+1)); [ $i -lt 100 ]; sleep 0.1; done
 i=0; until grep -q AP-ENABLED /tmp/hostapd.log; do i=$((i+1)); [ $i -lt 300 ]; sleep 0.1; done
 echo AP up"#
     )
+}
+
+/// dnsmasq's log in the guest (namespace `world` shares the guest's files).
+const DHCP_LOG: &str = "/tmp/dnsmasq.log";
+
+/// The outside host's DHCPv4 server (namespace `world`): Debian's dnsmasq.
+/// To a client without an address it answers by broadcast when the
+/// request's broadcast flag is set, else by unicast to `yiaddr` at `chaddr`
+/// (RFC 2131 4.1; dnsmasq's `src/dhcp.c`, seen in a capture: OFFER and ACK
+/// to the client's MAC). A VM behind the station therefore gets a lease
+/// only if the station translation set the flag: a unicast to the VM's MAC
+/// is dropped by the AP (no associated station has it). busybox udhcpd,
+/// the lab's server before, broadcast every such reply whatever the flag.
+/// `--log-dhcp` writes "broadcast response" for each broadcast answer:
+/// [`broadcast_answers`]. No DNS, no ping before an offer (3 s saved), no
+/// privilege drop (the guest has no user `dnsmasq`).
+fn dhcp_server() -> String {
+    format!(
+        "{RUN}dnsmasq --keep-in-foreground --conf-file=/dev/null --user= --pid-file= \
+         --port=0 --no-hosts --no-resolv --no-ping --interface=vworld --bind-interfaces \
+         --dhcp-range=10.77.0.100,10.77.0.150,255.255.255.0,1h \
+         --dhcp-leasefile=/tmp/dnsmasq.leases --log-dhcp --log-facility={DHCP_LOG}"
+    )
+}
+
+/// From dnsmasq's `--log-dhcp` log: per client MAC, how many DHCP
+/// transactions (xids of its DISCOVERs and REQUESTs) it had, and how many
+/// of them dnsmasq answered by broadcast ("XID broadcast response": the
+/// request carried the broadcast flag).
+pub fn broadcast_answers(log: &str) -> BTreeMap<String, (usize, usize)> {
+    // "Dec  6 09:30:28 dnsmasq-dhcp[31953]: 917979921 DHCPDISCOVER(vworld) MAC"
+    let entries = log
+        .lines()
+        .filter_map(|l| l.split_once("]: ").map(|(_, rest)| rest))
+        .filter_map(|rest| rest.split_once(' '));
+    let mut xids: BTreeMap<String, std::collections::BTreeSet<&str>> = BTreeMap::new();
+    let mut broadcast = std::collections::BTreeSet::new();
+    for (xid, what) in entries {
+        if what.trim() == "broadcast response" {
+            broadcast.insert(xid);
+        } else if what.starts_with("DHCPDISCOVER(") || what.starts_with("DHCPREQUEST(") {
+            // "DHCPREQUEST(IF) [ADDR ]MAC[ NAME or an error]"
+            let mut words = what.split_whitespace();
+            if let Some(mac) = words.find(|w| w.len() == 17 && w.matches(':').count() == 5) {
+                xids.entry(mac.to_owned()).or_default().insert(xid);
+            }
+        }
+    }
+    xids.into_iter()
+        .map(|(mac, x)| {
+            let answered = x.iter().filter(|x| broadcast.contains(*x)).count();
+            (mac, (x.len(), answered))
+        })
+        .collect()
 }
 
 /// Starts the station's supplicant on `wlan0`.
@@ -1190,6 +1237,75 @@ impl WifiLab {
         ))
     }
 
+    /// The broadcast flag, both ends of the path. Each VM asks for its lease
+    /// once more (busybox udhcpc without `-B`) while the router VM's bridge
+    /// (`wbr`, what the VM sent) and the outside host's `vworld` (what
+    /// crossed the station) record the requests' flags: clear at the VM,
+    /// set outside. Then dnsmasq's log ([`broadcast_answers`]) over every
+    /// transaction so far: the station's own requests (the same udhcpc, no
+    /// translation) answered by unicast, each VM's by broadcast.
+    pub fn dhcp_flag_checks(&mut self, label: &str) -> anyhow::Result<Vec<Check>> {
+        let watch = |to: &str| {
+            format!(
+                "rm -f /tmp/dhcpq.ready /tmp/dhcpq.out\n\
+                 {to}xdp-forwarder-lab guest dhcp-requests --iface {} --seconds 300 \
+                 --ready /tmp/dhcpq.ready --out /tmp/dhcpq.out >/tmp/dhcpq.log 2>&1 &\n\
+                 echo $! > /tmp/dhcpq.pid\n\
+                 while [ ! -e /tmp/dhcpq.ready ]; do sleep 0.1; done",
+                if to.is_empty() { "wbr" } else { "vworld" }
+            )
+        };
+        self.lab.router.sh(&watch(""))?;
+        self.lab.net_vm.sh(&watch(&format!("{IN_NETNS}world ")))?;
+        for n in 1..=VM_MACS.len() {
+            self.in_vm(
+                &format!("vm{n}"),
+                &format!("udhcpc -i h{n} -n -q -t 10 -T 3 -s /tmp/udhcpc.script >/dev/null 2>&1"),
+                Duration::from_secs(60),
+            )?;
+        }
+        let stop = "sleep 0.6; kill $(cat /tmp/dhcpq.pid) 2>/dev/null; cat /tmp/dhcpq.out";
+        let sent = self.lab.router.sh(stop)?;
+        let arrived = self.lab.net_vm.sh(stop)?;
+        let flags = |text: &str, mac: &str| -> Vec<String> {
+            text.lines()
+                .filter_map(|l| l.strip_prefix(mac))
+                .map(|f| f.trim().to_owned())
+                .collect()
+        };
+        let log = self.lab.net_vm.sh(&format!("cat {DHCP_LOG}"))?;
+        let seen = broadcast_answers(&log);
+        let of = |mac: &str| seen.get(mac).copied().unwrap_or_default();
+        let (n, b) = of(&self.station_mac);
+        let mut checks = vec![check(
+            format!(
+                "{label}: the station's own DHCP requests reach the outside without the broadcast flag (dnsmasq answers by unicast)"
+            ),
+            n > 0 && b == 0,
+            format!(
+                "{}: {n} transactions, {b} answered by broadcast",
+                self.station_mac
+            ),
+        )];
+        for (i, mac) in (1..).zip(VM_MACS) {
+            let (sent, arrived) = (flags(&sent, mac), flags(&arrived, mac));
+            let (n, b) = of(mac);
+            checks.push(check(
+                format!("{label}: VM {i}'s DHCP requests leave it without the broadcast flag and reach the outside with it (dnsmasq answers by broadcast)"),
+                !sent.is_empty()
+                    && sent.iter().all(|f| f == "0000")
+                    && !arrived.is_empty()
+                    && arrived.iter().all(|f| f == "8000")
+                    && n > 0
+                    && b == n,
+                format!(
+                    "{mac}: flags sent {sent:?}, arrived {arrived:?}; dnsmasq: {n} transactions, {b} answered by broadcast"
+                ),
+            ));
+        }
+        Ok(checks)
+    }
+
     /// A summary of [`Self::timings`].
     pub fn timing_line(&self) -> String {
         self.timings
@@ -1510,6 +1626,56 @@ pub fn watch_ethertype(
     write(n)
 }
 
+/// Records the DHCPv4 requests `iface` receives for `seconds` (untagged
+/// Ethernet, IPv4, UDP 68 → 67, BOOTREQUEST): one "CHADDR FLAGS" line each
+/// (FLAGS in hex); touches `ready` once bound and keeps `out` up to date.
+pub fn watch_dhcp_requests(
+    iface: &str,
+    seconds: u64,
+    ready: &Path,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let sock = RawSocket::bind(iface).with_context(|| format!("a packet socket on {iface}"))?;
+    std::fs::write(ready, "")?;
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut text = String::new();
+    let write = |text: &str| -> anyhow::Result<()> {
+        let tmp = out.with_extension("tmp");
+        std::fs::write(&tmp, text)?;
+        Ok(std::fs::rename(&tmp, out)?)
+    };
+    write(&text)?;
+    while Instant::now() < deadline {
+        if let Some((chaddr, flags)) = sock
+            .recv(Duration::from_millis(100))
+            .and_then(|f| dhcp_request(&f))
+        {
+            text.push_str(&format!("{} {flags:04x}\n", format_mac(&chaddr)));
+            write(&text)?;
+        }
+    }
+    Ok(())
+}
+
+/// The client hardware address (`chaddr`) and `flags` of a DHCPv4 request
+/// (BOOTREQUEST, UDP 68 → 67) in an untagged Ethernet frame.
+pub fn dhcp_request(frame: &[u8]) -> Option<([u8; 6], u16)> {
+    if frame.get(12..14)? != [0x08, 0x00] || *frame.get(23)? != 17 {
+        return None;
+    }
+    let udp = 14 + usize::from(frame.get(14)? & 0x0f) * 4;
+    let ports = frame.get(udp..udp + 4)?;
+    if ports != [0, 68, 0, 67] {
+        return None;
+    }
+    let bootp = frame.get(udp + 8..)?;
+    if *bootp.first()? != 1 {
+        return None;
+    }
+    let flags = u16::from_be_bytes(bootp.get(10..12)?.try_into().ok()?);
+    Some((bootp.get(28..34)?.try_into().ok()?, flags))
+}
+
 /// The transmitter address (addr2) of an 802.11 data frame behind a
 /// radiotap header; `None` for management and control frames and for
 /// anything cut short.
@@ -1545,6 +1711,56 @@ mod tests {
         h[10..16].copy_from_slice(&ta);
         f.extend(h);
         f
+    }
+
+    #[test]
+    fn a_dhcp_request_gives_its_client_address_and_flags() {
+        let chaddr = [2, 0, 0, 0, 0xaa, 1];
+        let mut f = vec![0xff; 6];
+        f.extend([2, 0, 0, 0, 0xaa, 1, 0x08, 0x00]);
+        // IPv4, IHL 5, protocol UDP; UDP 68 → 67.
+        let mut ip = vec![0u8; 20];
+        ip[0] = 0x45;
+        ip[9] = 17;
+        f.extend(ip);
+        f.extend([0, 68, 0, 67, 0, 0, 0, 0]);
+        let mut bootp = vec![0u8; 240];
+        bootp[0] = 1;
+        bootp[10] = 0x80;
+        bootp[28..34].copy_from_slice(&chaddr);
+        let at = f.len();
+        f.extend(bootp);
+        assert_eq!(dhcp_request(&f), Some((chaddr, 0x8000)));
+        // A reply (BOOTREPLY), another port, cut short: none.
+        let mut reply = f.clone();
+        reply[at] = 2;
+        assert_eq!(dhcp_request(&reply), None);
+        let mut other = f.clone();
+        other[37] = 69;
+        assert_eq!(dhcp_request(&other), None);
+        assert_eq!(dhcp_request(&f[..at + 20]), None);
+    }
+
+    #[test]
+    fn dnsmasq_broadcast_answers_are_counted_per_client_and_transaction() {
+        let log = "\
+Dec  6 09:30:23 dnsmasq-dhcp[7]: DHCP, IP range 10.77.0.100 -- 10.77.0.150, lease time 1h
+Dec  6 09:30:28 dnsmasq-dhcp[7]: 11 DHCPDISCOVER(vworld) 02:00:00:00:aa:01
+Dec  6 09:30:28 dnsmasq-dhcp[7]: 11 DHCPOFFER(vworld) 10.77.0.111 02:00:00:00:aa:01
+Dec  6 09:30:28 dnsmasq-dhcp[7]: 11 broadcast response
+Dec  6 09:30:28 dnsmasq-dhcp[7]: 11 DHCPREQUEST(vworld) 10.77.0.111 02:00:00:00:aa:01
+Dec  6 09:30:28 dnsmasq-dhcp[7]: 11 broadcast response
+Dec  6 09:30:29 dnsmasq-dhcp[7]: 12 DHCPDISCOVER(vworld) 02:00:00:00:bb:01
+Dec  6 09:30:29 dnsmasq-dhcp[7]: 12 DHCPOFFER(vworld) 10.77.0.112 02:00:00:00:bb:01
+Dec  6 09:30:31 dnsmasq-dhcp[7]: 13 DHCPDISCOVER(vworld) 02:00:00:00:bb:01
+Dec  6 09:30:31 dnsmasq-dhcp[7]: 13 broadcast response
+Dec  6 09:30:32 dnsmasq-dhcp[7]: 14 DHCPREQUEST(vworld) 10.77.0.113 02:00:00:00:00:01 station
+";
+        let seen = broadcast_answers(log);
+        assert_eq!(seen["02:00:00:00:aa:01"], (1, 1));
+        assert_eq!(seen["02:00:00:00:bb:01"], (2, 1));
+        assert_eq!(seen["02:00:00:00:00:01"], (1, 0));
+        assert_eq!(seen.len(), 3);
     }
 
     #[test]
