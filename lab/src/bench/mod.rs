@@ -4,7 +4,8 @@
 //! router VM against Linux bridges. Not a test: it reports, the goals are
 //! checked in the report.
 //!
-//! - [`test_run`]: ns per frame under BPF_PROG_TEST_RUN.
+//! - [`test_run`]: ns per frame under BPF_PROG_TEST_RUN (the XDP programs
+//!   and the router's tc program).
 //! - [`generator`]: the frame generators, probed at start; the fastest that works
 //!   feeds the Mpps parts.
 //! - [`tc_rate`]: Mpps over veth through the tc programs (tcx and clsact),

@@ -1,5 +1,7 @@
 //! Part 1: nanoseconds per frame under BPF_PROG_TEST_RUN (non-live), each
-//! program against the floor.
+//! program against its floor: the XDP programs against `floor`, the
+//! router's tc program against `floor_tc` (a tc program runs unattached,
+//! on the skb the test run makes).
 //!
 //! Traps handled: a non-live run does not reset the frame between repeats, so
 //! each call repeats [`REPEAT`] times on frames built for it (the physical
