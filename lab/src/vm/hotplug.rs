@@ -72,15 +72,15 @@ pub fn start(lab: &mut NetVmLab, manager: Manager) -> anyhow::Result<Vec<Check>>
             // daemon (Debian's kernels have no uevent helper); the NICs
             // present at boot get the hook from the product's coldplug
             // script, as docs/net-vm.md says.
-            let hook = format!("{GUEST_CONTRIB}/mdev/iface");
             let coldplug = format!("{GUEST_CONTRIB}/mdev/coldplug");
             lab.net_vm.sh(&format!(
                 "set -e\n\
                  mount -t bpf -o mode=0700 bpf /sys/fs/bpf\n\
-                 grep -o '^#   -SUBSYSTEM=net.*' {hook} | sed 's/^#   //; s#/etc/mdev/iface#{hook}#' > /etc/mdev.conf\n\
+                 {}\
                  cat /etc/mdev.conf\n\
                  mdev -d\n\
-                 {coldplug}"
+                 {coldplug}",
+                mdev_conf_script()
             ))?;
         }
     }
@@ -496,4 +496,15 @@ fn one_cycle(
         &probed.stray,
     ));
     Ok(checks)
+}
+
+/// Shell lines that write the guest's /etc/mdev.conf with the rule
+/// contrib/mdev/iface documents in its header, pointed at the guest's copy
+/// of the hook, and fail unless it is there.
+pub fn mdev_conf_script() -> String {
+    let hook = format!("{GUEST_CONTRIB}/mdev/iface");
+    format!(
+        "grep -o '^#   -SUBSYSTEM=net.*' {hook} | sed 's/^#   //; s#/etc/mdev/iface#{hook}#' > /etc/mdev.conf\n\
+         grep -q {hook} /etc/mdev.conf\n"
+    )
 }

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use super::{WifiLab, check};
-use crate::{demo::checks::Check, vm::initramfs::GUEST_CONTRIB};
+use crate::demo::checks::Check;
 
 impl WifiLab {
     /// Makes a hwsim radio now and waits (10 s at most) until `status`
@@ -53,13 +53,9 @@ impl WifiLab {
              i=0; while [ -e /proc/$pid ]; do i=$((i+1)); [ $i -lt 100 ] || exit 1; sleep 0.1; done",
             Duration::from_secs(30),
         )?;
-        let hook = format!("{GUEST_CONTRIB}/mdev/iface");
         let rule = self.lab.net_vm.sh(&format!(
-            "set -e\n\
-             grep -o '^#   -SUBSYSTEM=net.*' {hook} | sed 's/^#   //; s#/etc/mdev/iface#{hook}#' > /etc/mdev.conf\n\
-             grep -q {hook} /etc/mdev.conf\n\
-             mdev -d\n\
-             cat /etc/mdev.conf"
+            "set -e\n{}mdev -d\ncat /etc/mdev.conf",
+            crate::vm::hotplug::mdev_conf_script()
         ))?;
         let (new_if, port, took) = self.plug_radio()?;
         let router = self
