@@ -208,44 +208,20 @@ enum GuestCommand {
     /// Count the data frames on the radio monitor IFACE (hwsim0) by
     /// transmitter for SECONDS; touch READY once listening; keep OUT up to
     /// date ("MAC COUNT" lines).
-    AirTransmitters {
-        #[arg(long)]
-        iface: String,
-        #[arg(long)]
-        seconds: u64,
-        #[arg(long)]
-        ready: PathBuf,
-        #[arg(long)]
-        out: PathBuf,
-    },
+    AirTransmitters(vm::wifi::Watch),
     /// Count the frames of ETHERTYPE (untagged or behind one 802.1Q tag)
     /// IFACE receives for SECONDS; touch READY once listening; keep OUT up
     /// to date (the count).
     CountEthertype {
         #[arg(long)]
-        iface: String,
-        #[arg(long)]
         ethertype: u16,
-        #[arg(long)]
-        seconds: u64,
-        #[arg(long)]
-        ready: PathBuf,
-        #[arg(long)]
-        out: PathBuf,
+        #[command(flatten)]
+        watch: vm::wifi::Watch,
     },
     /// Record the DHCPv4 requests (untagged) IFACE receives for SECONDS;
     /// touch READY once listening; keep OUT up to date ("CHADDR FLAGS"
     /// lines, FLAGS in hex).
-    DhcpRequests {
-        #[arg(long)]
-        iface: String,
-        #[arg(long)]
-        seconds: u64,
-        #[arg(long)]
-        ready: PathBuf,
-        #[arg(long)]
-        out: PathBuf,
-    },
+    DhcpRequests(vm::wifi::Watch),
     /// Make a mac80211_hwsim radio now (a Wi-Fi NIC hot-plugged).
     HwsimNewRadio,
     /// Switch IFACE's feature NAME on or off (`ethtool -K`), behind the
@@ -454,32 +430,16 @@ fn run(command: Command) -> anyhow::Result<bool> {
             }
             Ok(true)
         }
-        Command::Guest(GuestCommand::AirTransmitters {
-            iface,
-            seconds,
-            ready,
-            out,
-        }) => {
-            vm::wifi::watch_transmitters(&iface, seconds, &ready, &out)?;
+        Command::Guest(GuestCommand::AirTransmitters(watch)) => {
+            vm::wifi::watch_transmitters(&watch)?;
             Ok(true)
         }
-        Command::Guest(GuestCommand::CountEthertype {
-            iface,
-            ethertype,
-            seconds,
-            ready,
-            out,
-        }) => {
-            vm::wifi::watch_ethertype(&iface, ethertype, seconds, &ready, &out)?;
+        Command::Guest(GuestCommand::CountEthertype { ethertype, watch }) => {
+            vm::wifi::watch_ethertype(&watch, ethertype)?;
             Ok(true)
         }
-        Command::Guest(GuestCommand::DhcpRequests {
-            iface,
-            seconds,
-            ready,
-            out,
-        }) => {
-            vm::wifi::watch_dhcp_requests(&iface, seconds, &ready, &out)?;
+        Command::Guest(GuestCommand::DhcpRequests(watch)) => {
+            vm::wifi::watch_dhcp_requests(&watch)?;
             Ok(true)
         }
         Command::Guest(GuestCommand::HwsimNewRadio) => {

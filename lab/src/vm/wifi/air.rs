@@ -2,6 +2,8 @@
 //! frames by transmitter, EtherType and DHCP request watches (the guest
 //! subcommands).
 
+use std::path::PathBuf;
+
 use super::*;
 
 impl WifiLab {
@@ -34,114 +36,110 @@ impl WifiLab {
     }
 }
 
-/// Counts the data frames on the radio monitor `iface` (`hwsim0`: radiotap
-/// header, then the 802.11 header) by transmitter address (addr2) for
-/// `seconds`; touches `ready` once the socket is bound, and keeps `out` up
-/// to date (every half second, replaced whole) as "MAC COUNT" lines, so
-/// the watch may be killed at any time.
-pub fn watch_transmitters(
-    iface: &str,
-    seconds: u64,
-    ready: &Path,
-    out: &Path,
-) -> anyhow::Result<()> {
-    let sock = RawSocket::bind(iface).with_context(|| format!("a packet socket on {iface}"))?;
-    std::fs::write(ready, "")?;
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let mut counts: BTreeMap<[u8; 6], u64> = BTreeMap::new();
-    let mut written = Instant::now();
-    let write = |counts: &BTreeMap<[u8; 6], u64>| -> anyhow::Result<()> {
-        let text: String = counts
-            .iter()
-            .map(|(m, n)| format!("{} {n}\n", format_mac(m)))
-            .collect();
-        let tmp = out.with_extension("tmp");
-        std::fs::write(&tmp, text)?;
-        Ok(std::fs::rename(&tmp, out)?)
-    };
-    write(&counts)?;
-    while Instant::now() < deadline {
-        if let Some(frame) = sock.recv(Duration::from_millis(100))
-            && let Some(ta) = data_transmitter(&frame)
-        {
-            *counts.entry(ta).or_default() += 1;
+/// A guest watch: frames received on `iface` for `seconds`; `ready`
+/// touched once the socket is bound; `out` kept up to date (replaced
+/// whole), so that the watch may be killed at any time.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Watch {
+    #[arg(long)]
+    pub iface: String,
+    #[arg(long)]
+    pub seconds: u64,
+    #[arg(long)]
+    pub ready: PathBuf,
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+impl Watch {
+    /// Feeds every frame to `on_frame`, which updates `state` and says
+    /// whether to write it out now; `render` gives `out`'s text, written
+    /// at start, then at least every half second and at the end.
+    fn run<S>(
+        &self,
+        mut state: S,
+        mut on_frame: impl FnMut(&mut S, &[u8]) -> bool,
+        render: impl Fn(&S) -> String,
+    ) -> anyhow::Result<()> {
+        let sock = RawSocket::bind(&self.iface)
+            .with_context(|| format!("a packet socket on {}", self.iface))?;
+        std::fs::write(&self.ready, "")?;
+        let write = |state: &S| -> anyhow::Result<()> {
+            let tmp = self.out.with_extension("tmp");
+            std::fs::write(&tmp, render(state))?;
+            Ok(std::fs::rename(&tmp, &self.out)?)
+        };
+        write(&state)?;
+        let deadline = Instant::now() + Duration::from_secs(self.seconds);
+        let mut written = Instant::now();
+        while Instant::now() < deadline {
+            if let Some(frame) = sock.recv(Duration::from_millis(100))
+                && on_frame(&mut state, &frame)
+            {
+                write(&state)?;
+                written = Instant::now();
+            }
+            if written.elapsed() > Duration::from_millis(500) {
+                write(&state)?;
+                written = Instant::now();
+            }
         }
-        if written.elapsed() > Duration::from_millis(500) {
-            write(&counts)?;
-            written = Instant::now();
-        }
+        write(&state)
     }
-    write(&counts)
+}
+
+/// Counts the data frames on the radio monitor (`hwsim0`: radiotap
+/// header, then the 802.11 header) by transmitter address (addr2), as
+/// "MAC COUNT" lines (written every half second: the air is busy).
+pub fn watch_transmitters(watch: &Watch) -> anyhow::Result<()> {
+    watch.run(
+        BTreeMap::<[u8; 6], u64>::new(),
+        |counts, frame| {
+            if let Some(ta) = data_transmitter(frame) {
+                *counts.entry(ta).or_default() += 1;
+            }
+            false
+        },
+        |counts| {
+            counts
+                .iter()
+                .map(|(m, n)| format!("{} {n}\n", format_mac(m)))
+                .collect()
+        },
+    )
 }
 
 /// Counts the frames of EtherType `ethertype` (untagged, or behind one
-/// 802.1Q tag: the router VM's trunk) received on `iface` for `seconds`;
-/// touches `ready` once bound and keeps `out` up to date (the count).
-pub fn watch_ethertype(
-    iface: &str,
-    ethertype: u16,
-    seconds: u64,
-    ready: &Path,
-    out: &Path,
-) -> anyhow::Result<()> {
-    let sock = RawSocket::bind(iface).with_context(|| format!("a packet socket on {iface}"))?;
-    std::fs::write(ready, "")?;
-    let deadline = Instant::now() + Duration::from_secs(seconds);
+/// 802.1Q tag: the router VM's trunk): the count.
+pub fn watch_ethertype(watch: &Watch, ethertype: u16) -> anyhow::Result<()> {
     let want = ethertype.to_be_bytes();
-    let mut n = 0u64;
-    let mut written = Instant::now();
-    let write = |n: u64| -> anyhow::Result<()> {
-        let tmp = out.with_extension("tmp");
-        std::fs::write(&tmp, format!("{n}\n"))?;
-        Ok(std::fs::rename(&tmp, out)?)
-    };
-    write(n)?;
-    while Instant::now() < deadline {
-        if let Some(f) = sock.recv(Duration::from_millis(100)) {
+    watch.run(
+        0u64,
+        |n, f| {
             let tagged = f.get(12..14) == Some(&[0x81, 0x00][..]);
             let at = if tagged { 16 } else { 12 };
-            if f.get(at..at + 2) == Some(&want[..]) {
-                n += 1;
-                write(n)?;
-            }
-        }
-        if written.elapsed() > Duration::from_millis(500) {
-            write(n)?;
-            written = Instant::now();
-        }
-    }
-    write(n)
+            let hit = f.get(at..at + 2) == Some(&want[..]);
+            *n += u64::from(hit);
+            hit
+        },
+        |n| format!("{n}\n"),
+    )
 }
 
-/// Records the DHCPv4 requests `iface` receives for `seconds` (untagged
-/// Ethernet, IPv4, UDP 68 → 67, BOOTREQUEST): one "CHADDR FLAGS" line each
-/// (FLAGS in hex); touches `ready` once bound and keeps `out` up to date.
-pub fn watch_dhcp_requests(
-    iface: &str,
-    seconds: u64,
-    ready: &Path,
-    out: &Path,
-) -> anyhow::Result<()> {
-    let sock = RawSocket::bind(iface).with_context(|| format!("a packet socket on {iface}"))?;
-    std::fs::write(ready, "")?;
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let mut text = String::new();
-    let write = |text: &str| -> anyhow::Result<()> {
-        let tmp = out.with_extension("tmp");
-        std::fs::write(&tmp, text)?;
-        Ok(std::fs::rename(&tmp, out)?)
-    };
-    write(&text)?;
-    while Instant::now() < deadline {
-        if let Some((chaddr, flags)) = sock
-            .recv(Duration::from_millis(100))
-            .and_then(|f| dhcp_request(&f))
-        {
+/// Records the DHCPv4 requests (untagged Ethernet, IPv4, UDP 68 → 67,
+/// BOOTREQUEST): one "CHADDR FLAGS" line each (FLAGS in hex).
+pub fn watch_dhcp_requests(watch: &Watch) -> anyhow::Result<()> {
+    watch.run(
+        String::new(),
+        |text, f| {
+            let Some((chaddr, flags)) = dhcp_request(f) else {
+                return false;
+            };
             text.push_str(&format!("{} {flags:04x}\n", format_mac(&chaddr)));
-            write(&text)?;
-        }
-    }
-    Ok(())
+            true
+        },
+        String::clone,
+    )
 }
 
 /// The client hardware address (`chaddr`) and `flags` of a DHCPv4 request

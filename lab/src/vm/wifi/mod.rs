@@ -57,7 +57,7 @@ mod station;
 mod world;
 
 pub use air::{
-    data_transmitter, dhcp_request, watch_dhcp_requests, watch_ethertype, watch_transmitters,
+    Watch, data_transmitter, dhcp_request, watch_dhcp_requests, watch_ethertype, watch_transmitters,
 };
 pub use bench::bench;
 pub use hwsim::hwsim_new_radio;
