@@ -45,7 +45,7 @@ impl Forwarder {
         if let Some(rec) = stale {
             info!(iface = %link.name, role = %rec.role(), "registered but not running; attaching again");
             attachment::release(&self.pins().link(link.index), link.index)?;
-            slots.give_up(rec.role(), rec.vid, link.index, undo)?;
+            slots.give_up(&rec, link.index, undo)?;
         }
         // Promiscuous mode we turned on before is still ours to turn off.
         let mut flags = match stale {
@@ -82,13 +82,7 @@ impl Forwarder {
             .await?;
         record = record.with_mode(mode);
         ports.insert(link.index, record)?;
-        slots.take(
-            req.role,
-            vid.unwrap_or(0),
-            link.index,
-            record.is_station(),
-            undo,
-        )?;
+        slots.take(&record, link.index, undo)?;
         self.bring_up(link, record, ports).await?;
         for m in &moved {
             // A move into an XDP mode may need more tag features off.

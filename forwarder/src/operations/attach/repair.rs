@@ -38,7 +38,7 @@ impl Forwarder {
         }
         // A slot another port holds (a duplicate VID from an older version,
         // or router_iface pointed elsewhere by hand) is left: `status` warns.
-        if slots.refill(rec.role(), rec.vid, link.index, rec.is_station())? {
+        if slots.refill(rec, link.index)? {
             repaired.push(match rec.role() {
                 Role::Physical => format!("VID {} slot", rec.vid),
                 Role::Router => "router_iface".to_owned(),

@@ -86,15 +86,9 @@ impl Forwarder {
             links::change_mode(self.pins(), port, running, running_mode, mode, undo)?;
         }
         if (rec.role(), rec.vid) != (req.role, vid.unwrap_or(0)) {
-            slots.give_up(rec.role(), rec.vid, link.index, undo)?;
+            slots.give_up(&rec, link.index, undo)?;
         }
-        slots.take(
-            req.role,
-            vid.unwrap_or(0),
-            link.index,
-            record.is_station(),
-            undo,
-        )?;
+        slots.take(&record, link.index, undo)?;
         // An attach killed before its last steps, replaced: finish them.
         let repaired = self.bring_up(link, record, ports).await?;
         log_repairs(&repaired, link);

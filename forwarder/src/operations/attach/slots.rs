@@ -5,6 +5,7 @@ use crate::{
     Result, Role,
     state::{
         pins::{Pinned, SlotMap},
+        ports::PortRecord,
         undo::Undo,
     },
 };
@@ -30,33 +31,22 @@ impl Slots {
         })
     }
 
-    /// Points the port's slots at `ifindex` (a Wi-Fi `station`'s marked
-    /// as such: [`SlotMap::value`]), each step undone on failure.
-    pub(super) fn take(
-        &self,
-        role: Role,
-        vid: u16,
-        ifindex: u32,
-        station: bool,
-        undo: &mut Undo,
-    ) -> Result<()> {
-        for (slot_map, map, key) in self.of(role, vid) {
+    /// Points the slots of the port `rec` describes at `ifindex` (a Wi-Fi
+    /// station's marked as such: [`SlotMap::value`]), each step undone on
+    /// failure.
+    pub(super) fn take(&self, rec: &PortRecord, ifindex: u32, undo: &mut Undo) -> Result<()> {
+        for (slot_map, map, key) in self.of(rec.role(), rec.vid) {
             let before = map.get(key)?;
-            map.set(key, slot_map.value(ifindex, station))?;
+            map.set(key, slot_map.value(ifindex, rec.is_station()))?;
             undo.restore_slot(map, key, before);
         }
         Ok(())
     }
 
-    /// Empties the port's slots that still lead to `ifindex`.
-    pub(super) fn give_up(
-        &self,
-        role: Role,
-        vid: u16,
-        ifindex: u32,
-        undo: &mut Undo,
-    ) -> Result<()> {
-        for (slot_map, map, key) in self.of(role, vid) {
+    /// Empties the slots of the port `rec` describes that still lead to
+    /// `ifindex`.
+    pub(super) fn give_up(&self, rec: &PortRecord, ifindex: u32, undo: &mut Undo) -> Result<()> {
+        for (slot_map, map, key) in self.of(rec.role(), rec.vid) {
             if let Some(value) = map.get(key)?
                 && slot_map.ifindex(value) == ifindex
             {
@@ -70,10 +60,10 @@ impl Slots {
     /// Fills the port's empty slots with `ifindex`, and puts right one that
     /// leads to it with the wrong station mark (a slot another port holds
     /// is left: `status` warns); whether one changed.
-    pub(super) fn refill(&self, role: Role, vid: u16, ifindex: u32, station: bool) -> Result<bool> {
+    pub(super) fn refill(&self, rec: &PortRecord, ifindex: u32) -> Result<bool> {
         let mut refilled = false;
-        for (slot_map, map, key) in self.of(role, vid) {
-            let want = slot_map.value(ifindex, station);
+        for (slot_map, map, key) in self.of(rec.role(), rec.vid) {
+            let want = slot_map.value(ifindex, rec.is_station());
             match map.get(key)? {
                 Some(value) if value == want || slot_map.ifindex(value) != ifindex => {}
                 _ => {
