@@ -108,45 +108,13 @@ macro_rules! router_iface {
 pub static VLAN_PORTS: DevMap<{ VLAN_PORTS_ENTRIES as usize }, PIN_NONE, 0> = DevMap::new();
 
 /// An ARRAY of `N` ifindexes (0: empty).
-#[repr(C)]
-pub struct IfindexArray<const N: usize> {
-    r#type: *const [i32; 2], // BPF_MAP_TYPE_ARRAY
-    key: *const u32,
-    value: *const u32,
-    max_entries: *const [i32; N],
-}
-
-// SAFETY: as for `DevMap`, the members are never dereferenced.
-unsafe impl<const N: usize> Sync for IfindexArray<N> {}
+pub type IfindexArray<const N: usize> = KeyedMap<u32, u32, ARRAY, N>;
 
 impl<const N: usize> IfindexArray<N> {
-    pub const fn new() -> Self {
-        Self {
-            r#type: ptr::null(),
-            key: ptr::null(),
-            value: ptr::null(),
-            max_entries: ptr::null(),
-        }
-    }
-
     /// The ifindex in slot `key`; `None` when it is empty or out of range.
     #[inline(always)]
-    pub fn get(&self, key: u32) -> Option<u32> {
-        let map = ptr::from_ref(self).cast_mut().cast::<c_void>();
-        // SAFETY: `map` is a map reference after relocation and `key` lives
-        // across the call; the helper returns null or the slot's value.
-        let value = unsafe { bpf_map_lookup_elem(map, ptr::from_ref(&key).cast()) };
-        // SAFETY: non-null: the slot's 4 bytes, which the kernel keeps alive
-        // while the program runs.
-        unsafe { value.cast::<u32>().as_ref() }
-            .copied()
-            .filter(|&ifindex| ifindex != 0)
-    }
-}
-
-impl<const N: usize> Default for IfindexArray<N> {
-    fn default() -> Self {
-        Self::new()
+    pub fn ifindex(&self, key: u32) -> Option<u32> {
+        self.get(&key).copied().filter(|&ifindex| ifindex != 0)
     }
 }
 

@@ -141,7 +141,9 @@ pub fn physical(ctx: TcContext) -> i32 {
         return TC_ACT_OK;
     }
     let verdict = port_tag_tci(skb.len, Vid::new(port_vid())).and_then(|tci| {
-        let target = TC_TARGETS.get(TC_ROUTER_KEY).ok_or(DropReason::NoRouter)?;
+        let target = TC_TARGETS
+            .ifindex(TC_ROUTER_KEY)
+            .ok_or(DropReason::NoRouter)?;
         let target = TcTarget::from_raw(target).ifindex();
         // SAFETY: the program's own skb; the helper may move its data, and
         // nothing here holds a packet pointer across it.
@@ -161,7 +163,7 @@ pub fn router(ctx: TcContext) -> i32 {
     let verdict = outer_port_vid(skb.len, skb.outer).and_then(|vid| {
         // An empty slot: no port owns this VID.
         let target = TC_TARGETS
-            .get(u32::from(vid.get()))
+            .ifindex(u32::from(vid.get()))
             .map(TcTarget::from_raw)
             .ok_or(DropReason::UnknownVid)?;
         // SAFETY: as in `physical`.

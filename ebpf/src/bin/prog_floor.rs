@@ -40,7 +40,7 @@ pub fn floor_push(ctx: XdpContext) -> u32 {
 
 #[classifier]
 pub fn floor_tc(_ctx: TcContext) -> i32 {
-    match TC_TARGETS.get(TC_ROUTER_KEY) {
+    match TC_TARGETS.ifindex(TC_ROUTER_KEY) {
         // SAFETY: plain helper call; the kernel checks the ifindex when it
         // performs the redirect, after the program returns.
         Some(target) => unsafe { bpf_redirect(target, 0) as i32 },
