@@ -231,11 +231,7 @@ impl Lab {
             }
             Subject::FloorTc => {
                 let mut ebpf = objects::load_floor(&self.pins)?;
-                let mut targets: Array<&mut MapData, u32> = Array::try_from(
-                    ebpf.map_mut(TC_TARGETS)
-                        .context("floor_tc has no fwd_tc_targets")?,
-                )?;
-                targets.set(TC_ROUTER_KEY, target, 0)?;
+                point_floor_tc(&mut ebpf, target)?;
                 ebpf
             }
         };
@@ -259,6 +255,17 @@ impl Drop for Lab {
             .status();
         let _ = std::fs::remove_dir(&self.mount);
     }
+}
+
+/// Points `floor_tc` (in the floor object `ebpf`) at `target`: slot 0 of
+/// its own, unpinned `fwd_tc_targets`.
+pub fn point_floor_tc(ebpf: &mut Ebpf, target: u32) -> anyhow::Result<()> {
+    let mut targets: Array<&mut MapData, u32> = Array::try_from(
+        ebpf.map_mut(TC_TARGETS)
+            .context("floor_tc has no fwd_tc_targets")?,
+    )?;
+    targets.set(TC_ROUTER_KEY, target, 0)?;
+    Ok(())
 }
 
 /// Attaches `prog` to `iface` in `mode`.

@@ -24,15 +24,12 @@
 //! run): how much of the path is the program.
 
 use anyhow::{Context as _, bail};
-use aya::{
-    maps::Array,
-    programs::{SchedClassifier, TcAttachType, tc::SchedClassifierLinkId},
-};
+use aya::programs::{SchedClassifier, TcAttachType, tc::SchedClassifierLinkId};
 
 use super::{
     frames,
     generator::{Generators, Kind},
-    lab::{Lab, Subject as XdpSubject, VID},
+    lab::{self, Lab, Subject as XdpSubject, VID},
     live::Direction,
     stats::Spread,
 };
@@ -327,13 +324,7 @@ impl Setup {
                 Direction::ToRouter => lab.rtr,
                 Direction::FromRouter => lab.nic,
             };
-            let mut map: Array<_, u32> = Array::try_from(
-                loaded
-                    .ebpf
-                    .map_mut(xdp_forwarder_common::maps::TC_TARGETS)
-                    .context("floor without fwd_tc_targets")?,
-            )?;
-            map.set(xdp_forwarder_common::maps::TC_ROUTER_KEY, target, 0)?;
+            lab::point_floor_tc(&mut loaded.ebpf, target)?;
         }
         Ok(())
     }
